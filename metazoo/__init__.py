@@ -1,0 +1,46 @@
+"""metazoo: a pluggable zoo of meta-learning algorithms for PyTorch.
+
+Public API re-exports only; names resolve lazily so ``import metazoo`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Episode": "metazoo.episode",
+    "EpisodeBatch": "metazoo.episode",
+    "MetaLearner": "metazoo.learner",
+    "TaskState": "metazoo.learner",
+    "register_learner": "metazoo._registry",
+    "create_learner": "metazoo._registry",
+    "list_learners": "metazoo._registry",
+    "get_learner": "metazoo._registry",
+    "plugin_errors": "metazoo._registry",
+    "build_learner": "metazoo.build",
+    "learner_card": "metazoo.cards",
+    "benchmark_card": "metazoo.cards",
+    "make_sampler": "metazoo.data",
+    "list_benchmarks": "metazoo.data",
+    "evaluate": "metazoo.evaluation",
+    "compare": "metazoo.evaluation",
+    "EvalResult": "metazoo.evaluation",
+    "train": "metazoo.training",
+    "TrainConfig": "metazoo.training",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'metazoo' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

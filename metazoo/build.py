@@ -1,0 +1,87 @@
+"""Build a learner for a benchmark: the backbone the benchmark card names, sized to its inputs and ways."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from torch import nn
+
+from metazoo._registry import create_learner, get_learner
+from metazoo.cards import CardError, benchmark_card, learner_card
+from metazoo.models import make_backbone
+
+__all__ = ["build_learner", "model_kind", "learner_tasks"]
+
+
+def model_kind(name: str) -> str:
+    """What network the learner expects: ``classifier`` (N-way head), ``embedding`` or ``none``."""
+    try:
+        return learner_card(name)["model"]
+    except CardError:
+        return getattr(get_learner(name).cls, "model_kind", "classifier")
+
+
+def learner_tasks(name: str) -> tuple[str, ...]:
+    """The task types a learner supports (``classification``, ``regression``)."""
+    try:
+        return tuple(learner_card(name)["tasks"])
+    except CardError:
+        return tuple(getattr(get_learner(name).cls, "tasks", ("classification",)))
+
+
+def build_learner(
+    name: str,
+    benchmark: str,
+    *,
+    backbone: str | None = None,
+    backbone_options: dict[str, Any] | None = None,
+    seed: int | None = 0,
+    device: torch.device | str | None = None,
+    test: bool = False,
+    **config: Any,
+) -> nn.Module:
+    """Create learner ``name`` with the default backbone of ``benchmark``.
+
+    The learner card's ``config`` is applied first, then ``config``. Config fields called ``ways``
+    and ``input_shape`` (when the learner has them) are filled from the benchmark unless given.
+
+    Args:
+        name: a registered learner.
+        benchmark: a benchmark card name (``omniglot-5w1s``, ``sinusoid``, ...).
+        backbone: overrides the benchmark's backbone (``conv4``, ``resnet12``, ``mlp``).
+        backbone_options: passed to :func:`metazoo.models.make_backbone` (e.g. ``{"hidden": 32}``).
+        seed: seeds the parameter initialisation (``torch.manual_seed``) when not None.
+        device: where to put the learner.
+        test: size the classifier head for the benchmark's ``test_ways`` instead of ``ways``.
+        **config: learner config overrides.
+    """
+    bench = benchmark_card(benchmark)
+    if bench["task"] not in learner_tasks(name):
+        raise ValueError(f"learner {name!r} does not support {bench['task']} benchmarks like {benchmark!r}")
+    ways = bench.get("test_ways", bench.get("ways")) if test else bench.get("ways")
+    input_shape = tuple(bench["input_shape"])
+    kind = model_kind(name)
+    if seed is not None:
+        torch.manual_seed(seed)
+    options = dict(bench.get("backbone_options", {}) or {}, **(backbone_options or {}))
+    arch = backbone or bench["backbone"]
+    model: nn.Module | None
+    if kind == "none":
+        model = None
+    elif kind == "classifier":
+        model = make_backbone(arch, input_shape, out_features=ways if bench["task"] == "classification" else 1, **options)
+    else:
+        model = make_backbone(arch, input_shape, out_features=None, **options)
+    try:
+        card_config = dict(learner_card(name).get("config") or {})
+    except CardError:
+        card_config = {}
+    fields = {f.name for f in dataclasses.fields(get_learner(name).cls.Config)}
+    filled = {"ways": ways, "input_shape": input_shape, "task": bench["task"]}
+    values = {k: v for k, v in card_config.items() if k in fields}
+    values.update({k: v for k, v in filled.items() if k in fields and v is not None})
+    values.update(config)
+    learner = create_learner(name, model, **values)
+    return learner.to(device) if device is not None else learner

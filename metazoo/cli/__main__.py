@@ -1,0 +1,3 @@
+from metazoo.cli.main import main
+
+raise SystemExit(main())

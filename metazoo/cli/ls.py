@@ -1,0 +1,66 @@
+"""``metazoo ls``: the registered learners (with provider and card status) and the benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.table import Table
+
+from metazoo._registry import get_learner, list_learners, plugin_errors
+from metazoo.cards import CardError, benchmark_card, learner_card, list_benchmark_cards
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("ls", help="list learners and benchmarks")
+    parser.add_argument("what", nargs="?", choices=("learners", "benchmarks", "all"), default="all")
+    parser.set_defaults(func=run)
+
+
+def _card_status(name: str) -> str:
+    try:
+        learner_card(name)
+        return "ok"
+    except CardError as exc:
+        return "missing" if "has no card" in str(exc) else f"invalid: {exc}"
+
+
+def learner_rows() -> list[tuple[str, str, str, str, str]]:
+    """``(name, family, provider, card status, paper)`` for every registered learner."""
+    rows = []
+    for name in list_learners():
+        entry = get_learner(name)
+        status = _card_status(name)
+        paper = ""
+        if status == "ok":
+            card = learner_card(name)
+            paper = f"{card['authors'].split(',')[0].split(' ')[-1]} et al. {card['year']}"
+        rows.append((name, entry.family, entry.provider, status, paper))
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(soft_wrap=True)
+    if args.what in ("learners", "all"):
+        table = Table(title="learners")
+        for column in ("name", "family", "provider", "card", "paper"):
+            table.add_column(column)
+        for row in learner_rows():
+            table.add_row(*row)
+        console.print(table)
+        for error in plugin_errors():
+            console.print(
+                f"[red]broken plugin[/red] {error.entry_point} (distribution {error.distribution}): {error.error}"
+            )
+    if args.what in ("benchmarks", "all"):
+        table = Table(title="benchmarks")
+        for column in ("name", "dataset", "task", "ways", "shots", "queries", "backbone"):
+            table.add_column(column)
+        for name in list_benchmark_cards():
+            card = benchmark_card(name)
+            table.add_row(
+                name, card["dataset"], card["task"], str(card.get("ways", "-")),
+                str(card["shots"]), str(card["queries"]), card["backbone"],
+            )
+        console.print(table)
+    return 0

@@ -1,0 +1,170 @@
+"""Episodes: the support and query sets of one few-shot task, or of a meta-batch of tasks.
+
+Support and query are never called "train" and "test": those words name dataset splits here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch import Tensor
+
+__all__ = ["Episode", "EpisodeBatch"]
+
+
+def _check_pair(kind: str, x: Tensor, y: Tensor, lead: int) -> None:
+    """Check that ``y`` has the ``lead`` leading dims of ``x`` and nothing else."""
+    if not isinstance(x, Tensor) or not isinstance(y, Tensor):
+        raise TypeError(f"{kind}_x and {kind}_y must be torch.Tensor, got {type(x).__name__} and {type(y).__name__}")
+    if x.dim() < lead + 1:
+        raise ValueError(
+            f"{kind}_x: expected at least {lead + 1} dims ({'T, ' if lead == 2 else ''}samples, *features), "
+            f"got shape {tuple(x.shape)}"
+        )
+    expected = tuple(x.shape[:lead])
+    matches = tuple(y.shape[:lead]) == expected and (y.is_floating_point() or y.dim() == lead)
+    if not matches:
+        what = f"{expected} (labels)" if not y.is_floating_point() else f"{expected} + target dims"
+        raise ValueError(f"{kind}_y: expected shape {what} to match {kind}_x {tuple(x.shape)}, got {tuple(y.shape)}")
+
+
+def _check_consistent(support_x: Tensor, support_y: Tensor, query_x: Tensor, query_y: Tensor, lead: int) -> None:
+    if support_x.shape[lead:] != query_x.shape[lead:]:
+        raise ValueError(
+            f"query_x: expected per-sample shape {tuple(support_x.shape[lead:])} (as support_x), "
+            f"got {tuple(query_x.shape[lead:])}"
+        )
+    if lead == 2 and support_x.shape[0] != query_x.shape[0]:
+        raise ValueError(
+            f"query_x: expected {support_x.shape[0]} tasks (as support_x), got {query_x.shape[0]}"
+        )
+    if support_y.is_floating_point() != query_y.is_floating_point():
+        raise ValueError(
+            f"support_y is {support_y.dtype} but query_y is {query_y.dtype}: use integer labels for "
+            "classification or float targets for regression in both"
+        )
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One few-shot task.
+
+    Attributes:
+        support_x: ``(N*K, *x)`` support inputs.
+        support_y: ``(N*K,)`` labels in ``0..N-1`` (int64), or ``(N*K, *y)`` float targets.
+        query_x: ``(N*Q, *x)`` query inputs.
+        query_y: ``(N*Q,)`` labels or float targets, as ``support_y``.
+        ways: N for classification (inferred from ``support_y`` when None); None for regression.
+    """
+
+    support_x: Tensor
+    support_y: Tensor
+    query_x: Tensor
+    query_y: Tensor
+    ways: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_pair("support", self.support_x, self.support_y, 1)
+        _check_pair("query", self.query_x, self.query_y, 1)
+        _check_consistent(self.support_x, self.support_y, self.query_x, self.query_y, 1)
+        if self.ways is None and not self.is_regression:
+            object.__setattr__(self, "ways", int(self.support_y.max().item()) + 1)
+
+    @property
+    def is_regression(self) -> bool:
+        """True when targets are floats (regression), False for class labels."""
+        return self.support_y.is_floating_point()
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Episode:
+        """This episode with every tensor moved to ``device``."""
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name, value in moved.items():
+            if isinstance(value, Tensor):
+                moved[name] = value.to(device, non_blocking=non_blocking)
+        return Episode(**moved)
+
+    def batch(self) -> EpisodeBatch:
+        """This episode as a meta-batch of one task."""
+        return EpisodeBatch(
+            self.support_x[None], self.support_y[None], self.query_x[None], self.query_y[None], self.ways
+        )
+
+
+@dataclass(frozen=True)
+class EpisodeBatch:
+    """A meta-batch of T tasks with the same shapes.
+
+    Attributes:
+        support_x: ``(T, N*K, *x)`` support inputs.
+        support_y: ``(T, N*K)`` labels in ``0..N-1`` (int64), or ``(T, N*K, *y)`` float targets.
+        query_x: ``(T, N*Q, *x)`` query inputs.
+        query_y: ``(T, N*Q)`` labels or ``(T, N*Q, *y)`` float targets.
+        ways: N for classification (inferred from ``support_y`` when None); None for regression.
+    """
+
+    support_x: Tensor
+    support_y: Tensor
+    query_x: Tensor
+    query_y: Tensor
+    ways: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_pair("support", self.support_x, self.support_y, 2)
+        _check_pair("query", self.query_x, self.query_y, 2)
+        _check_consistent(self.support_x, self.support_y, self.query_x, self.query_y, 2)
+        if self.ways is None and not self.is_regression:
+            object.__setattr__(self, "ways", int(self.support_y.max().item()) + 1)
+
+    @property
+    def is_regression(self) -> bool:
+        """True when targets are floats (regression), False for class labels."""
+        return self.support_y.is_floating_point()
+
+    def __len__(self) -> int:
+        return self.support_x.shape[0]
+
+    def task(self, index: int) -> Episode:
+        """The ``index``-th task of the batch as an :class:`Episode`."""
+        return Episode(
+            self.support_x[index], self.support_y[index], self.query_x[index], self.query_y[index], self.ways
+        )
+
+    def __iter__(self):
+        return (self.task(i) for i in range(len(self)))
+
+    def split(self, chunk: int) -> list[EpisodeBatch]:
+        """Consecutive sub-batches of at most ``chunk`` tasks (for chunked execution)."""
+        return [
+            EpisodeBatch(
+                self.support_x[i : i + chunk],
+                self.support_y[i : i + chunk],
+                self.query_x[i : i + chunk],
+                self.query_y[i : i + chunk],
+                self.ways,
+            )
+            for i in range(0, len(self), chunk)
+        ]
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> EpisodeBatch:
+        """This batch with every tensor moved to ``device``."""
+        return EpisodeBatch(
+            *(t.to(device, non_blocking=non_blocking) for t in (self.support_x, self.support_y, self.query_x, self.query_y)),
+            self.ways,
+        )
+
+    @staticmethod
+    def stack(episodes: list[Episode]) -> EpisodeBatch:
+        """Stack same-shaped episodes along a new leading task dimension."""
+        if not episodes:
+            raise ValueError("EpisodeBatch.stack needs at least one episode")
+        ways = {e.ways for e in episodes}
+        if len(ways) > 1:
+            raise ValueError(f"cannot stack episodes with different ways {sorted(ways)}")
+        return EpisodeBatch(
+            torch.stack([e.support_x for e in episodes]),
+            torch.stack([e.support_y for e in episodes]),
+            torch.stack([e.query_x for e in episodes]),
+            torch.stack([e.query_y for e in episodes]),
+            ways.pop(),
+        )
