@@ -106,12 +106,16 @@ def register_learner(name: str, *, family: str, **defaults: Any):
             another class already holds (both definitions are named).
     """
     if family not in FAMILIES:
-        raise ValueError(f"register_learner({name!r}): family must be one of {FAMILIES}, got {family!r}")
+        raise ValueError(
+            f"register_learner({name!r}): family must be one of {FAMILIES}, got {family!r}"
+        )
 
     def decorate(cls: type) -> type:
         config_cls = getattr(cls, "Config", None)
         if config_cls is None or not dataclasses.is_dataclass(config_cls):
-            raise TypeError(f"register_learner({name!r}): {cls.__qualname__} needs a `Config` dataclass attribute")
+            raise TypeError(
+                f"register_learner({name!r}): {cls.__qualname__} needs a `Config` dataclass attribute"
+            )
         build_config(config_cls, defaults, learner=name)  # validates the defaults now, not at use
         entry = LearnerEntry(name, cls, family, dict(defaults), _CURRENT_PROVIDER[-1], _origin(cls))
         _add(entry)
@@ -123,7 +127,10 @@ def register_learner(name: str, *, family: str, **defaults: Any):
 def _add(entry: LearnerEntry) -> None:
     existing = _REGISTRY.get(entry.name)
     if existing is not None:
-        same = (existing.cls.__module__, existing.cls.__qualname__) == (entry.cls.__module__, entry.cls.__qualname__)
+        same = (existing.cls.__module__, existing.cls.__qualname__) == (
+            entry.cls.__module__,
+            entry.cls.__qualname__,
+        )
         if same and existing.defaults == entry.defaults:
             _REGISTRY[entry.name] = entry  # a module re-import: same definition, no conflict
             return
@@ -145,7 +152,9 @@ def build_config(config_cls: type, values: dict[str, Any], *, learner: str = "")
             close = difflib.get_close_matches(key, valid, n=1)
             hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         where = f"learner {learner!r}: " if learner else ""
-        raise TypeError(f"{where}unknown config key {', '.join(hints)}; valid keys: {', '.join(valid)}")
+        raise TypeError(
+            f"{where}unknown config key {', '.join(hints)}; valid keys: {', '.join(valid)}"
+        )
     return config_cls(**values)
 
 
@@ -187,7 +196,9 @@ def _load_plugin(ep: metadata.EntryPoint, dist: str) -> None:
             register_learner(ep.name, family=family or "")(obj)
         entry = _REGISTRY[ep.name]
         if entry.is_builtin:
-            raise ValueError(f"plugin entry point {ep.name!r} would shadow the built-in learner; rename it")
+            raise ValueError(
+                f"plugin entry point {ep.name!r} would shadow the built-in learner; rename it"
+            )
     except Exception as exc:  # a broken plugin is reported, never fatal to the others
         _REGISTRY.clear()
         _REGISTRY.update(before)
@@ -220,7 +231,9 @@ def get_learner(name: str) -> LearnerEntry:
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise KeyError(f"unknown learner {name!r}.{hint} Known learners: {', '.join(sorted(_REGISTRY))}")
+        raise KeyError(
+            f"unknown learner {name!r}.{hint} Known learners: {', '.join(sorted(_REGISTRY))}"
+        )
     return _REGISTRY[name]
 
 

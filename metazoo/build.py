@@ -59,7 +59,9 @@ def build_learner(
     """
     bench = benchmark_card(benchmark)
     if bench["task"] not in learner_tasks(name):
-        raise ValueError(f"learner {name!r} does not support {bench['task']} benchmarks like {benchmark!r}")
+        raise ValueError(
+            f"learner {name!r} does not support {bench['task']} benchmarks like {benchmark!r}"
+        )
     ways = bench.get("test_ways", bench.get("ways")) if test else bench.get("ways")
     input_shape = tuple(bench["input_shape"])
     kind = model_kind(name)
@@ -71,7 +73,12 @@ def build_learner(
     if kind == "none":
         model = None
     elif kind == "classifier":
-        model = make_backbone(arch, input_shape, out_features=ways if bench["task"] == "classification" else 1, **options)
+        model = make_backbone(
+            arch,
+            input_shape,
+            out_features=ways if bench["task"] == "classification" else 1,
+            **options,
+        )
     else:
         model = make_backbone(arch, input_shape, out_features=None, **options)
     try:

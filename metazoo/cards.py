@@ -119,7 +119,9 @@ def _check_fields(data: dict, spec: dict, where: str) -> None:
         wrong_bool = isinstance(value, bool) and bool not in types  # YAML true is an int in Python
         if not isinstance(value, types) or wrong_bool:
             names = " or ".join(t.__name__ for t in types)
-            raise CardError(f"{where}: field {key!r} must be {names}, got {type(data[key]).__name__} {data[key]!r}")
+            raise CardError(
+                f"{where}: field {key!r} must be {names}, got {type(data[key]).__name__} {data[key]!r}"
+            )
     unknown = sorted(set(data) - set(spec))
     if unknown:
         raise CardError(f"{where}: unknown field(s) {unknown}; allowed: {sorted(spec)}")
@@ -129,7 +131,9 @@ def _check_choice(data: dict, key: str, choices: tuple[str, ...], where: str) ->
     values = data[key] if isinstance(data[key], list) else [data[key]]
     for value in values:
         if value not in choices:
-            raise CardError(f"{where}: field {key!r} has {value!r}; expected one of {list(choices)}")
+            raise CardError(
+                f"{where}: field {key!r} has {value!r}; expected one of {list(choices)}"
+            )
 
 
 def validate_learner_card(data: dict[str, Any], where: str = "<card>") -> dict[str, Any]:
@@ -142,7 +146,9 @@ def validate_learner_card(data: dict[str, Any], where: str = "<card>") -> dict[s
         raise CardError(f"{where}: field 'bibtex' must hold a BibTeX entry starting with '@'")
     for bench, result in (data.get("results") or {}).items():
         if not isinstance(result, dict):
-            raise CardError(f"{where}: results.{bench} must be a mapping with value, metric, source, verified")
+            raise CardError(
+                f"{where}: results.{bench} must be a mapping with value, metric, source, verified"
+            )
         _check_fields(result, _RESULT_FIELDS, f"{where}: results.{bench}")
         _check_choice(result, "metric", METRICS, f"{where}: results.{bench}")
     return data
@@ -175,7 +181,9 @@ def _cards(kind: str) -> dict[str, dict[str, Any]]:
         validate = validate_learner_card if kind == "learners" else validate_benchmark_card
         validate(data, str(path))
         if data["name"] != path.stem:
-            raise CardError(f"{path}: field 'name' is {data['name']!r} but the file is named {path.stem!r}")
+            raise CardError(
+                f"{path}: field 'name' is {data['name']!r} but the file is named {path.stem!r}"
+            )
         cards[path.stem] = data
     return cards
 
@@ -199,7 +207,9 @@ def learner_card(name: str) -> dict[str, Any]:
 
     path = card_path_of(get_learner(name))
     if path is None:
-        raise CardError(f"learner {name!r} has no card: add registry/learners/{name}.yaml (or `card_path` on a plugin class)")
+        raise CardError(
+            f"learner {name!r} has no card: add registry/learners/{name}.yaml (or `card_path` on a plugin class)"
+        )
     return validate_learner_card(load_card_file(path), str(path))
 
 
@@ -207,5 +217,7 @@ def benchmark_card(name: str) -> dict[str, Any]:
     """The card of a benchmark; unknown names list the known ones."""
     cards = _cards("benchmarks")
     if name not in cards:
-        raise KeyError(f"unknown benchmark {name!r}; known benchmarks: {', '.join(sorted(cards)) or '(none)'}")
+        raise KeyError(
+            f"unknown benchmark {name!r}; known benchmarks: {', '.join(sorted(cards)) or '(none)'}"
+        )
     return cards[name]

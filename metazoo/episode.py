@@ -16,7 +16,9 @@ __all__ = ["Episode", "EpisodeBatch"]
 def _check_pair(kind: str, x: Tensor, y: Tensor, lead: int) -> None:
     """Check that ``y`` has the ``lead`` leading dims of ``x`` and nothing else."""
     if not isinstance(x, Tensor) or not isinstance(y, Tensor):
-        raise TypeError(f"{kind}_x and {kind}_y must be torch.Tensor, got {type(x).__name__} and {type(y).__name__}")
+        raise TypeError(
+            f"{kind}_x and {kind}_y must be torch.Tensor, got {type(x).__name__} and {type(y).__name__}"
+        )
     if x.dim() < lead + 1:
         raise ValueError(
             f"{kind}_x: expected at least {lead + 1} dims ({'T, ' if lead == 2 else ''}samples, *features), "
@@ -26,10 +28,14 @@ def _check_pair(kind: str, x: Tensor, y: Tensor, lead: int) -> None:
     matches = tuple(y.shape[:lead]) == expected and (y.is_floating_point() or y.dim() == lead)
     if not matches:
         what = f"{expected} (labels)" if not y.is_floating_point() else f"{expected} + target dims"
-        raise ValueError(f"{kind}_y: expected shape {what} to match {kind}_x {tuple(x.shape)}, got {tuple(y.shape)}")
+        raise ValueError(
+            f"{kind}_y: expected shape {what} to match {kind}_x {tuple(x.shape)}, got {tuple(y.shape)}"
+        )
 
 
-def _check_consistent(support_x: Tensor, support_y: Tensor, query_x: Tensor, query_y: Tensor, lead: int) -> None:
+def _check_consistent(
+    support_x: Tensor, support_y: Tensor, query_x: Tensor, query_y: Tensor, lead: int
+) -> None:
     if support_x.shape[lead:] != query_x.shape[lead:]:
         raise ValueError(
             f"query_x: expected per-sample shape {tuple(support_x.shape[lead:])} (as support_x), "
@@ -87,7 +93,11 @@ class Episode:
     def batch(self) -> EpisodeBatch:
         """This episode as a meta-batch of one task."""
         return EpisodeBatch(
-            self.support_x[None], self.support_y[None], self.query_x[None], self.query_y[None], self.ways
+            self.support_x[None],
+            self.support_y[None],
+            self.query_x[None],
+            self.query_y[None],
+            self.ways,
         )
 
 
@@ -127,7 +137,11 @@ class EpisodeBatch:
     def task(self, index: int) -> Episode:
         """The ``index``-th task of the batch as an :class:`Episode`."""
         return Episode(
-            self.support_x[index], self.support_y[index], self.query_x[index], self.query_y[index], self.ways
+            self.support_x[index],
+            self.support_y[index],
+            self.query_x[index],
+            self.query_y[index],
+            self.ways,
         )
 
     def __iter__(self):
@@ -149,7 +163,10 @@ class EpisodeBatch:
     def to(self, device: torch.device | str, non_blocking: bool = False) -> EpisodeBatch:
         """This batch with every tensor moved to ``device``."""
         return EpisodeBatch(
-            *(t.to(device, non_blocking=non_blocking) for t in (self.support_x, self.support_y, self.query_x, self.query_y)),
+            *(
+                t.to(device, non_blocking=non_blocking)
+                for t in (self.support_x, self.support_y, self.query_x, self.query_y)
+            ),
             self.ways,
         )
 

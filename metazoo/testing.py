@@ -26,7 +26,9 @@ WAYS, SHOTS, QUERIES, TASKS = 3, 2, 3, 2
 IMAGE_SHAPE = (1, 28, 28)
 
 
-def synthetic_batch(task: str = "classification", tasks: int = TASKS, seed: int = 0) -> EpisodeBatch:
+def synthetic_batch(
+    task: str = "classification", tasks: int = TASKS, seed: int = 0
+) -> EpisodeBatch:
     """A small meta-batch with learnable structure.
 
     Classification: ``WAYS``-way ``SHOTS``-shot images ``(1, 28, 28)``, each class a random template
@@ -58,7 +60,9 @@ def default_model(name: str, task: str) -> nn.Module | None:
     if kind == "none":
         return None
     if task == "regression":
-        return make_backbone("mlp", (1,), out_features=1 if kind == "classifier" else None, hidden_sizes=(16, 16))
+        return make_backbone(
+            "mlp", (1,), out_features=1 if kind == "classifier" else None, hidden_sizes=(16, 16)
+        )
     out = WAYS if kind == "classifier" else None
     return make_backbone("conv4", IMAGE_SHAPE, out_features=out, hidden=8)
 
@@ -67,8 +71,14 @@ def _build(name: str, task: str, seed: int, model_factory: Callable | None) -> n
     torch.manual_seed(seed)
     model = model_factory(task) if model_factory else default_model(name, task)
     fields = {f for f in get_learner(name).cls.Config.__dataclass_fields__}
-    extra = {"ways": WAYS, "input_shape": IMAGE_SHAPE if task == "classification" else (1,), "task": task}
-    build_config(get_learner(name).cls.Config, {k: v for k, v in extra.items() if k in fields}, learner=name)
+    extra = {
+        "ways": WAYS,
+        "input_shape": IMAGE_SHAPE if task == "classification" else (1,),
+        "task": task,
+    }
+    build_config(
+        get_learner(name).cls.Config, {k: v for k, v in extra.items() if k in fields}, learner=name
+    )
     return create_learner(name, model, **{k: v for k, v in extra.items() if k in fields})
 
 
@@ -82,12 +92,20 @@ def _check_shapes_and_purity(name: str, learner: nn.Module, batch: EpisodeBatch,
     with torch.enable_grad():
         state = learner.adapt(episode.support_x, episode.support_y)
     out = learner.predict(state, episode.query_x)
-    expected = (episode.query_x.shape[0], WAYS) if task == "classification" else tuple(episode.query_y.shape)
-    assert tuple(out.shape) == expected, f"{name}: predict returned {tuple(out.shape)}, expected {expected}"
+    expected = (
+        (episode.query_x.shape[0], WAYS)
+        if task == "classification"
+        else tuple(episode.query_y.shape)
+    )
+    assert tuple(out.shape) == expected, (
+        f"{name}: predict returned {tuple(out.shape)}, expected {expected}"
+    )
     after = _state_snapshot(learner)
     for key, value in before.items():
         assert torch.equal(value, after[key]), f"{name}: adapt() changed the learner's {key!r}"
-    assert all(p.grad is None for p in learner.parameters()), f"{name}: adapt() left .grad on parameters"
+    assert all(p.grad is None for p in learner.parameters()), (
+        f"{name}: adapt() left .grad on parameters"
+    )
 
 
 def _check_meta_gradient(name: str, learner: nn.Module, batch: EpisodeBatch) -> float:
@@ -100,11 +118,17 @@ def _check_meta_gradient(name: str, learner: nn.Module, batch: EpisodeBatch) -> 
         assert moved, f"{name}: outer_step did not change any parameter"
         return float(metrics.get("loss", 0.0))
     loss, metrics = learner.meta_loss(batch)
-    assert loss.dim() == 0 and torch.isfinite(loss), f"{name}: meta_loss must be a finite scalar, got {loss}"
-    assert all(isinstance(v, float) for v in metrics.values()), f"{name}: metrics must be floats: {metrics}"
+    assert loss.dim() == 0 and torch.isfinite(loss), (
+        f"{name}: meta_loss must be a finite scalar, got {loss}"
+    )
+    assert all(isinstance(v, float) for v in metrics.values()), (
+        f"{name}: metrics must be floats: {metrics}"
+    )
     loss.backward()
     grads = [p.grad for p in learner.parameters() if p.requires_grad]
-    assert grads and all(g is not None for g in grads), f"{name}: some parameters got no meta-gradient"
+    assert grads and all(g is not None for g in grads), (
+        f"{name}: some parameters got no meta-gradient"
+    )
     assert any(g.abs().sum() > 0 for g in grads), f"{name}: the meta-gradient is zero everywhere"
     model = getattr(learner, "model", None)
     if model is not None:
@@ -134,6 +158,10 @@ def check_learner(
         _check_shapes_and_purity(name, learner, batch, task)
         first = _check_meta_gradient(name, learner, batch)
         second = _check_meta_gradient(name, twin, batch)
-        assert first == second, f"{name}: two identical learners gave different losses {first} != {second}"
+        assert first == second, (
+            f"{name}: two identical learners gave different losses {first} != {second}"
+        )
         rebuilt = _check_meta_gradient(name, _build(name, task, seed, model_factory), batch)
-        assert rebuilt == first, f"{name}: the same seed gave a different loss ({rebuilt} != {first})"
+        assert rebuilt == first, (
+            f"{name}: the same seed gave a different loss ({rebuilt} != {first})"
+        )

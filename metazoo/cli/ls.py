@@ -59,8 +59,13 @@ def run(args: argparse.Namespace) -> int:
         for name in list_benchmark_cards():
             card = benchmark_card(name)
             table.add_row(
-                name, card["dataset"], card["task"], str(card.get("ways", "-")),
-                str(card["shots"]), str(card["queries"]), card["backbone"],
+                name,
+                card["dataset"],
+                card["task"],
+                str(card.get("ways", "-")),
+                str(card["shots"]),
+                str(card["queries"]),
+                card["backbone"],
             )
         console.print(table)
     return 0

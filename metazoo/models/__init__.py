@@ -34,10 +34,14 @@ def make_backbone(
     if name == "conv4":
         return Conv4(input_shape[0], tuple(input_shape[1:]), out_features=out_features, **options)
     if name == "resnet12":
-        return ResNet12(input_shape[0], tuple(input_shape[1:]), out_features=out_features, **options)
+        return ResNet12(
+            input_shape[0], tuple(input_shape[1:]), out_features=out_features, **options
+        )
     if name == "mlp":
         if len(input_shape) != 1:
-            raise ValueError(f"the mlp backbone takes flat inputs; got input_shape {tuple(input_shape)}")
+            raise ValueError(
+                f"the mlp backbone takes flat inputs; got input_shape {tuple(input_shape)}"
+            )
         return MLP(input_shape[0], out_features=out_features, **options)
     raise KeyError(f"unknown backbone {name!r}; choose one of {BACKBONES}")
 

@@ -49,7 +49,10 @@ class Conv4(nn.Module):
         super().__init__()
         channels = [in_channels, hidden, hidden, hidden, hidden]
         self.features = nn.Sequential(
-            *(_conv_block(channels[i], channels[i + 1], max_pool, track_running_stats) for i in range(4))
+            *(
+                _conv_block(channels[i], channels[i + 1], max_pool, track_running_stats)
+                for i in range(4)
+            )
         )
         with torch.no_grad():
             width = self.features(torch.zeros(2, in_channels, *image_size)).reshape(2, -1).shape[1]
@@ -105,10 +108,15 @@ class ResNet12(nn.Module):
         super().__init__()
         widths = [in_channels, *channels]
         self.features = nn.Sequential(
-            *(_ResidualBlock(widths[i], widths[i + 1], track_running_stats) for i in range(len(channels)))
+            *(
+                _ResidualBlock(widths[i], widths[i + 1], track_running_stats)
+                for i in range(len(channels))
+            )
         )
         self.embedding_dim = int(channels[-1])
-        self.head = nn.Linear(self.embedding_dim, out_features) if out_features is not None else None
+        self.head = (
+            nn.Linear(self.embedding_dim, out_features) if out_features is not None else None
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         """``x (B, C, H, W)`` -> logits ``(B, out_features)`` or embedding ``(B, channels[-1])``."""

@@ -16,7 +16,9 @@ class MLP(nn.Module):
         hidden_sizes: widths of the hidden layers.
     """
 
-    def __init__(self, in_features: int, out_features: int | None = 1, hidden_sizes: Sequence[int] = (40, 40)):
+    def __init__(
+        self, in_features: int, out_features: int | None = 1, hidden_sizes: Sequence[int] = (40, 40)
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         width = in_features
