@@ -62,6 +62,8 @@ class Episode:
         query_x: ``(N*Q, *x)`` query inputs.
         query_y: ``(N*Q,)`` labels or float targets, as ``support_y``.
         ways: N for classification (inferred from ``support_y`` when None); None for regression.
+        classes: ``(N,)`` int64 dataset-wide class index of each way (label ``j`` is class
+            ``classes[j]``), set by the sampler; used by learners that pre-train on all classes.
     """
 
     support_x: Tensor
@@ -69,6 +71,7 @@ class Episode:
     query_x: Tensor
     query_y: Tensor
     ways: int | None = None
+    classes: Tensor | None = None
 
     def __post_init__(self) -> None:
         _check_pair("support", self.support_x, self.support_y, 1)
@@ -98,6 +101,7 @@ class Episode:
             self.query_x[None],
             self.query_y[None],
             self.ways,
+            None if self.classes is None else self.classes[None],
         )
 
 
@@ -111,6 +115,7 @@ class EpisodeBatch:
         query_x: ``(T, N*Q, *x)`` query inputs.
         query_y: ``(T, N*Q)`` labels or ``(T, N*Q, *y)`` float targets.
         ways: N for classification (inferred from ``support_y`` when None); None for regression.
+        classes: ``(T, N)`` int64 dataset-wide class index of each way, set by the sampler.
     """
 
     support_x: Tensor
@@ -118,6 +123,7 @@ class EpisodeBatch:
     query_x: Tensor
     query_y: Tensor
     ways: int | None = None
+    classes: Tensor | None = None
 
     def __post_init__(self) -> None:
         _check_pair("support", self.support_x, self.support_y, 2)
@@ -142,6 +148,7 @@ class EpisodeBatch:
             self.query_x[index],
             self.query_y[index],
             self.ways,
+            None if self.classes is None else self.classes[index],
         )
 
     def __iter__(self):
@@ -156,6 +163,7 @@ class EpisodeBatch:
                 self.query_x[i : i + chunk],
                 self.query_y[i : i + chunk],
                 self.ways,
+                None if self.classes is None else self.classes[i : i + chunk],
             )
             for i in range(0, len(self), chunk)
         ]
@@ -168,6 +176,7 @@ class EpisodeBatch:
                 for t in (self.support_x, self.support_y, self.query_x, self.query_y)
             ),
             self.ways,
+            None if self.classes is None else self.classes.to(device, non_blocking=non_blocking),
         )
 
     @staticmethod
@@ -184,4 +193,7 @@ class EpisodeBatch:
             torch.stack([e.query_x for e in episodes]),
             torch.stack([e.query_y for e in episodes]),
             ways.pop(),
+            None
+            if any(e.classes is None for e in episodes)
+            else torch.stack([e.classes for e in episodes]),
         )
