@@ -135,7 +135,7 @@ def _check_meta_gradient(name: str, learner: nn.Module, batch: EpisodeBatch) -> 
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters()), (
             f"{name}: the meta-gradient does not reach the model passed to create_learner"
         )
-    return float(loss)
+    return loss.item()
 
 
 def check_learner(

@@ -1,0 +1,56 @@
+"""`metazoo --version`, `metazoo ls`, `metazoo card check`."""
+
+from __future__ import annotations
+
+import yaml
+
+from metazoo import __version__
+from metazoo.cli.main import main
+
+
+def test_version(capsys):
+    try:
+        main(["--version"])
+    except SystemExit as exc:
+        assert exc.code == 0
+    assert capsys.readouterr().out.strip() == f"metazoo {__version__}"
+
+
+def test_ls_lists_benchmarks(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["ls", "benchmarks"]) == 0
+    out = capsys.readouterr().out
+    assert "omniglot-5w1s" in out and "sinusoid" in out
+
+
+def test_card_check_reports_each_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "300")
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        yaml.safe_dump(
+            {
+                "name": "good",
+                "family": "metric",
+                "title": "T",
+                "authors": "A B",
+                "venue": "V",
+                "year": 2020,
+                "model": "none",
+                "tasks": ["regression"],
+                "bibtex": "@misc{g}",
+            }
+        )
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nfamily: metric\n")
+    assert main(["card", "check", str(good)]) == 0
+    assert main(["card", "check", str(good), str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "ok" in out and "invalid" in out and "missing required field 'title'" in out
+
+
+def test_unknown_learner_error_is_clean(capsys):
+    from metazoo.cli import ls  # noqa: F401  (the error path is in main)
+
+    assert main(["card", "check", "/no/such/card.yaml"]) == 1
+    assert "no such card file" in capsys.readouterr().out

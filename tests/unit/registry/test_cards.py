@@ -1,0 +1,105 @@
+"""Cards: the schema check, its messages, and the one-to-one rule between built-ins and cards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from metazoo import _registry
+from metazoo.cards import (
+    CardError,
+    check_card,
+    list_benchmark_cards,
+    list_learner_cards,
+    registry_dir,
+)
+
+GOOD = {
+    "name": "toy",
+    "family": "metric",
+    "title": "A toy",
+    "authors": "Ada Lovelace, Alan Turing",
+    "venue": "NeurIPS",
+    "year": 2020,
+    "model": "embedding",
+    "tasks": ["classification"],
+    "bibtex": "@inproceedings{toy, title={A toy}}",
+    "results": {
+        "omniglot-5w1s": {
+            "value": 98.1,
+            "metric": "accuracy",
+            "source": "Table 1",
+            "verified": True,
+        }
+    },
+}
+
+
+def write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_good_card_passes(tmp_path):
+    kind, data = check_card(write(tmp_path, GOOD))
+    assert kind == "learner" and data["name"] == "toy"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"year": "2020"}, r"toy.yaml: field 'year' must be int, got str '2020'"),
+        (
+            {"family": "bayesian"},
+            r"field 'family' has 'bayesian'; expected one of \['optimization'",
+        ),
+        ({"tasks": ["ranking"]}, r"field 'tasks' has 'ranking'"),
+        ({"bibtex": "title = x"}, r"field 'bibtex' must hold a BibTeX entry"),
+        ({"paper": "x"}, r"unknown field\(s\) \['paper'\]"),
+        (
+            {"results": {"omniglot-5w1s": {"value": 1.0}}},
+            r"results.omniglot-5w1s: missing required field 'metric'",
+        ),
+        (
+            {
+                "results": {
+                    "x": {"value": True, "metric": "accuracy", "source": "s", "verified": True}
+                }
+            },
+            r"'value' must be int or float, got bool",
+        ),
+    ],
+)
+def test_malformed_card_names_file_and_field(tmp_path, change, message):
+    with pytest.raises(CardError, match=message):
+        check_card(write(tmp_path, {**GOOD, **change}))
+
+
+def test_missing_field_and_bad_yaml(tmp_path):
+    data = dict(GOOD)
+    del data["venue"]
+    with pytest.raises(CardError, match="missing required field 'venue'"):
+        check_card(write(tmp_path, data))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed")
+    with pytest.raises(CardError, match=r"bad.yaml: not valid YAML"):
+        check_card(bad)
+
+
+def test_every_builtin_learner_has_a_card_and_every_card_a_learner():
+    _registry._load_builtins()
+    builtins = sorted(n for n, e in _registry._REGISTRY.items() if e.is_builtin)
+    assert builtins == list_learner_cards()
+    for name in builtins:
+        card = yaml.safe_load((registry_dir() / "learners" / f"{name}.yaml").read_text())
+        assert card["family"] == _registry._REGISTRY[name].family, (
+            f"{name}: card family differs from registration"
+        )
+
+
+def test_shipped_benchmark_cards_validate():
+    names = list_benchmark_cards()
+    assert {"omniglot-5w1s", "sinusoid"} <= set(names)
