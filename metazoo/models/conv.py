@@ -13,14 +13,16 @@ import torch
 from torch import Tensor, nn
 
 
-def _conv_block(c_in: int, c_out: int, max_pool: bool, track: bool) -> nn.Sequential:
-    stride = 1 if max_pool else 2
+def _conv_block(
+    c_in: int, c_out: int, max_pool: bool, track: bool, downsample: bool = True
+) -> nn.Sequential:
+    stride = 1 if max_pool or not downsample else 2
     layers: list[nn.Module] = [
         nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1),
         nn.BatchNorm2d(c_out, track_running_stats=track),
         nn.ReLU(),
     ]
-    if max_pool:
+    if max_pool and downsample:
         layers.append(nn.MaxPool2d(2))
     return nn.Sequential(*layers)
 
@@ -35,6 +37,8 @@ class Conv4(nn.Module):
         hidden: filters per block (64; 32 for MAML on mini-ImageNet).
         max_pool: 2×2 max-pooling after each block (True) or stride-2 convolutions (MAML's Omniglot net).
         track_running_stats: BatchNorm running statistics (False: batch statistics always).
+        downsampled_blocks: how many of the four blocks (the first ones) halve the resolution; 2
+            keeps the spatial feature map of the Relation Network's embedding (Sung et al. 2018).
     """
 
     def __init__(
@@ -45,12 +49,21 @@ class Conv4(nn.Module):
         hidden: int = 64,
         max_pool: bool = True,
         track_running_stats: bool = False,
+        downsampled_blocks: int = 4,
     ):
         super().__init__()
+        if not 0 <= downsampled_blocks <= 4:
+            raise ValueError(f"downsampled_blocks must be in 0..4, got {downsampled_blocks}")
         channels = [in_channels, hidden, hidden, hidden, hidden]
         self.features = nn.Sequential(
             *(
-                _conv_block(channels[i], channels[i + 1], max_pool, track_running_stats)
+                _conv_block(
+                    channels[i],
+                    channels[i + 1],
+                    max_pool,
+                    track_running_stats,
+                    downsample=i < downsampled_blocks,
+                )
                 for i in range(4)
             )
         )
@@ -63,6 +76,10 @@ class Conv4(nn.Module):
         """``x (B, C, H, W)`` -> logits ``(B, out_features)`` or embedding ``(B, embedding_dim)``."""
         h = self.features(x).flatten(1)
         return self.head(h) if self.head is not None else h
+
+    def feature_map(self, x: Tensor) -> Tensor:
+        """``x (B, C, H, W)`` -> the last block's spatial features ``(B, hidden, H', W')``."""
+        return self.features(x)
 
 
 class _ResidualBlock(nn.Module):
@@ -122,3 +139,7 @@ class ResNet12(nn.Module):
         """``x (B, C, H, W)`` -> logits ``(B, out_features)`` or embedding ``(B, channels[-1])``."""
         h = self.features(x).mean(dim=(2, 3))
         return self.head(h) if self.head is not None else h
+
+    def feature_map(self, x: Tensor) -> Tensor:
+        """``x (B, C, H, W)`` -> the last block's spatial features before pooling ``(B, channels[-1], H', W')``."""
+        return self.features(x)

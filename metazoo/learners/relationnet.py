@@ -1,0 +1,146 @@
+"""Relation Network: Flood Sung, Yongxin Yang, Li Zhang, Tao Xiang, Philip H. S. Torr and Timothy M.
+Hospedales, "Learning to Compare: Relation Network for Few-Shot Learning", CVPR 2018.
+
+Instead of a fixed distance, a *relation module* learns to compare: the embedding module produces
+spatial feature maps, the maps of each class's support samples are summed, every (class, query)
+pair of maps is concatenated along the channels, and the relation module (two conv blocks and two
+fully connected layers ending in a sigmoid) outputs a relation score in [0, 1]. Training regresses
+the scores onto the one-hot match indicators with mean squared error, as in the paper. The paper's
+embedding is Conv-4 without pooling in the last two blocks; build the backbone with
+``backbone_options={"downsampled_blocks": 2}`` for that (any backbone works: one with a
+``feature_map`` method gives spatial maps, a flat embedding is treated as ``D x 1 x 1`` maps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from metazoo._registry import register_learner
+from metazoo.episode import EpisodeBatch
+from metazoo.learners.protonet import classification_metrics
+
+__all__ = ["RelationNet", "RelationModule"]
+
+
+def _relation_block(c_in: int, c_out: int, size: int) -> tuple[nn.Sequential, int]:
+    """Conv-BN-ReLU, then 2x2 max-pooling while the map is at least 2x2. Returns the block and new size."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(c_in, c_out, 3, padding=1),
+        nn.BatchNorm2d(c_out, track_running_stats=False),
+        nn.ReLU(),
+    ]
+    if size >= 2:
+        layers.append(nn.MaxPool2d(2))
+        size //= 2
+    return nn.Sequential(*layers), size
+
+
+class RelationModule(nn.Module):
+    """``g``: two conv blocks on a concatenated pair of maps, then FC-ReLU-FC-sigmoid.
+
+    Args:
+        channels: channels C of one feature map (the input has 2C).
+        spatial: ``(H, W)`` of the feature maps.
+        conv_channels: filters of the two conv blocks (64 in the paper).
+        hidden: width of the first fully connected layer (8 in the paper).
+    """
+
+    def __init__(self, channels: int, spatial: Sequence[int], conv_channels: int, hidden: int):
+        super().__init__()
+        height, width = spatial
+        first, height2 = _relation_block(2 * channels, conv_channels, min(height, width))
+        second, size = _relation_block(conv_channels, conv_channels, height2)
+        self.convs = nn.Sequential(first, second)
+        with torch.no_grad():
+            flat = self.convs(torch.zeros(2, 2 * channels, height, width)).flatten(1).shape[1]
+        self.head = nn.Sequential(nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, pairs: Tensor) -> Tensor:
+        """``pairs (P, 2C, H, W)`` -> relation scores ``(P,)`` in [0, 1]."""
+        return torch.sigmoid(self.head(self.convs(pairs).flatten(1))).squeeze(-1)
+
+
+@register_learner("relationnet", family="metric")
+class RelationNet(nn.Module):
+    """Relation network: an embedding module and a learned relation module.
+
+    Args:
+        model: embedding network; its ``feature_map(x) -> (B, C, H, W)`` is used when present,
+            otherwise ``model(x) (B, D)`` is read as ``(B, D, 1, 1)``.
+        config: a :class:`RelationNet.Config`.
+    """
+
+    @dataclass
+    class Config:
+        """Relation network options."""
+
+        #: one input's shape, needed to size the relation module (filled by ``build_learner``).
+        input_shape: tuple[int, ...] | None = None
+        #: filters of the relation module's two conv blocks (64 in the paper).
+        relation_channels: int = 64
+        #: width of the relation module's hidden fully connected layer (8 in the paper).
+        relation_hidden: int = 8
+
+    def __init__(self, model: nn.Module, config: Config):
+        super().__init__()
+        if model is None:
+            raise ValueError(
+                "relationnet needs an embedding network as `model` (model kind: embedding)"
+            )
+        if config.input_shape is None:
+            raise ValueError(
+                "relationnet needs `input_shape` to size its relation module; pass "
+                "input_shape=(C, H, W) or build it with metazoo.build_learner"
+            )
+        self.model = model
+        self.config = config
+        param = next(model.parameters(), torch.zeros(()))
+        with torch.no_grad():
+            probe = torch.zeros(2, *config.input_shape, dtype=param.dtype, device=param.device)
+            channels, *spatial = self.feature_maps(probe).shape[1:]
+        self.relation = RelationModule(
+            channels, spatial, config.relation_channels, config.relation_hidden
+        ).to(device=param.device, dtype=param.dtype)
+
+    def feature_maps(self, x: Tensor) -> Tensor:
+        """``x (B, *x)`` -> spatial feature maps ``(B, C, H, W)``."""
+        if callable(getattr(self.model, "feature_map", None)):
+            return self.model.feature_map(x)
+        out = self.model(x)
+        return out.flatten(1)[:, :, None, None] if out.dim() != 4 else out
+
+    def adapt(self, support_x: Tensor, support_y: Tensor) -> Tensor:
+        """Per-class sums of the support maps ``(N, C, H, W)`` (the paper's K-shot pooling)."""
+        maps = self.feature_maps(support_x)
+        ways = int(support_y.max().item()) + 1
+        one_hot = F.one_hot(support_y, ways).to(maps.dtype)  # (n, N)
+        return torch.einsum("nc,nf->cf", one_hot, maps.flatten(1)).reshape(ways, *maps.shape[1:])
+
+    def predict(self, state: Tensor, query_x: Tensor) -> Tensor:
+        """Relation scores ``(M, N)`` in [0, 1] (argmax = prediction) for ``query_x (M, *x)``."""
+        queries = self.feature_maps(query_x)  # (M, C, H, W)
+        m, n = queries.shape[0], state.shape[0]
+        pairs = torch.cat(
+            [
+                state[None].expand(m, *state.shape),
+                queries[:, None].expand(m, n, *queries.shape[1:]),
+            ],
+            dim=2,
+        )  # (M, N, 2C, H, W)
+        return self.relation(pairs.flatten(0, 1)).reshape(m, n)
+
+    def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
+        """Mean over tasks of the MSE between relation scores and one-hot targets; accuracy (%)."""
+        losses, scores_all = [], []
+        for task in batch:
+            scores = self.predict(self.adapt(task.support_x, task.support_y), task.query_x)
+            target = F.one_hot(task.query_y, scores.shape[1]).to(scores.dtype)
+            losses.append(F.mse_loss(scores, target))
+            scores_all.append(scores.detach())
+        metrics = classification_metrics(torch.stack(scores_all), batch.query_y)
+        return torch.stack(losses).mean(), metrics

@@ -1,0 +1,63 @@
+"""Matching networks: hand-computed attention, order invariance without FCE, FCE shapes and order."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from learner_checks import shuffle_support, task_predictions
+from torch import nn
+
+from metazoo import create_learner
+from metazoo.testing import IMAGE_SHAPE, synthetic_batch
+
+
+def test_log_probabilities_are_cosine_attention_over_support_labels():
+    learner = create_learner("matchingnet", nn.Identity())
+    support_x = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    support_y = torch.tensor([0, 1, 1])
+    query_x = torch.tensor([[2.0, 0.0]])
+    cosines = torch.tensor([1.0, 0.0, 1 / math.sqrt(2)])
+    attention = torch.softmax(cosines, 0)
+    expected = torch.stack([attention[0], attention[1] + attention[2]]).log()[None]
+    logits = learner.predict(learner.adapt(support_x, support_y), query_x)
+    torch.testing.assert_close(logits, expected)
+    torch.testing.assert_close(logits.exp().sum(1), torch.ones(1))
+
+
+def test_without_fce_support_order_and_query_labels_do_not_matter(
+    small_embedding, assert_query_labels_unused
+):
+    torch.manual_seed(0)
+    learner = create_learner("matchingnet", small_embedding())
+    batch = synthetic_batch(tasks=2)
+    for a, b in zip(
+        task_predictions(learner, batch), task_predictions(learner, shuffle_support(batch, 1))
+    ):
+        torch.testing.assert_close(b, a, atol=1e-6, rtol=0)
+    assert_query_labels_unused(learner, batch, F.nll_loss)
+
+
+def test_fce_reads_the_support_in_order_and_trains(small_embedding, assert_query_labels_unused):
+    torch.manual_seed(0)
+    learner = create_learner(
+        "matchingnet", small_embedding(), fce=True, fce_steps=3, input_shape=IMAGE_SHAPE
+    )
+    batch = synthetic_batch(tasks=2)
+    plain = task_predictions(learner, batch)
+    shuffled = task_predictions(learner, shuffle_support(batch, 1))
+    assert plain[0].shape == (9, 3)
+    # the bidirectional LSTM sees the support as a sequence, so order matters (as in the paper)
+    assert not torch.allclose(plain[0], shuffled[0], atol=1e-6)
+    assert_query_labels_unused(learner, batch, F.nll_loss)
+    loss, _ = learner.meta_loss(batch)
+    loss.backward()
+    for module in (learner.support_context, learner.query_context):
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+
+
+def test_fce_without_input_shape_says_what_to_pass(small_embedding):
+    with pytest.raises(ValueError, match="needs `input_shape`"):
+        create_learner("matchingnet", small_embedding(), fce=True)

@@ -1,0 +1,64 @@
+"""Relation network: paper-shaped module, hand-checked pairing, order invariance, MSE objective."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from learner_checks import shuffle_support, task_predictions
+from torch import nn
+
+from metazoo import create_learner
+from metazoo.testing import IMAGE_SHAPE, check_learner, synthetic_batch
+
+
+def test_contract_on_sung_embedding_with_spatial_maps(small_embedding):
+    check_learner("relationnet", model_factory=lambda task: small_embedding(downsampled_blocks=2))
+
+
+def test_paper_embedding_gives_7x7_maps_and_relation_module_pools_to_1x1(small_embedding):
+    learner = create_learner(
+        "relationnet", small_embedding(downsampled_blocks=2), input_shape=IMAGE_SHAPE
+    )
+    maps = learner.feature_maps(torch.zeros(4, *IMAGE_SHAPE))
+    assert maps.shape == (4, 8, 7, 7)
+    assert learner.relation.convs(torch.zeros(2, 16, 7, 7)).shape == (2, 64, 1, 1)
+    assert learner.relation.head[0].in_features == 64
+
+
+def test_scores_pair_summed_class_maps_with_each_query():
+    torch.manual_seed(0)
+    learner = create_learner("relationnet", nn.Identity(), input_shape=(2, 1, 1))
+    support_x = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).reshape(3, 2, 1, 1)
+    support_y = torch.tensor([0, 1, 0])
+    state = learner.adapt(support_x, support_y)
+    assert torch.equal(state.flatten(1), torch.tensor([[6.0, 8.0], [3.0, 4.0]]))  # K-shot sums
+    query_x = torch.tensor([[0.5, -1.0], [2.0, 0.0]]).reshape(2, 2, 1, 1)
+    scores = learner.predict(state, query_x)
+    pairs = torch.tensor([[6, 8, 0.5, -1], [3, 4, 0.5, -1], [6, 8, 2, 0], [3, 4, 2, 0]]).reshape(
+        4, 4, 1, 1
+    )
+    torch.testing.assert_close(scores, learner.relation(pairs).reshape(2, 2))
+    assert bool(((scores > 0) & (scores < 1)).all())
+
+
+def test_support_order_and_query_labels_do_not_matter(small_embedding, assert_query_labels_unused):
+    torch.manual_seed(0)
+    learner = create_learner(
+        "relationnet", small_embedding(downsampled_blocks=2), input_shape=IMAGE_SHAPE
+    )
+    batch = synthetic_batch(tasks=2)
+    for a, b in zip(
+        task_predictions(learner, batch), task_predictions(learner, shuffle_support(batch, 1))
+    ):
+        torch.testing.assert_close(b, a, atol=1e-6, rtol=0)
+
+    def mse_to_one_hot(scores, labels):
+        return F.mse_loss(scores, F.one_hot(labels, scores.shape[1]).float())
+
+    assert_query_labels_unused(learner, batch, mse_to_one_hot)
+
+
+def test_missing_input_shape_says_what_to_pass(small_embedding):
+    with pytest.raises(ValueError, match="needs `input_shape`"):
+        create_learner("relationnet", small_embedding())
