@@ -1,0 +1,285 @@
+"""The evaluation harness: every learner on the same fixed, seeded test episodes.
+
+Episode ``i`` of ``(benchmark, split, seed)`` is the same tensor for every learner, every run and
+every machine (the sampler seeds each episode from its index), so two results on the same
+``(benchmark, split, seed, episodes)`` can be compared episode by episode (:func:`compare`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from metazoo.episode import Episode
+from metazoo.evaluation.provenance import MemoryMeter, environment
+from metazoo.evaluation.stats import mean_ci95
+
+__all__ = [
+    "EvalResult",
+    "evaluate",
+    "open_sampler",
+    "benchmark_name",
+    "learner_name",
+    "config_dict",
+    "score_episode",
+]
+
+#: Config fields that name how many inner steps a learner takes at test time, most specific first.
+_INNER_STEP_FIELDS = ("test_inner_steps", "inner_steps", "test_steps", "steps")
+#: Config fields that name a BatchNorm policy.
+_BN_FIELDS = ("bn_policy", "batch_norm", "bn_mode", "norm_policy")
+
+
+@dataclass
+class EvalResult:
+    """Per-episode scores of one learner on fixed episodes, with their summary and provenance.
+
+    Attributes:
+        learner: registered name of the learner (or its class name).
+        benchmark: benchmark name.
+        split: dataset split the episodes came from (``test`` unless told otherwise).
+        seed: the sampler seed; with ``episode_ids`` it fixes the episodes.
+        metric: ``accuracy`` (in %, higher is better) or ``mse`` (lower is better).
+        scores: one score per episode, in the order of ``episode_ids``.
+        episode_ids: the sampler indices of the episodes.
+        mean: mean of ``scores``.
+        ci95: ``1.96 * std / sqrt(n)``, NaN for a single episode.
+        std: sample standard deviation of ``scores`` (ddof=1).
+        tasks_per_s: episodes per second of ``adapt`` + ``predict`` (sampling excluded).
+        seconds: wall time of the whole evaluation, sampling included.
+        peak_memory_mb: CUDA max allocated, or growth of the process's peak RSS on CPU.
+        protocol: episodes, ways, shots, queries, inner steps, BatchNorm policy, precision.
+        provenance: versions, git commit, device, precision mode, seed, learner name and config.
+    """
+
+    learner: str
+    benchmark: str
+    split: str
+    seed: int
+    metric: str
+    scores: list[float]
+    episode_ids: list[int]
+    mean: float
+    ci95: float
+    std: float
+    tasks_per_s: float
+    seconds: float
+    peak_memory_mb: float
+    protocol: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def higher_is_better(self) -> bool:
+        """True for accuracy, False for MSE."""
+        return self.metric != "mse"
+
+    @property
+    def n(self) -> int:
+        """Number of episodes."""
+        return len(self.scores)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict (NaN becomes None); :meth:`from_dict` inverts it."""
+        data = dataclasses.asdict(self)
+        for key in ("mean", "ci95", "std"):
+            if isinstance(data[key], float) and math.isnan(data[key]):
+                data[key] = None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvalResult:
+        """Rebuild a result written by :meth:`to_dict`."""
+        values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
+        for key in ("mean", "ci95", "std"):
+            if values.get(key) is None:
+                values[key] = math.nan
+        return cls(**values)
+
+    def __str__(self) -> str:
+        unit = "%" if self.metric == "accuracy" else ""
+        return (
+            f"{self.learner} on {self.benchmark} ({self.split}, {self.n} episodes, seed {self.seed}): "
+            f"{self.metric} {self.mean:.2f}{unit} ± {self.ci95:.2f}"
+        )
+
+
+def benchmark_name(benchmark: Any) -> str:
+    """The name of a benchmark given by name or as an object with a ``name``."""
+    return benchmark if isinstance(benchmark, str) else str(getattr(benchmark, "name", benchmark))
+
+
+def open_sampler(benchmark: Any, split: str, seed: int, **overrides: Any) -> Any:
+    """The episode sampler of ``benchmark``'s ``split``.
+
+    Args:
+        benchmark: a benchmark name (``metazoo.make_sampler`` builds the sampler), or an object with
+            ``sampler(split, seed, **overrides)`` (a custom benchmark, e.g. for tests).
+    """
+    if isinstance(benchmark, str):
+        from metazoo.data import make_sampler
+
+        return make_sampler(benchmark, split=split, seed=seed, **overrides)
+    if not callable(getattr(benchmark, "sampler", None)):
+        raise TypeError(
+            f"benchmark must be a name (see metazoo.list_benchmarks()) or an object with "
+            f"sampler(split, seed, **overrides); got {type(benchmark).__name__}"
+        )
+    return benchmark.sampler(split, seed, **overrides)
+
+
+def learner_name(learner: nn.Module) -> str:
+    """The registered name of ``learner``, or its class name."""
+    return getattr(learner, "registered_name", type(learner).__name__)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def config_dict(learner: nn.Module) -> dict[str, Any]:
+    """The learner's config as a JSON-safe dict (empty when it has none)."""
+    config = getattr(learner, "config", None)
+    if config is None:
+        return {}
+    raw = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else vars(config)
+    return _json_safe(raw)
+
+
+def score_episode(prediction: Tensor, query_y: Tensor) -> float:
+    """Accuracy in % of ``(N*Q, N)`` logits against ``(N*Q,)`` labels, or MSE of regression outputs."""
+    if query_y.is_floating_point():
+        return float(torch.mean((prediction.reshape(query_y.shape) - query_y) ** 2))
+    return float((prediction.argmax(-1) == query_y).float().mean() * 100.0)
+
+
+def _first_field(config: dict[str, Any], names: tuple[str, ...]) -> Any:
+    return next((config[n] for n in names if n in config), None)
+
+
+def _protocol(episode: Episode, config: dict[str, Any], learner: nn.Module, episodes: int) -> dict:
+    n_support, n_query = episode.support_x.shape[0], episode.query_x.shape[0]
+    ways = None if episode.is_regression else episode.ways
+    param = next(learner.parameters(), None)
+    return {
+        "episodes": episodes,
+        "ways": ways,
+        "shots": n_support // ways if ways else n_support,
+        "queries": n_query // ways if ways else n_query,
+        "inner_steps": _first_field(config, _INNER_STEP_FIELDS),
+        "bn_policy": _first_field(config, _BN_FIELDS),
+        "dtype": str(param.dtype).replace("torch.", "") if param is not None else None,
+        "tf32": bool(torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32),
+    }
+
+
+def _resolve_device(learner: nn.Module, device: torch.device | str | None) -> torch.device:
+    if device is not None:
+        device = torch.device(device)
+        learner.to(device)
+        return device
+    param = next(learner.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _run_episode(learner: nn.Module, episode: Episode) -> float:
+    # Adaptation may differentiate (MAML's inner loop) but builds no graph to the learner's
+    # parameters in eval mode; predictions never need a graph.
+    with torch.enable_grad():
+        state = learner.adapt(episode.support_x, episode.support_y)
+    with torch.no_grad():
+        prediction = learner.predict(state, episode.query_x)
+    score = score_episode(prediction, episode.query_y)
+    del state, prediction  # free the episode's tensors before the next one
+    return score
+
+
+def evaluate(
+    learner: nn.Module,
+    benchmark: Any,
+    episodes: int = 600,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    split: str = "test",
+    progress: Callable[[int, int], None] | None = None,
+    **sampler_overrides: Any,
+) -> EvalResult:
+    """Evaluate ``learner`` on episodes ``0 .. episodes-1`` of ``benchmark``'s ``split``.
+
+    The learner is put in eval mode (its mode is restored afterwards); ``adapt`` runs under
+    ``torch.enable_grad()``, ``predict`` under ``torch.no_grad()``.
+
+    Args:
+        learner: a registered learner (``adapt`` / ``predict``).
+        benchmark: a benchmark name, or an object with ``sampler(split, seed, **overrides)``.
+        episodes: number of test episodes (600 is the field's convention).
+        seed: sampler seed; results with the same seed and episodes are paired.
+        device: where to run (the learner is moved there); default: the learner's device.
+        split: dataset split, ``test`` by default (the trainer validates on ``val``).
+        progress: called as ``progress(done, total)`` after each episode.
+        **sampler_overrides: passed to the sampler (``ways``, ``shots``, ``queries``, ...).
+
+    Returns:
+        An :class:`EvalResult` with per-episode scores, mean ± 95% CI, timing, memory, provenance.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    device = _resolve_device(learner, device)
+    sampler = open_sampler(benchmark, split, seed, **sampler_overrides)
+    was_training = learner.training
+    learner.eval()
+    scores, busy, first = [], 0.0, None
+    start = time.perf_counter()
+    try:
+        with MemoryMeter(device) as memory:
+            for index in range(episodes):
+                episode = sampler.episode(index).to(device)
+                first = first or episode
+                tick = time.perf_counter()
+                scores.append(_run_episode(learner, episode))
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                busy += time.perf_counter() - tick
+                if progress is not None:
+                    progress(index + 1, episodes)
+    finally:
+        learner.train(was_training)
+    return _result(learner, benchmark, split, seed, scores, first, busy, start, memory, device)
+
+
+def _result(learner, benchmark, split, seed, scores, first, busy, start, memory, device):
+    mean, ci95, std = mean_ci95(scores)
+    name, config = learner_name(learner), config_dict(learner)
+    provenance = environment(device)
+    provenance.update(
+        seed=seed, learner=name, config=config, benchmark=benchmark_name(benchmark), split=split
+    )
+    return EvalResult(
+        learner=name,
+        benchmark=benchmark_name(benchmark),
+        split=split,
+        seed=seed,
+        metric="mse" if first.is_regression else "accuracy",
+        scores=scores,
+        episode_ids=list(range(len(scores))),
+        mean=mean,
+        ci95=ci95,
+        std=std,
+        tasks_per_s=len(scores) / busy if busy > 0 else math.inf,
+        seconds=time.perf_counter() - start,
+        peak_memory_mb=memory.peak_mb,
+        protocol=_protocol(first, config, learner, len(scores)),
+        provenance=provenance,
+    )

@@ -1,0 +1,66 @@
+"""Checkpoints written atomically, with everything a resumed run needs to match an uninterrupted one.
+
+A checkpoint holds the learner's weights, the optimizer and scheduler states, the step (which is also
+the sampler position: step ``s`` trains on ``sampler.batch(s, meta_batch)``), torch's CPU and CUDA
+RNG states, the best weights so far, the history and both configs.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["save_atomic", "load_checkpoint", "rng_state", "restore_rng", "FORMAT"]
+
+#: Version of the checkpoint layout, checked on load.
+FORMAT = 1
+
+
+def save_atomic(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to a temporary file in the same folder, then ``os.replace``: never half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by the trainer; errors say what the file is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; train with checkpoint_dir set first")
+    data = torch.load(path, map_location=map_location, weights_only=False)
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(
+            f"{path} is not a metazoo checkpoint (format {FORMAT}); it was not written by "
+            "metazoo.training.train"
+        )
+    return data
+
+
+def rng_state() -> dict[str, Any]:
+    """torch's CPU RNG state and, where CUDA is initialised, every device's."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Undo :func:`rng_state`."""
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,118 @@
+"""The trainer's configuration and result types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["TrainConfig", "TrainResult", "NonFiniteLossError", "OPTIMIZERS", "SCHEDULES"]
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = (None, "step", "cosine")
+
+
+@dataclass
+class TrainConfig:
+    """How to meta-train a learner (Adam 1e-3 by default, as MAML and ProtoNets do)."""
+
+    #: number of meta-updates (optimizer steps).
+    steps: int = 1000
+    #: tasks per meta-update; None takes the benchmark card's ``meta_batch``.
+    meta_batch: int | None = None
+    #: outer learning rate.
+    lr: float = 1e-3
+    #: outer optimizer: ``adam``, ``adamw`` or ``sgd``.
+    optimizer: str = "adam"
+    #: weight decay of the outer optimizer.
+    weight_decay: float = 0.0
+    #: momentum (``sgd`` only).
+    momentum: float = 0.0
+    #: learning-rate schedule: None (constant), ``step`` (multiply by ``lr_gamma`` every
+    #: ``lr_step_size`` steps) or ``cosine`` (anneal to 0 over ``steps``).
+    lr_schedule: str | None = None
+    #: steps between decays of the ``step`` schedule; None means a quarter of ``steps``.
+    lr_step_size: int | None = None
+    #: decay factor of the ``step`` schedule (ProtoNets halve every 2000 episodes).
+    lr_gamma: float = 0.5
+    #: clip the meta-gradient's global norm to this value; None for no clipping.
+    grad_clip: float | None = None
+    #: validate every this many steps (and after the last); 0 turns validation off.
+    val_every: int = 500
+    #: number of fixed validation episodes (``val`` split, episodes ``0..val_episodes-1``).
+    val_episodes: int = 100
+    #: seed of the training episodes, the validation episodes and torch's global RNG.
+    seed: int = 0
+    #: folder for ``last.pt`` (resumable) and ``best.pt``; None keeps nothing on disk.
+    checkpoint_dir: str | None = None
+    #: steps between checkpoints; None means ``val_every`` (or a tenth of ``steps`` without it).
+    checkpoint_every: int | None = None
+    #: continue from ``checkpoint_dir/last.pt`` when it exists.
+    resume: bool = False
+    #: device to train on; None keeps the learner's.
+    device: str | None = None
+    #: steps averaged into one history entry (the learning curve's resolution).
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"TrainConfig.steps must be >= 1, got {self.steps}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"TrainConfig.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}"
+            )
+        if self.lr_schedule not in SCHEDULES:
+            raise ValueError(
+                f"TrainConfig.lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}"
+            )
+        if self.resume and not self.checkpoint_dir:
+            raise ValueError("TrainConfig.resume=True needs checkpoint_dir (where last.pt lives)")
+
+    @property
+    def save_every(self) -> int:
+        """Steps between checkpoints, defaults resolved."""
+        if self.checkpoint_every:
+            return self.checkpoint_every
+        return self.val_every if self.val_every > 0 else max(1, self.steps // 10)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`metazoo.training.train` returns.
+
+    Attributes:
+        history: learning-curve entries: ``{"kind": "train", "step", "loss", <metrics>, "lr",
+            "tasks_per_s"}`` averaged over ``log_every`` steps, and ``{"kind": "val", "step",
+            "mean", "ci95", "metric"}`` after each validation.
+        best_val: best validation mean (accuracy in %, or MSE), None without validation.
+        best_step: the step the best validation score was reached at.
+        final_step: number of meta-updates done.
+        best_checkpoint: path of ``best.pt`` when checkpointing.
+        last_checkpoint: path of ``last.pt`` when checkpointing.
+        seconds: wall time of this call (a resumed run counts only its own part).
+    """
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_val: float | None = None
+    best_step: int | None = None
+    final_step: int = 0
+    best_checkpoint: str | None = None
+    last_checkpoint: str | None = None
+    seconds: float = 0.0
+
+
+class NonFiniteLossError(RuntimeError):
+    """The meta-loss became NaN or inf; names the step, the tasks and the last good checkpoint.
+
+    Attributes:
+        step: the 0-based step whose loss was not finite.
+        task_indices: training-split episode indices of the offending tasks.
+        last_checkpoint: path of the last good checkpoint, or None.
+    """
+
+    def __init__(
+        self, message: str, step: int, task_indices: list[int], last_checkpoint: str | None
+    ):
+        super().__init__(message)
+        self.step = step
+        self.task_indices = task_indices
+        self.last_checkpoint = last_checkpoint

@@ -1,0 +1,344 @@
+"""The meta-training loop shared by every family.
+
+Step ``s`` (0-based) trains on ``sampler.batch(s, meta_batch)`` of the ``train`` split: the sampler
+position is the step itself, so with the optimizer, scheduler and RNG states restored a resumed run
+sees exactly the batches and random numbers an uninterrupted one would, and ends at the same weights.
+Progress is reported through a callback; progress bars live in ``metazoo.cli``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from metazoo.episode import EpisodeBatch
+from metazoo.evaluation.harness import (
+    _json_safe,
+    benchmark_name,
+    config_dict,
+    evaluate,
+    learner_name,
+    open_sampler,
+)
+from metazoo.learner import has_outer_step
+from metazoo.training.checkpoint import FORMAT, load_checkpoint, restore_rng, rng_state, save_atomic
+from metazoo.training.config import NonFiniteLossError, TrainConfig, TrainResult
+
+__all__ = ["train", "make_optimizer", "make_scheduler"]
+
+Callback = Callable[[dict[str, Any]], None]
+#: TrainConfig fields a resumed run may change without changing what is computed.
+_RESUMABLE_CHANGES = {
+    "steps",
+    "resume",
+    "checkpoint_dir",
+    "device",
+    "checkpoint_every",
+    "log_every",
+}
+
+
+def make_optimizer(learner: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """The outer optimizer over the learner's trainable parameters."""
+    params = [p for p in learner.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(f"{learner_name(learner)} has no trainable parameters to meta-train")
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
+    """The learning-rate schedule stepped once per meta-update, or None for a constant rate."""
+    if config.lr_schedule == "step":
+        size = config.lr_step_size or max(1, config.steps // 4)
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=size, gamma=config.lr_gamma)
+    if config.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
+    return None
+
+
+def _default_meta_batch(benchmark: Any) -> int:
+    if isinstance(benchmark, str):
+        from metazoo.cards import benchmark_card
+
+        return int(benchmark_card(benchmark)["meta_batch"])
+    value = getattr(benchmark, "meta_batch", None)
+    if value is None:
+        raise ValueError("set TrainConfig.meta_batch: this benchmark object does not give one")
+    return int(value)
+
+
+@dataclasses.dataclass
+class _Run:
+    """Everything that changes during training and goes into a checkpoint."""
+
+    learner: nn.Module
+    benchmark: Any
+    config: TrainConfig
+    overrides: dict[str, Any]
+    metadata: dict[str, Any]
+    meta_batch: int
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    callback: Callback | None
+    step: int = 0
+    best_val: float | None = None
+    best_step: int | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    window: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    last_saved: str | None = None
+
+    def path(self, name: str) -> Path | None:
+        return Path(self.config.checkpoint_dir) / name if self.config.checkpoint_dir else None
+
+    def emit(self, event: dict[str, Any]) -> None:
+        if self.callback is not None:
+            self.callback(event)
+
+
+def _header(run: _Run) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "learner": learner_name(run.learner),
+        "learner_config": config_dict(run.learner),
+        "benchmark": benchmark_name(run.benchmark),
+        "sampler_overrides": _json_safe(run.overrides),
+        "train_config": dataclasses.asdict(run.config),
+        "metadata": run.metadata,
+        "meta_batch": run.meta_batch,
+    }
+
+
+def _save_last(run: _Run) -> None:
+    path = run.path("last.pt")
+    if path is None:
+        return
+    state = {
+        **_header(run),
+        "kind": "last",
+        "step": run.step,
+        "learner_state": run.learner.state_dict(),
+        "optimizer_state": run.optimizer.state_dict(),
+        "scheduler_state": run.scheduler.state_dict() if run.scheduler else None,
+        "rng": rng_state(),
+        "best_val": run.best_val,
+        "best_step": run.best_step,
+        "best_state": run.best_state,
+        "history": run.history,
+    }
+    run.last_saved = str(save_atomic(state, path))
+
+
+def _restore(run: _Run) -> bool:
+    """Load ``last.pt`` into ``run`` when resuming; False when there is nothing to resume."""
+    path = run.path("last.pt")
+    if not run.config.resume or path is None or not path.is_file():
+        return False
+    ckpt = load_checkpoint(path)
+    if ckpt["learner"] != learner_name(run.learner):
+        raise ValueError(
+            f"{path} holds a {ckpt['learner']!r} run, not {learner_name(run.learner)!r}; "
+            "use another checkpoint_dir or resume=False"
+        )
+    stored = ckpt["train_config"]
+    changed = sorted(
+        k
+        for k, v in dataclasses.asdict(run.config).items()
+        if k not in _RESUMABLE_CHANGES and stored.get(k) != v
+    )
+    if changed:
+        diffs = ", ".join(f"{k}: {stored.get(k)!r} -> {getattr(run.config, k)!r}" for k in changed)
+        raise ValueError(
+            f"cannot resume {path}: the config changed ({diffs}); resume with the original values "
+            "or start a new run in another checkpoint_dir"
+        )
+    run.learner.load_state_dict(ckpt["learner_state"])
+    run.optimizer.load_state_dict(ckpt["optimizer_state"])
+    if run.scheduler is not None and ckpt["scheduler_state"] is not None:
+        run.scheduler.load_state_dict(ckpt["scheduler_state"])
+    restore_rng(ckpt["rng"])
+    run.step, run.history = ckpt["step"], ckpt["history"]
+    run.best_val, run.best_step, run.best_state = (
+        ckpt["best_val"],
+        ckpt["best_step"],
+        ckpt["best_state"],
+    )
+    run.last_saved = str(path)
+    return True
+
+
+def _nonfinite_tasks(learner: nn.Module, batch: EpisodeBatch) -> list[int]:
+    """Positions in ``batch`` of the tasks whose own loss is not finite (all when none alone is)."""
+    bad = []
+    for j, task in enumerate(batch):
+        try:
+            with torch.enable_grad():
+                loss = learner.meta_loss(task.batch())[0]
+            finite = bool(torch.isfinite(loss.detach()))
+        except Exception:  # a task that cannot even be evaluated counts as an offender
+            finite = False
+        if not finite:
+            bad.append(j)
+    return bad or list(range(len(batch)))
+
+
+def _diverged(run: _Run, batch: EpisodeBatch, loss: float) -> NonFiniteLossError:
+    step, m = run.step, run.meta_batch
+    tasks = [step * m + j for j in _nonfinite_tasks(run.learner, batch)]
+    where = run.last_saved or "none (set checkpoint_dir to keep one)"
+    message = (
+        f"the meta-loss is {loss} at step {step}; training episodes {tasks} of the train split "
+        f"(seed {run.config.seed}; batch {step} of {m} tasks) give a non-finite loss. "
+        f"Last good checkpoint: {where}. Inspect those episodes (sampler.episode(i)), then lower "
+        "lr or set grad_clip and resume from the checkpoint."
+    )
+    return NonFiniteLossError(message, step, tasks, run.last_saved)
+
+
+def _train_step(run: _Run, batch: EpisodeBatch) -> dict[str, float]:
+    learner, optimizer = run.learner, run.optimizer
+    if has_outer_step(learner):
+        metrics = {k: float(v) for k, v in learner.outer_step(batch, optimizer).items()}
+        params_ok = all(bool(torch.isfinite(p).all()) for p in learner.parameters())
+        if not math.isfinite(metrics.get("loss", 0.0)) or not params_ok:
+            raise _diverged(run, batch, metrics.get("loss", math.nan))
+        return metrics
+    optimizer.zero_grad(set_to_none=True)
+    loss, metrics = learner.meta_loss(batch)
+    if not bool(torch.isfinite(loss.detach())):
+        raise _diverged(run, batch, float(loss.detach()))
+    loss.backward()
+    if run.config.grad_clip is not None:
+        nn.utils.clip_grad_norm_(learner.parameters(), run.config.grad_clip)
+    optimizer.step()
+    return {"loss": float(loss.detach()), **{k: float(v) for k, v in metrics.items()}}
+
+
+def _log(run: _Run, metrics: dict[str, float], seconds: float) -> None:
+    lr = run.optimizer.param_groups[0]["lr"]
+    event = {**metrics, "lr": lr, "tasks_per_s": run.meta_batch / max(seconds, 1e-9)}
+    run.window.append(event)
+    run.emit({"kind": "step", "step": run.step, "steps": run.config.steps, **event})
+    if run.step % run.config.log_every == 0 or run.step == run.config.steps:
+        keys = run.window[0].keys()
+        mean = {k: sum(e.get(k, math.nan) for e in run.window) / len(run.window) for k in keys}
+        run.history.append({"kind": "train", "step": run.step, **mean})
+        run.window = []
+
+
+def _validate(run: _Run) -> None:
+    result = evaluate(
+        run.learner,
+        run.benchmark,
+        episodes=run.config.val_episodes,
+        seed=run.config.seed,
+        split="val",
+        **run.overrides,
+    )
+    run.learner.train()
+    better = run.best_val is None or (
+        result.mean > run.best_val if result.higher_is_better else result.mean < run.best_val
+    )
+    entry = {"kind": "val", "step": run.step, "metric": result.metric, "mean": result.mean}
+    run.history.append({**entry, "ci95": result.ci95, "best": better})
+    if better:
+        run.best_val, run.best_step = result.mean, run.step
+        run.best_state = {k: v.detach().clone() for k, v in run.learner.state_dict().items()}
+        path = run.path("best.pt")
+        if path is not None:
+            best = {**_header(run), "kind": "best", "step": run.step, "val": result.mean}
+            save_atomic({**best, "learner_state": run.best_state}, path)
+    run.emit({**entry, "ci95": result.ci95, "best": better, "steps": run.config.steps})
+
+
+def train(
+    learner: nn.Module,
+    benchmark: Any,
+    config: TrainConfig | None = None,
+    callback: Callback | None = None,
+    metadata: dict[str, Any] | None = None,
+    **sampler_overrides: Any,
+) -> TrainResult:
+    """Meta-train ``learner`` on ``benchmark``'s train split; validate on fixed ``val`` episodes.
+
+    Each step calls ``learner.outer_step(batch, optimizer)`` when the learner has one (Reptile),
+    otherwise ``meta_loss(batch)[0].backward()`` and ``optimizer.step()``. A fresh run seeds torch's
+    global RNG with ``config.seed`` (learner-internal randomness); a resumed one restores its state.
+    At the end the learner holds the best-validation weights (the last ones without validation).
+
+    Args:
+        learner: a registered learner; trained in place.
+        benchmark: a benchmark name, or an object with ``sampler(split, seed, **overrides)``.
+        config: the :class:`TrainConfig`; defaults when None.
+        callback: called with an event dict after each step (``kind="step"``, ``step``, ``steps``,
+            ``loss``, metrics, ``lr``, ``tasks_per_s``), validation (``kind="val"``) and resume.
+        metadata: JSON-safe facts stored in checkpoints (e.g. how the learner was built).
+        **sampler_overrides: passed to the train and val samplers (``ways``, ``shots``, ...).
+
+    Raises:
+        NonFiniteLossError: when the loss is NaN or inf, naming the step, the tasks and the last
+            good checkpoint.
+    """
+    config = config or TrainConfig()
+    start = time.perf_counter()
+    if config.device is not None:
+        learner.to(config.device)
+    param = next(learner.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    optimizer = make_optimizer(learner, config)
+    run = _Run(
+        learner, benchmark, config, dict(sampler_overrides), dict(metadata or {}),
+        config.meta_batch or _default_meta_batch(benchmark), optimizer,
+        make_scheduler(optimizer, config), callback,
+    )  # fmt: skip
+    if _restore(run):
+        run.emit({"kind": "resume", "step": run.step, "steps": config.steps})
+    else:
+        torch.manual_seed(config.seed)
+    _loop(run, open_sampler(benchmark, "train", config.seed, **sampler_overrides), device)
+    if run.best_state is not None:
+        learner.load_state_dict(run.best_state)
+    best = run.path("best.pt")
+    return TrainResult(
+        history=run.history,
+        best_val=run.best_val,
+        best_step=run.best_step,
+        final_step=run.step,
+        best_checkpoint=str(best) if best is not None and best.is_file() else None,
+        last_checkpoint=run.last_saved,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _loop(run: _Run, sampler: Any, device: torch.device) -> None:
+    config = run.config
+    run.learner.train()
+    saved_at = run.step
+    while run.step < config.steps:
+        tick = time.perf_counter()
+        batch = sampler.batch(run.step, run.meta_batch).to(device)
+        metrics = _train_step(run, batch)
+        if run.scheduler is not None:
+            run.scheduler.step()
+        run.step += 1
+        _log(run, metrics, time.perf_counter() - tick)
+        last = run.step == config.steps
+        if config.val_every > 0 and (run.step % config.val_every == 0 or last):
+            _validate(run)
+        if run.step % config.save_every == 0 or last:
+            _save_last(run)
+            saved_at = run.step
+    if saved_at != run.step:
+        _save_last(run)
