@@ -1,0 +1,184 @@
+"""Machinery for the distributed tests: run a function on W gloo ranks, a tiny sampler and learners.
+
+Ranks are spawned with ``torch.multiprocessing`` and meet through a ``FileStore`` in a temporary
+folder; gloo talks over the loopback interface only (``GLOO_SOCKET_IFNAME=lo``), so no socket ever
+listens on another address (torchrun's TCPStore would listen on all of them).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import metazoo.distributed as dist
+from metazoo.episode import Episode, EpisodeBatch
+
+WAYS, SHOTS, QUERIES, FEATURES = 3, 2, 3, 6
+
+
+def _rank_main(rank: int, world: int, folder: str, function: Callable, args: tuple) -> None:
+    os.environ["GLOO_SOCKET_IFNAME"] = "lo"
+    torch.set_num_threads(1)
+    dist.init(
+        backend="gloo",
+        init_method=f"file://{folder}/store",
+        env=dist.DistEnv(rank, world, rank),
+        timeout_s=120,
+    )
+    try:
+        result = function(*args)
+        torch.save(result, Path(folder) / f"rank{rank}.pt")
+    finally:
+        dist.shutdown()
+
+
+def run_ranks(function: Callable[..., Any], world: int, folder: Path, *args: Any) -> list[Any]:
+    """``function(*args)`` on ``world`` gloo ranks; returns each rank's result, by rank."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mp.spawn(_rank_main, args=(world, str(folder), function, args), nprocs=world, join=True)
+    return [torch.load(folder / f"rank{r}.pt", weights_only=False) for r in range(world)]
+
+
+class ClusterSampler:
+    """Gaussian-cluster classification episodes, float64; episode ``i`` depends only on ``i``."""
+
+    def __init__(self, seed: int = 0, offset: int = 0):
+        self.seed = seed
+        self.offset = offset
+
+    def episode(self, index: int) -> Episode:
+        g = torch.Generator().manual_seed(1_000_003 * self.seed + index + self.offset)
+        centers = 2.0 * torch.randn(WAYS, FEATURES, generator=g, dtype=torch.float64)
+
+        def draw(per_class: int) -> tuple[Tensor, Tensor]:
+            labels = torch.arange(WAYS).repeat_interleave(per_class)
+            noise = torch.randn(len(labels), FEATURES, generator=g, dtype=torch.float64)
+            return centers[labels] + noise, labels
+
+        (sx, sy), (qx, qy) = draw(SHOTS), draw(QUERIES)
+        return Episode(sx, sy, qx, qy, WAYS)
+
+    def episodes(self, indices) -> EpisodeBatch:
+        return EpisodeBatch.stack([self.episode(i) for i in indices])
+
+    def batch(self, index: int, meta_batch: int) -> EpisodeBatch:
+        return self.episodes(range(index * meta_batch, (index + 1) * meta_batch))
+
+
+class ClusterBenchmark:
+    """A benchmark object for ``evaluate`` / ``train``: :class:`ClusterSampler` per split."""
+
+    name = "clusters"
+    meta_batch = 4
+
+    def sampler(self, split: str, seed: int, **overrides: Any) -> ClusterSampler:
+        return ClusterSampler(seed, offset={"train": 0, "val": 10**6, "test": 2 * 10**6}[split])
+
+
+class TinyMAML(nn.Module):
+    """One second-order inner SGD step on a linear classifier (the test's own MAML)."""
+
+    def __init__(self, inner_lr: float = 0.5):
+        super().__init__()
+        self.model = nn.Linear(FEATURES, WAYS).double()
+        self.config = None
+        self.inner_lr = inner_lr
+
+    def adapt(self, support_x: Tensor, support_y: Tensor) -> dict[str, Tensor]:
+        weights = dict(self.model.named_parameters())
+        loss = F.cross_entropy(
+            torch.func.functional_call(self.model, weights, support_x), support_y
+        )
+        grads = torch.autograd.grad(loss, list(weights.values()), create_graph=self.training)
+        return {k: w - self.inner_lr * g for (k, w), g in zip(weights.items(), grads)}
+
+    def predict(self, state: dict[str, Tensor], query_x: Tensor) -> Tensor:
+        return torch.func.functional_call(self.model, state, query_x)
+
+    def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
+        losses, correct = [], 0.0
+        for task in batch:
+            logits = self.predict(self.adapt(task.support_x, task.support_y), task.query_x)
+            losses.append(F.cross_entropy(logits, task.query_y))
+            correct += float((logits.argmax(-1) == task.query_y).double().mean())
+        return torch.stack(losses).mean(), {"accuracy": 100.0 * correct / len(batch)}
+
+
+class TinyReptile(TinyMAML):
+    """Reptile: ``grad = theta - mean_t phi_t`` after a few inner steps, then ``optimizer.step()``."""
+
+    def outer_step(self, batch: EpisodeBatch, optimizer: torch.optim.Optimizer) -> dict[str, float]:
+        params = list(self.model.parameters())
+        mean_delta = [torch.zeros_like(p) for p in params]
+        for task in batch:
+            fast = {k: w.detach() for k, w in self.model.named_parameters()}
+            for _ in range(3):
+                fast = {k: w.requires_grad_() for k, w in fast.items()}
+                logits = torch.func.functional_call(self.model, fast, task.support_x)
+                grads = torch.autograd.grad(
+                    F.cross_entropy(logits, task.support_y), list(fast.values())
+                )
+                fast = {
+                    k: (w - self.inner_lr * g).detach() for (k, w), g in zip(fast.items(), grads)
+                }
+            for acc, p, phi in zip(mean_delta, params, fast.values()):
+                acc += (p.detach() - phi) / len(batch)
+        optimizer.zero_grad()
+        for p, delta in zip(params, mean_delta):
+            p.grad = delta
+        optimizer.step()
+        return {"delta_norm": math.sqrt(sum(float(d.pow(2).sum()) for d in mean_delta))}
+
+
+def meta_train(learner: nn.Module, sampler, steps: int, meta_batch: int, lr: float = 0.05) -> dict:
+    """The trainer's loop, written with metazoo.distributed (the same on 1 or W ranks)."""
+    dist.broadcast_module(learner)
+    optimizer = torch.optim.Adam(learner.parameters(), lr=lr)
+    history = []
+    for step in range(steps):
+        batch = dist.local_batch(sampler, step, meta_batch)
+        if hasattr(learner, "outer_step"):
+            metrics = dist.outer_step(learner, batch, optimizer, meta_batch)
+        else:
+            optimizer.zero_grad()
+            loss, metrics = learner.meta_loss(batch)
+            loss.backward()
+            dist.average_gradients(learner.parameters(), len(batch), meta_batch)
+            optimizer.step()
+            metrics = dist.average_metrics({"loss": loss.item(), **metrics}, len(batch), meta_batch)
+        history.append(metrics)
+    state = {k: v.detach().clone() for k, v in learner.state_dict().items()}
+    return {"state": state, "history": history, "divergence": dist.max_divergence(learner)}
+
+
+def make_learner(name: str) -> nn.Module:
+    """A float64 learner of kind ``name``: ``tiny-maml``, ``tiny-reptile`` or a registered learner."""
+    if name == "tiny-maml":
+        return TinyMAML()
+    if name == "tiny-reptile":
+        return TinyReptile()
+    from metazoo import create_learner
+    from metazoo.models import make_backbone
+
+    kind_out = {"protonet": None}.get(name, WAYS)
+    model = make_backbone("mlp", (FEATURES,), out_features=kind_out, hidden_sizes=(16, 16))
+    return create_learner(name, model.double()).double()
+
+
+def train_scenario(name: str, steps: int, meta_batch: int, init_seed: int) -> dict:
+    """Build learner ``name`` from ``init_seed`` and meta-train it (run on every rank)."""
+    torch.manual_seed(init_seed)
+    return meta_train(make_learner(name), ClusterSampler(seed=0), steps, meta_batch)
+
+
+def train_scenarios(names: list[str], steps: int, meta_batch: int) -> dict[str, dict]:
+    """:func:`train_scenario` for each name; each rank starts from different weights (seed = rank)."""
+    return {n: train_scenario(n, steps, meta_batch, init_seed=dist.rank()) for n in names}
