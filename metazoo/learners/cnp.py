@@ -1,0 +1,151 @@
+"""Conditional Neural Processes: Marta Garnelo, Dan Rosenbaum, Chris J. Maddison, Tiago Ramalho, David
+Saxton, Murray Shanahan, Yee Whye Teh, Danilo J. Rezende and S. M. Ali Eslami, "Conditional Neural
+Processes", ICML 2018.
+
+A CNP is a feed-forward model of a predictive distribution conditioned on a context set: an encoder
+``h`` maps every observed pair ``(x_i, y_i)`` to a representation ``r_i``, the ``r_i`` are averaged
+into one order-invariant ``r``, and a decoder ``g`` maps ``(r, x*)`` to the prediction for a target
+``x*``. For regression the decoder outputs a Gaussian mean and standard deviation
+(``sigma = 0.1 + 0.9 softplus(.)``, as in the authors' code) and training maximises the Gaussian
+log-likelihood of the targets. For classification the label ``y`` is one-hot and, as in the paper's
+Omniglot experiment, the representations are averaged per class (the one-hot routes each pair to
+its class), so ``r`` holds one vector per class; the decoder scores each ``(r_c, x*)`` pair and
+those scores are the logits. Images are encoded by a Conv-4 built inside the learner (model kind
+``none``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from metazoo._registry import register_learner
+from metazoo.episode import EpisodeBatch
+from metazoo.learners.protonet import class_means, classification_metrics
+from metazoo.models import MLP, make_backbone
+
+__all__ = ["CNP"]
+
+TASKS = ("regression", "classification")
+
+
+@register_learner("cnp", family="model")
+class CNP(nn.Module):
+    """Conditional neural process for regression (Gaussian outputs) or classification (logits).
+
+    Args:
+        model: must be None; the CNP builds its encoder and decoder from the config.
+        config: a :class:`CNP.Config`.
+    """
+
+    @dataclass
+    class Config:
+        """CNP options (sizes follow the authors' 1-D regression code)."""
+
+        #: ``regression`` or ``classification`` (filled by ``build_learner``).
+        task: str = "regression"
+        #: one input's shape: ``(1,)`` for sinusoids, ``(C, H, W)`` for images (filled by ``build_learner``).
+        input_shape: tuple[int, ...] = (1,)
+        #: regression target width (``y`` is ``(n, target_dim)``).
+        target_dim: int = 1
+        #: encoder MLP widths; the last is the representation width.
+        encoder_sizes: tuple[int, ...] = (128, 128, 128, 128)
+        #: decoder MLP hidden widths (then 2*target_dim outputs, or 1 logit per class).
+        decoder_sizes: tuple[int, ...] = (128, 128)
+        #: lower bound of the predicted standard deviation (regression).
+        min_std: float = 0.1
+        #: filters of the Conv-4 image encoder (classification on images).
+        conv_hidden: int = 64
+
+    def __init__(self, model: nn.Module | None, config: Config):
+        super().__init__()
+        if model is not None:
+            raise ValueError("cnp builds its own networks (model kind: none); pass model=None")
+        if config.task not in TASKS:
+            raise ValueError(f"cnp: task must be one of {TASKS}, got {config.task!r}")
+        self.model = None
+        self.config = config
+        shape = tuple(config.input_shape)
+        self.image_encoder: nn.Module | None = None
+        x_dim = int(torch.Size(shape).numel())
+        if len(shape) == 3:
+            self.image_encoder = make_backbone("conv4", shape, hidden=config.conv_hidden)
+            x_dim = self.image_encoder.embedding_dim
+        *enc_hidden, rep = config.encoder_sizes
+        if config.task == "regression":
+            self.encoder = MLP(x_dim + config.target_dim, rep, enc_hidden)
+            self.decoder = MLP(rep + x_dim, 2 * config.target_dim, config.decoder_sizes)
+        else:
+            self.encoder = MLP(x_dim, rep, enc_hidden)
+            self.decoder = MLP(rep + x_dim, 1, config.decoder_sizes)
+
+    def features(self, x: Tensor) -> Tensor:
+        """``x (n, *input_shape)`` -> ``(n, x_dim)`` (Conv-4 embedding for images)."""
+        return self.image_encoder(x) if self.image_encoder is not None else x.flatten(1)
+
+    def adapt(self, support_x: Tensor, support_y: Tensor) -> Tensor:
+        """The aggregated representation.
+
+        Args:
+            support_x: ``(n, *x)`` context inputs.
+            support_y: ``(n, target_dim)`` targets, or ``(n,)`` labels in ``0..N-1``.
+
+        Returns:
+            ``(R,)`` mean representation (regression) or ``(N, R)`` per-class means (classification).
+        """
+        x = self.features(support_x)
+        if self.config.task == "regression":
+            pairs = torch.cat([x, support_y.reshape(len(x), -1).to(x.dtype)], dim=-1)
+            return self.encoder(pairs).mean(0)
+        ways = int(support_y.max().item()) + 1
+        return class_means(self.encoder(x), support_y, ways)
+
+    def predict_distribution(self, state: Tensor, query_x: Tensor) -> tuple[Tensor, Tensor]:
+        """Gaussian predictive ``(mean, std)``, each ``(m, target_dim)``, for ``query_x (m, *x)``."""
+        if self.config.task != "regression":
+            raise ValueError("predict_distribution is for regression CNPs; use predict for logits")
+        x = self.features(query_x)
+        out = self.decoder(torch.cat([state.expand(len(x), -1), x], dim=-1))
+        mean, raw_std = out.chunk(2, dim=-1)
+        std = self.config.min_std + (1 - self.config.min_std) * F.softplus(raw_std)
+        return mean, std
+
+    def predict(self, state: Tensor, query_x: Tensor) -> Tensor:
+        """Predictive means ``(m, target_dim)`` (regression) or logits ``(m, N)`` (classification)."""
+        if self.config.task == "regression":
+            return self.predict_distribution(state, query_x)[0]
+        x = self.features(query_x)  # (m, D)
+        ways = state.shape[0]
+        pairs = torch.cat(
+            [state[None].expand(len(x), ways, -1), x[:, None].expand(-1, ways, -1)], dim=-1
+        )
+        return self.decoder(pairs).squeeze(-1)
+
+    def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
+        """Mean over tasks of the query Gaussian NLL (regression) or cross-entropy (classification)."""
+        losses, outputs = [], []
+        for task in batch:
+            state = self.adapt(task.support_x, task.support_y)
+            if self.config.task == "regression":
+                mean, std = self.predict_distribution(state, task.query_x)
+                target = task.query_y.reshape(mean.shape)
+                losses.append(gaussian_nll(mean, std, target))
+                outputs.append(mean.detach().reshape(task.query_y.shape))
+            else:
+                logits = self.predict(state, task.query_x)
+                losses.append(F.cross_entropy(logits, task.query_y))
+                outputs.append(logits.detach())
+        stacked = torch.stack(outputs)
+        if self.config.task == "regression":
+            metrics = {"mse": F.mse_loss(stacked, batch.query_y).item()}
+        else:
+            metrics = classification_metrics(stacked, batch.query_y)
+        return torch.stack(losses).mean(), metrics
+
+
+def gaussian_nll(mean: Tensor, std: Tensor, target: Tensor) -> Tensor:
+    """Mean negative log-density of ``target`` under ``N(mean, std^2)``; all ``(m, d)``."""
+    return -torch.distributions.Normal(mean, std).log_prob(target).mean()
