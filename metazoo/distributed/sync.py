@@ -116,7 +116,7 @@ def average_metrics(
     non-finite-loss check after this call takes the same branch everywhere.
     """
     if not is_distributed():
-        return dict(metrics)
+        return {k: float(v) for k, v in metrics.items()}
     keys = sorted(metrics)
     values = torch.tensor(
         [float(metrics[k]) for k in keys], dtype=torch.float64, device=collective_device()
