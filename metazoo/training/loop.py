@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from metazoo import distributed as dist
 from metazoo.episode import EpisodeBatch
 from metazoo.evaluation.harness import (
     _json_safe,
@@ -138,7 +139,8 @@ def _save_last(run: _Run) -> None:
         "best_state": run.best_state,
         "history": run.history,
     }
-    run.last_saved = str(save_atomic(state, path))
+    dist.on_main(save_atomic, state, path)  # rank 0 writes; every rank waits for the file
+    run.last_saved = str(path)
 
 
 def _restore(run: _Run) -> bool:
@@ -196,7 +198,8 @@ def _nonfinite_tasks(learner: nn.Module, batch: EpisodeBatch) -> list[int]:
 
 def _diverged(run: _Run, batch: EpisodeBatch, loss: float) -> NonFiniteLossError:
     step, m = run.step, run.meta_batch
-    tasks = [step * m + j for j in _nonfinite_tasks(run.learner, batch)]
+    first = step * m + dist.task_range(m).start  # this rank's first task of the global batch
+    tasks = [first + j for j in _nonfinite_tasks(run.learner, batch)]
     where = run.last_saved or "none (set checkpoint_dir to keep one)"
     message = (
         f"the meta-loss is {loss} at step {step}; training episodes {tasks} of the train split "
@@ -210,20 +213,26 @@ def _diverged(run: _Run, batch: EpisodeBatch, loss: float) -> NonFiniteLossError
 def _train_step(run: _Run, batch: EpisodeBatch) -> dict[str, float]:
     learner, optimizer = run.learner, run.optimizer
     if has_outer_step(learner):
-        metrics = {k: float(v) for k, v in learner.outer_step(batch, optimizer).items()}
+        metrics = dist.outer_step(learner, batch, optimizer, run.meta_batch)  # ranks averaged
+        metrics = {k: float(v) for k, v in metrics.items()}
         params_ok = all(bool(torch.isfinite(p).all()) for p in learner.parameters())
         if not math.isfinite(metrics.get("loss", 0.0)) or not params_ok:
             raise _diverged(run, batch, metrics.get("loss", math.nan))
         return metrics
     optimizer.zero_grad(set_to_none=True)
     loss, metrics = learner.meta_loss(batch)
-    if not bool(torch.isfinite(loss.detach())):
-        raise _diverged(run, batch, float(loss.detach()))
+    # Metrics of the global meta-batch; a NaN on any rank makes every rank raise.
+    metrics = dist.average_metrics(
+        {"loss": float(loss.detach()), **metrics}, len(batch), run.meta_batch
+    )
+    if not math.isfinite(metrics["loss"]):
+        raise _diverged(run, batch, metrics["loss"])
     loss.backward()
+    dist.average_gradients(learner.parameters(), len(batch), run.meta_batch)  # mean over all tasks
     if run.config.grad_clip is not None:
         nn.utils.clip_grad_norm_(learner.parameters(), run.config.grad_clip)
     optimizer.step()
-    return {"loss": float(loss.detach()), **{k: float(v) for k, v in metrics.items()}}
+    return metrics
 
 
 def _log(run: _Run, metrics: dict[str, float], seconds: float) -> None:
@@ -259,7 +268,7 @@ def _validate(run: _Run) -> None:
         path = run.path("best.pt")
         if path is not None:
             best = {**_header(run), "kind": "best", "step": run.step, "val": result.mean}
-            save_atomic({**best, "learner_state": run.best_state}, path)
+            dist.on_main(save_atomic, {**best, "learner_state": run.best_state}, path)
     run.emit({**entry, "ci95": result.ci95, "best": better, "steps": run.config.steps})
 
 
@@ -297,6 +306,7 @@ def train(
         learner.to(config.device)
     param = next(learner.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
+    dist.broadcast_module(learner)  # every rank starts from rank 0's weights
     optimizer = make_optimizer(learner, config)
     run = _Run(
         learner, benchmark, config, dict(sampler_overrides), dict(metadata or {}),
@@ -328,7 +338,7 @@ def _loop(run: _Run, sampler: Any, device: torch.device) -> None:
     saved_at = run.step
     while run.step < config.steps:
         tick = time.perf_counter()
-        batch = sampler.batch(run.step, run.meta_batch).to(device)
+        batch = dist.local_tasks(sampler.batch(run.step, run.meta_batch)).to(device)
         metrics = _train_step(run, batch)
         if run.scheduler is not None:
             run.scheduler.step()
