@@ -60,9 +60,16 @@ def local_batch(sampler, step: int, meta_batch: int) -> EpisodeBatch:
 def episode_range(episodes: int, rank_: int | None = None, world: int | None = None) -> range:
     """The block of episode indices ``0 .. episodes-1`` that rank ``rank_`` evaluates.
 
-    Rank ``r`` takes ``r*n//W .. (r+1)*n//W - 1``: every episode exactly once, in order; a rank may
-    get an empty block when there are fewer episodes than ranks.
+    Rank ``r`` takes ``r*n//W .. (r+1)*n//W - 1``: every episode exactly once, in order.
+
+    Raises:
+        ValueError: for fewer episodes than ranks (a rank would have nothing to score).
     """
     rank_ = rank() if rank_ is None else rank_
     world = world_size() if world is None else world
+    if episodes < world:
+        raise ValueError(
+            f"{episodes} episodes cannot be split over {world} ranks: evaluate at least {world} "
+            "episodes, or run the evaluation in a single process"
+        )
     return range(rank_ * episodes // world, (rank_ + 1) * episodes // world)
