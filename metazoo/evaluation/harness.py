@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from metazoo import distributed as dist
 from metazoo.episode import Episode
 from metazoo.evaluation.provenance import MemoryMeter, environment
 from metazoo.evaluation.stats import mean_ci95
@@ -244,7 +245,7 @@ def evaluate(
     start = time.perf_counter()
     try:
         with MemoryMeter(device) as memory:
-            for index in range(episodes):
+            for index in dist.episode_range(episodes):  # this rank's block (all, alone)
                 episode = sampler.episode(index).to(device)
                 first = first or episode
                 tick = time.perf_counter()
@@ -256,6 +257,7 @@ def evaluate(
                     progress(index + 1, episodes)
     finally:
         learner.train(was_training)
+    scores = dist.gather_scores(scores, episodes)  # every rank's scores, in episode order
     return _result(learner, benchmark, split, seed, scores, first, busy, start, memory, device)
 
 
