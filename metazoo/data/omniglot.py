@@ -15,14 +15,14 @@ import os
 import tempfile
 import urllib.request
 import zipfile
-from importlib import resources
 from pathlib import Path
 
 import torch
 
+from metazoo.data.cache import cached, content_key, read_split_list
 from metazoo.data.dataset import ClassDataset
 from metazoo.data.images import decode_images
-from metazoo.data.paths import cache_root, data_root, require_dir
+from metazoo.data.paths import data_root, require_dir
 
 __all__ = [
     "FOLDER",
@@ -136,30 +136,22 @@ def load_omniglot(
         named ``"<alphabet>/<character>"``, superclasses = alphabets.
     """
     characters = list_characters(root)
-    relative = [
-        f"{alphabet}/{character}/{Path(p).name}"
-        for alphabet, character, ps in characters
-        for p in ps
-    ]
-    key = hashlib.sha256("\n".join(relative).encode()).hexdigest()[:16]
-    cache = cache_root() / "omniglot" / f"omniglot-v{_CACHE_VERSION}-{image_size}px-{key}.pt"
-    if cache.is_file():
-        return ClassDataset(**torch.load(cache, weights_only=True), name="omniglot")
-    paths = [p for _, _, ps in characters for p in ps]
-    alphabets = sorted({a for a, _, _ in characters})
-    fields = {
-        "images": decode_images(paths, image_size, channels=1, invert=True, workers=workers),
-        "labels": torch.repeat_interleave(
-            torch.arange(len(characters)), torch.tensor([len(ps) for _, _, ps in characters])
-        ),
-        "class_names": [f"{a}/{c}" for a, c, _ in characters],
-        "superclass": torch.tensor([alphabets.index(a) for a, _, _ in characters]),
-        "superclass_names": alphabets,
-    }
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=cache.parent, delete=False) as tmp:
-        torch.save(fields, tmp)
-    os.replace(tmp.name, cache)  # atomic: concurrent test processes never read half a file
+    relative = [f"{a}/{c}/{Path(p).name}" for a, c, ps in characters for p in ps]
+    key = content_key(relative, _CACHE_VERSION, image_size)
+
+    def build() -> dict:
+        paths = [p for _, _, ps in characters for p in ps]
+        alphabets = sorted({a for a, _, _ in characters})
+        counts = torch.tensor([len(ps) for _, _, ps in characters])
+        return {
+            "images": decode_images(paths, image_size, channels=1, invert=True, workers=workers),
+            "labels": torch.repeat_interleave(torch.arange(len(characters)), counts),
+            "class_names": [f"{a}/{c}" for a, c, _ in characters],
+            "superclass": torch.tensor([alphabets.index(a) for a, _, _ in characters]),
+            "superclass_names": alphabets,
+        }
+
+    fields = cached("omniglot", f"omniglot-{image_size}px-{key}", build)
     return ClassDataset(**fields, name="omniglot")
 
 
@@ -174,8 +166,7 @@ def split_classes(class_split: str, split: str) -> list[str]:
         raise ValueError(f"class_split must be one of {CLASS_SPLITS}, got {class_split!r}")
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
-    text = resources.files("metazoo.data").joinpath(f"splits/omniglot/{class_split}/{split}.txt")
-    return [line for line in text.read_text().splitlines() if line and not line.startswith("#")]
+    return read_split_list("omniglot", f"{class_split}/{split}")
 
 
 def omniglot_split(

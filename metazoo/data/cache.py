@@ -1,0 +1,55 @@
+"""Decoded datasets cached as tensor files under ``$METAZOO_CACHE``, and the shipped split lists."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from importlib import resources
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from metazoo.data.paths import cache_root
+
+__all__ = ["cached", "content_key", "read_split_list", "resize_images"]
+
+
+def content_key(names: Sequence[str], *extra: object) -> str:
+    """A short sha256 of a file list and settings: the cache key of a decoded dataset."""
+    text = "\n".join([*map(str, extra), *names])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cached(folder: str, stem: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``build()``'s tensors, saved once to ``$METAZOO_CACHE/<folder>/<stem>.pt`` and loaded after.
+
+    The file is written to a temporary name and renamed, so concurrent processes never read half
+    of it.
+    """
+    path = cache_root() / folder / f"{stem}.pt"
+    if path.is_file():
+        return torch.load(path, weights_only=True)
+    fields = build()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
+        torch.save(fields, tmp)
+    os.replace(tmp.name, path)
+    return fields
+
+
+def read_split_list(dataset: str, name: str) -> list[str]:
+    """Lines of the shipped ``metazoo/data/splits/<dataset>/<name>.txt`` (blank lines dropped)."""
+    text = resources.files("metazoo.data").joinpath(f"splits/{dataset}/{name}.txt").read_text()
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def resize_images(images: Tensor, size: int | None) -> Tensor:
+    """``(n, C, H, W)`` uint8 images resized to ``size x size`` (antialiased), unchanged if None."""
+    if size is None or tuple(images.shape[-2:]) == (size, size):
+        return images
+    resized = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True)
+    return resized.round_().clamp_(0, 255).to(torch.uint8)
