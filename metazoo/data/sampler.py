@@ -112,6 +112,7 @@ class EpisodeSampler:
         if config.rotations and not self._in_memory:
             self._check_rotatable(tuple(dataset.images.gather(torch.tensor([0])).shape[1:]))
         self._images = self._stored_images()
+        self._unit_table: Tensor | None = None
 
     # ----------------------------------------------------------------------------- public API
     @property
@@ -323,7 +324,19 @@ class EpisodeSampler:
                 mask = (rotation == turns).to(x.device)
                 if bool(mask.any()):
                     x[mask] = torch.rot90(x[mask], turns, dims=(-2, -1))
-        return x.to(torch.float32).div_(255.0) if x.dtype == torch.uint8 else x
+        return self._to_unit(x) if x.dtype == torch.uint8 else x
+
+    def _to_unit(self, x: Tensor) -> Tensor:
+        """uint8 -> float32 ``k / 255``, the same bits on every device.
+
+        CPU division is correctly rounded; CUDA's is not always, so there the values are looked up
+        in a table computed on the CPU (a gather is cheap on a GPU, slow on a CPU).
+        """
+        if x.device.type == "cpu":
+            return x.to(torch.float32).div_(255.0)
+        if self._unit_table is None:
+            self._unit_table = (torch.arange(256, dtype=torch.float32) / 255.0).to(x.device)
+        return self._unit_table[x.long()]
 
     def _stored_images(self) -> Tensor | Any:
         """The images as stored for sampling: with rotations, 4 rotated copies one after another."""

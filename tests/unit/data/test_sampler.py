@@ -36,6 +36,9 @@ def test_episode_shapes_labels_and_classes(grid):
     episode = sampler(grid).episode(0)
     assert episode.support_x.shape == (6, 1, 4, 4) and episode.query_x.shape == (9, 1, 4, 4)
     assert episode.support_x.dtype == torch.float32
+    # pixels are exactly k / 255 (correctly rounded), the values the CUDA path looks up
+    table = torch.arange(256, dtype=torch.float64).div(255).float()
+    assert torch.equal(episode.query_x, table[(episode.query_x * 255).round().long()])
     assert episode.support_y.tolist() == [0, 0, 1, 1, 2, 2]
     assert episode.query_y.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     # every image of label j belongs to dataset class classes[j]
