@@ -182,3 +182,52 @@ def train_scenario(name: str, steps: int, meta_batch: int, init_seed: int) -> di
 def train_scenarios(names: list[str], steps: int, meta_batch: int) -> dict[str, dict]:
     """:func:`train_scenario` for each name; each rank starts from different weights (seed = rank)."""
     return {n: train_scenario(n, steps, meta_batch, init_seed=dist.rank()) for n in names}
+
+
+def trainer_run(name: str, config_kwargs: dict, init_seed: int) -> dict:
+    """``metazoo.training.train`` of learner ``name`` on :class:`ClusterBenchmark` (any world size)."""
+    from metazoo.training import TrainConfig, train
+
+    torch.manual_seed(init_seed)
+    learner = make_learner(name)
+    result = train(learner, ClusterBenchmark(), TrainConfig(**config_kwargs))
+    state = {k: v.detach().clone() for k, v in learner.state_dict().items()}
+    return {
+        "state": state,
+        "history": result.history,
+        "final_step": result.final_step,
+        "best_val": result.best_val,
+        "divergence": dist.max_divergence(learner),
+    }
+
+
+def trainer_runs(runs: list[tuple[str, dict]]) -> list[dict]:
+    """:func:`trainer_run` of each ``(name, config)`` in turn, rank-dependent initial weights."""
+    return [trainer_run(name, config, init_seed=dist.rank()) for name, config in runs]
+
+
+def evaluation_run(name: str, episodes: int) -> dict:
+    """``metazoo.evaluate`` of an untrained learner on ``episodes`` test episodes."""
+    from metazoo import evaluate
+
+    torch.manual_seed(0)
+    result = evaluate(make_learner(name), ClusterBenchmark(), episodes=episodes)
+    return {
+        "scores": result.scores,
+        "mean": result.mean,
+        "ci95": result.ci95,
+        "ids": result.episode_ids,
+    }
+
+
+def rank_job(plan: dict) -> dict:
+    """Everything the distributed tests need from the ranks, in one spawn (start-up dominates).
+
+    ``plan``: ``scenarios`` (names, steps, meta_batch) for :func:`train_scenarios`, ``trainer``
+    (a list of ``(name, config)``) for :func:`trainer_runs`, ``evaluation`` (name, episodes).
+    """
+    return {
+        "scenarios": train_scenarios(*plan["scenarios"]),
+        "trainer": trainer_runs(plan["trainer"]),
+        "evaluation": evaluation_run(*plan["evaluation"]),
+    }
