@@ -15,6 +15,7 @@ Reptile-like learners: ``dist.outer_step(learner, batch, optimizer, m)``.
 """
 
 from metazoo.distributed.env import (
+    BACKEND_VAR,
     INIT_METHOD_VAR,
     DistEnv,
     barrier,
@@ -44,6 +45,7 @@ from metazoo.distributed.sync import (
 __all__ = [
     "DistEnv",
     "INIT_METHOD_VAR",
+    "BACKEND_VAR",
     "env_from",
     "launched",
     "init",

@@ -35,8 +35,11 @@ __all__ = [
     "collective_device",
     "on_main",
     "INIT_METHOD_VAR",
+    "BACKEND_VAR",
 ]
 
+#: Environment variable naming the backend (``gloo`` or ``nccl``) to use instead of the default.
+BACKEND_VAR = "METAZOO_DIST_BACKEND"
 #: Environment variable naming a ``torch.distributed`` init method (e.g. ``file:///shared/rdzv``)
 #: used instead of ``env://`` (``MASTER_ADDR`` / ``MASTER_PORT``) when set.
 INIT_METHOD_VAR = "METAZOO_INIT_METHOD"
@@ -137,7 +140,8 @@ def init(
     device becomes ``cuda:LOCAL_RANK``; train with ``TrainConfig(device=None)`` or that device.
 
     Args:
-        backend: ``nccl`` or ``gloo``; default NCCL when CUDA is available, else gloo.
+        backend: ``nccl`` or ``gloo``; default ``$METAZOO_DIST_BACKEND``, else NCCL when CUDA is
+            available, else gloo.
         init_method: a ``torch.distributed`` init method; default ``$METAZOO_INIT_METHOD``, else
             ``env://`` (the ``MASTER_ADDR`` / ``MASTER_PORT`` torchrun sets).
         env: ranks to use instead of the environment's (tests).
@@ -161,7 +165,7 @@ def init(
             "--distributed needs a launcher: run `torchrun --nproc-per-node N -m metazoo train ...` "
             "(or srun with MASTER_ADDR/MASTER_PORT set); RANK and WORLD_SIZE are not set"
         )
-    backend = backend or _default_backend()
+    backend = backend or os.environ.get(BACKEND_VAR) or _default_backend()
     if backend == "nccl":
         torch.cuda.set_device(env.local_rank)
     init_method = init_method or os.environ.get(INIT_METHOD_VAR) or "env://"
