@@ -24,7 +24,7 @@ def _paper_value(card: dict, benchmark: str) -> str:
     if not result:
         return "–"
     spread = result.get("ci95", result.get("std"))
-    text = f"{result['value']:g}" + (f" ± {spread:g}" if spread is not None else "")
+    text = f"{result['value']}" + (f" ± {spread}" if spread is not None else "")
     return text if result["verified"] else f"{text} ²"
 
 
