@@ -229,6 +229,7 @@ def _train_step(run: _Run, batch: EpisodeBatch) -> dict[str, float]:
         raise _diverged(run, batch, metrics["loss"])
     loss.backward()
     dist.average_gradients(learner.parameters(), len(batch), run.meta_batch)  # mean over all tasks
+    dist.average_buffers(learner, len(batch), run.meta_batch)  # BatchNorm running stats agree
     if run.config.grad_clip is not None:
         nn.utils.clip_grad_norm_(learner.parameters(), run.config.grad_clip)
     optimizer.step()
