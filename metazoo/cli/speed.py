@@ -1,0 +1,69 @@
+"""``metazoo speed``: meta-training and evaluation throughput against ``higher`` and learn2learn.
+
+Writes ``<out>/results/<stem>.json`` and ``<out>/tables/<stem>.md``, the stem naming the device
+and the torch version (``speed-cpu-2core-torch2.14.1``); ``--update-docs`` then regenerates the
+tables in ``docs/speed.md`` from every committed result file.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from metazoo.perf.shapes import SHAPES
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "speed",
+        help="time meta-training and evaluation against higher and learn2learn",
+        description=__doc__,
+    )
+    parser.add_argument("--quick", action="store_true", help="CI-sized run (well under a minute)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument(
+        "--shapes", nargs="+", choices=sorted(SHAPES), help="shapes to run (default: all)"
+    )
+    parser.add_argument("--tasks", type=int, help="override every shape's meta-batch size")
+    parser.add_argument("--contenders", nargs="+", help="only these contenders")
+    parser.add_argument("--repeats", type=int, help="timed rounds (default 5, quick 3)")
+    parser.add_argument("--warmup", type=int, help="untimed calls per contender (default 2)")
+    parser.add_argument("--min-run", type=float, help="seconds per timed run (default 0.5)")
+    parser.add_argument("--budget", type=float, help="stop starting contenders after N seconds")
+    parser.add_argument("--out", default="benchmarks", help="folder for results/ and tables/")
+    parser.add_argument(
+        "--update-docs",
+        metavar="MARKDOWN",
+        nargs="?",
+        const="docs/speed.md",
+        help="after the run, regenerate the tables in this file (default docs/speed.md)",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from metazoo.perf import SpeedConfig, run_speed, write_result
+    from metazoo.perf.docs import update_speed_docs
+
+    config = SpeedConfig(
+        device=args.device,
+        shapes=args.shapes,
+        quick=args.quick,
+        tasks=args.tasks,
+        contenders=args.contenders,
+        budget_s=args.budget,
+    )
+    for field, value in (("repeats", args.repeats), ("warmup", args.warmup)):
+        if value is not None:
+            setattr(config, field, value)
+    if args.min_run is not None:
+        config.min_run_s = args.min_run
+    document = run_speed(config, log=lambda line: print(line, flush=True))
+    json_path, md_path = write_result(document, args.out)
+    print(f"wrote {json_path} and {md_path}")
+    for target in document["targets"]:
+        print(f"target: {target['target']}: {target['status']} {target['detail']}")
+    if args.update_docs:
+        update_speed_docs(args.update_docs, f"{args.out}/results")
+        print(f"updated {args.update_docs}")
+    return 0

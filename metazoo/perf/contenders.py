@@ -1,0 +1,281 @@
+"""The implementations ``metazoo speed`` races: the peers' task loops and metazoo's executors.
+
+A :class:`Contender` owns a copy of the shape's model and an Adam outer optimizer, and offers a
+meta-training step, the meta-gradient at the current weights (for the correctness pre-check) and
+an evaluation of a meta-batch. Builders raise :class:`Unavailable` with the reason when a
+contender cannot run here (learn2learn not installed, CUDA-only variants on a CPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib.metadata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from metazoo.engine import InnerLoop, adapt_and_query
+from metazoo.engine.fast import FastMetaStep, FastOptions, evaluate_batch
+from metazoo.episode import EpisodeBatch
+from metazoo.perf import loops
+from metazoo.perf.shapes import SpeedShape
+
+__all__ = [
+    "Contender",
+    "Unavailable",
+    "CONTENDERS",
+    "CUDA_VARIANTS",
+    "build_contender",
+    "precision",
+]
+
+
+class Unavailable(RuntimeError):
+    """This contender cannot run in this environment; the message says why."""
+
+
+@dataclass
+class Contender:
+    """One implementation under test, with its own model copy and optimizer."""
+
+    #: short name used in tables, e.g. ``torch-loop``.
+    name: str
+    #: what it is, one line.
+    description: str
+    #: one meta-training step (meta-gradient and Adam update) on a meta-batch.
+    train_step: Callable[[EpisodeBatch], object]
+    #: the meta-gradient of a meta-batch at the current weights; weights unchanged.
+    meta_gradient: Callable[[EpisodeBatch], list[Tensor]]
+    #: ``(T,)`` query accuracy after test-time adaptation; None when not timed.
+    evaluate: Callable[[EpisodeBatch], Tensor] | None
+    #: numeric mode: ``fp32`` (TF32 off), ``tf32`` or ``bf16`` (autocast).
+    precision: str = "fp32"
+    #: anything a reader of the table should know (e.g. the executor ``auto`` chose).
+    note: str = ""
+    #: extra facts recorded in the JSON (executor plan, options).
+    details: dict = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def precision(mode: str) -> Iterator[None]:
+    """TF32 off for ``fp32`` and ``bf16``, on for ``tf32``; restored on exit."""
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = mode == "tf32"
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
+
+
+def _grads_of(model: nn.Module, accumulate: Callable[[], object]) -> list[Tensor]:
+    model.zero_grad(set_to_none=True)
+    accumulate()
+    grads = [p.grad.detach().clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    return grads
+
+
+def _loop_contender(
+    name: str,
+    description: str,
+    model: nn.Module,
+    shape: SpeedShape,
+    backward: Callable[[EpisodeBatch], None],
+    evaluate: Callable[[EpisodeBatch], Tensor],
+) -> Contender:
+    """A contender whose ``backward(batch)`` accumulates the meta-gradient into ``.grad``."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=shape.outer_lr)
+
+    def train_step(batch: EpisodeBatch) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        backward(batch)
+        optimizer.step()
+
+    return Contender(
+        name, description, train_step, lambda b: _grads_of(model, lambda: backward(b)), evaluate
+    )
+
+
+def _higher(model: nn.Module, shape: SpeedShape, device: torch.device) -> Contender:
+    higher = loops.optional_module("higher")
+    if higher is None:
+        raise Unavailable("higher is not installed (pip install higher)")
+    steps, test_steps, lr = shape.inner_steps, shape.test_inner_steps, shape.inner_lr
+    return _loop_contender(
+        "higher",
+        f"higher {_version('higher')} innerloop_ctx, task loop",
+        model,
+        shape,
+        lambda b: loops.higher_backward(model, b, steps, lr),
+        lambda b: loops.higher_evaluate(model, b, test_steps, lr),
+    )
+
+
+def _learn2learn(model: nn.Module, shape: SpeedShape, device: torch.device) -> Contender:
+    l2l = loops.optional_module("learn2learn")
+    if l2l is None:
+        raise Unavailable("learn2learn is not importable (it does not build on Python 3.11+)")
+    maml = l2l.algorithms.MAML(model, lr=shape.inner_lr, first_order=False)
+    return _loop_contender(
+        "learn2learn",
+        f"learn2learn {_version('learn2learn')} MAML.clone/adapt, task loop",
+        maml,
+        shape,
+        lambda b: loops.learn2learn_backward(maml, b, shape.inner_steps),
+        lambda b: loops.learn2learn_evaluate(maml, b, shape.test_inner_steps),
+    )
+
+
+def _torch_loop(model: nn.Module, shape: SpeedShape, device: torch.device) -> Contender:
+    steps, test_steps, lr = shape.inner_steps, shape.test_inner_steps, shape.inner_lr
+    return _loop_contender(
+        "torch-loop",
+        "plain PyTorch task loop (functional_call + autograd.grad)",
+        model,
+        shape,
+        lambda b: loops.torch_loop_backward(model, b, steps, lr),
+        lambda b: loops.torch_loop_evaluate(model, b, test_steps, lr),
+    )
+
+
+def _loops(shape: SpeedShape) -> tuple[InnerLoop, InnerLoop]:
+    train = InnerLoop(steps=shape.inner_steps, ways=shape.ways)
+    test = InnerLoop(steps=shape.test_inner_steps, ways=shape.ways, track_outer=False)
+    return train, test
+
+
+def _engine(executor: str) -> Callable[[nn.Module, SpeedShape, torch.device], Contender]:
+    """metazoo's executors as the learners call them: ``engine.adapt_and_query``."""
+
+    def build(model: nn.Module, shape: SpeedShape, device: torch.device) -> Contender:
+        train, test = _loops(shape)
+
+        def backward(batch: EpisodeBatch) -> None:
+            adapt_and_query(
+                model,
+                batch,
+                train,
+                shape.inner_lr,
+                executor=executor,
+                backward_scale=1 / len(batch),
+            )
+
+        def evaluate(batch: EpisodeBatch) -> Tensor:
+            return adapt_and_query(model, batch, test, shape.inner_lr, executor=executor).metric
+
+        return _loop_contender(
+            f"metazoo-{executor}",
+            f"metazoo engine.adapt_and_query, executor={executor!r}",
+            model,
+            shape,
+            backward,
+            evaluate,
+        )
+
+    return build
+
+
+def _fast(
+    name: str, options: FastOptions, mode: str = "fp32"
+) -> Callable[[nn.Module, SpeedShape, torch.device], Contender]:
+    """metazoo's fast step (:class:`metazoo.engine.fast.FastMetaStep`) with ``options``."""
+
+    def build(model: nn.Module, shape: SpeedShape, device: torch.device, example=None) -> Contender:
+        if (
+            options.cuda_graph or mode != "fp32" or options.channels_last
+        ) and device.type != "cuda":
+            raise Unavailable("CUDA-only variant")
+        train, test = _loops(shape)
+        cuda = device.type == "cuda"
+        optimizer = torch.optim.Adam(model.parameters(), lr=shape.outer_lr, capturable=cuda)
+        step = FastMetaStep(model, train, shape.inner_lr, optimizer, example, options)
+        plan = step.plan
+
+        def evaluate(batch: EpisodeBatch) -> Tensor:
+            autocast = (
+                torch.autocast(device.type, options.autocast)
+                if options.autocast is not None
+                else contextlib.nullcontext()
+            )
+            with autocast:
+                return evaluate_batch(
+                    model, batch, test, shape.inner_lr, executor=plan.executor, chunk=plan.chunk
+                )
+
+        graph = step.runner.graph is not None
+        return Contender(
+            name,
+            f"metazoo FastMetaStep: {plan.executor}"
+            + (f" (chunks of {plan.chunk})" if plan.chunk else "")
+            + (", whole step in one CUDA graph" if graph else "")
+            + (", channels-last" if options.channels_last else ""),
+            step,
+            step.meta_gradient,
+            evaluate,
+            precision=mode,
+            note=plan.reason,
+            details={"executor": plan.executor, "chunk": plan.chunk, "cuda_graph": graph},
+        )
+
+    build.needs_example = True
+    return build
+
+
+#: Contenders run everywhere, in table order.
+CONTENDERS: dict[str, Callable] = {
+    "higher": _higher,
+    "learn2learn": _learn2learn,
+    "torch-loop": _torch_loop,
+    "metazoo-sequential": _engine("sequential"),
+    "metazoo-vectorized": _engine("vectorized"),
+    "metazoo-auto": _fast("metazoo-auto", FastOptions(executor="auto", cuda_graph=None)),
+}
+
+#: Extra contenders on CUDA: graph capture, memory layout and reduced precision, each separately.
+CUDA_VARIANTS: dict[str, Callable] = {
+    "torch-loop+graph": _fast("torch-loop+graph", FastOptions("sequential", cuda_graph=True)),
+    "metazoo-vectorized+graph": _fast(
+        "metazoo-vectorized+graph", FastOptions("vectorized", cuda_graph=True)
+    ),
+    "metazoo-auto+channels-last": _fast(
+        "metazoo-auto+channels-last", FastOptions(channels_last=True)
+    ),
+    "metazoo-auto+tf32": _fast("metazoo-auto+tf32", FastOptions(), mode="tf32"),
+    "metazoo-auto+bf16": _fast(
+        "metazoo-auto+bf16", FastOptions(autocast=torch.bfloat16), mode="bf16"
+    ),
+}
+
+
+def build_contender(
+    name: str, model: nn.Module, shape: SpeedShape, example: EpisodeBatch
+) -> Contender:
+    """Build contender ``name`` on a private copy of ``model`` (same initial weights for all).
+
+    Args:
+        name: a key of :data:`CONTENDERS` or :data:`CUDA_VARIANTS`.
+        model: the shape's model, on the device the contender runs on.
+        shape: the problem shape.
+        example: a meta-batch of the shape (graph capture and memory planning use it).
+
+    Raises:
+        Unavailable: the contender cannot run here.
+    """
+    builder = CONTENDERS.get(name) or CUDA_VARIANTS.get(name)
+    if builder is None:
+        raise KeyError(f"unknown contender {name!r}; choose from {[*CONTENDERS, *CUDA_VARIANTS]}")
+    own = copy.deepcopy(model)
+    device = next(own.parameters()).device
+    if getattr(builder, "needs_example", False):
+        return builder(own, shape, device, example)
+    return builder(own, shape, device)

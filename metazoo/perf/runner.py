@@ -1,0 +1,282 @@
+"""Run the speed benchmark: correctness pre-check, then interleaved timings, per shape.
+
+For each shape every contender gets a copy of the same model and the same device-resident
+meta-batches. Before any timing, each contender's meta-gradient on batch 0 is compared with the
+float64 reference (metazoo's sequential executor); then warm-up calls (peak memory is measured on
+the last one), then ``repeats`` rounds in which every contender is timed once per round, so a
+change in machine load hits all contenders alike. A contender that fails is recorded with its
+error and the others go on.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import statistics
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+
+from metazoo.engine import InnerLoop, adapt_and_query
+from metazoo.perf.contenders import (
+    CONTENDERS,
+    CUDA_VARIANTS,
+    Contender,
+    Unavailable,
+    build_contender,
+    precision,
+)
+from metazoo.perf.shapes import SpeedShape, get_shapes, make_model, synthetic_batches
+from metazoo.perf.timing import memory_kind, peak_memory_mb, time_calls
+
+__all__ = ["SpeedConfig", "run_speed", "relative_error", "reference_gradient"]
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class SpeedConfig:
+    """What to run and how carefully to time it."""
+
+    #: ``cpu`` or ``cuda`` (``cuda:1``...).
+    device: str = "cpu"
+    #: shape names (:data:`metazoo.perf.shapes.SHAPES`); None for all (``quick``: the first, reduced).
+    shapes: list[str] | None = None
+    #: CI mode: the reduced first shape, one warm-up call, three single-call rounds.
+    quick: bool = False
+    #: override every shape's meta-batch size.
+    tasks: int | None = None
+    #: contender names; None for all, plus the CUDA variants on a GPU.
+    contenders: list[str] | None = None
+    #: untimed calls per contender before timing (at least two; the last measures peak memory
+    #: and sets how many calls a timed run makes).
+    warmup: int = 2
+    #: timed rounds; the median is reported.
+    repeats: int = 5
+    #: a timed run repeats the call until it lasts about this long (seconds).
+    min_run_s: float = 0.5
+    #: seed of the model initialisation and of the episodes.
+    seed: int = 0
+    #: stop starting new work after this many seconds (remaining contenders are marked skipped).
+    budget_s: float | None = None
+    #: largest relative meta-gradient error counted as correct (fp32 contenders).
+    tolerance: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.quick:
+            self.warmup, self.repeats, self.min_run_s = 1, 3, 0.0
+
+    def contender_names(self, device: torch.device) -> list[str]:
+        """The contenders to run on ``device``, in table order."""
+        if self.contenders:
+            return list(self.contenders)
+        names = list(CONTENDERS)
+        return names + list(CUDA_VARIANTS) if device.type == "cuda" else names
+
+
+def relative_error(grads: list[torch.Tensor], reference: list[torch.Tensor]) -> float:
+    """``||g - g_ref|| / ||g_ref||`` over all parameters together, in float64.
+
+    Per-parameter ratios mislead here: a conv bias followed by BatchNorm has an exactly zero
+    meta-gradient, so its ratio is rounding noise over rounding noise.
+    """
+    flat = torch.cat([g.detach().double().flatten().cpu() for g in grads])
+    ref = torch.cat([g.detach().double().flatten().cpu() for g in reference])
+    return float((flat - ref).norm() / ref.norm())
+
+
+def reference_gradient(model: torch.nn.Module, shape: SpeedShape, batch) -> list[torch.Tensor]:
+    """The float64 meta-gradient of ``batch`` by metazoo's sequential executor (the reference)."""
+    ref_model = copy.deepcopy(model).double()
+    ref_batch = type(batch)(
+        batch.support_x.double(), batch.support_y, batch.query_x.double(), batch.query_y, batch.ways
+    )
+    loop = InnerLoop(steps=shape.inner_steps, ways=shape.ways)
+    adapt_and_query(
+        ref_model,
+        ref_batch,
+        loop,
+        shape.inner_lr,
+        executor="sequential",
+        backward_scale=1 / len(batch),
+    )
+    return [p.grad for p in ref_model.parameters()]
+
+
+def _precision_of(name: str) -> str:
+    return "tf32" if name.endswith("+tf32") else "bf16" if name.endswith("+bf16") else "fp32"
+
+
+class _Shape:
+    """The state of one shape's run: contenders, their records, the shared data."""
+
+    def __init__(self, shape: SpeedShape, config: SpeedConfig, device: torch.device, log: Log):
+        self.shape, self.config, self.device, self.log = shape, config, device, log
+        self.model = make_model(shape, config.seed).to(device)
+        self.batches = synthetic_batches(shape, 2, seed=config.seed, device=device)
+        self.live: list[tuple[Contender, dict]] = []
+        self.records: list[dict] = []
+
+    def fail(self, record: dict, exc: BaseException) -> None:
+        record["status"] = "failed"
+        record["note"] = f"{type(exc).__name__}: {exc}"[:500]
+        self.log(f"  {record['name']}: FAILED {record['note']}")
+        self.log("".join(traceback.format_exception(exc)[-3:]).rstrip())
+        self.live = [(c, r) for c, r in self.live if r is not record]
+
+    def build_and_check(self, name: str, reference: list[torch.Tensor]) -> None:
+        record: dict = {"name": name, "precision": _precision_of(name), "status": "ok", "note": ""}
+        self.records.append(record)
+        try:
+            with precision(record["precision"]):
+                contender = build_contender(name, self.model, self.shape, self.batches[0])
+                grads = contender.meta_gradient(self.batches[0])
+        except Unavailable as exc:
+            record.update(status="skipped", note=str(exc))
+            self.log(f"  {name}: skipped ({exc})")
+            return
+        except Exception as exc:  # a broken contender must not stop the others
+            self.fail(record, exc)
+            return
+        error = relative_error(grads, reference)
+        correct = error <= self.config.tolerance
+        record.update(
+            description=contender.description,
+            note=contender.note,
+            details=contender.details,
+            meta_grad_rel_error=error,
+            gradient_ok=correct,
+        )
+        self.live.append((contender, record))
+        self.log(
+            f"  {name}: meta-gradient relative error {error:.2e} {'ok' if correct else 'MISMATCH'}"
+        )
+
+    def warm_up(self, kind: str) -> None:
+        """Untimed calls; the last one measures peak memory; the first calibrates steps per run."""
+        items = self.shape.meta_batch
+        for contender, record in list(self.live):
+            call = contender.train_step if kind == "train" else contender.evaluate
+            if call is None:
+                continue
+            try:
+                with precision(record["precision"]):
+                    result = call(self.batches[0])
+                    for i in range(1, self.config.warmup - 1):
+                        call(self.batches[i % 2])
+                    start = time.perf_counter()
+                    peak = peak_memory_mb(lambda c=call: c(self.batches[1]), self.device)
+                    last = time.perf_counter() - start
+            except Exception as exc:
+                self.fail(record, exc)
+                continue
+            steps = max(1, math.ceil(self.config.min_run_s / max(last, 1e-6)))
+            record[kind] = {"peak_memory_mb": peak, "steps_per_run": steps, "items_per_call": items}
+            if kind == "eval":
+                record["eval_accuracy"] = float(torch.as_tensor(result).float().mean())
+
+    def time_rounds(self, kind: str) -> None:
+        for _ in range(self.config.repeats):
+            for contender, record in list(self.live):
+                info = record.get(kind)
+                if info is None:
+                    continue
+                call = contender.train_step if kind == "train" else contender.evaluate
+                try:
+                    with precision(record["precision"]):
+                        timing = time_calls(
+                            call,
+                            self.batches,
+                            device=self.device,
+                            items_per_call=info["items_per_call"],
+                            warmup=0,
+                            repeats=1,
+                            steps=info["steps_per_run"],
+                        )
+                except Exception as exc:
+                    self.fail(record, exc)
+                    continue
+                info.setdefault("seconds_per_call", []).extend(timing.seconds_per_call)
+        for _, record in self.live:
+            info = record.get(kind)
+            if info and info.get("seconds_per_call"):
+                times = info["seconds_per_call"]
+                median = statistics.median(times)
+                info.update(
+                    median_s=median,
+                    per_s=info["items_per_call"] / median,
+                    spread=(max(times) - min(times)) / median,
+                )
+
+
+def _run_shape(
+    shape: SpeedShape, config: SpeedConfig, device: torch.device, log: Log, deadline: float
+) -> dict:
+    log(f"{shape.name}: {shape.describe()}")
+    state = _Shape(shape, config, device, log)
+    start = time.perf_counter()
+    reference = reference_gradient(state.model, shape, state.batches[0])
+    log(f"  float64 reference meta-gradient: {time.perf_counter() - start:.1f} s")
+    for name in config.contender_names(device):
+        if time.perf_counter() > deadline:
+            state.records.append({"name": name, "status": "skipped", "note": "time budget spent"})
+            continue
+        state.build_and_check(name, reference)
+    for kind in ("train", "eval"):
+        state.warm_up(kind)
+        state.time_rounds(kind)
+    for record in state.records:
+        if "train" in record and "per_s" in record["train"]:
+            log(
+                f"  {record['name']:<28} train {record['train']['per_s']:8.2f} tasks/s"
+                + (
+                    f"  eval {record['eval']['per_s']:8.2f} episodes/s"
+                    if "per_s" in record.get("eval", {})
+                    else ""
+                )
+            )
+    return {
+        "shape": asdict(shape),
+        "description": shape.describe(),
+        "reference": "metazoo sequential executor in float64 (engine.adapt_and_query)",
+        "contenders": state.records,
+    }
+
+
+def run_speed(config: SpeedConfig, log: Log = print) -> dict:
+    """Run every shape of ``config`` and return the result document (see :mod:`metazoo.perf.report`)."""
+    from metazoo.perf.report import environment, evaluate_targets
+
+    device = torch.device(config.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but torch.cuda.is_available() is False")
+    shapes = get_shapes(config.shapes, config.quick)
+    if config.tasks:
+        shapes = [s.scaled(config.tasks) for s in shapes]
+    began = time.perf_counter()
+    deadline = began + config.budget_s if config.budget_s else math.inf
+    env = environment(device)
+    env["load_before"] = list(os.getloadavg())
+    results = [_run_shape(s, config, device, log, deadline) for s in shapes]
+    env["load_after"] = list(os.getloadavg())
+    document = {
+        "schema": "metazoo-speed/1",
+        "mode": "quick" if config.quick else "full",
+        "environment": env,
+        "timing": {
+            "warmup": config.warmup,
+            "repeats": config.repeats,
+            "min_run_s": config.min_run_s,
+            "method": "median of interleaved rounds; device synchronised around each timed run",
+            "memory": memory_kind(device),
+            "wall_s": time.perf_counter() - began,
+        },
+        "tolerance": config.tolerance,
+        "shapes": results,
+    }
+    document["targets"] = evaluate_targets(document)
+    return document

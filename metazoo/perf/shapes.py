@@ -1,0 +1,131 @@
+"""The problem shapes the speed benchmark times, and the synthetic episodes and model for each.
+
+Every contender sees the same episodes (seeded per batch index) and starts from the same weights
+(one model built per shape from a fixed seed, copied into each contender).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from metazoo.episode import EpisodeBatch
+from metazoo.models import make_backbone
+
+__all__ = ["SpeedShape", "SHAPES", "QUICK_SHAPE", "get_shapes", "synthetic_batches", "make_model"]
+
+
+@dataclass(frozen=True)
+class SpeedShape:
+    """One benchmark setting: episode shape, backbone width and the MAML protocol around it."""
+
+    #: identifier used in result files and on the command line, e.g. ``omniglot-5w1s``.
+    name: str
+    #: N classes per task.
+    ways: int
+    #: K support examples per class.
+    shots: int
+    #: query examples per class.
+    queries: int
+    #: one image's ``(C, H, W)``.
+    image_shape: tuple[int, int, int]
+    #: Conv-4 filters per block (64 for Omniglot, 32 for mini-ImageNet in MAML).
+    hidden: int
+    #: tasks per meta-training step.
+    meta_batch: int
+    #: inner SGD steps in meta-training (second order through all of them).
+    inner_steps: int
+    #: inner steps at evaluation time.
+    test_inner_steps: int
+    #: inner-loop learning rate.
+    inner_lr: float
+    #: Adam learning rate of the outer step.
+    outer_lr: float = 1e-3
+
+    def scaled(self, meta_batch: int) -> SpeedShape:
+        """The same shape with another meta-batch size (``--quick`` and ``--tasks``)."""
+        return dataclasses.replace(self, meta_batch=meta_batch)
+
+    def describe(self) -> str:
+        """A one-line human description, e.g. ``5-way 1-shot 15q, 1x28x28, Conv-4 64f, ...``."""
+        c, h, w = self.image_shape
+        return (
+            f"{self.ways}-way {self.shots}-shot {self.queries}q, {c}x{h}x{w}, Conv-4 {self.hidden}f, "
+            f"meta-batch {self.meta_batch}, {self.inner_steps} inner step(s) "
+            f"(eval {self.test_inner_steps}), second order, Adam outer step"
+        )
+
+
+#: The three shapes of issue 7: MAML's protocols (Finn et al. 2017) for these benchmarks.
+SHAPES: dict[str, SpeedShape] = {
+    s.name: s
+    for s in (
+        SpeedShape("omniglot-5w1s", 5, 1, 15, (1, 28, 28), 64, 32, 1, 3, 0.4),
+        SpeedShape("omniglot-20w1s", 20, 1, 15, (1, 28, 28), 64, 16, 5, 5, 0.1),
+        SpeedShape("miniimagenet-5w1s", 5, 1, 15, (3, 84, 84), 32, 4, 5, 10, 0.01),
+    )
+}
+
+#: ``--quick``: the first shape with a smaller meta-batch, so a CI run stays well under a minute.
+QUICK_SHAPE = SHAPES["omniglot-5w1s"].scaled(4)
+
+
+def get_shapes(names: list[str] | None, quick: bool = False) -> list[SpeedShape]:
+    """The shapes to run: by name, or all of them (``quick``: the reduced first shape only)."""
+    if not names:
+        return [QUICK_SHAPE] if quick else list(SHAPES.values())
+    unknown = [n for n in names if n not in SHAPES]
+    if unknown:
+        raise KeyError(f"unknown speed shape(s) {unknown}; choose from {sorted(SHAPES)}")
+    shapes = [SHAPES[n] for n in names]
+    return (
+        [s.scaled(min(s.meta_batch, QUICK_SHAPE.meta_batch)) for s in shapes] if quick else shapes
+    )
+
+
+def synthetic_batches(
+    shape: SpeedShape,
+    count: int,
+    *,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> list[EpisodeBatch]:
+    """``count`` meta-batches of Omniglot-shaped synthetic tasks, resident on ``device``.
+
+    Each class is a random template in [0, 1] plus Gaussian noise, so a task is learnable and the
+    meta-gradient is not degenerate. Batch ``i`` depends only on ``(seed, i)``.
+
+    Returns:
+        batches with ``support_x (T, N*K, C, H, W)``, ``support_y (T, N*K)``,
+        ``query_x (T, N*Q, C, H, W)``, ``query_y (T, N*Q)``; ``T = shape.meta_batch``.
+    """
+    batches = []
+    for index in range(count):
+        g = torch.Generator().manual_seed(seed * 100_003 + index)
+        t, n = shape.meta_batch, shape.ways
+        templates = torch.rand(t, n, *shape.image_shape, generator=g)
+
+        def draw(per_class: int, g=g, templates=templates, t=t, n=n):
+            labels = torch.arange(n).repeat_interleave(per_class).expand(t, -1).contiguous()
+            images = templates[torch.arange(t)[:, None], labels]
+            noise = 0.3 * torch.randn(images.shape, generator=g)
+            return (images + noise).clamp(0, 1), labels
+
+        sx, sy = draw(shape.shots)
+        qx, qy = draw(shape.queries)
+        batch = EpisodeBatch(sx.to(dtype), sy, qx.to(dtype), qy, ways=n)
+        batches.append(batch.to(device))
+    return batches
+
+
+def make_model(shape: SpeedShape, seed: int = 0) -> nn.Module:
+    """The Conv-4 classifier for ``shape`` (transductive BatchNorm), initialised from ``seed``."""
+    with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG as it was
+        torch.manual_seed(seed)
+        return make_backbone(
+            "conv4", shape.image_shape, out_features=shape.ways, hidden=shape.hidden
+        )
