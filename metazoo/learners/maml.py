@@ -1,0 +1,115 @@
+"""MAML and first-order MAML.
+
+Finn, Abbeel and Levine. "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks."
+ICML 2017.
+
+MAML learns an initialisation: for each task of a meta-batch, a few gradient steps on the support
+set turn the shared weights into task-specific fast weights; the meta-objective is the query loss at
+those fast weights, averaged over tasks, and its gradient flows back through the inner steps
+(second order). First-order MAML (``fomaml``) drops the second-order terms, treating the inner
+gradients as constants, so the meta-gradient is the query-loss gradient at the adapted weights.
+Any ``nn.Module`` works, BatchNorm included (transductive batch statistics by default, as in the
+reference implementation; the policy is a recorded option). The computation lives in
+:mod:`metazoo.engine`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from metazoo import engine
+from metazoo._registry import register_learner
+from metazoo.episode import EpisodeBatch
+
+__all__ = ["MAML"]
+
+
+@register_learner("maml", family="optimization")
+@register_learner("fomaml", family="optimization", first_order=True)
+class MAML(nn.Module):
+    """Model-agnostic meta-learning around ``model`` (used as given; never copied)."""
+
+    tasks = ("classification", "regression")
+
+    @dataclass
+    class Config:
+        """MAML settings (defaults: the paper's regression / mini-ImageNet step size)."""
+
+        #: Inner-loop learning rate alpha (0.4 for Omniglot 5-way, 0.01 for sinusoid).
+        inner_lr: float = 0.01
+        #: Inner gradient steps during meta-training.
+        inner_steps: int = 1
+        #: Inner steps at meta-test time (``eval()`` mode); None: as ``inner_steps``.
+        test_inner_steps: int | None = None
+        #: Drop second-order terms (first-order MAML).
+        first_order: bool = False
+        #: ``sgd`` (the paper) or ``adam`` (differentiable Adam in the inner loop).
+        inner_optimizer: str = "sgd"
+        #: ``auto``, ``sequential`` (reference) or ``vectorized`` (vmap over tasks).
+        executor: str = "auto"
+        #: Tasks per vmap call in the vectorized executor (None: the whole meta-batch).
+        chunk_size: int | None = None
+        #: BatchNorm policy: ``transductive`` (batch statistics; reference), ``running``.
+        bn_policy: str = "transductive"
+        #: ``classification`` (cross-entropy) or ``regression`` (MSE); filled by build_learner.
+        task: str = "classification"
+
+    def __init__(self, model: nn.Module | None, config: Config):
+        super().__init__()
+        if model is None:
+            raise ValueError(
+                f"{type(self).__name__} adapts a network: pass a model (e.g. from "
+                "metazoo.models.make_backbone) or use metazoo.build_learner"
+            )
+        engine.parameters_of(model)  # a model without parameters is an error now, not later
+        self.model = model
+        self.config = config
+        self.inner_loop(training=True)  # validates steps, optimizer, task and policy
+        self.inner_loop(training=False)
+        if config.executor not in engine.EXECUTORS:
+            raise ValueError(f"executor must be one of {engine.EXECUTORS}, got {config.executor!r}")
+
+    @property
+    def test_steps(self) -> int:
+        """Inner steps used in ``eval()`` mode."""
+        steps = self.config.test_inner_steps
+        return self.config.inner_steps if steps is None else steps
+
+    def inner_loop(self, training: bool) -> engine.InnerLoop:
+        """The inner-loop settings for meta-training (``training``) or meta-test adaptation."""
+        cfg = self.config
+        return engine.InnerLoop(
+            steps=cfg.inner_steps if training else self.test_steps,
+            first_order=cfg.first_order,
+            optimizer=cfg.inner_optimizer,
+            task=cfg.task,
+            bn_policy=cfg.bn_policy,
+        )
+
+    def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
+        """Mean query loss after adaptation over the T tasks of ``batch``; see ``MetaLearner``."""
+        return engine.meta_objective(
+            self.model,
+            batch,
+            self.inner_loop(self.training),
+            self.config.inner_lr,
+            executor=self.config.executor,
+            chunk_size=self.config.chunk_size,
+        )
+
+    def adapt(self, support_x: Tensor, support_y: Tensor) -> dict[str, Tensor]:
+        """Fast weights for one task: ``support_x (N*K, *x)``, ``support_y (N*K,)`` or ``(N*K, *y)``."""
+        return engine.adapt_task(
+            self.model,
+            support_x,
+            support_y,
+            self.inner_loop(self.training),
+            self.config.inner_lr,
+            training=self.training,
+        )
+
+    def predict(self, state: dict[str, Tensor], query_x: Tensor) -> Tensor:
+        """Logits ``(N*Q, N)`` or outputs ``(N*Q, *y)`` for ``query_x (N*Q, *x)`` at the fast weights."""
+        return engine.predict(self.model, state, query_x, self.config.bn_policy)
