@@ -111,8 +111,20 @@ def fingerprint(sampler, tasks: int) -> str:
     return digest.hexdigest()[:16]
 
 
+def cpu_model() -> str:
+    """The CPU model name (Linux), or the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return os.uname().machine
+
+
 def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()[0]
     synthetic = not (data_root() / "omniglot-py" / "images_background").is_dir()
     if synthetic:
         global SYNTHETIC
@@ -145,6 +157,9 @@ def run(args: argparse.Namespace) -> dict:
         "warmup": args.warmup,
         "omniglot_data": "synthetic" if synthetic else "real",
         "environment": environment(args.device),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "load_average_1min": [load_before, os.getloadavg()[0]],
         "rows": rows,
     }
     if args.device == "cpu":
@@ -162,8 +177,14 @@ def run(args: argparse.Namespace) -> dict:
 def table(result: dict) -> str:
     """The Markdown table of a result file."""
     env = result["environment"]
+    load = result.get("load_average_1min")
+    host = f"{result.get('cpu_model', '?')}, {result.get('cpu_count', '?')} cores"
+    if load:
+        host += (
+            f", 1-min load average {load[0]:.1f} before / {load[1]:.1f} after (a shared machine)"
+        )
     lines = [
-        f"Sampler speed on {env['device_name']} (torch {env['torch']}, {result['threads']} thread(s), "
+        f"Sampler speed on {env['device_name']} [{host}] (torch {env['torch']}, {result['threads']} thread(s), "
         f"Omniglot data: {result['omniglot_data']}; median of {result['repeats']} fresh meta-batches "
         f"after {result['warmup']} warm-up; git {(env.get('git') or {}).get('sha', '?')[:10]}).",
         "",

@@ -190,7 +190,6 @@ class EpisodeSampler:
         self._offsets = torch.cumsum(self._counts, 0) - self._counts
         self._max_count = int(self._counts.max())
         self._equal_counts = bool((self._counts == self._max_count).all())
-        self._positions = torch.arange(self._need)
 
     def _superclass_tables(self) -> None:
         """Padded member lists of each superclass (rotated copies of a class keep its superclass)."""
@@ -343,8 +342,13 @@ class EpisodeSampler:
         images = self.dataset.images
         if not isinstance(images, Tensor):
             return images
-        images = images.to(self.device)
         if not self.config.rotations:
-            return images
+            return images.to(self.device)
         self._check_rotatable(tuple(images.shape[1:]))
-        return torch.cat([torch.rot90(images, turns, dims=(-2, -1)) for turns in range(4)])
+        # shared by every sampler of this dataset object (train and eval samplers, repeated calls)
+        stored = self.dataset.__dict__.setdefault("_rotated", {})
+        if str(self.device) not in stored:
+            images = images.to(self.device)
+            rotated = [torch.rot90(images, turns, dims=(-2, -1)) for turns in range(4)]
+            stored[str(self.device)] = torch.cat(rotated)
+        return stored[str(self.device)]
