@@ -47,6 +47,18 @@ def _flat_all_reduce(tensors: list[Tensor], scale: float) -> None:
             tensor.copy_(chunk.view_as(tensor))
 
 
+def _check_same_count(count: int) -> None:
+    """Raise on every rank when the ranks disagree on the number of trainable parameters."""
+    counts = torch.tensor([count, -count], dtype=torch.float64, device=collective_device())
+    torch_dist.all_reduce(counts, op=torch_dist.ReduceOp.MAX)
+    low, high = int(-counts[1]), int(counts[0])
+    if low != high:
+        raise ValueError(
+            f"the ranks' learners have {low} to {high} trainable parameters: build the learner "
+            "the same way on every rank (same name, config and backbone) before training"
+        )
+
+
 def broadcast_module(module: nn.Module, src: int = 0) -> None:
     """Copy rank ``src``'s parameters and buffers to every rank (call once, before training)."""
     if not is_distributed():
@@ -78,6 +90,7 @@ def average_gradients(
     if not is_distributed():
         return
     params = [p for p in parameters if p.requires_grad]
+    _check_same_count(len(params))
     flags = torch.tensor([float(p.grad is not None) for p in params], device=collective_device())
     torch_dist.all_reduce(flags)
     grads = []

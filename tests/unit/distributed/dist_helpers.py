@@ -31,7 +31,7 @@ def _rank_main(rank: int, world: int, folder: str, function: Callable, args: tup
         backend="gloo",
         init_method=f"file://{folder}/store",
         env=dist.DistEnv(rank, world, rank),
-        timeout_s=120,
+        timeout_s=60,
     )
     try:
         result = function(*args)
@@ -227,7 +227,38 @@ def rank_job(plan: dict) -> dict:
     (a list of ``(name, config)``) for :func:`trainer_runs`, ``evaluation`` (name, episodes).
     """
     return {
+        "collectives": collectives(),
         "scenarios": train_scenarios(*plan["scenarios"]),
         "trainer": trainer_runs(plan["trainer"]),
         "evaluation": evaluation_run(*plan["evaluation"]),
+    }
+
+
+def collectives() -> dict:
+    """Weighted averages with unequal shares: rank ``r`` holds ``r + 1`` of ``W(W+1)/2`` tasks."""
+    r, world = dist.rank(), dist.world_size()
+    local, total = r + 1, world * (world + 1) // 2
+    norm = nn.BatchNorm1d(2).double()
+    norm.running_mean.fill_(float(r + 1))
+    dist.average_buffers(norm, local, total)
+    linear = nn.Linear(2, 1).double()
+    x = torch.full((1, 2), float(r + 1), dtype=torch.float64)
+    # Only rank 0's loss uses the bias: rank 1 has bias.grad None, counted as zeros.
+    loss = (x @ linear.weight.T).sum() + (linear.bias.sum() if r == 0 else 0.0)
+    loss.backward()
+    dist.average_gradients(linear.parameters(), local, total)
+    mismatched = nn.Linear(2, 1, bias=r == 0)  # rank 1 lacks the bias
+    try:
+        dist.average_gradients(mismatched.parameters(), local, total)
+        mismatch_error = None
+    except ValueError as exc:
+        mismatch_error = str(exc)
+    return {
+        "mismatch_error": mismatch_error,
+        "metrics": dist.average_metrics({"x": float(r + 1)}, local, total),
+        "running_mean": norm.running_mean.clone(),
+        "tracked": int(norm.num_batches_tracked),
+        "weight_grad": linear.weight.grad.clone(),
+        "bias_grad": linear.bias.grad.clone(),
+        "scores": dist.gather_scores([float(i) for i in dist.episode_range(5)], 5),
     }
