@@ -27,6 +27,7 @@ from metazoo.distributed.env import (
     launched,
     on_main,
     rank,
+    rank_device,
     shutdown,
     world_size,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "barrier",
     "collective_device",
     "on_main",
+    "rank_device",
     "task_range",
     "local_tasks",
     "local_batch",

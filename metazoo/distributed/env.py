@@ -12,6 +12,7 @@ when no process group exists, so the trainer calls them unconditionally.
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ __all__ = [
     "barrier",
     "collective_device",
     "on_main",
+    "rank_device",
     "INIT_METHOD_VAR",
     "BACKEND_VAR",
 ]
@@ -165,6 +167,7 @@ def init(
             "--distributed needs a launcher: run `torchrun --nproc-per-node N -m metazoo train ...` "
             "(or srun with MASTER_ADDR/MASTER_PORT set); RANK and WORLD_SIZE are not set"
         )
+    os.environ.setdefault("LOCAL_RANK", str(env.local_rank))  # for rank_device under srun
     backend = backend or os.environ.get(BACKEND_VAR) or _default_backend()
     if backend == "nccl":
         torch.cuda.set_device(env.local_rank)
@@ -180,7 +183,23 @@ def init(
         world_size=env.world_size,
         timeout=timedelta(seconds=timeout_s),
     )
+    atexit.register(_destroy)  # a clean exit without an explicit shutdown()
     return env
+
+
+def _destroy() -> None:
+    if is_distributed():
+        torch_dist.destroy_process_group()
+
+
+def rank_device(device: str | torch.device | None) -> str | torch.device | None:
+    """This rank's device: a bare ``cuda`` becomes ``cuda:LOCAL_RANK`` in a process group.
+
+    An explicit index (``cuda:0``) or ``cpu`` is kept as given, as is everything in one process.
+    """
+    if device is None or not is_distributed() or torch.device(device) != torch.device("cuda"):
+        return device
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
 
 
 def shutdown() -> None:

@@ -170,7 +170,8 @@ def make_learner(name: str) -> nn.Module:
 
     kind_out = {"protonet": None}.get(name, WAYS)
     model = make_backbone("mlp", (FEATURES,), out_features=kind_out, hidden_sizes=(16, 16))
-    return create_learner(name, model.double()).double()
+    config = {"maml": {"inner_lr": 0.3, "inner_steps": 2}}.get(name, {})  # second order, 2 steps
+    return create_learner(name, model.double(), **config).double()
 
 
 def train_scenario(name: str, steps: int, meta_batch: int, init_seed: int) -> dict:

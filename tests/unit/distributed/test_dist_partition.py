@@ -68,3 +68,4 @@ def test_single_process_is_the_identity():
     assert dist.gather_scores([1.0, 2.0], 2) == [1.0, 2.0]
     assert (dist.rank(), dist.world_size(), dist.is_main()) == (0, 1, True)
     assert dist.on_main(lambda x: x + 1, 1) == 2
+    assert [dist.rank_device(d) for d in ("cuda", "cpu", None)] == ["cuda", "cpu", None]
