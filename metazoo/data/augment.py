@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 __all__ = ["make_augment", "FlipShift", "CallableAugment"]
 
@@ -35,28 +36,25 @@ class FlipShift:
         return {"flip": flip & self.flip, "shift": shift}
 
     def apply(self, support: Tensor, params: list[dict[str, Tensor]]) -> Tensor:
-        """Augment ``support (T, M, C, H, W)`` with the per-task ``params`` (one dict per task)."""
+        """Augment ``support (T, M, C, H, W)`` with the per-task ``params`` (one dict per task).
+
+        Flip, then shift by ``(dy, dx)`` (content moves down/right), as one gather from the
+        zero-padded images: output pixel ``(i, j)`` reads original pixel ``(i - dy, j - dx)``, or
+        ``(i - dy, W-1-j + dx)`` when flipped.
+        """
         tasks, count, channels, height, width = support.shape
-        flip = torch.stack([p["flip"] for p in params]).to(support.device).flatten()
-        x = support.reshape(tasks * count, channels, height, width)
-        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        if self.max_shift == 0:
-            return x.view_as(support)
-        shift = torch.stack([p["shift"] for p in params]).to(support.device).reshape(-1, 2)
-        rows = torch.arange(height, device=x.device)[None, :] - shift[:, :1]  # (T*M, H)
-        cols = torch.arange(width, device=x.device)[None, :] - shift[:, 1:]  # (T*M, W)
-        valid = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[
-            :, None
-        ]
-        item = torch.arange(len(x), device=x.device)[:, None, None, None]
-        channel = torch.arange(channels, device=x.device)[None, :, None, None]
-        shifted = x[
-            item,
-            channel,
-            rows.clamp(0, height - 1)[:, None, :, None],
-            cols.clamp(0, width - 1)[:, None, None, :],
-        ]
-        return (shifted * valid[:, None]).view_as(support)
+        device, s = support.device, self.max_shift
+        flip = torch.stack([p["flip"] for p in params]).to(device).flatten()  # (T*M,)
+        shift = torch.stack([p["shift"] for p in params]).to(device).reshape(-1, 2)  # (T*M, 2)
+        j = torch.arange(width, device=device)[None, :]
+        dx = shift[:, 1:]
+        cols = torch.where(flip[:, None], width - 1 - j + dx, j - dx) + s  # (T*M, W)
+        rows = torch.arange(height, device=device)[None, :] + s - shift[:, :1]  # (T*M, H)
+        source = rows[:, :, None] * (width + 2 * s) + cols[:, None, :]  # (T*M, H, W)
+        padded = F.pad(support.reshape(-1, channels, height, width), (s, s, s, s))
+        flat_source = source.view(len(flip), 1, -1).expand(-1, channels, -1)
+        out = padded.flatten(2).gather(2, flat_source)
+        return out.view_as(support)
 
 
 class CallableAugment:

@@ -131,3 +131,13 @@ def test_bad_options(grid):
 
 def torch_float_features():
     return torch.randn(120, 7)
+
+
+def test_download_command_explains_manual_datasets(tmp_path):
+    from metazoo.data.__main__ import main
+
+    with pytest.raises(
+        SystemExit,
+        match=rf"miniimagenet cannot be downloaded automatically; see docs/data.md .* under {tmp_path}",
+    ):
+        main(["download", "miniimagenet", "--root", str(tmp_path)])

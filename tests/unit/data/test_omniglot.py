@@ -168,3 +168,18 @@ def test_empty_character_folder_is_an_error(tmp_path):
         (tmp_path / "omniglot-py" / set_name / "Latin" / "character01").mkdir(parents=True)
     with pytest.raises(ValueError, match="empty class folder .*Latin/character01: no .png files"):
         list_characters(tmp_path)
+
+
+@needs_omniglot
+def test_within_alphabet_and_diverse_alphabets_on_real_omniglot():
+    within = make_sampler("omniglot-20w1s", hierarchy="within")
+    for classes in within.batch(0, 8).classes.tolist():
+        alphabets = {within.class_name(c).split("/")[0] for c in classes}
+        assert len(alphabets) == 1
+    diverse = make_sampler("omniglot-5w1s", meta_batch_diversity=True)
+    batch = diverse.batch(0, 32)  # 32 tasks, 33 alphabets in the train split: all different
+    alphabets = [
+        {diverse.class_name(c).split("/")[0] for c in row} for row in batch.classes.tolist()
+    ]
+    assert all(len(a) == 1 for a in alphabets)
+    assert len({a.pop() for a in alphabets}) == 32
