@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from metazoo.data import image_folder, load_split, make_sampler
+from metazoo.data import episode_loader, image_folder, load_split, make_sampler
 from metazoo.data.cache import read_split_list
 from metazoo.data.cifar import cifarfs_split, fc100_split
 from metazoo.data.cub import cub_split
@@ -218,6 +218,12 @@ def test_image_folder_flat_and_with_superclasses(tmp_path):
     eager_episode = make_sampler(flat, ways=2, shots=1, queries=3, seed=1, rotations=True)
     for a, b in zip(lazy_episode.batch(0, 6), eager_episode.batch(0, 6)):
         assert torch.equal(a.support_x, b.support_x) and torch.equal(a.query_x, b.query_x)
+    # files decoded in 2 worker processes: the same meta-batches as in this process
+    loaded = list(episode_loader(lazy_episode, meta_batch=3, batches=2, num_workers=2))
+    for index, batch in enumerate(loaded):
+        expected = eager_episode.batch(index, 3)
+        assert torch.equal(batch.query_x, expected.query_x)
+        assert torch.equal(batch.classes, expected.classes)
 
 
 def test_load_split_rejects_unknown_names():
