@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import grid_dataset, identities
 
-from metazoo.data import EpisodeSampler, SamplerConfig, episode_loader, make_sampler
+from metazoo.data import EpisodeSampler, SamplerConfig, episode_loader, from_tensors, make_sampler
 from metazoo.data.seeding import stable_seed
 
 
@@ -169,3 +169,14 @@ def test_make_sampler_on_own_dataset(grid):
     assert s.episode(0).support_x.shape == (4, 1, 4, 4)
     with pytest.raises(TypeError, match="unknown sampler option"):
         make_sampler(grid, ways=4, shots=1, queries=2, wayz=3)
+
+
+def test_float_feature_tensors_are_used_as_is():
+    features = torch.randn(40, 6, generator=torch.Generator().manual_seed(2))
+    labels = torch.arange(8).repeat_interleave(5) * 10  # any label values
+    s = make_sampler(from_tensors(features, labels), ways=4, shots=2, queries=3)
+    episode = s.episode(5)
+    assert episode.support_x.shape == (8, 6) and episode.query_x.shape == (12, 6)
+    for x, y in zip(episode.query_x, episode.query_y.tolist()):
+        row = int(torch.nonzero((features == x).all(1)).flatten())
+        assert labels[row] == 10 * int(episode.classes[y])
