@@ -24,11 +24,13 @@ from metazoo.episode import Episode, EpisodeBatch
 WAYS, SHOTS, QUERIES, FEATURES = 3, 2, 3, 6
 
 
-def _rank_main(rank: int, world: int, folder: str, function: Callable, args: tuple) -> None:
-    os.environ["GLOO_SOCKET_IFNAME"] = "lo"
+def _rank_main(
+    rank: int, world: int, folder: str, backend: str, function: Callable, args: tuple
+) -> None:
+    os.environ["GLOO_SOCKET_IFNAME"] = os.environ["NCCL_SOCKET_IFNAME"] = "lo"
     torch.set_num_threads(1)
     dist.init(
-        backend="gloo",
+        backend=backend,
         init_method=f"file://{folder}/store",
         env=dist.DistEnv(rank, world, rank),
         timeout_s=60,
@@ -40,10 +42,13 @@ def _rank_main(rank: int, world: int, folder: str, function: Callable, args: tup
         dist.shutdown()
 
 
-def run_ranks(function: Callable[..., Any], world: int, folder: Path, *args: Any) -> list[Any]:
-    """``function(*args)`` on ``world`` gloo ranks; returns each rank's result, by rank."""
+def run_ranks(
+    function: Callable[..., Any], world: int, folder: Path, *args: Any, backend: str = "gloo"
+) -> list[Any]:
+    """``function(*args)`` on ``world`` ranks; returns each rank's result, by rank."""
     folder.mkdir(parents=True, exist_ok=True)
-    mp.spawn(_rank_main, args=(world, str(folder), function, args), nprocs=world, join=True)
+    spawn_args = (world, str(folder), backend, function, args)
+    mp.spawn(_rank_main, args=spawn_args, nprocs=world, join=True)
     return [torch.load(folder / f"rank{r}.pt", weights_only=False) for r in range(world)]
 
 
@@ -138,13 +143,15 @@ class TinyReptile(TinyMAML):
         return {"delta_norm": math.sqrt(sum(float(d.pow(2).sum()) for d in mean_delta))}
 
 
-def meta_train(learner: nn.Module, sampler, steps: int, meta_batch: int, lr: float = 0.05) -> dict:
+def meta_train(
+    learner: nn.Module, sampler, steps: int, meta_batch: int, lr: float = 0.05, device: str = "cpu"
+) -> dict:
     """The trainer's loop, written with metazoo.distributed (the same on 1 or W ranks)."""
     dist.broadcast_module(learner)
     optimizer = torch.optim.Adam(learner.parameters(), lr=lr)
     history = []
     for step in range(steps):
-        batch = dist.local_batch(sampler, step, meta_batch)
+        batch = dist.local_batch(sampler, step, meta_batch).to(device)
         if hasattr(learner, "outer_step"):
             metrics = dist.outer_step(learner, batch, optimizer, meta_batch)
         else:
@@ -174,10 +181,13 @@ def make_learner(name: str) -> nn.Module:
     return create_learner(name, model.double(), **config).double()
 
 
-def train_scenario(name: str, steps: int, meta_batch: int, init_seed: int) -> dict:
+def train_scenario(
+    name: str, steps: int, meta_batch: int, init_seed: int, device: str = "cpu"
+) -> dict:
     """Build learner ``name`` from ``init_seed`` and meta-train it (run on every rank)."""
     torch.manual_seed(init_seed)
-    return meta_train(make_learner(name), ClusterSampler(seed=0), steps, meta_batch)
+    learner = make_learner(name).to(device)
+    return meta_train(learner, ClusterSampler(seed=0), steps, meta_batch, device=device)
 
 
 def train_scenarios(names: list[str], steps: int, meta_batch: int) -> dict[str, dict]:
@@ -263,3 +273,14 @@ def collectives() -> dict:
         "bias_grad": linear.bias.grad.clone(),
         "scores": dist.gather_scores([float(i) for i in dist.episode_range(5)], 5),
     }
+
+
+def gpu_scenarios(names: list[str], steps: int, meta_batch: int) -> dict[str, dict]:
+    """:func:`train_scenario` on this rank's GPU (``cuda:LOCAL_RANK`` modulo the GPUs there are)."""
+    device = f"cuda:{dist.rank() % torch.cuda.device_count()}"
+    results = {}
+    for name in names:
+        result = train_scenario(name, steps, meta_batch, init_seed=dist.rank(), device=device)
+        result["state"] = {k: v.cpu() for k, v in result["state"].items()}
+        results[name] = result
+    return results
