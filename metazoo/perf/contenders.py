@@ -24,6 +24,7 @@ from metazoo.perf import loops
 from metazoo.perf.shapes import SpeedShape
 
 __all__ = [
+    "Builder",
     "Contender",
     "Unavailable",
     "CONTENDERS",
@@ -31,6 +32,10 @@ __all__ = [
     "build_contender",
     "precision",
 ]
+
+
+#: ``(model copy, shape, example meta-batch) -> Contender``; raises :class:`Unavailable`.
+Builder = Callable[[nn.Module, SpeedShape, EpisodeBatch], "Contender"]
 
 
 class Unavailable(RuntimeError):
@@ -57,6 +62,8 @@ class Contender:
     note: str = ""
     #: extra facts recorded in the JSON (executor plan, options).
     details: dict = field(default_factory=dict)
+    #: the private model copy this contender trains.
+    model: nn.Module | None = None
 
 
 @contextlib.contextmanager
@@ -102,11 +109,16 @@ def _loop_contender(
         optimizer.step()
 
     return Contender(
-        name, description, train_step, lambda b: _grads_of(model, lambda: backward(b)), evaluate
+        name,
+        description,
+        train_step,
+        lambda b: _grads_of(model, lambda: backward(b)),
+        evaluate,
+        model=model,
     )
 
 
-def _higher(model: nn.Module, shape: SpeedShape, device: torch.device) -> Contender:
+def _higher(model: nn.Module, shape: SpeedShape, example: EpisodeBatch) -> Contender:
     higher = loops.optional_module("higher")
     if higher is None:
         raise Unavailable("higher is not installed (pip install higher)")
@@ -121,7 +133,7 @@ def _higher(model: nn.Module, shape: SpeedShape, device: torch.device) -> Conten
     )
 
 
-def _learn2learn(model: nn.Module, shape: SpeedShape, device: torch.device) -> Contender:
+def _learn2learn(model: nn.Module, shape: SpeedShape, example: EpisodeBatch) -> Contender:
     l2l = loops.optional_module("learn2learn")
     if l2l is None:
         raise Unavailable("learn2learn is not importable (it does not build on Python 3.11+)")
@@ -136,7 +148,7 @@ def _learn2learn(model: nn.Module, shape: SpeedShape, device: torch.device) -> C
     )
 
 
-def _torch_loop(model: nn.Module, shape: SpeedShape, device: torch.device) -> Contender:
+def _torch_loop(model: nn.Module, shape: SpeedShape, example: EpisodeBatch) -> Contender:
     steps, test_steps, lr = shape.inner_steps, shape.test_inner_steps, shape.inner_lr
     return _loop_contender(
         "torch-loop",
@@ -154,10 +166,10 @@ def _loops(shape: SpeedShape) -> tuple[InnerLoop, InnerLoop]:
     return train, test
 
 
-def _engine(executor: str) -> Callable[[nn.Module, SpeedShape, torch.device], Contender]:
+def _engine(executor: str) -> Builder:
     """metazoo's executors as the learners call them: ``engine.adapt_and_query``."""
 
-    def build(model: nn.Module, shape: SpeedShape, device: torch.device) -> Contender:
+    def build(model: nn.Module, shape: SpeedShape, example: EpisodeBatch) -> Contender:
         train, test = _loops(shape)
 
         def backward(batch: EpisodeBatch) -> None:
@@ -185,12 +197,49 @@ def _engine(executor: str) -> Callable[[nn.Module, SpeedShape, torch.device], Co
     return build
 
 
-def _fast(
-    name: str, options: FastOptions, mode: str = "fp32"
-) -> Callable[[nn.Module, SpeedShape, torch.device], Contender]:
+def _maml_learner(model: nn.Module, shape: SpeedShape, example: EpisodeBatch) -> Contender:
+    """The registered ``maml`` learner as a user trains it (``executor='auto'``)."""
+    from metazoo._registry import create_learner
+
+    learner = create_learner(
+        "maml",
+        model,
+        inner_lr=shape.inner_lr,
+        inner_steps=shape.inner_steps,
+        test_inner_steps=shape.test_inner_steps,
+        executor="auto",
+    )
+
+    def backward(batch: EpisodeBatch) -> None:
+        learner.train()
+        learner.meta_loss(batch)[0].backward()
+
+    def evaluate(batch: EpisodeBatch) -> Tensor:
+        learner.eval()
+        accuracies = []
+        for task in batch:  # as the evaluation harness calls it
+            with torch.enable_grad():
+                state = learner.adapt(task.support_x, task.support_y)
+            with torch.no_grad():
+                logits = learner.predict(state, task.query_x)
+            accuracies.append((logits.argmax(-1) == task.query_y).float().mean())
+        return torch.stack(accuracies)
+
+    return _loop_contender(
+        "maml-learner",
+        "metazoo's registered maml learner, meta_loss + backward (executor='auto')",
+        learner,
+        shape,
+        backward,
+        evaluate,
+    )
+
+
+def _fast(name: str, options: FastOptions, mode: str = "fp32") -> Builder:
     """metazoo's fast step (:class:`metazoo.engine.fast.FastMetaStep`) with ``options``."""
 
-    def build(model: nn.Module, shape: SpeedShape, device: torch.device, example=None) -> Contender:
+    def build(model: nn.Module, shape: SpeedShape, example: EpisodeBatch) -> Contender:
+        device = next(model.parameters()).device
         if (
             options.cuda_graph or mode != "fp32" or options.channels_last
         ) and device.type != "cuda":
@@ -225,9 +274,9 @@ def _fast(
             precision=mode,
             note=plan.reason,
             details={"executor": plan.executor, "chunk": plan.chunk, "cuda_graph": graph},
+            model=model,
         )
 
-    build.needs_example = True
     return build
 
 
@@ -238,6 +287,7 @@ CONTENDERS: dict[str, Callable] = {
     "torch-loop": _torch_loop,
     "metazoo-sequential": _engine("sequential"),
     "metazoo-vectorized": _engine("vectorized"),
+    "maml-learner": _maml_learner,
     "metazoo-auto": _fast("metazoo-auto", FastOptions(executor="auto", cuda_graph=None)),
 }
 
@@ -258,24 +308,26 @@ CUDA_VARIANTS: dict[str, Callable] = {
 
 
 def build_contender(
-    name: str, model: nn.Module, shape: SpeedShape, example: EpisodeBatch
+    name: str,
+    model: nn.Module,
+    shape: SpeedShape,
+    example: EpisodeBatch,
+    builders: dict[str, Builder] | None = None,
 ) -> Contender:
     """Build contender ``name`` on a private copy of ``model`` (same initial weights for all).
 
     Args:
-        name: a key of :data:`CONTENDERS` or :data:`CUDA_VARIANTS`.
+        name: a key of ``builders``, :data:`CONTENDERS` or :data:`CUDA_VARIANTS`.
         model: the shape's model, on the device the contender runs on.
         shape: the problem shape.
         example: a meta-batch of the shape (graph capture and memory planning use it).
+        builders: extra contenders (your own implementation to race), by name.
 
     Raises:
         Unavailable: the contender cannot run here.
+        KeyError: an unknown name.
     """
-    builder = CONTENDERS.get(name) or CUDA_VARIANTS.get(name)
-    if builder is None:
-        raise KeyError(f"unknown contender {name!r}; choose from {[*CONTENDERS, *CUDA_VARIANTS]}")
-    own = copy.deepcopy(model)
-    device = next(own.parameters()).device
-    if getattr(builder, "needs_example", False):
-        return builder(own, shape, device, example)
-    return builder(own, shape, device)
+    known = {**CONTENDERS, **CUDA_VARIANTS, **(builders or {})}
+    if name not in known:
+        raise KeyError(f"unknown contender {name!r}; choose from {list(known)}")
+    return known[name](copy.deepcopy(model), shape, example)

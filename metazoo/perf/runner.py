@@ -17,7 +17,7 @@ import statistics
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 
@@ -25,6 +25,7 @@ from metazoo.engine import InnerLoop, adapt_and_query
 from metazoo.perf.contenders import (
     CONTENDERS,
     CUDA_VARIANTS,
+    Builder,
     Contender,
     Unavailable,
     build_contender,
@@ -44,14 +45,18 @@ class SpeedConfig:
 
     #: ``cpu`` or ``cuda`` (``cuda:1``...).
     device: str = "cpu"
-    #: shape names (:data:`metazoo.perf.shapes.SHAPES`); None for all (``quick``: the first, reduced).
-    shapes: list[str] | None = None
+    #: shape names (:data:`metazoo.perf.shapes.SHAPES`) or :class:`SpeedShape` objects; None for
+    #: all (``quick``: the first, reduced).
+    shapes: list[str | SpeedShape] | None = None
     #: CI mode: the reduced first shape, one warm-up call, three single-call rounds.
     quick: bool = False
     #: override every shape's meta-batch size.
     tasks: int | None = None
     #: contender names; None for all, plus the CUDA variants on a GPU.
     contenders: list[str] | None = None
+    #: your own implementations to race, name -> builder (see :data:`~metazoo.perf.contenders.Builder`);
+    #: they run after the built-in contenders unless ``contenders`` orders them.
+    extra_contenders: dict[str, Builder] = field(default_factory=dict)
     #: untimed calls per contender before timing (at least two; the last measures peak memory
     #: and sets how many calls a timed run makes).
     warmup: int = 2
@@ -72,10 +77,14 @@ class SpeedConfig:
 
     def contender_names(self, device: torch.device) -> list[str]:
         """The contenders to run on ``device``, in table order."""
+        known = [*CONTENDERS, *CUDA_VARIANTS, *self.extra_contenders]
+        unknown = [n for n in self.contenders or () if n not in known]
+        if unknown:
+            raise KeyError(f"unknown contender(s) {unknown}; choose from {known}")
         if self.contenders:
             return list(self.contenders)
-        names = list(CONTENDERS)
-        return names + list(CUDA_VARIANTS) if device.type == "cuda" else names
+        names = list(CONTENDERS) + (list(CUDA_VARIANTS) if device.type == "cuda" else [])
+        return names + list(self.extra_contenders)
 
 
 def relative_error(grads: list[torch.Tensor], reference: list[torch.Tensor]) -> float:
@@ -133,7 +142,9 @@ class _Shape:
         self.records.append(record)
         try:
             with precision(record["precision"]):
-                contender = build_contender(name, self.model, self.shape, self.batches[0])
+                contender = build_contender(
+                    name, self.model, self.shape, self.batches[0], self.config.extra_contenders
+                )
                 grads = contender.meta_gradient(self.batches[0])
         except Unavailable as exc:
             record.update(status="skipped", note=str(exc))
@@ -254,6 +265,7 @@ def run_speed(config: SpeedConfig, log: Log = print) -> dict:
     device = torch.device(config.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda was asked for but torch.cuda.is_available() is False")
+    config.contender_names(device)  # unknown names fail now, not after the first shape's work
     shapes = get_shapes(config.shapes, config.quick)
     if config.tasks:
         shapes = [s.scaled(config.tasks) for s in shapes]

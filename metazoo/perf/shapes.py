@@ -73,17 +73,21 @@ SHAPES: dict[str, SpeedShape] = {
 QUICK_SHAPE = SHAPES["omniglot-5w1s"].scaled(4)
 
 
-def get_shapes(names: list[str] | None, quick: bool = False) -> list[SpeedShape]:
-    """The shapes to run: by name, or all of them (``quick``: the reduced first shape only)."""
+def get_shapes(names: list[str | SpeedShape] | None, quick: bool = False) -> list[SpeedShape]:
+    """The shapes to run: by name (or given as :class:`SpeedShape`), or all of them.
+
+    With ``quick`` the meta-batch is cut to ``QUICK_SHAPE.meta_batch`` and, without names, only
+    the first shape runs.
+    """
     if not names:
         return [QUICK_SHAPE] if quick else list(SHAPES.values())
-    unknown = [n for n in names if n not in SHAPES]
+    unknown = [n for n in names if not isinstance(n, SpeedShape) and n not in SHAPES]
     if unknown:
         raise KeyError(f"unknown speed shape(s) {unknown}; choose from {sorted(SHAPES)}")
-    shapes = [SHAPES[n] for n in names]
-    return (
-        [s.scaled(min(s.meta_batch, QUICK_SHAPE.meta_batch)) for s in shapes] if quick else shapes
-    )
+    shapes = [n if isinstance(n, SpeedShape) else SHAPES[n] for n in names]
+    if quick:
+        return [s.scaled(min(s.meta_batch, QUICK_SHAPE.meta_batch)) for s in shapes]
+    return shapes
 
 
 def synthetic_batches(

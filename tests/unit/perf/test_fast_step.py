@@ -1,0 +1,192 @@
+"""The fast engine step (metazoo.engine.fast) and its CUDA-graph runner, checked on the CPU in float64."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from metazoo.engine import InnerLoop, adapt_and_query
+from metazoo.engine.cudagraph import GraphedMetaStep, static_copy
+from metazoo.engine.fast import FastMetaStep, FastOptions, accumulate_meta_gradient, evaluate_batch
+from metazoo.engine.gradcheck import tiny_batch, tiny_conv_net
+from metazoo.testing import synthetic_batch
+
+WAYS = 3
+
+
+def _double(batch):
+    return type(batch)(
+        batch.support_x.double(),
+        batch.support_y,
+        batch.query_x.double(),
+        batch.query_y,
+        batch.ways,
+    )
+
+
+def _conv(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return tiny_conv_net().double()
+
+
+def _flat(tensors) -> torch.Tensor:
+    return torch.cat([t.flatten() for t in tensors])
+
+
+def _grads(model, fn) -> torch.Tensor:
+    model.zero_grad(set_to_none=True)
+    fn()
+    grads = _flat([p.grad for p in model.parameters()])
+    model.zero_grad(set_to_none=True)
+    return grads
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return _double(tiny_batch("classification", tasks=3, seed=1))
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+@pytest.mark.parametrize("executor,chunk", [("sequential", None), ("vectorized", 2)])
+def test_meta_gradient_matches_engine_reference(batch, steps, executor, chunk):
+    model, loop = _conv(), InnerLoop(steps=steps, ways=WAYS)
+    reference = _grads(
+        model,
+        lambda: (
+            adapt_and_query(model, batch, loop, 0.1, executor="sequential")
+            .query_loss.mean()
+            .backward()
+        ),
+    )
+    fast = _grads(
+        model,
+        lambda: accumulate_meta_gradient(model, batch, loop, 0.1, executor=executor, chunk=chunk),
+    )
+    assert _rel(fast, reference) < 1e-8
+
+
+@pytest.mark.parametrize("executor", ["sequential", "vectorized"])
+def test_meta_gradient_matches_central_finite_differences(executor):
+    """Directional derivatives of the meta-objective along random directions, BatchNorm included."""
+    torch.manual_seed(0)
+    model = tiny_conv_net().double()
+    batch = _double(tiny_batch("classification", tasks=4))
+    loop = InnerLoop(steps=2, ways=3)
+    loss_of = lambda: accumulate_meta_gradient(model, batch, loop, 0.3, executor=executor, chunk=3)  # noqa: E731
+    gradient = _grads(model, loss_of)
+    params = list(model.parameters())
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        direction = [torch.randn(p.shape, generator=g, dtype=p.dtype) for p in params]
+
+        def loss_at(eps: float, direction=direction) -> float:
+            with torch.no_grad():
+                for p, v in zip(params, direction):
+                    p.add_(v, alpha=eps)
+            value = float(loss_of())
+            with torch.no_grad():
+                for p, v in zip(params, direction):
+                    p.sub_(v, alpha=eps)
+            model.zero_grad(set_to_none=True)
+            return value
+
+        numeric = (loss_at(1e-6) - loss_at(-1e-6)) / 2e-6
+        analytic = float(gradient @ _flat(direction))
+        assert numeric == pytest.approx(analytic, rel=1e-6, abs=1e-9)
+
+
+def test_evaluate_batch_executors_agree_with_engine(batch):
+    model = _conv()
+    loop = InnerLoop(steps=3, ways=WAYS, track_outer=False)
+    reference = adapt_and_query(model, batch, loop, 0.4, executor="sequential").metric
+    for executor in ("sequential", "vectorized"):
+        metric = evaluate_batch(model, batch, loop, 0.4, executor=executor, chunk=2)
+        assert torch.equal(metric, reference)
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_running_statistics_policy_is_refused(batch):
+    loop = InnerLoop(steps=1, ways=WAYS, bn_policy="running")
+    with pytest.raises(ValueError, match="supports bn_policy 'transductive' and 'per_step'"):
+        accumulate_meta_gradient(_conv(), batch, loop, 0.1)
+
+
+def _adam_step_by_hand(model, batch, loop):
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    adapt_and_query(model, batch, loop, 0.1, executor="sequential").query_loss.mean().backward()
+    optimizer.step()
+    return _flat([p.detach() for p in model.parameters()])
+
+
+def test_fast_step_updates_like_a_plain_adam_step_and_meta_gradient_is_pure(batch):
+    loop = InnerLoop(steps=1, ways=WAYS)
+    expected = _adam_step_by_hand(_conv(), batch, loop)
+    model = _conv()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    step = FastMetaStep(model, loop, 0.1, optimizer, batch, FastOptions(executor="auto"))
+    assert step.plan.executor == "sequential" and step.runner.graph is None
+    before = _flat([p.detach().clone() for p in model.parameters()])
+    step.meta_gradient(batch)  # must leave weights and Adam's state as they were
+    assert torch.equal(_flat([p.detach() for p in model.parameters()]), before)
+    loss = step(batch)
+    assert loss.dim() == 0 and not loss.requires_grad
+    assert _rel(_flat([p.detach() for p in model.parameters()]) - before, expected - before) < 1e-8
+
+
+def test_graphed_step_refuses_a_non_capturable_optimizer(batch):
+    model = _conv()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with pytest.raises(ValueError, match="capturable=True"):
+        GraphedMetaStep(
+            lambda b: torch.zeros(()), model.parameters(), optimizer, batch, capture=True
+        )
+
+
+def test_graphed_step_needs_the_captured_shapes(batch):
+    model = _conv()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    loop = InnerLoop(steps=1, ways=WAYS)
+    runner = GraphedMetaStep(
+        lambda b: accumulate_meta_gradient(model, b, loop, 0.1),
+        model.parameters(),
+        optimizer,
+        batch,
+    )
+    smaller = batch.split(2)[0]
+    with pytest.raises(
+        ValueError, match=r"static shapes: got \(2, 6, 1, 6, 6\), captured \(3, 6, 1, 6, 6\)"
+    ):
+        runner(smaller)
+
+
+def test_channels_last_buffers_hold_the_same_values():
+    rgb = synthetic_batch("classification", tasks=2)
+    rgb = type(rgb)(
+        rgb.support_x.expand(-1, -1, 3, -1, -1),
+        rgb.support_y,
+        rgb.query_x.expand(-1, -1, 3, -1, -1),
+        rgb.query_y,
+        rgb.ways,
+    )
+    static = static_copy(rgb, channels_last=True)
+    assert torch.equal(static.query_x, rgb.query_x)
+    task = static.query_x[1]  # (N*Q, 3, 28, 28), laid out NHWC
+    assert task.is_contiguous(memory_format=torch.channels_last)
+    assert not task.is_contiguous()
+    assert static.support_y.data_ptr() != rgb.support_y.data_ptr()
+
+
+def test_fast_step_leaves_the_callers_model_object_in_use(batch):
+    """The step trains the model it was given (never a copy), as learners require."""
+    model = _conv()
+    twin = copy.deepcopy(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    FastMetaStep(model, InnerLoop(steps=1, ways=WAYS), 0.1, optimizer, batch)(batch)
+    moved = [not torch.equal(a, b) for a, b in zip(model.parameters(), twin.parameters())]
+    assert any(moved)
