@@ -45,7 +45,8 @@ def build_learner(
     """Create learner ``name`` with the default backbone of ``benchmark``.
 
     The learner card's ``config`` is applied first, then ``config``. Config fields called ``ways``
-    and ``input_shape`` (when the learner has them) are filled from the benchmark unless given.
+    and ``input_shape`` (when the learner has them) are filled from the benchmark unless given;
+    ``num_classes`` from the training split's sampler.
 
     Args:
         name: a registered learner.
@@ -87,6 +88,11 @@ def build_learner(
         card_config = {}
     fields = {f.name for f in dataclasses.fields(get_learner(name).cls.Config)}
     filled = {"ways": ways, "input_shape": input_shape, "task": bench["task"]}
+    if "num_classes" in fields and "num_classes" not in config:
+        # learners that pre-train on all meta-training classes (the finetune baseline)
+        from metazoo.data import make_sampler
+
+        filled["num_classes"] = make_sampler(benchmark, "train").num_classes
     values = {k: v for k, v in card_config.items() if k in fields}
     values.update({k: v for k, v in filled.items() if k in fields and v is not None})
     values.update(config)

@@ -23,7 +23,15 @@ from torch import Tensor, nn
 
 from metazoo.episode import EpisodeBatch
 
-__all__ = ["GradCheckReport", "check_meta_gradient", "tiny_conv_net", "tiny_mlp", "tiny_batch"]
+__all__ = [
+    "GradCheckReport",
+    "check_meta_gradient",
+    "meta_gradient",
+    "tiny_conv_net",
+    "tiny_mlp",
+    "tiny_batch",
+    "tiny_learner",
+]
 
 TINY_WAYS = 3
 TINY_IMAGE = (1, 6, 6)
@@ -146,3 +154,28 @@ def check_meta_gradient(
         analytic.append(a)
         numeric.append(fd)
     return GradCheckReport(names, analytic, numeric, worst)
+
+
+def tiny_learner(name: str, kind: str, steps: int, **config) -> tuple[nn.Module, EpisodeBatch]:
+    """Learner ``name`` around a tiny conv net with BatchNorm (``kind='conv'``, 3-way images) or a
+    tiny MLP (``kind='mlp'``, sinusoid regression), with its meta-batch, in the default dtype."""
+    import metazoo  # local: the registry imports the learners, which import the engine
+
+    torch.manual_seed(0)
+    if kind == "conv":
+        model, batch = tiny_conv_net(), tiny_batch("classification")
+        config = {"inner_lr": 0.3, "task": "classification", **config}
+    else:
+        model, batch = tiny_mlp(), tiny_batch("regression")
+        config = {"inner_lr": 0.02, "task": "regression", **config}
+    learner = metazoo.create_learner(name, model, inner_steps=steps, **config)
+    return learner, batch
+
+
+def meta_gradient(learner: nn.Module, batch: EpisodeBatch) -> Tensor:
+    """The flattened ``d meta_loss / d parameters`` of ``learner`` (zeros where unused)."""
+    params = [p for p in learner.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(learner.meta_loss(batch)[0], params, allow_unused=True)
+    return torch.cat(
+        [(torch.zeros_like(p) if g is None else g).flatten() for p, g in zip(params, grads)]
+    )

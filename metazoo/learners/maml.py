@@ -88,13 +88,22 @@ class MAML(nn.Module):
             bn_policy=cfg.bn_policy,
         )
 
+    def learning_rates(self) -> engine.LearningRate:
+        """Inner learning rates handed to the engine (a float here; tensors in Meta-SGD, MAML++)."""
+        return self.config.inner_lr
+
+    def overrides(self) -> list[dict[str, Tensor]] | None:
+        """Per-step weight overrides for forward passes (MAML++'s per-step BatchNorm weights)."""
+        return None
+
     def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
         """Mean query loss after adaptation over the T tasks of ``batch``; see ``MetaLearner``."""
         return engine.meta_objective(
             self.model,
             batch,
             self.inner_loop(self.training),
-            self.config.inner_lr,
+            self.learning_rates(),
+            overrides=self.overrides(),
             executor=self.config.executor,
             chunk_size=self.config.chunk_size,
         )
@@ -106,8 +115,9 @@ class MAML(nn.Module):
             support_x,
             support_y,
             self.inner_loop(self.training),
-            self.config.inner_lr,
+            self.learning_rates(),
             training=self.training,
+            overrides=self.overrides(),
         )
 
     def predict(self, state: dict[str, Tensor], query_x: Tensor) -> Tensor:

@@ -1,0 +1,59 @@
+"""Meta-SGD: meta-gradient (initialisation and learned rates) vs finite differences."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import metazoo
+from metazoo.engine.gradcheck import check_meta_gradient, meta_gradient, tiny_conv_net, tiny_learner
+
+
+@pytest.fixture(autouse=True)
+def float64_one_thread():
+    dtype, threads = torch.get_default_dtype(), torch.get_num_threads()
+    torch.set_default_dtype(torch.float64)
+    torch.set_num_threads(1)
+    yield
+    torch.set_default_dtype(dtype)
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("kind", ["conv", "mlp"])
+@pytest.mark.parametrize("steps", [1, 3])
+def test_meta_gradient_matches_finite_differences(kind, steps):
+    learner, batch = tiny_learner("metasgd", kind, steps, random_init=True)
+    report = check_meta_gradient(learner, batch)
+    assert report.max_error < 1e-6, report
+    assert any(name.startswith("inner_lrs.") for name in report.names)
+
+
+@pytest.mark.parametrize("kind", ["conv", "mlp"])
+def test_vectorized_equals_sequential(kind):
+    seq, batch = tiny_learner("metasgd", kind, 3, executor="sequential")
+    vec, _ = tiny_learner("metasgd", kind, 3, executor="vectorized", chunk_size=2)
+    a, b = meta_gradient(seq, batch), meta_gradient(vec, batch)
+    assert float((a - b).norm() / a.norm()) < 1e-8
+
+
+def test_learning_rates_are_parameters_shaped_like_the_weights_and_get_gradients():
+    learner, batch = tiny_learner("metasgd", "conv", 1)
+    rates = learner.learning_rates()
+    for name, p in learner.model.named_parameters():
+        assert rates[name].shape == p.shape
+        assert torch.all(rates[name] == 0.3)
+    learner.meta_loss(batch)[0].backward()
+    assert all(lr.grad is not None and lr.grad.abs().sum() > 0 for lr in learner.inner_lrs)
+
+
+def test_with_constant_rates_it_equals_maml_before_training():
+    learner, batch = tiny_learner("metasgd", "conv", 2)
+    maml, _ = tiny_learner("maml", "conv", 2)
+    assert torch.allclose(learner.meta_loss(batch)[0], maml.meta_loss(batch)[0], rtol=1e-12)
+
+
+def test_eval_adaptation_detaches_the_rates():
+    learner = metazoo.create_learner("metasgd", tiny_conv_net(), inner_lr=0.3).eval()
+    x, y = torch.randn(6, 1, 6, 6), torch.arange(3).repeat(2)
+    fast = learner.adapt(x, y)
+    assert all(w.grad_fn is None for w in fast.values())
