@@ -31,6 +31,7 @@ def two_ranks(tmp_path_factory) -> dict:
             ("tiny-maml", train_config(part, 3)),
             ("tiny-maml", train_config(part, 6, resume=True)),
             REPTILE_RUN,
+            ("tiny-maml", train_config(str(folder / "handover"), 3)),  # resumed in one process
         ],
         "evaluation": EVALUATION,
     }

@@ -46,6 +46,13 @@ def test_resume_under_two_ranks_matches_uninterrupted(two_ranks):
     )  # the learner ends on the best weights
 
 
+def test_two_rank_checkpoint_resumes_in_one_process(two_ranks):
+    folder = str(two_ranks["folder"] / "handover")
+    resumed = trainer_run("tiny-maml", train_config(folder, 6, resume=True), init_seed=0)
+    assert resumed["final_step"] == 6
+    _assert_same_state(resumed["state"], two_ranks["ranks"][0]["trainer"][0]["state"])
+
+
 def test_reptile_trainer_on_two_ranks_matches_one_process(two_ranks):
     single = trainer_run(*REPTILE_RUN, init_seed=0)
     for rank in two_ranks["ranks"]:
