@@ -71,7 +71,7 @@ class CNP(nn.Module):
         shape = tuple(config.input_shape)
         self.image_encoder: nn.Module | None = None
         x_dim = int(torch.Size(shape).numel())
-        if len(shape) == 3:
+        if len(shape) == 3 and config.task == "classification":
             self.image_encoder = make_backbone("conv4", shape, hidden=config.conv_hidden)
             x_dim = self.image_encoder.embedding_dim
         *enc_hidden, rep = config.encoder_sizes
@@ -96,22 +96,31 @@ class CNP(nn.Module):
         Returns:
             ``(R,)`` mean representation (regression) or ``(N, R)`` per-class means (classification).
         """
-        x = self.features(support_x)
         if self.config.task == "regression":
-            pairs = torch.cat([x, support_y.reshape(len(x), -1).to(x.dtype)], dim=-1)
-            return self.encoder(pairs).mean(0)
+            return self.represent(support_x[None], support_y[None])[0]
         ways = int(support_y.max().item()) + 1
-        return class_means(self.encoder(x), support_y, ways)
+        return class_means(self.encoder(self.features(support_x)), support_y, ways)
+
+    def represent(self, support_x: Tensor, support_y: Tensor) -> Tensor:
+        """Regression representations ``(T, R)`` of T context sets ``(T, n, *x)``, ``(T, n, d)``."""
+        x = support_x.flatten(2)
+        pairs = torch.cat([x, support_y.reshape(*x.shape[:2], -1).to(x.dtype)], dim=-1)
+        return self.encoder(pairs).mean(1)
+
+    def decode(self, state: Tensor, query_x: Tensor) -> tuple[Tensor, Tensor]:
+        """Gaussian ``(mean, std)``, each ``(T, m, target_dim)``, from ``state (T, R)``, ``query_x (T, m, *x)``."""
+        x = query_x.flatten(2)
+        out = self.decoder(torch.cat([state[:, None].expand(-1, x.shape[1], -1), x], dim=-1))
+        mean, raw_std = out.chunk(2, dim=-1)
+        std = self.config.min_std + (1 - self.config.min_std) * F.softplus(raw_std)
+        return mean, std
 
     def predict_distribution(self, state: Tensor, query_x: Tensor) -> tuple[Tensor, Tensor]:
         """Gaussian predictive ``(mean, std)``, each ``(m, target_dim)``, for ``query_x (m, *x)``."""
         if self.config.task != "regression":
             raise ValueError("predict_distribution is for regression CNPs; use predict for logits")
-        x = self.features(query_x)
-        out = self.decoder(torch.cat([state.expand(len(x), -1), x], dim=-1))
-        mean, raw_std = out.chunk(2, dim=-1)
-        std = self.config.min_std + (1 - self.config.min_std) * F.softplus(raw_std)
-        return mean, std
+        mean, std = self.decode(state[None], query_x[None])
+        return mean[0], std[0]
 
     def predict(self, state: Tensor, query_x: Tensor) -> Tensor:
         """Predictive means ``(m, target_dim)`` (regression) or logits ``(m, N)`` (classification)."""
@@ -126,23 +135,18 @@ class CNP(nn.Module):
 
     def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
         """Mean over tasks of the query Gaussian NLL (regression) or cross-entropy (classification)."""
+        if self.config.task == "regression":  # no batch statistics: all tasks at once
+            mean, std = self.decode(self.represent(batch.support_x, batch.support_y), batch.query_x)
+            targets = batch.query_y.reshape(mean.shape)
+            nll = torch.stack([gaussian_nll(m, s, y) for m, s, y in zip(mean, std, targets)])
+            mse = F.mse_loss(mean.detach().reshape(batch.query_y.shape), batch.query_y)
+            return nll.mean(), {"mse": mse.item()}
         losses, outputs = [], []
         for task in batch:
-            state = self.adapt(task.support_x, task.support_y)
-            if self.config.task == "regression":
-                mean, std = self.predict_distribution(state, task.query_x)
-                target = task.query_y.reshape(mean.shape)
-                losses.append(gaussian_nll(mean, std, target))
-                outputs.append(mean.detach().reshape(task.query_y.shape))
-            else:
-                logits = self.predict(state, task.query_x)
-                losses.append(F.cross_entropy(logits, task.query_y))
-                outputs.append(logits.detach())
-        stacked = torch.stack(outputs)
-        if self.config.task == "regression":
-            metrics = {"mse": F.mse_loss(stacked, batch.query_y).item()}
-        else:
-            metrics = classification_metrics(stacked, batch.query_y)
+            logits = self.predict(self.adapt(task.support_x, task.support_y), task.query_x)
+            losses.append(F.cross_entropy(logits, task.query_y))
+            outputs.append(logits.detach())
+        metrics = classification_metrics(torch.stack(outputs), batch.query_y)
         return torch.stack(losses).mean(), metrics
 
 

@@ -5,9 +5,10 @@ An LSTM controller reads the episode one sample at a time, receiving the current
 with the *previous* step's label, ``(x_t, y_{t-1})``: it must hold a sample in memory until its
 label arrives one step later and bind the two. The external memory is addressed by content for
 reading (softmax over cosine similarities with keys emitted by the controller) and by *least
-recently used access* (LRUA) for writing: each write goes either to the location just read or to
-a least-used location, interpolated by a learned sigmoid gate, after the least-used location is
-cleared; usage weights decay by ``gamma`` and accumulate read and write weights. The class is read
+recently used access* (LRUA) for writing: each write goes either to the location read at the
+previous step or to a least-used location, interpolated by a learned sigmoid gate, after the
+least-used location is cleared; usage weights decay by ``gamma`` and accumulate read and write
+weights. Each step reads the memory as the previous steps left it, then writes. The class is read
 out from the controller state and the memory reads. Here the support set is fed first; each query
 is then fed as one more step from the post-support state (carrying the last support label, as the
 offset prescribes), independently of the other queries, so query labels never enter. As in the
@@ -129,17 +130,19 @@ class MANN(nn.Module):
             torch.cat([x, state.label, state.reads], -1), (state.hidden, state.cell)
         )
         keys = self.keys(hidden).view(-1, c.read_heads, c.memory_width)
-        gate = torch.sigmoid(self.write_gate(hidden))[..., None]  # (B, H, 1)
+        # Read by content from the memory as the previous steps left it (reading after this
+        # step's own write would mostly find the key just written).
+        similarity = F.normalize(keys, dim=-1, eps=1e-8) @ F.normalize(
+            state.memory, dim=-1, eps=1e-8
+        ).transpose(1, 2)
+        read_weights = torch.softmax(similarity, dim=-1)  # (B, H, S)
+        reads = (read_weights @ state.memory).flatten(1)
         # LRUA write: to the last-read or a least-used slot, after clearing the least-used slot.
+        gate = torch.sigmoid(self.write_gate(hidden))[..., None]  # (B, H, 1)
         least_used = _least_used(state.usage, c.read_heads)  # (B, S)
         write_weights = gate * state.read_weights + (1 - gate) * least_used[:, None]
         cleared = 1 - F.one_hot(state.usage.argmin(-1), c.memory_slots).to(x.dtype)
         memory = state.memory * cleared[..., None] + write_weights.transpose(1, 2) @ keys
-        similarity = F.normalize(keys, dim=-1, eps=1e-8) @ F.normalize(
-            memory, dim=-1, eps=1e-8
-        ).transpose(1, 2)
-        read_weights = torch.softmax(similarity, dim=-1)  # (B, H, S)
-        reads = (read_weights @ memory).flatten(1)
         usage = c.gamma * state.usage + (read_weights + write_weights).sum(1)
         logits = self.output(torch.cat([hidden, reads], -1))
         new_state = MemoryState(hidden, cell, memory, read_weights, usage, reads, label)

@@ -44,6 +44,9 @@ def test_step_writes_by_lrua_and_reads_by_cosine_content():
         torch.cat([x, state.label, state.reads], -1), (state.hidden, state.cell)
     )
     keys = learner.keys(hidden).view(2, 4)
+    cosine = F.normalize(keys, dim=-1) @ F.normalize(state.memory[0], dim=-1).T
+    read_weights = torch.softmax(cosine, -1)  # read from the memory before this step's write
+    torch.testing.assert_close(new.read_weights[0], read_weights)
     gate = torch.sigmoid(learner.write_gate(hidden)).view(2, 1)
     least_used = torch.tensor([0, 1, 0, 1, 0, 0], dtype=torch.float64)  # usages 0.2 and 0.1
     write = gate * state.read_weights[0] + (1 - gate) * least_used  # (heads, slots)
@@ -51,11 +54,8 @@ def test_step_writes_by_lrua_and_reads_by_cosine_content():
     memory[3] = 0.0  # the least-used slot is cleared before writing
     memory = memory + write.T @ keys
     torch.testing.assert_close(new.memory[0], memory)
-    cosine = F.normalize(keys, dim=-1) @ F.normalize(memory, dim=-1).T
-    read_weights = torch.softmax(cosine, -1)
-    torch.testing.assert_close(new.read_weights[0], read_weights)
     torch.testing.assert_close(new.usage[0], 0.9 * state.usage[0] + (read_weights + write).sum(0))
-    reads = (read_weights @ memory).flatten()
+    reads = (read_weights @ state.memory[0]).flatten()
     torch.testing.assert_close(logits[0], learner.output(torch.cat([hidden[0], reads])))
     assert torch.equal(new.label, F.one_hot(torch.tensor([2]), WAYS).double())
 
