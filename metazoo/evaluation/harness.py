@@ -167,7 +167,7 @@ def score_episode(prediction: Tensor, query_y: Tensor) -> float:
 
 
 def _first_field(config: dict[str, Any], names: tuple[str, ...]) -> Any:
-    return next((config[n] for n in names if n in config), None)
+    return next((config[n] for n in names if config.get(n) is not None), None)
 
 
 def _protocol(episode: Episode, config: dict[str, Any], learner: nn.Module, episodes: int) -> dict:
@@ -182,7 +182,10 @@ def _protocol(episode: Episode, config: dict[str, Any], learner: nn.Module, epis
         "inner_steps": _first_field(config, _INNER_STEP_FIELDS),
         "bn_policy": _first_field(config, _BN_FIELDS),
         "dtype": str(param.dtype).replace("torch.", "") if param is not None else None,
-        "tf32": bool(torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32),
+        # TF32 exists only on CUDA; on other devices the flags change nothing
+        "tf32": param is not None
+        and param.device.type == "cuda"
+        and bool(torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32),
     }
 
 

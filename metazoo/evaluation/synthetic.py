@@ -9,6 +9,9 @@ in a second, real enough to exercise every code path of the harness and the trai
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -16,7 +19,7 @@ from torch import Tensor, nn
 
 from metazoo.episode import Episode, EpisodeBatch
 
-__all__ = ["SyntheticBenchmark", "SyntheticSampler", "TinyLearner"]
+__all__ = ["SyntheticBenchmark", "SyntheticSampler", "TinyLearner", "registered"]
 
 _SPLITS = {"train": 0, "val": 1, "test": 2}
 
@@ -153,9 +156,25 @@ class TinyLearner(nn.Module):
             out = self.predict(self.adapt(task.support_x, task.support_y), task.query_x)
             if batch.is_regression:
                 losses.append(torch.mean((out - task.query_y) ** 2))
-                scores.append(float(losses[-1]))
+                scores.append(float(losses[-1].detach()))
             else:
                 losses.append(nn.functional.cross_entropy(out, task.query_y))
                 scores.append(float((out.argmax(-1) == task.query_y).float().mean() * 100))
         key = "mse" if batch.is_regression else "accuracy"
         return torch.stack(losses).mean(), {key: sum(scores) / len(scores)}
+
+
+@contextmanager
+def registered(cls: type = TinyLearner, family: str = "optimization", **defaults) -> Iterator[str]:
+    """Register ``cls`` under a fresh unique name for the block, then remove it again.
+
+    Keeps test learners out of other tests' ``list_learners()``.
+    """
+    from metazoo import _registry
+
+    name = f"test-{cls.__name__.lower()}-{uuid.uuid4().hex[:8]}"
+    _registry.register_learner(name, family=family, **defaults)(cls)
+    try:
+        yield name
+    finally:
+        _registry._REGISTRY.pop(name, None)

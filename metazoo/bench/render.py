@@ -1,0 +1,226 @@
+"""Tables from aggregated results: Markdown, LaTeX (booktabs) and CSV, and the BibTeX they cite.
+
+Rows are learners, columns benchmarks; each benchmark has our number (mean ± 95% CI) and the
+paper's number from the learner's card. Best per column in bold; a dagger marks cells not
+significantly different from the best. Nothing here is typed by hand: every number comes from a
+result file or a card.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from typing import Any
+
+from metazoo.bench.results import ALPHA, Aggregate, ResultSet
+from metazoo.cards import CardError, learner_card
+
+__all__ = ["to_markdown", "to_latex", "to_csv", "to_bib", "paper_result", "bib_key"]
+
+DAGGER, DOUBLE_DAGGER = "†", "‡"
+
+
+def paper_result(learner: str, benchmark: str) -> dict[str, Any] | None:
+    """The published number for ``learner`` on ``benchmark`` from its card, or None."""
+    try:
+        return (learner_card(learner).get("results") or {}).get(benchmark)
+    except (CardError, KeyError):
+        return None
+
+
+def bib_key(learner: str) -> str | None:
+    """The BibTeX key of the learner's paper (from its card), or None without a card."""
+    try:
+        match = re.match(r"\s*@\w+\s*\{\s*([^,\s]+)\s*,", learner_card(learner)["bibtex"])
+    except (CardError, KeyError):
+        return None
+    return match.group(1) if match else None
+
+
+def _number(value: float, metric: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.2f}" if metric == "accuracy" else f"{value:.3f}"
+
+
+def _ours(cell: Aggregate) -> tuple[str, bool, bool]:
+    """``(text, bold, dagger)`` of our number."""
+    text = f"{_number(cell.mean, cell.metric)} ± {_number(cell.ci95, cell.metric)}"
+    return text, cell.best, bool(cell.tied_with_best)
+
+
+def _paper(learner: str, benchmark: str) -> tuple[str, bool]:
+    """``(text, unverified)`` of the paper's number."""
+    found = paper_result(learner, benchmark)
+    if not found:
+        return "–", False
+    text = _number(float(found["value"]), found["metric"])
+    if "ci95" in found:
+        text += f" ± {_number(float(found['ci95']), found['metric'])}"
+    return text, not found.get("verified", False)
+
+
+def _grid(results: ResultSet) -> list[list[tuple[str, Aggregate | None]]]:
+    return [
+        [(b, results.cells.get((learner, b))) for b in results.benchmarks]
+        for learner in results.learners
+    ]
+
+
+def _protocol_lines(results: ResultSet) -> list[str]:
+    lines = []
+    for benchmark in results.benchmarks:
+        cells = [c for (_, b), c in results.cells.items() if b == benchmark]
+        p = cells[0].protocol
+        shape = f"{p.get('ways')}-way " if p.get("ways") else ""
+        steps = ", ".join(
+            f"{c.learner} {c.protocol.get('inner_steps')}"
+            for c in cells
+            if c.protocol.get("inner_steps") is not None
+        )
+        bn = sorted(
+            {str(c.protocol.get("bn_policy")) for c in cells if c.protocol.get("bn_policy")}
+        )
+        train = sorted({f"{c.train.get('steps')} steps" for c in cells if c.train})
+        seeds = sorted({s for c in cells for s in c.seeds})
+        lines.append(
+            f"{benchmark}: {p.get('episodes')} test episodes (seed {cells[0].eval_seed}), {shape}"
+            f"{p.get('shots')}-shot, {p.get('queries')} queries{' per class' if shape else ''}; "
+            f"test inner steps: {steps or 'n/a'}; BN policy: {', '.join(bn) or 'n/a'}; "
+            f"precision: {p.get('dtype')}, TF32 {'on' if p.get('tf32') else 'off'}; "
+            f"training: {', '.join(train) or 'n/a'}; training seeds: {', '.join(map(str, seeds))}."
+        )
+    return lines
+
+
+def _environments(results: ResultSet) -> str:
+    envs = set()
+    for cell in results.cells.values():
+        env = cell.environment
+        git = (env.get("git") or {}).get("sha", "")[:10]
+        envs.add(
+            f"{env.get('device_name')}, torch {env.get('torch')}, metazoo {env.get('metazoo')}"
+            + (f" @ {git}" if git else "")
+        )
+    return "; ".join(sorted(envs))
+
+
+def notes(results: ResultSet) -> list[str]:
+    """The footnote: what the numbers mean, the protocol per benchmark, and what is missing."""
+    lines = [
+        "Ours: mean ± 95% CI (1.96·σ/√n) over the test episodes (scores averaged over training "
+        "seeds per episode); accuracy in %, MSE for regression. Bold: best in its column. "
+        f"{DAGGER}: not significantly different from the best (paired t-test on the same episodes, "
+        f"p ≥ {ALPHA}). Paper: the published number from the learner's card "
+        f"({DOUBLE_DAGGER}: quoted from a secondary source, not verified in the paper); papers "
+        "train far longer than the budgets here.",
+        *_protocol_lines(results),
+        f"Environment: {_environments(results)}.",
+    ]
+    for record in results.failed:
+        lines.append(f"Failed: {record['cell']}: {record.get('error', '?')}")
+    for key in results.missing:
+        lines.append(f"Missing: {key} (no result file)")
+    return lines
+
+
+def to_markdown(results: ResultSet) -> str:
+    """A GitHub-flavoured Markdown table with the notes below it."""
+    header = ["learner"]
+    for b in results.benchmarks:
+        header += [f"{b} (ours)", "paper"]
+    rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for learner, line in zip(results.learners, _grid(results)):
+        row = [learner]
+        for benchmark, cell in line:
+            if cell is None:
+                row.append("–")
+            else:
+                text, bold, dagger = _ours(cell)
+                row.append((f"**{text}**" if bold else text) + (DAGGER if dagger else ""))
+            paper, unverified = _paper(learner, benchmark)
+            row.append(paper + (DOUBLE_DAGGER if unverified else ""))
+        rows.append("| " + " | ".join(row) + " |")
+    return "\n".join(rows) + "\n\n" + "\n".join(f"- {line}" for line in notes(results)) + "\n"
+
+
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}  # fmt: skip
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters and spell the Unicode symbols the notes use."""
+    text = "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+    for symbol, macro in (("±", r"$\pm$"), ("σ", r"$\sigma$"), ("√n", r"$\sqrt{n}$"), ("≥", r"$\geq$"),
+                          ("·", r"$\cdot$"), (DAGGER, r"$^\dagger$"), (DOUBLE_DAGGER, r"$^\ddagger$"),
+                          ("–", "--")):  # fmt: skip
+        text = text.replace(symbol, macro)
+    return text
+
+
+def to_latex(results: ResultSet, caption: str = "") -> str:
+    """A ``table`` environment with a booktabs ``tabular``; needs ``\\usepackage{booktabs}``."""
+    cols = "l" + "cc" * len(results.benchmarks)
+    head = " & ".join(rf"\multicolumn{{2}}{{c}}{{{latex_escape(b)}}}" for b in results.benchmarks)
+    rules = " ".join(
+        rf"\cmidrule(lr){{{2 + 2 * i}-{3 + 2 * i}}}" for i in range(len(results.benchmarks))
+    )
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
+             rf"Method & {head} \\", rules, " & ".join(["", *["ours", "paper"] * len(results.benchmarks)]) + r" \\",
+             r"\midrule"]  # fmt: skip
+    for learner, line in zip(results.learners, _grid(results)):
+        key = bib_key(learner)
+        row = [latex_escape(learner) + (rf"~\cite{{{key}}}" if key else "")]
+        for benchmark, cell in line:
+            if cell is None:
+                row.append("--")
+            else:
+                text, bold, dagger = _ours(cell)
+                text = latex_escape(text)
+                row.append(
+                    (rf"\textbf{{{text}}}" if bold else text) + (r"$^\dagger$" if dagger else "")
+                )
+            paper, unverified = _paper(learner, benchmark)
+            row.append(latex_escape(paper) + (r"$^\ddagger$" if unverified else ""))
+        lines.append(" & ".join(row) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    caption = caption or f"Results of the {results.suite or 'metazoo'} suite."
+    lines.append(rf"\caption{{{latex_escape(caption)}}}")
+    lines += [r"\par\smallskip", r"\parbox{\linewidth}{\footnotesize"]
+    lines += [latex_escape(line) + r"\par" for line in notes(results)]
+    lines += ["}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+CSV_COLUMNS = ("learner", "benchmark", "metric", "mean", "ci95", "episodes", "seeds", "seed_std",
+               "best", "tied_with_best", "p_vs_best", "paired", "paper_value", "paper_ci95",
+               "paper_source", "paper_verified")  # fmt: skip
+
+
+def to_csv(results: ResultSet) -> str:
+    """One row per (learner, benchmark) with every number, for plotting or further analysis."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for (learner, benchmark), cell in results.cells.items():
+        paper = paper_result(learner, benchmark) or {}
+        writer.writerow([
+            learner, benchmark, cell.metric, repr(cell.mean), repr(cell.ci95), len(cell.scores),
+            " ".join(map(str, cell.seeds)), "" if math.isnan(cell.seed_std) else repr(cell.seed_std),
+            cell.best, "" if cell.tied_with_best is None else cell.tied_with_best,
+            "" if cell.p_vs_best is None else repr(cell.p_vs_best), "" if cell.paired is None else cell.paired,
+            paper.get("value", ""), paper.get("ci95", ""), paper.get("source", ""), paper.get("verified", ""),
+        ])  # fmt: skip
+    return buffer.getvalue()
+
+
+def to_bib(results: ResultSet) -> str:
+    """The BibTeX entry of every learner in the table that has a card, each once."""
+    entries: dict[str, str] = {}
+    for learner in results.learners:
+        key = bib_key(learner)
+        if key and key not in entries:
+            entries[key] = learner_card(learner)["bibtex"].strip()
+    return "\n\n".join(entries.values()) + ("\n" if entries else "")

@@ -1,0 +1,178 @@
+"""Read a folder of result files and aggregate them into table cells with significance marks.
+
+Several training seeds of one (learner, benchmark) are averaged episode by episode (every cell of a
+suite is evaluated on the same episodes), and the table reports the mean ± 95% CI over episodes of
+those seed-averaged scores; the spread between seeds is kept as ``seed_std``. A cell is marked
+"not significantly different from the best" by a paired t-test against the column's best when both
+were evaluated on the same episodes, else by a normal test on the two intervals.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from metazoo.evaluation import EvalResult, compare
+from metazoo.evaluation.stats import mean_ci95, sample_std
+
+__all__ = ["Aggregate", "ResultSet", "load_results", "collect"]
+
+#: Significance level of the "not different from the best" marks.
+ALPHA = 0.05
+
+
+@dataclass
+class Aggregate:
+    """One table cell: a learner on a benchmark, over its training seeds."""
+
+    learner: str
+    benchmark: str
+    metric: str
+    scores: list[float]
+    episode_ids: list[int]
+    eval_seed: int
+    seeds: list[int]
+    seed_means: list[float]
+    protocol: dict[str, Any]
+    train: dict[str, Any]
+    environment: dict[str, Any]
+    mean: float = 0.0
+    ci95: float = 0.0
+    best: bool = False
+    #: None for the best cell; else whether it is not significantly different from the best.
+    tied_with_best: bool | None = None
+    p_vs_best: float | None = None
+    paired: bool | None = None
+
+    def __post_init__(self) -> None:
+        self.mean, self.ci95, _ = mean_ci95(self.scores)
+
+    @property
+    def seed_std(self) -> float:
+        return sample_std(self.seed_means)
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric != "mse"
+
+
+@dataclass
+class ResultSet:
+    """Every cell found in a results folder, plus the cells that failed or are missing."""
+
+    cells: dict[tuple[str, str], Aggregate] = field(default_factory=dict)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    suite: str | None = None
+
+    @property
+    def learners(self) -> list[str]:
+        return list(dict.fromkeys(k[0] for k in self.cells))
+
+    @property
+    def benchmarks(self) -> list[str]:
+        return list(dict.fromkeys(k[1] for k in self.cells))
+
+
+def load_results(folder: str | Path) -> list[dict[str, Any]]:
+    """Every result record (``*.json`` with a ``schema`` key) directly in ``folder``, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"no results folder {folder}; run `metazoo bench SUITE --out {folder}`"
+        )
+    records = []
+    for path in sorted(folder.glob("*.json")):
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and "schema" in data:
+            records.append({**data, "file": path.name})
+    return records
+
+
+def _latest_per_run(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    latest: dict[tuple, dict[str, Any]] = {}
+    for record in records:
+        key = (record["learner"], record["benchmark"], record["seed"])
+        if key not in latest or record.get("finished", "") >= latest[key].get("finished", ""):
+            latest[key] = record
+    return list(latest.values())
+
+
+def _aggregate(runs: list[dict[str, Any]]) -> Aggregate:
+    results = [EvalResult.from_dict(r["result"]) for r in sorted(runs, key=lambda r: r["seed"])]
+    first = results[0]
+    same = all(r.episode_ids == first.episode_ids and r.seed == first.seed for r in results)
+    if not same:
+        raise ValueError(
+            f"{first.learner} on {first.benchmark}: the seeds were evaluated on different episodes; "
+            "keep eval.seed and eval.episodes fixed across a suite"
+        )
+    per_episode = [sum(col) / len(col) for col in zip(*(r.scores for r in results))]
+    return Aggregate(
+        learner=runs[0]["learner"],
+        benchmark=runs[0]["benchmark"],
+        metric=first.metric,
+        scores=per_episode,
+        episode_ids=first.episode_ids,
+        eval_seed=first.seed,
+        seeds=[r["seed"] for r in sorted(runs, key=lambda r: r["seed"])],
+        seed_means=[r.mean for r in results],
+        protocol=first.protocol,
+        train=runs[0].get("train", {}).get("config", {}),
+        environment=runs[0].get("environment", {}),
+    )
+
+
+def _as_result(cell: Aggregate) -> EvalResult:
+    return EvalResult(
+        cell.learner, cell.benchmark, "test", cell.eval_seed, cell.metric, cell.scores,
+        cell.episode_ids, cell.mean, cell.ci95, 0.0, 0.0, 0.0, 0.0, cell.protocol,
+    )  # fmt: skip
+
+
+def _mark_column(cells: list[Aggregate]) -> None:
+    pick = max if cells[0].higher_is_better else min
+    best = pick(cells, key=lambda c: c.mean)
+    best.best = True
+    for cell in cells:
+        if cell is best:
+            continue
+        cell.paired = cell.episode_ids == best.episode_ids and cell.eval_seed == best.eval_seed
+        if cell.paired:
+            cell.p_vs_best = compare(_as_result(cell), _as_result(best)).p_value
+        else:  # different episodes: a normal test on the two independent intervals
+            se = math.hypot(cell.ci95, best.ci95) / 1.96
+            z = abs(cell.mean - best.mean) / se if se > 0 else math.inf
+            cell.p_vs_best = math.erfc(z / math.sqrt(2))
+        cell.tied_with_best = not (cell.p_vs_best < ALPHA)  # NaN (one episode) counts as tied
+
+
+def collect(folder: str | Path, expected: list[str] | None = None) -> ResultSet:
+    """Aggregate the results in ``folder``.
+
+    Args:
+        folder: a results folder written by ``metazoo bench``.
+        expected: cell keys (``learner__benchmark__seedS``) the suite asks for; those with no
+            result file are listed as missing.
+    """
+    records = load_results(folder)
+    done = _latest_per_run([r for r in records if r.get("status") == "ok"])
+    done_keys = {r["cell"] for r in done}
+    failed = [r for r in _latest_per_run([r for r in records if r.get("status") != "ok"])]
+    failed = [r for r in failed if r["cell"] not in done_keys]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for record in done:
+        groups.setdefault((record["learner"], record["benchmark"]), []).append(record)
+    result = ResultSet(suite=records[0].get("suite") if records else None, failed=failed)
+    result.cells = {key: _aggregate(runs) for key, runs in groups.items()}
+    if expected:  # the suite's order: learners and benchmarks as the suite lists them
+        rank = {tuple(k.split("__")[:2]): i for i, k in reversed(list(enumerate(expected)))}
+        result.cells = dict(sorted(result.cells.items(), key=lambda kv: rank.get(kv[0], len(rank))))
+    seen = done_keys | {r["cell"] for r in failed}
+    result.missing = [key for key in expected or [] if key not in seen]
+    for benchmark in result.benchmarks:
+        _mark_column([c for (_, b), c in result.cells.items() if b == benchmark])
+    return result

@@ -1,0 +1,184 @@
+"""Benchmark suites: learners × benchmarks × seeds, with per-pair settings, read from YAML.
+
+A suite file (``benchmarks/suites/<name>.yaml``) looks like::
+
+    # Run with: metazoo bench example --out results/example
+    name: example
+    seeds: [0, 1, 2]
+    train: {steps: 2000, val_every: 500}       # TrainConfig fields, for every cell
+    eval: {episodes: 600}                      # evaluation episodes (and seed, default 0)
+    runs:                                      # or top-level `learners:` and `benchmarks:`
+      - benchmark: omniglot-5w1s
+        learners: [maml, protonet]
+        train: {meta_batch: 16}                # settings for this benchmark's cells
+    overrides:                                 # per learner, or per learner@benchmark
+      maml@omniglot-5w1s: {config: {inner_lr: 0.4}}
+
+Each settings block may hold ``config`` (learner config), ``train`` (TrainConfig fields), ``eval``
+(``episodes``, ``seed``), ``build`` (``backbone``, ``backbone_options``) and ``sampler`` (sampler
+overrides); later, more specific blocks win key by key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from metazoo.training.config import TrainConfig
+
+__all__ = ["Cell", "Suite", "load_suite", "suite_dir", "parse_shard", "SETTINGS"]
+
+#: What a settings block may hold.
+SETTINGS = ("config", "train", "eval", "build", "sampler")
+_EVAL_KEYS = ("episodes", "seed", "shots")
+_BUILD_KEYS = ("backbone", "backbone_options")
+_TOP_KEYS = {
+    "name",
+    "description",
+    "seeds",
+    "learners",
+    "benchmarks",
+    "runs",
+    "overrides",
+    *SETTINGS,
+}
+
+
+def suite_dir() -> Path:
+    """``benchmarks/suites`` of the checkout metazoo is installed from."""
+    return Path(__file__).resolve().parent.parent.parent / "benchmarks" / "suites"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (learner, benchmark, seed) run with its merged settings."""
+
+    learner: str
+    benchmark: str
+    seed: int
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def key(self) -> str:
+        """``maml__omniglot-5w1s__seed0``: the start of the result file's name."""
+        return f"{self.learner}__{self.benchmark}__seed{self.seed}"
+
+    def filename(self, env_tag: str) -> str:
+        """``maml__omniglot-5w1s__seed0__cpu-torch2.14.1.json``."""
+        return f"{self.key}__{env_tag}.json"
+
+    def section(self, name: str) -> dict[str, Any]:
+        return dict(self.settings.get(name, {}))
+
+
+def _merge(*blocks: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    merged: dict[str, dict[str, Any]] = {name: {} for name in SETTINGS}
+    for block in blocks:
+        for name in SETTINGS:
+            merged[name].update(block.get(name) or {})
+    return merged
+
+
+def _check_block(block: Any, where: str) -> dict[str, Any]:
+    if block is None:
+        return {}
+    if not isinstance(block, dict):
+        raise ValueError(f"{where}: expected a mapping of {list(SETTINGS)}, got {block!r}")
+    unknown = sorted(set(block) - set(SETTINGS) - {"benchmark", "learners"})
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {list(SETTINGS)}")
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for name, allowed in (("train", train_fields), ("eval", _EVAL_KEYS), ("build", _BUILD_KEYS)):
+        bad = sorted(set(block.get(name) or {}) - set(allowed))
+        if bad:
+            raise ValueError(f"{where}.{name}: unknown key(s) {bad}; allowed: {sorted(allowed)}")
+    return block
+
+
+@dataclass
+class Suite:
+    """A parsed suite file."""
+
+    name: str
+    path: Path | None
+    seeds: list[int]
+    runs: list[tuple[str, list[str], dict[str, Any]]]
+    defaults: dict[str, Any]
+    overrides: dict[str, dict[str, Any]]
+    description: str = ""
+
+    def cells(self, shard: tuple[int, int] | None = None) -> list[Cell]:
+        """Every cell in a fixed order, or shard ``i`` of ``n`` (round-robin over that order)."""
+        cells = []
+        for benchmark, learners, run_block in self.runs:
+            for learner in learners:
+                for seed in self.seeds:
+                    settings = _merge(
+                        self.defaults,
+                        run_block,
+                        self.overrides.get(learner, {}),
+                        self.overrides.get(f"{learner}@{benchmark}", {}),
+                    )
+                    cells.append(Cell(learner, benchmark, seed, settings))
+        if shard is None:
+            return cells
+        index, count = shard
+        return [cell for i, cell in enumerate(cells) if i % count == index]
+
+
+def load_suite(spec: str | Path) -> Suite:
+    """A suite from a path, or by name from ``benchmarks/suites/<name>.yaml``."""
+    path = Path(spec)
+    if not path.is_file():
+        named = suite_dir() / f"{spec}.yaml"
+        if not named.is_file():
+            known = sorted(p.stem for p in suite_dir().glob("*.yaml"))
+            raise FileNotFoundError(
+                f"no suite {str(spec)!r}: not a file, and not one of the suites in {suite_dir()} "
+                f"({', '.join(known) or 'none'})"
+            )
+        path = named
+    data = yaml.safe_load(path.read_text()) or {}
+    return parse_suite(data, path)
+
+
+def parse_suite(data: dict[str, Any], path: Path | None = None) -> Suite:
+    """Validate a suite mapping (as read from YAML)."""
+    where = str(path or "<suite>")
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(_TOP_KEYS)}")
+    defaults = _check_block({k: data[k] for k in SETTINGS if k in data}, where)
+    if "runs" in data:
+        runs = []
+        for i, run in enumerate(data["runs"]):
+            block = _check_block(run, f"{where}: runs[{i}]")
+            if "benchmark" not in block or not block.get("learners"):
+                raise ValueError(f"{where}: runs[{i}] needs `benchmark` and a `learners` list")
+            runs.append((block["benchmark"], list(block["learners"]), block))
+    elif data.get("learners") and data.get("benchmarks"):
+        runs = [(b, list(data["learners"]), {}) for b in data["benchmarks"]]
+    else:
+        raise ValueError(f"{where}: give `runs:` or both `learners:` and `benchmarks:`")
+    overrides = {
+        key: _check_block(block, f"{where}: overrides.{key}")
+        for key, block in (data.get("overrides") or {}).items()
+    }
+    seeds = [int(s) for s in data.get("seeds", [0])]
+    name = data.get("name") or (path.stem if path else "suite")
+    return Suite(name, path, seeds, runs, defaults, overrides, data.get("description", ""))
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` (0-based ``i``) to ``(i, n)``; e.g. ``$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT``."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard takes i/n with 0 <= i < n (e.g. 0/4), got {text!r}") from None
+    if not 0 <= index < count:
+        raise ValueError(f"--shard takes i/n with 0 <= i < n (e.g. 0/4), got {text!r}")
+    return index, count

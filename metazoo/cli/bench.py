@@ -1,0 +1,103 @@
+"""``metazoo bench SUITE [--out DIR] [--shard i/n]``: run a benchmark suite, then print its table.
+
+SUITE is a path or a name in ``benchmarks/suites/``. Each (learner, benchmark, seed) cell writes
+one JSON result file; finished cells are skipped, so rerunning a killed suite resumes it. A failing
+cell is recorded and the suite goes on. Missing Omniglot is downloaded into ``$METAZOO_DATA``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from metazoo.cli.train import ProgressReporter, set_threads
+
+__all__ = ["register", "run", "ensure_data"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="run a benchmark suite (train + evaluate every cell) and print its table",
+        description="Run SUITE (a YAML path, or a name in benchmarks/suites/, e.g. quickstart).",
+    )
+    parser.add_argument("suite", help="suite name (e.g. quickstart) or path to a suite YAML")
+    parser.add_argument("--out", help="results folder (default: results/<suite name>)")
+    parser.add_argument("--tables", help="where to write the tables (default: OUT/tables)")
+    parser.add_argument("--shard", help="run only shard i of n (0-based, e.g. 0/4) of the cells")
+    parser.add_argument("--device", help="cpu, cuda, ... (default cpu)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads (1 is fastest for small models on a busy machine)",
+    )
+    parser.add_argument("--no-download", action="store_true", help="never download datasets")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.set_defaults(func=run)
+
+
+def _offline_help(error: Exception) -> str:
+    from metazoo.data.omniglot import URL_PREFIX
+    from metazoo.data.paths import data_root
+
+    root = data_root()
+    return (
+        f"Omniglot is not in {root / 'omniglot-py'} and could not be downloaded ({error}).\n"
+        "To get it, do one of:\n"
+        f"  1. on a machine with internet: `python -m metazoo.data download omniglot --root {root}`;\n"
+        f"  2. fetch {URL_PREFIX}/images_background.zip and images_evaluation.zip, put both in "
+        f"{root / 'omniglot-py'}/, then run `python -m metazoo.data download omniglot` "
+        "(it unpacks zips already there and checks their md5);\n"
+        "  3. or point METAZOO_DATA at a folder that already holds omniglot-py/ "
+        f"(METAZOO_DATA is {os.environ.get('METAZOO_DATA', 'not set')!r}).\n"
+        "Then rerun this command; finished cells are kept."
+    )
+
+
+def ensure_data(benchmarks: list[str], download: bool, say=print) -> None:
+    """Download Omniglot into ``$METAZOO_DATA`` when a suite needs it and it is not there."""
+    from metazoo.cards import benchmark_card
+    from metazoo.data.paths import data_root
+
+    datasets = {benchmark_card(b)["dataset"] for b in benchmarks}
+    if "omniglot" not in datasets or (data_root() / "omniglot-py" / "images_evaluation").is_dir():
+        return
+    if not download:
+        raise RuntimeError(_offline_help(RuntimeError("--no-download was given")))
+    from metazoo.data.omniglot import download as fetch
+
+    say(f"Omniglot not found: downloading it into {data_root() / 'omniglot-py'} (about 9 MB) ...")
+    try:
+        fetch()
+    except OSError as exc:  # URLError is an OSError: no network, DNS, proxy, ...
+        raise RuntimeError(_offline_help(exc)) from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    from metazoo.bench import collect, load_suite, parse_shard, render, run_suite, write_tables
+
+    suite = load_suite(args.suite)
+    set_threads(args.threads)
+    shard = parse_shard(args.shard) if args.shard else None
+    out = Path(args.out or f"results/{suite.name}")
+    cells = suite.cells(shard)
+    with ProgressReporter(quiet=args.quiet) as progress:
+        ensure_data(sorted({c.benchmark for c in cells}), not args.no_download, progress.say)
+        where = f" (shard {args.shard})" if shard else ""
+        progress.say(f"suite {suite.name}{where}: {len(cells)} cells -> {out}")
+        report = run_suite(suite, out, shard=shard, device=args.device, callback=progress)
+    results = collect(out, [c.key for c in suite.cells()])
+    if results.cells:
+        if not args.quiet:
+            print(render(results, "md"))
+        tables = Path(args.tables) if args.tables else out / "tables"
+        written = write_tables(results, tables)
+        print(f"tables: {', '.join(str(p) for p in written)}")
+    if report.failed:
+        print(f"{len(report.failed)} cell(s) failed; their errors and tracebacks are in:")
+        for path in report.failed:
+            print(f"  {path}")
+        return 1
+    return 0

@@ -1,0 +1,64 @@
+"""``metazoo eval CHECKPOINT [--episodes N --seed S]``: test a trained learner on fixed episodes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["register", "run", "load_trained"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="evaluate a checkpoint on fixed test episodes",
+        description="Evaluate a checkpoint written by `metazoo train` (best.pt or last.pt, or "
+        "the run folder) on episodes 0..N-1 of the benchmark's test split.",
+    )
+    parser.add_argument("checkpoint", help="best.pt / last.pt, or a run folder holding them")
+    parser.add_argument("--episodes", type=int, help="episodes (default: the benchmark card's)")
+    parser.add_argument("--seed", type=int, default=0, help="episode seed (default 0)")
+    parser.add_argument("--split", default="test", choices=("test", "val", "train"))
+    parser.add_argument("--device", help="cpu, cuda, ...")
+    parser.add_argument("--json", help="also write the result (per-episode scores included) here")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.set_defaults(func=run)
+
+
+def load_trained(path: str | Path, device: str | None = None):
+    """``(learner, checkpoint)``: the learner a checkpoint was trained as, with its weights."""
+    from metazoo._registry import get_learner
+    from metazoo.build import build_learner
+    from metazoo.cli.train import typed_values
+    from metazoo.training import load_checkpoint
+
+    path = Path(path)
+    if path.is_dir():
+        path = next(
+            (path / n for n in ("best.pt", "last.pt") if (path / n).is_file()), path / "best.pt"
+        )
+    ckpt = load_checkpoint(path)
+    config = typed_values(get_learner(ckpt["learner"]).cls.Config, ckpt["learner_config"])
+    build = (ckpt.get("metadata") or {}).get("build") or {}
+    learner = build_learner(
+        ckpt["learner"], ckpt["benchmark"], seed=None, device=device, **build, **config
+    )
+    learner.load_state_dict(ckpt["learner_state"])
+    return learner, ckpt
+
+
+def run(args: argparse.Namespace) -> int:
+    from metazoo.bench.runner import write_json_atomic
+    from metazoo.cards import benchmark_card
+    from metazoo.evaluation import evaluate
+
+    learner, ckpt = load_trained(args.checkpoint, args.device)
+    episodes = args.episodes or benchmark_card(ckpt["benchmark"])["test_episodes"]
+    overrides = ckpt.get("sampler_overrides") or {}
+    result = evaluate(
+        learner, ckpt["benchmark"], episodes=episodes, seed=args.seed, split=args.split, **overrides
+    )
+    print(f"{result} [checkpoint step {ckpt['step']}, {result.tasks_per_s:.1f} tasks/s]")
+    if args.json:
+        write_json_atomic(result.to_dict(), args.json)
+    return 0

@@ -1,0 +1,52 @@
+"""``metazoo table DIR --format md|latex|csv``: the paper table of a results folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["register", "run", "expected_cells"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "table",
+        help="turn a results folder into a table (Markdown, LaTeX, CSV) and a .bib",
+        description="Aggregate the result files of DIR (seeds averaged) into a table with mean ± "
+        "95%% CI, the best per column in bold, ties with the best marked, and the paper's number.",
+    )
+    parser.add_argument("results", help="a results folder written by `metazoo bench`")
+    parser.add_argument("--format", default="md", choices=("md", "latex", "csv", "all"))
+    parser.add_argument("--out", help="write table.<ext> and references.bib into this folder")
+    parser.add_argument("--suite", help="the suite (name or path), to list its missing cells")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.set_defaults(func=run)
+
+
+def expected_cells(results_dir: str | Path, suite: str | None = None) -> list[str] | None:
+    """The cell keys of ``suite``, or of the suite recorded in the result files when it resolves."""
+    from metazoo.bench import load_results, load_suite
+
+    if suite is None:
+        records = load_results(results_dir)
+        paths = [r.get("suite_path") for r in records if r.get("suite_path")]
+        suite = next((p for p in paths if Path(p).is_file()), None)
+        if suite is None:
+            return None
+    return [cell.key for cell in load_suite(suite).cells()]
+
+
+def run(args: argparse.Namespace) -> int:
+    from metazoo.bench import FORMATS, collect, render, write_tables
+
+    results = collect(args.results, expected_cells(args.results, args.suite))
+    if not results.cells:
+        raise ValueError(f"no successful results in {args.results}; see the failed cells there")
+    formats = tuple(FORMATS) if args.format == "all" else (args.format,)
+    if args.out:
+        for path in write_tables(results, args.out, formats):
+            print(f"wrote {path}")
+    else:
+        for fmt in formats:
+            print(render(results, fmt))
+    return 0

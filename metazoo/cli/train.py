@@ -1,0 +1,298 @@
+"""``metazoo train LEARNER BENCHMARK [key=value ...]``: meta-train one learner, then test it.
+
+``key=value`` overrides go to the learner's ``Config`` or to :class:`~metazoo.training.TrainConfig`
+(prefix ``learner.`` or ``train.`` when both have the key); values are parsed as YAML and checked
+against the field's type, and unknown keys are rejected with the valid ones listed. Progress bars
+(rich) show on a terminal; a plain log otherwise; nothing with ``--quiet``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from metazoo.training import TrainConfig
+
+__all__ = [
+    "register",
+    "run",
+    "parse_overrides",
+    "coerce",
+    "ProgressReporter",
+    "typed_values",
+    "set_threads",
+]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="meta-train a learner on a benchmark",
+        description="Meta-train LEARNER on BENCHMARK, keep the best checkpoint, evaluate on test.",
+    )
+    parser.add_argument("learner", help="a registered learner (see `metazoo ls`)")
+    parser.add_argument("benchmark", help="a benchmark (see `metazoo ls benchmarks`)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    parser.add_argument(
+        "--out", help="run folder (checkpoints, result.json); default runs/L__B__seedS"
+    )
+    parser.add_argument(
+        "--episodes", type=int, help="test episodes (default: the benchmark card's)"
+    )
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument(
+        "--backbone", help="override the benchmark's backbone (conv4, resnet12, mlp)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads (1 is fastest for small models on a busy machine)",
+    )
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.set_defaults(func=run)
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _convert(value: Any, hint: Any) -> tuple[bool, Any]:
+    """``(ok, converted)``: whether ``value`` fits ``hint``, and the value in that type."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True, value
+    if origin in (typing.Union, types.UnionType):
+        for option in args:
+            ok, converted = _convert(value, option)
+            if ok:
+                return True, converted
+        return False, value
+    if hint is type(None):
+        return value is None, value
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
+    if hint is str:
+        return isinstance(value, str), value
+    if origin in (tuple, list) or hint in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            return False, value
+        inner = args[0] if args and args[-1] is not Ellipsis or len(args) == 2 else Any
+        items = [_convert(v, inner) for v in value]
+        ok = all(ok for ok, _ in items)
+        return ok, (tuple if (origin or hint) is tuple else list)(v for _, v in items)
+    if origin is dict or hint is dict:
+        return isinstance(value, dict), value
+    if origin is typing.Literal:
+        return value in args, value
+    return True, value  # a type we cannot check: let the dataclass decide
+
+
+def coerce(key: str, text: str, hint: Any) -> Any:
+    """Parse ``text`` as YAML and check it against ``hint``; a str field takes the text as is."""
+    try:
+        value = yaml.safe_load(text) if text != "" else ""
+    except yaml.YAMLError:
+        value = text
+    if hint is str and not isinstance(value, str):
+        value = text
+    ok, converted = _convert(value, hint)
+    if not ok:
+        raise TypeError(f"{key}={text!r}: expected {_type_name(hint)}, got {type(value).__name__}")
+    return converted
+
+
+def typed_values(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (e.g. read back from JSON) converted to ``cls``'s field types (lists to tuples)."""
+    hints = typing.get_type_hints(cls)
+    return {k: _convert(v, hints.get(k, Any))[1] for k, v in values.items()}
+
+
+def parse_overrides(pairs: list[str], learner: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split ``key=value`` pairs into ``(learner config, TrainConfig)`` values, type-checked."""
+    from metazoo._registry import get_learner
+
+    targets = {"learner": get_learner(learner).cls.Config, "train": TrainConfig}
+    hints = {name: typing.get_type_hints(cls) for name, cls in targets.items()}
+    found: dict[str, dict[str, Any]] = {"learner": {}, "train": {}}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {pair!r} is not key=value (e.g. lr=0.001 or steps=500)")
+        prefix, dot, field = key.partition(".")
+        owners = [prefix] if dot and prefix in targets else [n for n in targets if key in hints[n]]
+        field = field if dot and prefix in targets else key
+        owners = [n for n in owners if field in hints[n]]
+        if len(owners) != 1:
+            raise _unknown_key(key, owners, learner, hints)
+        found[owners[0]][field] = coerce(key, text, hints[owners[0]][field])
+    return found["learner"], found["train"]
+
+
+def _unknown_key(key: str, owners: list[str], learner: str, hints: dict) -> TypeError:
+    if len(owners) > 1:
+        return TypeError(
+            f"{key!r} is both a learner and a train setting: write learner.{key}=... or train.{key}=..."
+        )
+    return TypeError(
+        f"unknown key {key!r}; learner {learner!r} takes: {', '.join(hints['learner'])}; "
+        f"training takes: {', '.join(hints['train'])}"
+    )
+
+
+def _fmt_duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+        if seconds >= 3600
+        else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
+
+
+class ProgressReporter:
+    """The trainer/suite callback: a rich progress bar on a terminal, plain lines otherwise.
+
+    Args:
+        quiet: print nothing.
+        plain: force plain log lines (default: when stdout is not a terminal).
+        every_s: seconds between plain log lines.
+    """
+
+    def __init__(self, quiet: bool = False, plain: bool | None = None, every_s: float = 10.0):
+        self.quiet = quiet
+        self.plain = (not sys.stdout.isatty()) if plain is None else plain
+        self.every_s = every_s
+        self.console = Console()
+        self._bar: Progress | None = None
+        self._task = None
+        self._last = 0.0
+        self._started = time.perf_counter()
+
+    def __enter__(self) -> ProgressReporter:
+        if not self.quiet and not self.plain:
+            self._bar = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=self.console,
+            )  # fmt: skip
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def say(self, message: str) -> None:
+        """A line of text, above the bar when there is one."""
+        if not self.quiet:
+            (self._bar.console if self._bar else self.console).print(message, highlight=False)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if self.quiet:
+            return
+        kind = event.get("kind")
+        if kind == "step":
+            self._step(event)
+        elif kind == "val":
+            unit = "%" if event["metric"] == "accuracy" else ""
+            best = " (best)" if event.get("best") else ""
+            self.say(
+                f"  step {event['step']}: val {event['metric']} {event['mean']:.3f}{unit} ± {event['ci95']:.3f}{best}"
+            )
+        elif kind == "resume":
+            self.say(f"  resuming at step {event['step']} of {event['steps']}")
+        elif kind == "cell":
+            self._cell(event)
+
+    def _info(self, event: dict[str, Any]) -> str:
+        parts = [f"loss {event['loss']:.4f}"] if "loss" in event else []
+        parts += [f"{k} {event[k]:.3f}" for k in ("accuracy", "mse") if k in event]
+        parts.append(f"{event['tasks_per_s']:.0f} tasks/s")
+        return "  ".join(parts)
+
+    def _step(self, event: dict[str, Any]) -> None:
+        if self._bar is not None:
+            if self._task is None:
+                self._task = self._bar.add_task(
+                    event.get("cell", "train"), total=event["steps"], info=""
+                )
+            self._bar.update(
+                self._task, completed=event["step"], total=event["steps"], info=self._info(event)
+            )
+            return
+        now = time.perf_counter()
+        if now - self._last < self.every_s and event["step"] != event["steps"]:
+            return
+        self._last = now
+        rate = event["step"] / max(now - self._started, 1e-9)
+        eta = (event["steps"] - event["step"]) / max(rate, 1e-9)
+        self.say(
+            f"  step {event['step']}/{event['steps']}  {self._info(event)}  ETA {_fmt_duration(eta)}"
+        )
+
+    def _cell(self, event: dict[str, Any]) -> None:
+        if self._bar is not None and self._task is not None:
+            self._bar.remove_task(self._task)
+        self._task, self._started = None, time.perf_counter()
+        status = event["status"] + (f": {event['error']}" if event.get("error") else "")
+        self.say(f"[{event['index'] + 1}/{event['total']}] {event['cell']}: {status}")
+
+
+def set_threads(threads: int | None) -> None:
+    """``torch.set_num_threads`` when asked (recorded in every result's device name)."""
+    if threads is not None:
+        import torch
+
+        if threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+
+
+def run(args: argparse.Namespace) -> int:
+    from metazoo.build import build_learner
+    from metazoo.cards import benchmark_card
+    from metazoo.evaluation import evaluate
+    from metazoo.training import train
+
+    learner_values, train_values = parse_overrides(args.overrides, args.learner)
+    set_threads(args.threads)
+    seed = train_values.get("seed", 0)
+    out = Path(args.out or f"runs/{args.learner}__{args.benchmark}__seed{seed}")
+    train_values.update(checkpoint_dir=str(out), resume=args.resume, device=args.device)
+    config = TrainConfig(**train_values)
+    build = {"backbone": args.backbone} if args.backbone else {}
+    learner = build_learner(
+        args.learner, args.benchmark, seed=seed, device=args.device, **build, **learner_values
+    )
+    with ProgressReporter(quiet=args.quiet) as progress:
+        progress.say(
+            f"training {args.learner} on {args.benchmark} for {config.steps} steps -> {out}"
+        )
+        result = train(
+            learner, args.benchmark, config, callback=progress, metadata={"build": build}
+        )
+    episodes = args.episodes or benchmark_card(args.benchmark)["test_episodes"]
+    tested = evaluate(learner, args.benchmark, episodes=episodes, seed=0)
+    from metazoo.bench.runner import write_json_atomic
+
+    write_json_atomic({"train": {"best_val": result.best_val, "best_step": result.best_step,
+                                 "history": result.history}, "result": tested.to_dict()}, out / "result.json")  # fmt: skip
+    print(tested)
+    print(
+        f"checkpoints: {result.best_checkpoint or result.last_checkpoint}; result: {out / 'result.json'}"
+    )
+    return 0

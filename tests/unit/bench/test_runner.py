@@ -1,0 +1,105 @@
+"""run_suite: one atomic JSON per cell, done cells skipped, failures recorded, kills resumed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from metazoo.bench import parse_suite, run_suite
+from metazoo.evaluation.provenance import environment_tag
+from metazoo.evaluation.synthetic import TinyLearner, registered
+
+
+class BrokenLearner(TinyLearner):
+    """A plugin whose meta_loss raises: its cell must fail, the suite must go on."""
+
+    def meta_loss(self, batch):
+        raise RuntimeError("this plugin is broken")
+
+
+class Killed(BaseException):
+    """Stands in for the process being killed (not an Exception: the runner must not catch it)."""
+
+
+@pytest.fixture
+def learners():
+    with registered(TinyLearner) as tiny, registered(BrokenLearner) as broken:
+        yield tiny, broken
+
+
+def _suite(*learners: str) -> dict:
+    return parse_suite(
+        {
+            "name": "unit",
+            "seeds": [0],
+            "train": {
+                "steps": 4,
+                "meta_batch": 2,
+                "val_every": 2,
+                "val_episodes": 3,
+                "log_every": 1,
+            },
+            "eval": {"episodes": 5},
+            "runs": [{"benchmark": "sinusoid", "learners": list(learners)}],
+        }
+    )
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_file())
+
+
+def test_cells_write_results_and_a_failing_cell_is_recorded(tmp_path, learners):
+    tiny, broken = learners
+    report = run_suite(_suite(broken, tiny), tmp_path)
+    tag = environment_tag()
+    assert _files(tmp_path) == sorted(
+        [f"{broken}__sinusoid__seed0__{tag}.json", f"{tiny}__sinusoid__seed0__{tag}.json"]
+    )
+    failed = json.loads((tmp_path / f"{broken}__sinusoid__seed0__{tag}.json").read_text())
+    assert failed["status"] == "failed"
+    assert failed["error"] == "RuntimeError: this plugin is broken"
+    assert "in meta_loss" in failed["traceback"]
+    ok = json.loads((tmp_path / f"{tiny}__sinusoid__seed0__{tag}.json").read_text())
+    assert ok["status"] == "ok" and ok["result"]["metric"] == "mse"
+    assert len(ok["result"]["scores"]) == 5 and ok["train"]["final_step"] == 4
+    assert ok["environment"]["torch"] == torch.__version__
+    assert [p.name for p in report.failed] == [f"{broken}__sinusoid__seed0__{tag}.json"]
+
+    again = run_suite(_suite(broken, tiny), tmp_path)  # done cells are skipped, failed ones retried
+    assert [p.name for p in again.skipped] == [f"{tiny}__sinusoid__seed0__{tag}.json"]
+    assert [p.name for p in again.failed] == [f"{broken}__sinusoid__seed0__{tag}.json"]
+    assert json.loads((tmp_path / f"{tiny}__sinusoid__seed0__{tag}.json").read_text()) == ok
+
+
+def test_a_killed_suite_resumes_to_the_same_results(tmp_path, learners):
+    tiny, _ = learners
+    suite = _suite(tiny)
+    suite.seeds = [0, 1]
+    run_suite(suite, tmp_path / "straight")
+
+    def kill(event):
+        if event.get("cell") == f"{tiny}__sinusoid__seed1" and event.get("step") == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_suite(suite, tmp_path / "killed", callback=kill)
+    tag = environment_tag()
+    # the finished cell is on disk, the interrupted one left no file, not even a partial one
+    assert _files(tmp_path / "killed") == [f"{tiny}__sinusoid__seed0__{tag}.json"]
+    events = []
+    report = run_suite(suite, tmp_path / "killed", callback=events.append)
+    assert [p.name for p in report.skipped] == [f"{tiny}__sinusoid__seed0__{tag}.json"]
+    assert {"kind": "resume", "step": 2, "steps": 4, "cell": f"{tiny}__sinusoid__seed1"} in events
+    for seed in (0, 1):
+        name = f"{tiny}__sinusoid__seed{seed}__{tag}.json"
+        a, b = (json.loads((tmp_path / d / name).read_text()) for d in ("straight", "killed"))
+        assert a["result"]["scores"] == b["result"]["scores"]
+        timeless = [
+            [{k: v for k, v in h.items() if k != "tasks_per_s"} for h in r["train"]["history"]]
+            for r in (a, b)
+        ]
+        assert timeless[0] == timeless[1]

@@ -1,0 +1,204 @@
+"""Tables from result files: aggregation over seeds, bold best, ties marked, paper numbers, bib."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from metazoo.bench import collect, to_bib, to_csv, to_latex, to_markdown, write_tables
+from metazoo.bench.runner import write_json_atomic
+from metazoo.cards import learner_card
+from metazoo.evaluation import EvalResult, compare
+from metazoo.evaluation.stats import mean_ci95
+
+PROTONET = [90.0, 92.0, 88.0, 91.0, 89.0, 90.0, 93.0, 87.0, 90.0, 90.0]
+MAML = [89.0, 92.0, 88.0, 90.0, 89.0, 91.0, 92.0, 87.0, 90.0, 89.0]  # close to protonet
+FOMAML = [s - 10.0 + (i % 3) for i, s in enumerate(PROTONET)]  # clearly worse
+
+
+def record(learner, benchmark, seed, scores, metric="accuracy", eval_seed=0, status="ok", error=""):
+    mean, ci95, std = mean_ci95(scores)
+    protocol = {"episodes": len(scores), "ways": 5 if metric == "accuracy" else None, "shots": 1,
+                "queries": 15, "inner_steps": 3 if "maml" in learner else None,
+                "bn_policy": "transductive" if "maml" in learner else None, "dtype": "float32", "tf32": False}  # fmt: skip
+    result = EvalResult(learner, benchmark, "test", eval_seed, metric, scores, list(range(len(scores))),
+                        mean, ci95, std, 10.0, 1.0, 0.0, protocol, {})  # fmt: skip
+    data = {"schema": 1, "suite": "unit", "cell": f"{learner}__{benchmark}__seed{seed}",
+            "learner": learner, "benchmark": benchmark, "seed": seed, "status": status,
+            "environment": {"device_name": "cpu", "torch": "2.x", "metazoo": "0.1.0", "git": None},
+            "finished": "2026-01-01T00:00:00+00:00"}  # fmt: skip
+    if status == "ok":
+        data["result"] = result.to_dict()
+        data["train"] = {"config": {"steps": 50}, "history": []}
+    else:
+        data["error"] = error
+    return data
+
+
+@pytest.fixture
+def results_dir(tmp_path: Path) -> Path:
+    recs = [
+        record("protonet", "omniglot-5w1s", 0, PROTONET),
+        record("protonet", "omniglot-5w1s", 1, [s + 1.0 for s in PROTONET]),
+        record("maml", "omniglot-5w1s", 0, MAML),
+        record("maml", "omniglot-5w1s", 1, [s + 1.0 for s in MAML]),
+        record("fomaml", "omniglot-5w1s", 0, FOMAML),
+        record("fomaml", "omniglot-5w1s", 1, FOMAML),
+        record("maml", "sinusoid", 0, [1.0, 1.2, 0.8, 1.1, 0.9], "mse"),
+        record("cnp", "sinusoid", 0, [2.0, 2.2, 1.9, 2.1, 2.3], "mse"),
+        record("snail", "omniglot-5w1s", 0, [0.0], status="failed", error="RuntimeError: boom"),
+    ]
+    for rec in recs:
+        write_json_atomic(rec, tmp_path / f"{rec['cell']}__cpu-torch2.x.json")
+    return tmp_path
+
+
+EXPECTED = ["protonet__omniglot-5w1s__seed0", "maml__omniglot-5w1s__seed0", "fomaml__omniglot-5w1s__seed0",
+            "snail__omniglot-5w1s__seed0", "matchingnet__omniglot-5w1s__seed0", "maml__sinusoid__seed0",
+            "cnp__sinusoid__seed0"]  # fmt: skip
+
+
+def test_aggregation_marks_and_order(results_dir):
+    res = collect(results_dir, EXPECTED)
+    assert res.learners == ["protonet", "maml", "fomaml", "cnp"] and res.benchmarks == [
+        "omniglot-5w1s",
+        "sinusoid",
+    ]
+    proto = res.cells[("protonet", "omniglot-5w1s")]
+    assert proto.scores == [s + 0.5 for s in PROTONET] and proto.seeds == [0, 1]
+    assert proto.mean == pytest.approx(90.5) and proto.best
+    assert proto.seed_std == pytest.approx(math.sqrt(0.5))
+    maml, fomaml = res.cells[("maml", "omniglot-5w1s")], res.cells[("fomaml", "omniglot-5w1s")]
+    assert maml.paired and maml.tied_with_best and not maml.best
+    assert fomaml.tied_with_best is False and fomaml.p_vs_best < 1e-6
+    # the p-value is the paired t-test of the seed-averaged scores (differences 1,0,0,1,0,-1,1,0,0,1)
+    assert maml.p_vs_best == pytest.approx(0.1931, abs=5e-4)
+    assert res.cells[("maml", "sinusoid")].best  # lower MSE wins
+    assert res.cells[("cnp", "sinusoid")].tied_with_best is False
+    assert [r["cell"] for r in res.failed] == ["snail__omniglot-5w1s__seed0"]
+    assert res.missing == ["matchingnet__omniglot-5w1s__seed0"]
+
+
+def test_unpaired_cells_fall_back_to_the_intervals(tmp_path):
+    write_json_atomic(record("maml", "omniglot-5w1s", 0, MAML), tmp_path / "a.json")
+    write_json_atomic(
+        record("protonet", "omniglot-5w1s", 0, PROTONET, eval_seed=1), tmp_path / "b.json"
+    )
+    maml = collect(tmp_path).cells[("maml", "omniglot-5w1s")]
+    assert maml.paired is False and maml.tied_with_best
+
+
+def _paper(learner: str, bench: str) -> str:
+    found = learner_card(learner)["results"][bench]
+    text = f"{found['value']:.2f}" + (f" ± {found['ci95']:.2f}" if "ci95" in found else "")
+    return text + ("" if found["verified"] else "‡")
+
+
+def test_markdown_shows_best_ties_paper_numbers_and_notes(results_dir):
+    md = to_markdown(collect(results_dir, EXPECTED))
+    rows = {
+        line.split(" | ")[0].strip("| "): line for line in md.splitlines() if line.startswith("| ")
+    }
+    assert rows["learner"] == "| learner | omniglot-5w1s (ours) | paper | sinusoid (ours) | paper |"
+    proto = rows["protonet"].split(" | ")
+    assert proto[1].startswith("**90.50 ± ") and proto[1].endswith("**")
+    assert proto[2] == _paper("protonet", "omniglot-5w1s")
+    maml = rows["maml"].split(" | ")
+    assert maml[1].endswith("†") and not maml[1].startswith("**")
+    assert maml[2] == _paper("maml", "omniglot-5w1s") and maml[3].startswith(
+        "**1.000 ± 0.139**"
+    )  # s = sqrt(0.025)
+    # fomaml: 80,83,80,81,80,82,83,78,82,80: mean 80.9, s^2 = 22.9/9, ci = 1.96 s / sqrt(10) = 0.989
+    assert rows["fomaml"].split(" | ")[1] == "80.90 ± 0.99"
+    assert rows["cnp"].split(" | ")[1] == "–"
+    assert (
+        "- omniglot-5w1s: 10 test episodes (seed 0), 5-way 1-shot, 15 queries per class; test inner steps: maml 3, fomaml 3; BN policy: transductive; precision: float32, TF32 off; training: 50 steps; training seeds: 0, 1."
+        in md
+    )
+    assert "- Failed: snail__omniglot-5w1s__seed0: RuntimeError: boom" in md
+    assert "- Missing: matchingnet__omniglot-5w1s__seed0 (no result file)" in md
+
+
+def test_csv_has_every_number(results_dir):
+    rows = list(csv.DictReader(io.StringIO(to_csv(collect(results_dir, EXPECTED)))))
+    by = {(r["learner"], r["benchmark"]): r for r in rows}
+    assert len(rows) == 5
+    maml = by[("maml", "omniglot-5w1s")]
+    assert float(maml["mean"]) == pytest.approx(90.2) and maml["tied_with_best"] == "True"
+    assert (
+        maml["seeds"] == "0 1"
+        and float(maml["paper_value"]) == learner_card("maml")["results"]["omniglot-5w1s"]["value"]
+    )
+    assert by[("protonet", "omniglot-5w1s")]["best"] == "True"
+
+
+def _unescaped(char: str, text: str) -> int:
+    return len(re.findall(rf"(?<!\\){re.escape(char)}", text))
+
+
+def test_latex_is_a_well_formed_booktabs_table(results_dir, tmp_path):
+    tex = to_latex(collect(results_dir, EXPECTED))
+    lines = tex.splitlines()
+    order = [
+        lines.index(s)
+        for s in (r"\begin{table}[t]", r"\toprule", r"\midrule", r"\bottomrule", r"\end{table}")
+    ]
+    assert order == sorted(order)
+    assert r"\begin{tabular}{lcccc}" in tex
+    body = lines[lines.index(r"\midrule") + 1 : lines.index(r"\bottomrule")]
+    assert len(body) == 4 and all(_unescaped("&", row) == 4 and row.endswith(r"\\") for row in body)
+    assert body[0].startswith(r"protonet~\cite{snell2017prototypical} & \textbf{90.50 $\pm$")
+    assert body[1].split(" & ")[1].endswith(r"$^\dagger$")
+    assert _unescaped("{", tex) == _unescaped("}", tex)
+    assert _unescaped("_", tex.replace(r"\_", "")) == 0 and "%" not in tex.replace(r"\%", "")
+    if shutil.which("pdflatex"):
+        doc = tmp_path / "doc.tex"
+        doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\usepackage[utf8]{inputenc}"
+                       f"\\begin{{document}}{tex}\\bibliographystyle{{plain}}\\end{{document}}")  # fmt: skip
+        run = subprocess.run(
+            ["pdflatex", "-interaction=nonstopmode", doc.name],
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, run.stdout.decode()[-2000:]
+
+
+def test_bib_cites_every_method_once_and_write_tables_writes_all(results_dir, tmp_path):
+    res = collect(results_dir, EXPECTED)
+    bib = to_bib(res)
+    for learner in res.learners:
+        key = re.match(r"@\w+\{([^,]+),", learner_card(learner)["bibtex"]).group(1)
+        assert bib.count(f"{{{key},") == 1
+    paths = write_tables(res, tmp_path / "out")
+    assert sorted(p.name for p in paths) == ["references.bib", "table.csv", "table.md", "table.tex"]
+    assert (tmp_path / "out" / "table.md").read_text() == to_markdown(res)
+
+
+def test_seeds_on_different_episodes_are_refused(tmp_path):
+    write_json_atomic(record("maml", "omniglot-5w1s", 0, MAML), tmp_path / "a.json")
+    write_json_atomic(record("maml", "omniglot-5w1s", 1, MAML, eval_seed=3), tmp_path / "b.json")
+    with pytest.raises(
+        ValueError, match="maml on omniglot-5w1s: the seeds were evaluated on different episodes"
+    ):
+        collect(tmp_path)
+
+
+def test_paired_p_value_agrees_with_compare(results_dir):
+    res = collect(results_dir)
+    data = json.loads(next(results_dir.glob("maml__omniglot-5w1s__seed0*")).read_text())
+    assert EvalResult.from_dict(data["result"]).scores == MAML
+    a = EvalResult.from_dict(data["result"])
+    b = EvalResult.from_dict(
+        json.loads(next(results_dir.glob("protonet__omniglot-5w1s__seed0*")).read_text())["result"]
+    )
+    # per-seed shifts of +1 cancel in the differences, so the seed-averaged test equals seed 0's
+    assert res.cells[("maml", "omniglot-5w1s")].p_vs_best == pytest.approx(compare(a, b).p_value)
