@@ -7,7 +7,6 @@ listens on another address (torchrun's TCPStore would listen on all of them).
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -117,32 +116,6 @@ class TinyMAML(nn.Module):
         return torch.stack(losses).mean(), {"accuracy": 100.0 * correct / len(batch)}
 
 
-class TinyReptile(TinyMAML):
-    """Reptile: ``grad = theta - mean_t phi_t`` after a few inner steps, then ``optimizer.step()``."""
-
-    def outer_step(self, batch: EpisodeBatch, optimizer: torch.optim.Optimizer) -> dict[str, float]:
-        params = list(self.model.parameters())
-        mean_delta = [torch.zeros_like(p) for p in params]
-        for task in batch:
-            fast = {k: w.detach() for k, w in self.model.named_parameters()}
-            for _ in range(3):
-                fast = {k: w.requires_grad_() for k, w in fast.items()}
-                logits = torch.func.functional_call(self.model, fast, task.support_x)
-                grads = torch.autograd.grad(
-                    F.cross_entropy(logits, task.support_y), list(fast.values())
-                )
-                fast = {
-                    k: (w - self.inner_lr * g).detach() for (k, w), g in zip(fast.items(), grads)
-                }
-            for acc, p, phi in zip(mean_delta, params, fast.values()):
-                acc += (p.detach() - phi) / len(batch)
-        optimizer.zero_grad()
-        for p, delta in zip(params, mean_delta):
-            p.grad = delta
-        optimizer.step()
-        return {"delta_norm": math.sqrt(sum(float(d.pow(2).sum()) for d in mean_delta))}
-
-
 def meta_train(
     learner: nn.Module, sampler, steps: int, meta_batch: int, lr: float = 0.05, device: str = "cpu"
 ) -> dict:
@@ -166,19 +139,30 @@ def meta_train(
     return {"state": state, "history": history, "divergence": dist.max_divergence(learner)}
 
 
+#: Registered learners of the tests: (registered name, model out_features or "none", config).
+REAL_LEARNERS = {
+    "maml": ("maml", WAYS, {"inner_lr": 0.3, "inner_steps": 2}),  # second order, 2 steps
+    "protonet": ("protonet", None, {}),
+    "cnp": ("cnp", "none", {"task": "classification", "input_shape": (FEATURES,),
+                            "encoder_sizes": (16, 16), "decoder_sizes": (16,)}),
+    "reptile": ("reptile", WAYS, {"inner_lr": 0.1, "inner_steps": 2}),  # interpolates itself
+    "reptile-optimizer": ("reptile", WAYS, {"inner_lr": 0.1, "inner_steps": 2,
+                                             "outer_update": "optimizer"}),
+}  # fmt: skip
+
+
 def make_learner(name: str) -> nn.Module:
-    """A float64 learner of kind ``name``: ``tiny-maml``, ``tiny-reptile`` or a registered learner."""
+    """A float64 learner: ``tiny-maml`` or one of :data:`REAL_LEARNERS`."""
     if name == "tiny-maml":
         return TinyMAML()
-    if name == "tiny-reptile":
-        return TinyReptile()
     from metazoo import create_learner
     from metazoo.models import make_backbone
 
-    kind_out = {"protonet": None}.get(name, WAYS)
-    model = make_backbone("mlp", (FEATURES,), out_features=kind_out, hidden_sizes=(16, 16))
-    config = {"maml": {"inner_lr": 0.3, "inner_steps": 2}}.get(name, {})  # second order, 2 steps
-    return create_learner(name, model.double(), **config).double()
+    registered, out, config = REAL_LEARNERS[name]
+    model = None
+    if out != "none":
+        model = make_backbone("mlp", (FEATURES,), out_features=out, hidden_sizes=(16, 16)).double()
+    return create_learner(registered, model, **config).double()
 
 
 def train_scenario(
