@@ -126,7 +126,9 @@ def collective_device() -> torch.device:
     return torch.device("cpu")
 
 
-def _default_backend() -> str:
+def _default_backend(device: str | torch.device | None) -> str:
+    if device is not None and torch.device(device).type != "cuda":
+        return "gloo"
     return "nccl" if torch.cuda.is_available() and torch_dist.is_nccl_available() else "gloo"
 
 
@@ -135,6 +137,7 @@ def init(
     init_method: str | None = None,
     env: DistEnv | None = None,
     timeout_s: float = 1800.0,
+    device: str | torch.device | None = None,
 ) -> DistEnv:
     """Join the process group described by the launcher's environment variables.
 
@@ -142,12 +145,13 @@ def init(
     device becomes ``cuda:LOCAL_RANK``; train with ``TrainConfig(device=None)`` or that device.
 
     Args:
-        backend: ``nccl`` or ``gloo``; default ``$METAZOO_DIST_BACKEND``, else NCCL when CUDA is
-            available, else gloo.
+        backend: ``nccl`` or ``gloo``; default ``$METAZOO_DIST_BACKEND``, else gloo when ``device``
+            is not a GPU, else NCCL when CUDA is available, else gloo.
         init_method: a ``torch.distributed`` init method; default ``$METAZOO_INIT_METHOD``, else
             ``env://`` (the ``MASTER_ADDR`` / ``MASTER_PORT`` torchrun sets).
         env: ranks to use instead of the environment's (tests).
         timeout_s: how long a collective may wait for a slow rank before failing.
+        device: the device the ranks will train on (picks the default backend).
 
     Returns:
         This process's :class:`DistEnv`.
@@ -168,7 +172,7 @@ def init(
             "(or srun with MASTER_ADDR/MASTER_PORT set); RANK and WORLD_SIZE are not set"
         )
     os.environ.setdefault("LOCAL_RANK", str(env.local_rank))  # for rank_device under srun
-    backend = backend or os.environ.get(BACKEND_VAR) or _default_backend()
+    backend = backend or os.environ.get(BACKEND_VAR) or _default_backend(device)
     if backend == "nccl":
         torch.cuda.set_device(env.local_rank)
     init_method = init_method or os.environ.get(INIT_METHOD_VAR) or "env://"
