@@ -55,7 +55,8 @@ def device_name(device: torch.device) -> str:
     """A human-readable name of ``device`` (the GPU model, or the CPU architecture)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"cpu ({platform.machine()}, {threads} thread{'' if threads == 1 else 's'})"
 
 
 def environment(device: torch.device | str | None = None) -> dict[str, Any]:

@@ -1,0 +1,32 @@
+"""`metazoo eval CHECKPOINT`: rebuilds the learner and reproduces the trained run's test scores."""
+
+from __future__ import annotations
+
+import json
+
+from metazoo.cli.main import main
+from metazoo.evaluation.synthetic import registered
+
+
+def test_eval_reproduces_the_scores_of_the_trained_learner(tmp_path, capsys):
+    with registered() as tiny:
+        assert main(["train", tiny, "sinusoid", "steps=3", "meta_batch=2", "val_every=0", "--out",
+                     str(tmp_path / "run"), "--episodes", "4", "--quiet"]) == 0  # fmt: skip
+        code = main(
+            ["eval", str(tmp_path / "run"), "--episodes", "4", "--json", str(tmp_path / "e.json")]
+        )
+        assert code == 0
+        other_seed = main(["eval", str(tmp_path / "run" / "last.pt"), "--episodes", "4", "--seed", "1",
+                           "--json", str(tmp_path / "s1.json")])  # fmt: skip
+        assert other_seed == 0
+    trained = json.loads((tmp_path / "run" / "result.json").read_text())["result"]
+    again = json.loads((tmp_path / "e.json").read_text())
+    assert again["scores"] == trained["scores"] and again["seed"] == 0
+    assert json.loads((tmp_path / "s1.json").read_text())["scores"] != trained["scores"]
+    assert "[checkpoint step 3," in capsys.readouterr().out
+
+
+def test_eval_of_a_missing_checkpoint_says_so(tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "nothing.pt")]) == 2
+    err = capsys.readouterr().err
+    assert f"no checkpoint at {tmp_path / 'nothing.pt'}; train with checkpoint_dir set first" in err
