@@ -68,8 +68,10 @@ def build_learner(
     kind = model_kind(name)
     if seed is not None:
         torch.manual_seed(seed)
-    options = dict(bench.get("backbone_options", {}) or {}, **(backbone_options or {}))
     arch = backbone or bench["backbone"]
+    # The card's backbone options are for the card's backbone; another backbone starts from its own.
+    card_options = (bench.get("backbone_options") or {}) if arch == bench["backbone"] else {}
+    options = dict(card_options, **(backbone_options or {}))
     model: nn.Module | None
     if kind == "none":
         model = None
