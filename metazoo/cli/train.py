@@ -58,6 +58,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="torch CPU threads (1 is fastest for small models on a busy machine)",
     )
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel over the processes torchrun starts (automatic under torchrun); "
+        "see docs/scaling-out.md",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.set_defaults(func=run)
@@ -270,6 +276,11 @@ def run(args: argparse.Namespace) -> int:
 
     learner_values, train_values = parse_overrides(args.overrides, args.learner)
     set_threads(args.threads)
+    from metazoo import distributed as dist
+
+    if args.distributed or dist.launched():
+        dist.init(device=args.device)  # from torchrun's RANK, WORLD_SIZE, LOCAL_RANK
+        args.device = dist.rank_device(args.device)  # cuda -> cuda:LOCAL_RANK
     seed = train_values.get("seed", 0)
     out = Path(args.out or f"runs/{args.learner}__{args.benchmark}__seed{seed}")
     train_values.update(checkpoint_dir=str(out), resume=args.resume, device=args.device)
@@ -278,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
     learner = build_learner(
         args.learner, args.benchmark, seed=seed, device=args.device, **build, **learner_values
     )
-    with ProgressReporter(quiet=args.quiet) as progress:
+    with ProgressReporter(quiet=args.quiet or not dist.is_main()) as progress:
         progress.say(
             f"training {args.learner} on {args.benchmark} for {config.steps} steps -> {out}"
         )
@@ -286,7 +297,9 @@ def run(args: argparse.Namespace) -> int:
             learner, args.benchmark, config, callback=progress, metadata={"build": build}
         )
     episodes = args.episodes or benchmark_card(args.benchmark)["test_episodes"]
-    tested = evaluate(learner, args.benchmark, episodes=episodes, seed=0)
+    tested = evaluate(learner, args.benchmark, episodes=episodes, seed=0)  # on every rank
+    if not dist.is_main():
+        return 0  # rank 0 writes and prints
     from metazoo.bench.runner import write_json_atomic
 
     write_json_atomic({"train": {"best_val": result.best_val, "best_step": result.best_step,
