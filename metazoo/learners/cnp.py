@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from metazoo._registry import register_learner
 from metazoo.episode import EpisodeBatch
-from metazoo.learners.protonet import class_means, classification_metrics
+from metazoo.learners.protonet import class_means, classification_metrics, graph_only_in_training
 from metazoo.models import MLP, make_backbone
 
 __all__ = ["CNP"]
@@ -86,6 +86,7 @@ class CNP(nn.Module):
         """``x (n, *input_shape)`` -> ``(n, x_dim)`` (Conv-4 embedding for images)."""
         return self.image_encoder(x) if self.image_encoder is not None else x.flatten(1)
 
+    @graph_only_in_training
     def adapt(self, support_x: Tensor, support_y: Tensor) -> Tensor:
         """The aggregated representation.
 

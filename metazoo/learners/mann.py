@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from metazoo._registry import register_learner
 from metazoo.episode import EpisodeBatch
-from metazoo.learners.protonet import classification_metrics
+from metazoo.learners.protonet import classification_metrics, graph_only_in_training
 from metazoo.models import feature_dim
 
 __all__ = ["MANN", "MemoryState"]
@@ -171,6 +171,7 @@ class MANN(nn.Module):
             )
         return F.one_hot(labels, self.config.ways).to(dtype)
 
+    @graph_only_in_training
     def adapt(self, support_x: Tensor, support_y: Tensor) -> MemoryState:
         """The recurrent state after reading ``support_x (L, *x)`` with labels ``support_y (L,)``."""
         features = self.features(support_x)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from metazoo._registry import register_learner
 from metazoo.episode import EpisodeBatch
-from metazoo.learners.protonet import classification_metrics
+from metazoo.learners.protonet import classification_metrics, graph_only_in_training
 from metazoo.models import feature_dim
 
 __all__ = ["MatchingNet"]
@@ -121,6 +121,7 @@ class MatchingNet(nn.Module):
         """``x (B, *x)`` -> ``(B, D)``."""
         return self.model(x).flatten(1)
 
+    @graph_only_in_training
     def adapt(self, support_x: Tensor, support_y: Tensor) -> tuple[Tensor, Tensor]:
         """``(g(S) (n, D), one-hot labels (n, N))`` from ``support_x (n, *x)``, ``support_y (n,)``."""
         support = self.embed(support_x)

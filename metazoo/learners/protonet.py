@@ -11,7 +11,10 @@ here as ``distance: cosine`` with a fixed logit scale.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -20,9 +23,28 @@ from torch import Tensor, nn
 from metazoo._registry import register_learner
 from metazoo.episode import EpisodeBatch
 
-__all__ = ["ProtoNet", "class_means", "classification_metrics"]
+__all__ = ["ProtoNet", "class_means", "classification_metrics", "graph_only_in_training"]
 
 DISTANCES = ("euclidean", "cosine")
+
+
+Method = TypeVar("Method", bound=Callable)
+
+
+def graph_only_in_training(method: Method) -> Method:
+    """Run ``method`` (an ``adapt``) without autograd while the learner is in eval mode.
+
+    The harness calls ``adapt`` under ``torch.enable_grad()``; a learner whose adaptation is a
+    forward pass must then build no graph back to its parameters. In training mode the graph is
+    kept, so ``meta_loss`` can backpropagate through ``adapt``.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.training):
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def class_means(features: Tensor, labels: Tensor, ways: int) -> Tensor:
@@ -85,6 +107,7 @@ class ProtoNet(nn.Module):
         """``x (B, *x)`` -> flat embeddings ``(B, D)``."""
         return self.model(x).flatten(1)
 
+    @graph_only_in_training
     def adapt(self, support_x: Tensor, support_y: Tensor) -> Tensor:
         """Prototypes ``(N, D)`` from ``support_x (N*K, *x)`` and ``support_y (N*K,)``."""
         ways = int(support_y.max().item()) + 1

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from metazoo._registry import register_learner
 from metazoo.episode import EpisodeBatch
-from metazoo.learners.protonet import classification_metrics
+from metazoo.learners.protonet import classification_metrics, graph_only_in_training
 
 __all__ = ["RelationNet", "RelationModule"]
 
@@ -114,6 +114,7 @@ class RelationNet(nn.Module):
         out = self.model(x)
         return out.flatten(1)[:, :, None, None] if out.dim() != 4 else out
 
+    @graph_only_in_training
     def adapt(self, support_x: Tensor, support_y: Tensor) -> Tensor:
         """Per-class sums of the support maps ``(N, C, H, W)`` (the paper's K-shot pooling)."""
         maps = self.feature_maps(support_x)

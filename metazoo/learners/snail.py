@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from metazoo._registry import register_learner
 from metazoo.episode import EpisodeBatch
-from metazoo.learners.protonet import classification_metrics
+from metazoo.learners.protonet import classification_metrics, graph_only_in_training
 from metazoo.models import feature_dim
 
 __all__ = ["SNAIL", "DenseBlock", "AttentionBlock", "SnailCore"]
@@ -195,6 +195,7 @@ class SNAIL(nn.Module):
             one_hot = F.one_hot(labels, self.config.ways).to(features.dtype)
         return torch.cat([features, one_hot], dim=-1)
 
+    @graph_only_in_training
     def adapt(self, support_x: Tensor, support_y: Tensor) -> list[Tensor]:
         """Each layer's activations over the support sequence (a list of ``(1, N*K, C_i)``)."""
         if int(support_y.max()) >= self.config.ways:

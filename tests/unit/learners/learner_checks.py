@@ -59,3 +59,25 @@ def query_labels_unused_check() -> Callable[..., None]:
             torch.testing.assert_close(loss, expected, atol=1e-6, rtol=1e-6)
 
     return check
+
+
+def _tensors(state: object) -> list[Tensor]:
+    if isinstance(state, Tensor):
+        return [state]
+    if isinstance(state, (list, tuple)):
+        return [t for item in state for t in _tensors(item)]
+    return []
+
+
+def assert_no_graph_in_eval(learner: nn.Module, batch: EpisodeBatch) -> None:
+    """In eval mode ``adapt`` builds no graph even under ``enable_grad``; in train mode it does."""
+    task = batch.task(0)
+    with torch.enable_grad():
+        trained_state = _tensors(learner.adapt(task.support_x, task.support_y))
+        learner.eval()
+        try:
+            eval_state = _tensors(learner.adapt(task.support_x, task.support_y))
+        finally:
+            learner.train()
+    assert eval_state and not any(t.requires_grad for t in eval_state)
+    assert any(t.requires_grad for t in trained_state)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from learner_checks import shuffle_support, task_predictions
+from learner_checks import assert_no_graph_in_eval, shuffle_support, task_predictions
 
 from metazoo import EpisodeBatch, create_learner
 from metazoo.learners.cnp import gaussian_nll
@@ -90,3 +90,10 @@ def test_cnp_rejects_a_model_and_unknown_tasks():
         create_learner("cnp", torch.nn.Linear(1, 1))
     with pytest.raises(ValueError, match=r"task must be one of \('regression', 'classification'\)"):
         create_learner("cnp", None, task="ranking")
+
+
+def test_adapt_builds_no_graph_in_eval_mode():
+    assert_no_graph_in_eval(
+        create_learner("cnp", None, task="classification", input_shape=IMAGE_SHAPE, conv_hidden=8),
+        synthetic_batch(),
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from learner_checks import assert_no_graph_in_eval
 
 from metazoo import create_learner
 from metazoo.learners.mann import MemoryState, _least_used
@@ -103,3 +104,7 @@ def test_labels_beyond_the_built_ways_are_an_error():
     learner = _mann()
     with pytest.raises(ValueError, match="built for 3 ways but got label 3"):
         learner.adapt(torch.zeros(2, *IMAGE_SHAPE, dtype=torch.float64), torch.tensor([0, 3]))
+
+
+def test_adapt_builds_no_graph_in_eval_mode():
+    assert_no_graph_in_eval(_mann().float(), synthetic_batch())

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from learner_checks import shuffle_support, task_predictions
+from learner_checks import assert_no_graph_in_eval, shuffle_support, task_predictions
 from torch import nn
 
 from metazoo import create_learner
@@ -61,3 +61,10 @@ def test_fce_reads_the_support_in_order_and_trains(small_embedding, assert_query
 def test_fce_without_input_shape_says_what_to_pass(small_embedding):
     with pytest.raises(ValueError, match="needs `input_shape`"):
         create_learner("matchingnet", small_embedding(), fce=True)
+
+
+def test_adapt_builds_no_graph_in_eval_mode(small_embedding):
+    assert_no_graph_in_eval(
+        create_learner("matchingnet", small_embedding(), fce=True, input_shape=IMAGE_SHAPE),
+        synthetic_batch(),
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from learner_checks import shuffle_support, task_predictions
+from learner_checks import assert_no_graph_in_eval, shuffle_support, task_predictions
 from torch import nn
 
 from metazoo import create_learner
@@ -55,3 +55,7 @@ def test_support_order_and_query_labels_do_not_matter(
     for a, b in zip(logits, shuffled):
         torch.testing.assert_close(b, a, atol=1e-6, rtol=0)
     assert_query_labels_unused(learner, batch, F.cross_entropy)
+
+
+def test_adapt_builds_no_graph_in_eval_mode(small_embedding):
+    assert_no_graph_in_eval(create_learner("protonet", small_embedding()), synthetic_batch())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from learner_checks import shuffle_support, task_predictions
+from learner_checks import assert_no_graph_in_eval, shuffle_support, task_predictions
 from torch import nn
 
 from metazoo import create_learner
@@ -62,3 +62,9 @@ def test_support_order_and_query_labels_do_not_matter(small_embedding, assert_qu
 def test_missing_input_shape_says_what_to_pass(small_embedding):
     with pytest.raises(ValueError, match="needs `input_shape`"):
         create_learner("relationnet", small_embedding())
+
+
+def test_adapt_builds_no_graph_in_eval_mode(small_embedding):
+    assert_no_graph_in_eval(
+        create_learner("relationnet", small_embedding(), input_shape=IMAGE_SHAPE), synthetic_batch()
+    )

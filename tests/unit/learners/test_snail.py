@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from learner_checks import assert_no_graph_in_eval
 
 from metazoo import create_learner
 from metazoo.learners.snail import AttentionBlock, DenseBlock, SnailCore
@@ -95,3 +96,10 @@ def test_labels_beyond_the_built_ways_are_an_error(small_embedding):
     learner = create_learner("snail", small_embedding(), ways=2, input_shape=IMAGE_SHAPE)
     with pytest.raises(ValueError, match="built for 2 ways but got label 2"):
         learner.adapt(torch.zeros(3, *IMAGE_SHAPE), torch.tensor([0, 1, 2]))
+
+
+def test_adapt_builds_no_graph_in_eval_mode(small_embedding):
+    assert_no_graph_in_eval(
+        create_learner("snail", small_embedding(), ways=WAYS, input_shape=IMAGE_SHAPE),
+        synthetic_batch(),
+    )
