@@ -21,6 +21,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", default="test", choices=("test", "val", "train"))
     parser.add_argument("--device", help="cpu, cuda, ...")
     parser.add_argument("--json", help="also write the result (per-episode scores included) here")
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="split the episodes over the processes torchrun starts (automatic under torchrun)",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.set_defaults(func=run)
 
@@ -48,16 +53,22 @@ def load_trained(path: str | Path, device: str | None = None):
 
 
 def run(args: argparse.Namespace) -> int:
+    from metazoo import distributed as dist
     from metazoo.bench.runner import write_json_atomic
     from metazoo.cards import benchmark_card
     from metazoo.evaluation import evaluate
 
+    if args.distributed or dist.launched():
+        dist.init(device=args.device)  # each rank scores a block of the episodes
+        args.device = dist.rank_device(args.device)
     learner, ckpt = load_trained(args.checkpoint, args.device)
     episodes = args.episodes or benchmark_card(ckpt["benchmark"])["test_episodes"]
     overrides = ckpt.get("sampler_overrides") or {}
     result = evaluate(
         learner, ckpt["benchmark"], episodes=episodes, seed=args.seed, split=args.split, **overrides
     )
+    if not dist.is_main():
+        return 0  # rank 0 prints and writes; every rank holds the same result
     print(f"{result} [checkpoint step {ckpt['step']}, {result.tasks_per_s:.1f} tasks/s]")
     if args.json:
         write_json_atomic(result.to_dict(), args.json)
