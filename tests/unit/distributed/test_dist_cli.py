@@ -1,4 +1,4 @@
-"""`metazoo train --distributed` on 2 processes started as torchrun would (RANK, WORLD_SIZE, ...).
+"""`metazoo train/eval` on 2 processes started as torchrun would (RANK, WORLD_SIZE, LOCAL_RANK).
 
 The processes meet through a file store (``METAZOO_INIT_METHOD``) and gloo on the loopback
 interface, not torchrun's TCP store (which listens on every address).
@@ -6,6 +6,7 @@ interface, not torchrun's TCP store (which listens on every address).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -25,33 +26,54 @@ def _env(**extra: str) -> dict[str, str]:
     return {**env, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **extra}
 
 
-def _train(out: Path, *flags: str, env: dict[str, str]) -> subprocess.Popen:
-    command = [sys.executable, "-m", "metazoo", "train", *TRAIN, "--out", str(out), *flags]
-    return subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+def _rank_env(rank: int, store: str) -> dict[str, str]:
+    return _env(
+        RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), METAZOO_INIT_METHOD=store,
+        GLOO_SOCKET_IFNAME="lo",
+    )  # fmt: skip
 
 
-def test_train_distributed_cli_matches_one_process(tmp_path):
-    store = f"file://{tmp_path / 'store'}"
-    ranks = [
-        _train(
-            tmp_path / "two",
-            "--distributed",
-            env=_env(RANK=str(r), WORLD_SIZE="2", LOCAL_RANK=str(r), METAZOO_INIT_METHOD=store,
-                     GLOO_SOCKET_IFNAME="lo"),
-        )
-        for r in range(2)
-    ]  # fmt: skip
-    single = _train(tmp_path / "one", env=_env())
-    outputs = [p.communicate(timeout=240) for p in [*ranks, single]]
-    for process, (_, err) in zip([*ranks, single], outputs):
+def _metazoo(*arguments: str, env: dict[str, str]) -> subprocess.Popen:
+    command = [sys.executable, "-m", "metazoo", *arguments]
+    pipe = subprocess.PIPE
+    return subprocess.Popen(command, env=env, stdout=pipe, stderr=pipe, text=True)
+
+
+def _finish(processes: list[subprocess.Popen]) -> list[str]:
+    """Wait for every process; their stdouts, after checking each succeeded."""
+    outputs = [p.communicate(timeout=240) for p in processes]
+    for process, (_, err) in zip(processes, outputs):
         assert process.returncode == 0, err
-    assert "mse" in outputs[0][0] and outputs[1][0] == ""  # only rank 0 reports
+    return [out for out, _ in outputs]
+
+
+def test_train_and_eval_distributed_cli_match_one_process(tmp_path):
+    store = f"file://{tmp_path / 'store'}"
+    train = [
+        _metazoo("train", *TRAIN, "--out", str(tmp_path / "two"), "--distributed", env=env)
+        for env in (_rank_env(0, store), _rank_env(1, store))
+    ]
+    train.append(_metazoo("train", *TRAIN, "--out", str(tmp_path / "one"), env=_env()))
+    outputs = _finish(train)
+    assert "mse" in outputs[0] and outputs[1] == ""  # only rank 0 reports
     two, one = (torch.load(tmp_path / r / "last.pt", weights_only=False) for r in ("two", "one"))
     assert two["step"] == one["step"] == 3
     for key, value in one["learner_state"].items():  # float32: summation order differs
         torch.testing.assert_close(two["learner_state"][key], value, rtol=1e-5, atol=1e-6)
+
+    # metazoo eval under a launcher (no flag needed): 7 episodes over 2 ranks vs one process.
+    store = f"file://{tmp_path / 'eval-store'}"
+    evaluate = ["eval", str(tmp_path / "one"), "--episodes", "7", "--json"]
+    runs = [
+        _metazoo(*evaluate, str(tmp_path / f"eval{r}.json"), env=_rank_env(r, store))
+        for r in (0, 1)
+    ]
+    runs.append(_metazoo(*evaluate, str(tmp_path / "eval-one.json"), env=_env()))
+    _finish(runs)
+    assert not (tmp_path / "eval1.json").exists()  # rank 1 writes nothing
+    split, whole = (json.loads((tmp_path / f).read_text()) for f in ("eval0.json", "eval-one.json"))
+    assert split["scores"] == whole["scores"] and len(set(whole["scores"])) == 7
+    assert (split["mean"], split["ci95"]) == (whole["mean"], whole["ci95"])
 
 
 def test_distributed_flag_outside_a_launcher_says_how_to_launch(tmp_path):
