@@ -69,6 +69,16 @@ def _grid(results: ResultSet) -> list[list[tuple[str, Aggregate | None]]]:
     ]
 
 
+def _backbone(cell: Aggregate) -> str:
+    """The backbone a cell was built with: the benchmark card's unless the suite overrode it."""
+    from metazoo.cards import benchmark_card
+
+    card = benchmark_card(cell.benchmark)
+    options = {**(card.get("backbone_options") or {}), **(cell.build.get("backbone_options") or {})}
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
+    return (cell.build.get("backbone") or card["backbone"]) + (f" ({shown})" if shown else "")
+
+
 def _protocol_lines(results: ResultSet) -> list[str]:
     lines = []
     for benchmark in results.benchmarks:
@@ -85,9 +95,11 @@ def _protocol_lines(results: ResultSet) -> list[str]:
         )
         train = sorted({f"{c.train.get('steps')} steps" for c in cells if c.train})
         seeds = sorted({s for c in cells for s in c.seeds})
+        backbones = sorted({_backbone(c) for c in cells})
         lines.append(
             f"{benchmark}: {p.get('episodes')} test episodes (seed {cells[0].eval_seed}), {shape}"
             f"{p.get('shots')}-shot, {p.get('queries')} queries{' per class' if shape else ''}; "
+            f"backbone: {'; '.join(backbones)}; "
             f"test inner steps: {steps or 'n/a'}; BN policy: {', '.join(bn) or 'n/a'}; "
             f"precision: {p.get('dtype')}, TF32 {'on' if p.get('tf32') else 'off'}; "
             f"training: {', '.join(train) or 'n/a'}; training seeds: {', '.join(map(str, seeds))}."

@@ -39,6 +39,7 @@ class Aggregate:
     protocol: dict[str, Any]
     train: dict[str, Any]
     environment: dict[str, Any]
+    build: dict[str, Any] = field(default_factory=dict)
     mean: float = 0.0
     ci95: float = 0.0
     best: bool = False
@@ -123,6 +124,7 @@ def _aggregate(runs: list[dict[str, Any]]) -> Aggregate:
         protocol=first.protocol,
         train=runs[0].get("train", {}).get("config", {}),
         environment=runs[0].get("environment", {}),
+        build=(runs[0].get("settings") or {}).get("build") or {},
     )
 
 

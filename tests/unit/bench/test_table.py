@@ -120,7 +120,7 @@ def test_markdown_shows_best_ties_paper_numbers_and_notes(results_dir):
     assert rows["fomaml"].split(" | ")[1] == "80.90 ± 0.99"
     assert rows["cnp"].split(" | ")[1] == "–"
     assert (
-        "- omniglot-5w1s: 10 test episodes (seed 0), 5-way 1-shot, 15 queries per class; test inner steps: maml 3, fomaml 3; BN policy: transductive; precision: float32, TF32 off; training: 50 steps; training seeds: 0, 1."
+        "- omniglot-5w1s: 10 test episodes (seed 0), 5-way 1-shot, 15 queries per class; backbone: conv4; test inner steps: maml 3, fomaml 3; BN policy: transductive; precision: float32, TF32 off; training: 50 steps; training seeds: 0, 1."
         in md
     )
     assert "- Failed: snail__omniglot-5w1s__seed0: RuntimeError: boom" in md
