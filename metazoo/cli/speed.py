@@ -18,6 +18,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="time meta-training and evaluation against higher and learn2learn",
         description=__doc__,
     )
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``metazoo speed``."""
     parser.add_argument("--quick", action="store_true", help="CI-sized run (well under a minute)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument(
@@ -29,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--warmup", type=int, help="untimed calls per contender (default 2)")
     parser.add_argument("--min-run", type=float, help="seconds per timed run (default 0.5)")
     parser.add_argument("--budget", type=float, help="stop starting contenders after N seconds")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
     parser.add_argument("--out", default="benchmarks", help="folder for results/ and tables/")
     parser.add_argument(
         "--update-docs",
@@ -38,13 +45,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="after the run, regenerate the tables in this file (default docs/speed.md)",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from metazoo.perf import SpeedConfig, run_speed, write_result
-    from metazoo.perf.docs import update_speed_docs
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     config = SpeedConfig(
         device=args.device,
         shapes=args.shapes,
@@ -64,6 +73,20 @@ def run(args: argparse.Namespace) -> int:
     for target in document["targets"]:
         print(f"target: {target['target']}: {target['status']} {target['detail']}")
     if args.update_docs:
+        from metazoo.perf.docs import update_speed_docs
+
         update_speed_docs(args.update_docs, f"{args.out}/results")
         print(f"updated {args.update_docs}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m metazoo.cli.speed``: the subcommand without the other subcommands' imports
+    (what ``benchmarks/gpu_check.py`` runs on a bare GPU machine)."""
+    parser = argparse.ArgumentParser(prog="metazoo speed", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

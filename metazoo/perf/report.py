@@ -25,6 +25,8 @@ __all__ = [
     "write_result",
     "summary_table",
     "targets_table",
+    "merge_documents",
+    "short_table",
     "GPU_TARGET_TASKS_PER_S",
 ]
 
@@ -293,4 +295,42 @@ def summary_table(documents: list[dict]) -> str:
                     + ("–" if error is None else f"{error:.1e}")
                     + " |"
                 )
+    return "\n".join(lines)
+
+
+def merge_documents(documents: list[dict]) -> dict:
+    """One result document from runs of single shapes on the same machine (``gpu_check.py``)."""
+    if not documents:
+        raise ValueError("nothing to merge: no speed result document was produced")
+    merged = {**documents[0], "shapes": [s for d in documents for s in d["shapes"]]}
+    merged["timing"] = {
+        **documents[0]["timing"],
+        "wall_s": sum(d["timing"]["wall_s"] for d in documents),
+    }
+    merged["environment"] = {
+        **documents[0]["environment"],
+        "load_after": documents[-1]["environment"].get("load_after"),
+    }
+    merged["targets"] = evaluate_targets(merged)
+    return merged
+
+
+def short_table(document: dict) -> str:
+    """The compact Markdown table ``gpu_check.py`` prints last: one row per shape and contender."""
+    lines = [
+        "| shape | contender | precision | rel. error | tasks/s | × loop | eval ep/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for shape in document["shapes"]:
+        loop = _rate(_by_name(shape).get(LOOP))
+        for r in shape["contenders"]:
+            rate, error = _rate(r), r.get("meta_grad_rel_error")
+            status = "" if r.get("status") == "ok" else f" ({r.get('status')})"
+            lines.append(
+                f"| {shape['shape']['name']} | {r['name']}{status} | {r.get('precision', '–')} | "
+                + ("–" if error is None else f"{error:.1e}")
+                + f" | {_fmt(rate)} | "
+                + ("–" if rate is None or not loop else f"{rate / loop:.2f}")
+                + f" | {_fmt(_rate(r, 'eval'))} |"
+            )
     return "\n".join(lines)

@@ -123,8 +123,16 @@ def _precision_of(name: str) -> str:
 class _Shape:
     """The state of one shape's run: contenders, their records, the shared data."""
 
-    def __init__(self, shape: SpeedShape, config: SpeedConfig, device: torch.device, log: Log):
+    def __init__(
+        self,
+        shape: SpeedShape,
+        config: SpeedConfig,
+        device: torch.device,
+        log: Log,
+        deadline: float,
+    ):
         self.shape, self.config, self.device, self.log = shape, config, device, log
+        self.deadline = deadline
         self.model = make_model(shape, config.seed).to(device)
         self.batches = synthetic_batches(shape, 2, seed=config.seed, device=device)
         self.live: list[tuple[Contender, dict]] = []
@@ -174,6 +182,11 @@ class _Shape:
             call = contender.train_step if kind == "train" else contender.evaluate
             if call is None:
                 continue
+            if time.perf_counter() > self.deadline:
+                record["note"] = (record["note"] + f"; {kind} not timed: time budget spent").strip(
+                    "; "
+                )
+                continue
             try:
                 with precision(record["precision"]):
                     result = call(self.batches[0])
@@ -191,7 +204,10 @@ class _Shape:
                 record["eval_accuracy"] = float(torch.as_tensor(result).float().mean())
 
     def time_rounds(self, kind: str) -> None:
-        for _ in range(self.config.repeats):
+        for round_index in range(self.config.repeats):
+            if round_index > 0 and time.perf_counter() > self.deadline:
+                self.log(f"  time budget spent: {kind} timing stops after {round_index} round(s)")
+                break
             for contender, record in list(self.live):
                 info = record.get(kind)
                 if info is None:
@@ -228,7 +244,7 @@ def _run_shape(
     shape: SpeedShape, config: SpeedConfig, device: torch.device, log: Log, deadline: float
 ) -> dict:
     log(f"{shape.name}: {shape.describe()}")
-    state = _Shape(shape, config, device, log)
+    state = _Shape(shape, config, device, log, deadline)
     start = time.perf_counter()
     reference = reference_gradient(state.model, shape, state.batches[0])
     log(f"  float64 reference meta-gradient: {time.perf_counter() - start:.1f} s")

@@ -1,0 +1,117 @@
+"""One script for a lent GPU: correctness first, then the speed table, a short table last.
+
+    python benchmarks/gpu_check.py             # on the GPU machine (< 7 minutes, installs nothing)
+    python benchmarks/gpu_check.py --dry-run   # on a CPU: the same steps, tiny and fast
+
+Each shape runs in its own ``metazoo speed`` process with a hard time limit, so a contender that
+hangs or breaks the CUDA context costs one shape, not the session. Inside a shape every contender's
+meta-gradient is first compared with the float64 sequential reference (TF32 off), then timed
+(fp32 with TF32 off; the TF32-on and bf16-autocast variants are separate rows). Outputs go to
+``$OUT`` when set (else ``benchmarks/``): ``results/<stem>.json``, ``tables/<stem>.md`` and the
+per-shape logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from metazoo.perf.report import (  # noqa: E402
+    merge_documents,
+    render_markdown,
+    short_table,
+    write_result,
+)
+
+#: (shape, hard limit in seconds) on the GPU: about 6 minutes in all, leaving start-up time.
+GPU_PLAN = (("omniglot-5w1s", 150), ("omniglot-20w1s", 105), ("miniimagenet-5w1s", 105))
+#: The CPU rehearsal: the first shape at meta-batch 1, a few contenders, CUDA-only ones skipped.
+DRY_CONTENDERS = ("torch-loop", "metazoo-auto", "metazoo-vectorized+graph", "metazoo-auto+bf16")
+
+
+def _command(shape: str, limit: float, dry_run: bool, out: Path) -> list[str]:
+    command = [sys.executable, "-m", "metazoo.cli.speed", "--shapes", shape, "--out", str(out)]
+    if dry_run:
+        rehearsal = "--device cpu --threads 1 --quick --tasks 1 --contenders"
+        return [*command, *rehearsal.split(), *DRY_CONTENDERS]
+    # the speed run stops starting work at 70% of the limit, so it usually ends on its own
+    budget = f"--device cuda --repeats 3 --min-run 0.3 --budget {0.7 * limit:.0f}"
+    return [*command, *budget.split()]
+
+
+def _run_shape(shape: str, limit: float, dry_run: bool, out: Path) -> dict | None:
+    """Run one shape in a child process; its result document, or None (the log says why)."""
+    work = out / "shapes" / shape
+    log_path = out / "logs" / f"{shape}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = _command(shape, limit, dry_run, work)
+    print(f"\n=== {shape} (limit {limit:.0f} s): {' '.join(command[1:])}", flush=True)
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(
+            command, cwd=REPO, capture_output=True, text=True, timeout=limit, check=False
+        )
+        output, status = done.stdout + done.stderr, f"exit code {done.returncode}"
+    except subprocess.TimeoutExpired as exc:
+        output = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        status = f"killed after {limit:.0f} s"
+    log_path.write_text(output)
+    print(output.rstrip(), flush=True)
+    print(f"=== {shape}: {status}, {time.perf_counter() - start:.0f} s", flush=True)
+    found = sorted((work / "results").glob("speed-*.json"))
+    return json.loads(found[-1].read_text()) if found else None
+
+
+def _correctness_table(document: dict) -> str:
+    lines = ["| shape | contender | precision | meta-grad rel. error vs float64 | ok |"]
+    lines.append("|---|---|---|---|---|")
+    for shape in document["shapes"]:
+        for r in shape["contenders"]:
+            error = r.get("meta_grad_rel_error")
+            lines.append(
+                f"| {shape['shape']['name']} | {r['name']} | {r.get('precision', '–')} | "
+                + (f"{error:.2e}" if error is not None else f"{r['status']}: {r.get('note', '')}")
+                + f" | {'yes' if r.get('gradient_ok') else 'no' if error is not None else '–'} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dry-run", action="store_true", help="rehearse on the CPU, tiny")
+    parser.add_argument("--out", help="output folder (default: $OUT, else benchmarks/)")
+    args = parser.parse_args(argv)
+    out = Path(args.out or os.environ.get("OUT") or REPO / "benchmarks")
+    plan = ((GPU_PLAN[0][0], 300),) if args.dry_run else GPU_PLAN
+    if not args.dry_run:
+        import torch
+
+        if not torch.cuda.is_available():
+            print("no CUDA device here: use --dry-run to rehearse on the CPU", file=sys.stderr)
+            return 2
+    began = time.perf_counter()
+    documents = [d for d in (_run_shape(s, limit, args.dry_run, out) for s, limit in plan) if d]
+    if not documents:
+        print("no shape produced a result; see the logs above", file=sys.stderr)
+        return 1
+    merged = merge_documents(documents)
+    json_path, md_path = write_result(merged, out)
+    print("\n## Correctness (TF32 off; float64 sequential reference)\n")
+    print(_correctness_table(merged))
+    print("\n" + render_markdown(merged).split("## Targets")[-1].strip())
+    print(f"\nwrote {json_path} and {md_path} ({time.perf_counter() - began:.0f} s in all)")
+    print("\n## Speed (train tasks/s, eval episodes/s; TF32 off unless the row says tf32)\n")
+    print(short_table(merged))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""``metazoo speed --quick`` and the GPU script's CPU rehearsal, end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from metazoo.cli.main import main
+from metazoo.perf.report import render_markdown
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.mark.slow
+def test_quick_speed_run_writes_checked_results(tmp_path, capsys):
+    assert main(["speed", "--quick", "--tasks", "1", "--out", str(tmp_path)]) == 0
+    (json_path,) = (tmp_path / "results").glob("speed-cpu-*core-torch*-quick.json")
+    document = json.loads(json_path.read_text())
+    (shape,) = document["shapes"]
+    assert shape["shape"]["name"] == "omniglot-5w1s" and shape["shape"]["meta_batch"] == 1
+    records = {r["name"]: r for r in shape["contenders"]}
+    for name in (
+        "higher",
+        "torch-loop",
+        "metazoo-sequential",
+        "metazoo-vectorized",
+        "metazoo-auto",
+    ):
+        assert records[name]["status"] == "ok", records[name]
+        assert records[name]["meta_grad_rel_error"] < 1e-3
+        assert records[name]["train"]["per_s"] > 0
+    if "learn2learn" not in sys.modules:
+        assert records["learn2learn"]["status"] in ("skipped", "ok")
+    table = (tmp_path / "tables" / f"{json_path.stem}.md").read_text()
+    assert table == render_markdown(document)
+    out = capsys.readouterr().out
+    assert "meta-gradient relative error" in out and f"wrote {json_path}" in out
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_ends_with_the_short_table(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "benchmarks/gpu_check.py", "--dry-run", "--out", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert (
+        lines[-6] == "| shape | contender | precision | rel. error | tasks/s | × loop | eval ep/s |"
+    )
+    assert lines[-1] == "| omniglot-5w1s | metazoo-auto+bf16 (skipped) | bf16 | – | – | – | – |"
+    assert "## Correctness (TF32 off; float64 sequential reference)" in done.stdout
+    (result,) = (tmp_path / "results").glob("speed-cpu-*-quick.json")
+    assert (tmp_path / "logs" / "omniglot-5w1s.log").is_file()
+    records = {r["name"]: r for r in json.loads(result.read_text())["shapes"][0]["contenders"]}
+    assert records["metazoo-vectorized+graph"]["note"] == "CUDA-only variant"
+    assert records["metazoo-auto"]["meta_grad_rel_error"] < 1e-3
+
+
+def test_gpu_check_refuses_to_run_without_cuda_unless_rehearsing():
+    done = subprocess.run(
+        [sys.executable, "benchmarks/gpu_check.py"], cwd=REPO, capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert "no CUDA device here: use --dry-run to rehearse on the CPU" in done.stderr
