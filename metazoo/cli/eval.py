@@ -26,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="split the episodes over the processes torchrun starts (automatic under torchrun)",
     )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.set_defaults(func=run)
 
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from metazoo import distributed as dist
     from metazoo.bench.runner import write_json_atomic
     from metazoo.cards import benchmark_card
+    from metazoo.cli.train import ProgressReporter
     from metazoo.evaluation import evaluate
 
     if args.distributed or dist.launched():
@@ -64,9 +66,13 @@ def run(args: argparse.Namespace) -> int:
     learner, ckpt = load_trained(args.checkpoint, args.device)
     episodes = args.episodes or benchmark_card(ckpt["benchmark"])["test_episodes"]
     overrides = ckpt.get("sampler_overrides") or {}
-    result = evaluate(
-        learner, ckpt["benchmark"], episodes=episodes, seed=args.seed, split=args.split, **overrides
-    )
+    quiet = args.quiet or not dist.is_main()
+    with ProgressReporter(quiet=quiet) as progress:
+        result = evaluate(
+            learner, ckpt["benchmark"], episodes=episodes, seed=args.seed, split=args.split,
+            progress=lambda done, total: progress({"kind": "episode", "step": done, "steps": total}),
+            **overrides,
+        )  # fmt: skip
     if not dist.is_main():
         return 0  # rank 0 prints and writes; every rank holds the same result
     print(f"{result} [checkpoint step {ckpt['step']}, {result.tasks_per_s:.1f} tasks/s]")

@@ -187,7 +187,7 @@ class ProgressReporter:
         self._bar: Progress | None = None
         self._task = None
         self._last = 0.0
-        self._started = time.perf_counter()
+        self._first: tuple[float, int] | None = None
 
     def __enter__(self) -> ProgressReporter:
         if not self.quiet and not self.plain:
@@ -211,7 +211,7 @@ class ProgressReporter:
         if self.quiet:
             return
         kind = event.get("kind")
-        if kind == "step":
+        if kind in ("step", "episode"):
             self._step(event)
         elif kind == "val":
             unit = "%" if event["metric"] == "accuracy" else ""
@@ -227,33 +227,40 @@ class ProgressReporter:
     def _info(self, event: dict[str, Any]) -> str:
         parts = [f"loss {event['loss']:.4f}"] if "loss" in event else []
         parts += [f"{k} {event[k]:.3f}" for k in ("accuracy", "mse") if k in event]
-        parts.append(f"{event['tasks_per_s']:.0f} tasks/s")
+        if "tasks_per_s" in event:
+            parts.append(f"{event['tasks_per_s']:.0f} tasks/s")
         return "  ".join(parts)
 
     def _step(self, event: dict[str, Any]) -> None:
         if self._bar is not None:
             if self._task is None:
-                self._task = self._bar.add_task(
-                    event.get("cell", "train"), total=event["steps"], info=""
-                )
+                label = "evaluate" if event["kind"] == "episode" else event.get("cell", "train")
+                self._task = self._bar.add_task(label, total=event["steps"], info="")
             self._bar.update(
                 self._task, completed=event["step"], total=event["steps"], info=self._info(event)
             )
             return
         now = time.perf_counter()
+        if self._first is None:  # measure the rate from the first step: setup time is not progress
+            self._first = (now, event["step"])
         if now - self._last < self.every_s and event["step"] != event["steps"]:
             return
         self._last = now
-        rate = event["step"] / max(now - self._started, 1e-9)
-        eta = (event["steps"] - event["step"]) / max(rate, 1e-9)
+        done = event["step"] - self._first[1]
+        eta = "?"
+        if done > 0:
+            rate = done / max(now - self._first[0], 1e-9)
+            eta = _fmt_duration((event["steps"] - event["step"]) / rate)
+        noun = "episode" if event["kind"] == "episode" else "step"
+        info = self._info(event)
         self.say(
-            f"  step {event['step']}/{event['steps']}  {self._info(event)}  ETA {_fmt_duration(eta)}"
+            f"  {noun} {event['step']}/{event['steps']}  {info}{'  ' if info else ''}ETA {eta}"
         )
 
     def _cell(self, event: dict[str, Any]) -> None:
         if self._bar is not None and self._task is not None:
             self._bar.remove_task(self._task)
-        self._task, self._started = None, time.perf_counter()
+        self._task, self._first = None, None
         status = event["status"] + (f": {event['error']}" if event.get("error") else "")
         self.say(f"[{event['index'] + 1}/{event['total']}] {event['cell']}: {status}")
 

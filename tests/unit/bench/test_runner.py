@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from metazoo.bench import parse_suite, run_suite
+from metazoo.bench.runner import write_json_atomic
 from metazoo.evaluation.provenance import environment_tag
 from metazoo.evaluation.synthetic import TinyLearner, registered
 
@@ -103,3 +104,12 @@ def test_a_killed_suite_resumes_to_the_same_results(tmp_path, learners):
             for r in (a, b)
         ]
         assert timeless[0] == timeless[1]
+
+
+def test_result_files_are_replaced_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "cell.json"
+    write_json_atomic({"status": "ok", "value": 1}, target)
+    with pytest.raises(TypeError):  # fails while serialising: the old file must survive intact
+        write_json_atomic({"status": "ok", "value": object()}, target)
+    assert json.loads(target.read_text()) == {"status": "ok", "value": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["cell.json"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -68,6 +69,8 @@ def test_train_command_rejects_unknown_keys(capsys):
 
 def test_plain_progress_log(capsys):
     with ProgressReporter(plain=True, every_s=0.0) as progress:
+        step4 = {"kind": "step", "step": 4, "steps": 10, "loss": 0.6, "accuracy": 70.0}
+        progress({**step4, "tasks_per_s": 9.0})
         progress(
             {
                 "kind": "step",
@@ -99,9 +102,12 @@ def test_plain_progress_log(capsys):
             }
         )
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("  step 5/10  loss 0.5000  accuracy 80.000  12 tasks/s  ETA ")
-    assert lines[1] == "  step 5: val accuracy 81.000% ± 1.500 (best)"
-    assert lines[2] == "[1/2] a__b__seed0: failed: E: x"
+    assert lines[0] == "  step 4/10  loss 0.6000  accuracy 70.000  9 tasks/s  ETA ?"
+    assert re.fullmatch(
+        r"  step 5/10  loss 0.5000  accuracy 80.000  12 tasks/s  ETA \d+m\d\ds", lines[1]
+    )
+    assert lines[2] == "  step 5: val accuracy 81.000% ± 1.500 (best)"
+    assert lines[3] == "[1/2] a__b__seed0: failed: E: x"
     with ProgressReporter(quiet=True) as progress:
         progress({"kind": "step", "step": 1, "steps": 2, "loss": 1.0, "tasks_per_s": 1.0})
     assert capsys.readouterr().out == ""
