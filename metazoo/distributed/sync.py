@@ -1,10 +1,10 @@
 """Keeping the ranks' learners identical: initial broadcast, meta-gradient and Reptile averaging.
 
 Why an explicit all-reduce and not ``DistributedDataParallel``: DDP synchronises gradients from
-autograd hooks it arms in its own ``forward``. A meta-learner is driven through ``meta_loss`` (not
-``forward``), and MAML's inner loop differentiates through the parameters several times per outer
-step (``torch.autograd.grad(create_graph=True)`` on fast weights built from them), which is exactly
-what DDP's once-per-backward readiness bookkeeping rejects or silently skips (learn2learn#128,
+autograd hooks it prepares in its own ``forward``, expecting each gradient once per backward. A
+meta-learner is driven through ``meta_loss`` (not ``forward``), and MAML's inner loop differentiates
+through the parameters several times per outer step (``torch.autograd.grad(create_graph=True)`` on
+fast weights built from them), the pattern peers' users report breaking under DDP (learn2learn#128,
 LibFewShot#10). After ``loss.backward()`` the parameters' ``.grad`` hold the finished
 meta-gradient of this rank's tasks; one bucketed ``all_reduce`` of them, weighted by each rank's
 share of the tasks, gives the mean over the global meta-batch, whatever the learner's graph was.
