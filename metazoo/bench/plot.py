@@ -84,6 +84,30 @@ def _save(fig, out: Path, stem: str, formats: tuple[str, ...]) -> list[Path]:
     return paths
 
 
+def _save_curves(
+    plt, bench: str, learners: dict, out: Path, formats: tuple[str, ...]
+) -> list[Path]:
+    """Training loss, and validation score when any learner was validated, against the step."""
+    validated = any(val[0] for _, val, _ in learners.values())
+    fig, axes = plt.subplots(1, 2 if validated else 1, figsize=(10 if validated else 5, 3.6))
+    left = axes[0] if validated else axes
+    metric = next(iter(learners.values()))[2]
+    for learner, (train, val, _) in learners.items():
+        left.plot(*train, label=learner)
+        if validated and val[0]:
+            axes[1].plot(*val, marker="o", label=learner)
+    left.set(
+        title=f"{bench}: training loss", xlabel="step", ylabel="meta-loss (each learner's own)"
+    )
+    left.legend(fontsize="small")
+    if validated:
+        ylabel = "accuracy (%)" if metric == "accuracy" else "MSE"
+        axes[1].set(title=f"{bench}: validation", xlabel="step", ylabel=ylabel)
+    paths = _save(fig, out, f"curves-{bench}", formats)
+    plt.close(fig)
+    return paths
+
+
 def plot_results(
     folder: str | Path, out: str | Path, formats: tuple[str, ...] = ("png", "pdf")
 ) -> list[Path]:
@@ -94,21 +118,7 @@ def plot_results(
     records = load_results(folder)
     paths: list[Path] = []
     for bench, learners in learning_curves(records).items():
-        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-        metric = next(iter(learners.values()))[2]
-        for learner, (train, val, _) in learners.items():
-            left.plot(*train, label=learner)
-            if val[0]:
-                right.plot(*val, marker="o", label=learner)
-        left.set(title=f"{bench}: training loss", xlabel="step", ylabel="meta-loss")
-        right.set(
-            title=f"{bench}: validation",
-            xlabel="step",
-            ylabel="accuracy (%)" if metric == "accuracy" else "MSE",
-        )
-        left.legend(fontsize="small")
-        paths += _save(fig, out, f"curves-{bench}", formats)
-        plt.close(fig)
+        paths += _save_curves(plt, bench, learners, out, formats)
     for group, learners in score_vs_shots(records).items():
         if max(len(points) for points in learners.values()) < 2:
             continue  # one shot count: nothing to draw a line through

@@ -79,6 +79,18 @@ def _backbone(cell: Aggregate) -> str:
     return (cell.build.get("backbone") or card["backbone"]) + (f" ({shown})" if shown else "")
 
 
+def _budgets(cells: list[Aggregate]) -> str:
+    """``600 steps, meta-batch 25`` when every learner had that budget, else per learner."""
+    shown = {
+        c.learner: f"{c.train.get('steps')} steps, meta-batch {c.train.get('meta_batch')}"
+        for c in cells
+        if c.train
+    }
+    if len(set(shown.values())) <= 1:
+        return next(iter(shown.values()), "n/a")
+    return "; ".join(f"{learner} {budget}" for learner, budget in shown.items())
+
+
 def _protocol_lines(results: ResultSet) -> list[str]:
     lines = []
     for benchmark in results.benchmarks:
@@ -93,7 +105,7 @@ def _protocol_lines(results: ResultSet) -> list[str]:
         bn = sorted(
             {str(c.protocol.get("bn_policy")) for c in cells if c.protocol.get("bn_policy")}
         )
-        train = sorted({f"{c.train.get('steps')} steps" for c in cells if c.train})
+        train = _budgets(cells)
         seeds = sorted({s for c in cells for s in c.seeds})
         backbones = sorted({_backbone(c) for c in cells})
         lines.append(
@@ -102,21 +114,24 @@ def _protocol_lines(results: ResultSet) -> list[str]:
             f"backbone: {'; '.join(backbones)}; "
             f"test inner steps: {steps or 'n/a'}; BN policy: {', '.join(bn) or 'n/a'}; "
             f"precision: {p.get('dtype')}, TF32 {'on' if p.get('tf32') else 'off'}; "
-            f"training: {', '.join(train) or 'n/a'}; training seeds: {', '.join(map(str, seeds))}."
+            f"training: {train}; training seeds: {', '.join(map(str, seeds))}."
         )
     return lines
 
 
 def _environments(results: ResultSet) -> str:
-    envs = set()
+    commits: dict[str, list[str]] = {}
     for cell in results.cells.values():
         env = cell.environment
-        git = (env.get("git") or {}).get("sha", "")[:10]
-        envs.add(
-            f"{env.get('device_name')}, torch {env.get('torch')}, metazoo {env.get('metazoo')}"
-            + (f" @ {git}" if git else "")
-        )
-    return "; ".join(sorted(envs))
+        where = f"{env.get('device_name')}, torch {env.get('torch')}, metazoo {env.get('metazoo')}"
+        sha = (env.get("git") or {}).get("sha", "")[:10]
+        shas = commits.setdefault(where, [])
+        if sha and sha not in shas:
+            shas.append(sha)
+    return "; ".join(
+        where + (f" (git {', '.join(sorted(shas))})" if shas else "")
+        for where, shas in sorted(commits.items())
+    )
 
 
 def notes(results: ResultSet) -> list[str]:

@@ -24,7 +24,17 @@ MAML = [89.0, 92.0, 88.0, 90.0, 89.0, 91.0, 92.0, 87.0, 90.0, 89.0]  # close to 
 FOMAML = [s - 10.0 + (i % 3) for i, s in enumerate(PROTONET)]  # clearly worse
 
 
-def record(learner, benchmark, seed, scores, metric="accuracy", eval_seed=0, status="ok", error=""):
+def record(
+    learner,
+    benchmark,
+    seed,
+    scores,
+    metric="accuracy",
+    eval_seed=0,
+    status="ok",
+    error="",
+    steps=50,
+):
     mean, ci95, std = mean_ci95(scores)
     protocol = {"episodes": len(scores), "ways": 5 if metric == "accuracy" else None, "shots": 1,
                 "queries": 15, "inner_steps": 3 if "maml" in learner else None,
@@ -37,7 +47,7 @@ def record(learner, benchmark, seed, scores, metric="accuracy", eval_seed=0, sta
             "finished": "2026-01-01T00:00:00+00:00"}  # fmt: skip
     if status == "ok":
         data["result"] = result.to_dict()
-        data["train"] = {"config": {"steps": 50}, "history": []}
+        data["train"] = {"config": {"steps": steps, "meta_batch": 4}, "history": []}
     else:
         data["error"] = error
     return data
@@ -50,8 +60,8 @@ def results_dir(tmp_path: Path) -> Path:
         record("protonet", "omniglot-5w1s", 1, [s + 1.0 for s in PROTONET]),
         record("maml", "omniglot-5w1s", 0, MAML),
         record("maml", "omniglot-5w1s", 1, [s + 1.0 for s in MAML]),
-        record("fomaml", "omniglot-5w1s", 0, FOMAML),
-        record("fomaml", "omniglot-5w1s", 1, FOMAML),
+        record("fomaml", "omniglot-5w1s", 0, FOMAML, steps=80),
+        record("fomaml", "omniglot-5w1s", 1, FOMAML, steps=80),
         record("maml", "sinusoid", 0, [1.0, 1.2, 0.8, 1.1, 0.9], "mse"),
         record("cnp", "sinusoid", 0, [2.0, 2.2, 1.9, 2.1, 2.3], "mse"),
         record("snail", "omniglot-5w1s", 0, [0.0], status="failed", error="RuntimeError: boom"),
@@ -120,9 +130,11 @@ def test_markdown_shows_best_ties_paper_numbers_and_notes(results_dir):
     assert rows["fomaml"].split(" | ")[1] == "80.90 ± 0.99"
     assert rows["cnp"].split(" | ")[1] == "–"
     assert (
-        "- omniglot-5w1s: 10 test episodes (seed 0), 5-way 1-shot, 15 queries per class; backbone: conv4; test inner steps: maml 3, fomaml 3; BN policy: transductive; precision: float32, TF32 off; training: 50 steps; training seeds: 0, 1."
+        "- omniglot-5w1s: 10 test episodes (seed 0), 5-way 1-shot, 15 queries per class; backbone: conv4; test inner steps: maml 3, fomaml 3; BN policy: transductive; precision: float32, TF32 off; training: protonet 50 steps, meta-batch 4; maml 50 steps, meta-batch 4; fomaml 80 steps, meta-batch 4; training seeds: 0, 1."
         in md
     )
+    assert "training: 50 steps, meta-batch 4; training seeds: 0." in md  # sinusoid: one budget
+    assert "- Environment: cpu, torch 2.x, metazoo 0.1.0." in md
     assert "- Failed: snail__omniglot-5w1s__seed0: RuntimeError: boom" in md
     assert "- Missing: matchingnet__omniglot-5w1s__seed0 (no result file)" in md
 
