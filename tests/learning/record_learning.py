@@ -1,0 +1,51 @@
+"""Run the learning protocols and write ``benchmarks/results/learning-<learner>-<machine>.json``.
+
+Usage: ``python tests/learning/record_learning.py [--machine cpu] [learner ...]`` from the
+repository root (``METAZOO_DATA`` must point at the data). One file per learner; CNP's file holds
+both its Omniglot and its sinusoid run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+from learning_protocol import PROTOCOLS, run_protocol
+
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("learners", nargs="*", help="learners to run (default: all)")
+    parser.add_argument("--machine", default="cpu", help="machine label in the file name")
+    args = parser.parse_args(argv)
+    names = args.learners or sorted({p.learner for p in PROTOCOLS.values()})
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        runs = [run_protocol(p) for p in PROTOCOLS.values() if p.learner == name]
+        if not runs:
+            raise SystemExit(f"no learning protocol for {name!r}; known: {sorted(PROTOCOLS)}")
+        record = {
+            "learner": name,
+            "machine": args.machine,
+            "cpu": platform.processor(),
+            "runs": runs,
+        }
+        path = RESULTS / f"learning-{name}-{args.machine}.json"
+        path.write_text(json.dumps(record, indent=1) + "\n")
+        for run in runs:
+            result = run["result"]
+            print(
+                f"{name} on {result['benchmark']}: {result['metric']} {result['mean']:.3f} "
+                f"± {result['ci95']:.3f} ({run['protocol']['steps']} steps, "
+                f"{run['train_cpu_seconds']} CPU s) -> {path}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
