@@ -108,8 +108,9 @@ def run_cell(
     )
     metadata = {"build": build, "cell": cell.key}
     trained = train(
-        learner, cell.benchmark, config, callback=callback, metadata=metadata, **sampler
-    )
+        learner, cell.benchmark, config, callback=callback, metadata=metadata,
+        train_overrides=cell.section("train_sampler"), **sampler,
+    )  # fmt: skip
     eval_settings = cell.section("eval")
     episodes = int(eval_settings.get("episodes", 600))
     seed = int(eval_settings.get("seed", 0))  # one episode set for every cell: results pair up

@@ -15,8 +15,9 @@ A suite file (``benchmarks/suites/<name>.yaml``) looks like::
       maml@omniglot-5w1s: {config: {inner_lr: 0.4}}
 
 Each settings block may hold ``config`` (learner config), ``train`` (TrainConfig fields), ``eval``
-(``episodes``, ``seed``), ``build`` (``backbone``, ``backbone_options``) and ``sampler`` (sampler
-overrides); later, more specific blocks win key by key.
+(``episodes``, ``seed``, ``shots``), ``build`` (``backbone``, ``backbone_options``), ``sampler``
+(sampler overrides for every split) and ``train_sampler`` (train split only, e.g. ProtoNet's 60-way
+training episodes); later, more specific blocks win key by key.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from metazoo.training.config import TrainConfig
 __all__ = ["Cell", "Suite", "load_suite", "suite_dir", "parse_shard", "SETTINGS"]
 
 #: What a settings block may hold.
-SETTINGS = ("config", "train", "eval", "build", "sampler")
+SETTINGS = ("config", "train", "eval", "build", "sampler", "train_sampler")
 _EVAL_KEYS = ("episodes", "seed", "shots")
 _BUILD_KEYS = ("backbone", "backbone_options")
 _TOP_KEYS = {

@@ -100,6 +100,7 @@ class _Run:
     history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     window: list[dict[str, float]] = dataclasses.field(default_factory=list)
     last_saved: str | None = None
+    train_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def path(self, name: str) -> Path | None:
         return Path(self.config.checkpoint_dir) / name if self.config.checkpoint_dir else None
@@ -116,6 +117,7 @@ def _header(run: _Run) -> dict[str, Any]:
         "learner_config": config_dict(run.learner),
         "benchmark": benchmark_name(run.benchmark),
         "sampler_overrides": _json_safe(run.overrides),
+        "train_sampler_overrides": _json_safe(run.train_overrides),
         "train_config": dataclasses.asdict(run.config),
         "metadata": run.metadata,
         "meta_batch": run.meta_batch,
@@ -279,6 +281,7 @@ def train(
     config: TrainConfig | None = None,
     callback: Callback | None = None,
     metadata: dict[str, Any] | None = None,
+    train_overrides: dict[str, Any] | None = None,
     **sampler_overrides: Any,
 ) -> TrainResult:
     """Meta-train ``learner`` on ``benchmark``'s train split; validate on fixed ``val`` episodes.
@@ -295,6 +298,8 @@ def train(
         callback: called with an event dict after each step (``kind="step"``, ``step``, ``steps``,
             ``loss``, metrics, ``lr``, ``tasks_per_s``), validation (``kind="val"``) and resume.
         metadata: JSON-safe facts stored in checkpoints (e.g. how the learner was built).
+        train_overrides: sampler overrides for the train split only, over ``sampler_overrides``
+            (e.g. ProtoNet's 60-way training episodes, ``{"ways": 60, "queries": 5}``).
         **sampler_overrides: passed to the train and val samplers (``ways``, ``shots``, ...).
 
     Raises:
@@ -314,11 +319,13 @@ def train(
         config.meta_batch or _default_meta_batch(benchmark), optimizer,
         make_scheduler(optimizer, config), callback,
     )  # fmt: skip
+    run.train_overrides = dict(train_overrides or {})
     if _restore(run):
         run.emit({"kind": "resume", "step": run.step, "steps": config.steps})
     else:
         torch.manual_seed(config.seed)
-    _loop(run, open_sampler(benchmark, "train", config.seed, **sampler_overrides), device)
+    train_sampler = {**sampler_overrides, **run.train_overrides}
+    _loop(run, open_sampler(benchmark, "train", config.seed, **train_sampler), device)
     if run.best_state is not None:
         learner.load_state_dict(run.best_state)
     best = run.path("best.pt")

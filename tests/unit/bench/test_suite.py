@@ -80,3 +80,18 @@ def test_shipped_suites_parse_and_open_with_their_command():
         first = Path(path).read_text().splitlines()[0]
         assert first.startswith("# Run with: metazoo bench"), path
         assert load_suite(path.stem).cells()
+
+
+def test_shipped_suites_name_registered_learners_and_valid_settings():
+    import dataclasses
+
+    from metazoo._registry import get_learner
+    from metazoo.cards import benchmark_card
+    from metazoo.training import TrainConfig
+
+    for path in sorted(suite_dir().glob("*.yaml")):
+        for cell in load_suite(path).cells():
+            fields = {f.name for f in dataclasses.fields(get_learner(cell.learner).cls.Config)}
+            assert set(cell.section("config")) <= fields, (path.name, cell.key)
+            benchmark_card(cell.benchmark)
+            TrainConfig(**cell.section("train"))

@@ -146,3 +146,31 @@ def test_config_errors_say_what_to_do():
         TrainConfig(resume=True)
     with pytest.raises(ValueError, match=r"optimizer must be one of \('adam', 'adamw', 'sgd'\)"):
         TrainConfig(optimizer="lbfgs")
+
+
+class WaysRecorder(TinyLearner):
+    """Records the ways of training batches and of the episodes it adapts to at validation."""
+
+    def __init__(self, model, config):
+        super().__init__(model, config)
+        self.train_ways, self.eval_ways = set(), set()
+
+    def meta_loss(self, batch):
+        self.train_ways.add(batch.ways)
+        return super().meta_loss(batch)
+
+    def adapt(self, support_x, support_y):
+        if not self.training:
+            self.eval_ways.add(int(support_y.max()) + 1)
+        return super().adapt(support_x, support_y)
+
+
+def test_train_only_overrides_leave_validation_on_the_test_shape(tmp_path):
+    learner = WaysRecorder(nn.Linear(8, 8), TinyLearner.Config())
+    config = TrainConfig(steps=2, val_every=1, val_episodes=2, checkpoint_dir=str(tmp_path))
+    train(learner, BENCH, config, train_overrides={"ways": 6, "queries": 1})
+    assert learner.train_ways == {6} and learner.eval_ways == {3}
+    assert load_checkpoint(tmp_path / "last.pt")["train_sampler_overrides"] == {
+        "ways": 6,
+        "queries": 1,
+    }
