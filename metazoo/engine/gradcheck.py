@@ -100,11 +100,11 @@ def _directions(
     params: list[tuple[str, nn.Parameter]], seed: int
 ) -> list[tuple[str, list[Tensor]]]:
     g = torch.Generator().manual_seed(seed)
-    rand = [torch.randn(p.shape, generator=g, dtype=p.dtype) for _, p in params]
+    rand = [torch.randn(p.shape, generator=g, dtype=p.dtype).to(p.device) for _, p in params]
     out = [("all", rand)]
     for i, (name, p) in enumerate(params):
         one = [torch.zeros_like(r) for r in rand]
-        one[i] = torch.randn(p.shape, generator=g, dtype=p.dtype)
+        one[i] = torch.randn(p.shape, generator=g, dtype=p.dtype).to(p.device)
         out.append((name, one))
     return out
 
