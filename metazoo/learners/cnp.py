@@ -7,10 +7,10 @@ A CNP is a feed-forward model of a predictive distribution conditioned on a cont
 into one order-invariant ``r``, and a decoder ``g`` maps ``(r, x*)`` to the prediction for a target
 ``x*``. For regression the decoder outputs a Gaussian mean and standard deviation
 (``sigma = 0.1 + 0.9 softplus(.)``, as in the authors' code) and training maximises the Gaussian
-log-likelihood of the targets. For classification the label ``y`` is one-hot and, as in the paper's
-Omniglot experiment, the representations are averaged per class (the one-hot routes each pair to
-its class), so ``r`` holds one vector per class; the decoder scores each ``(r_c, x*)`` pair and
-those scores are the logits. Images are encoded by a Conv-4 built inside the learner (model kind
+log-likelihood of the targets. For classification the label ``y`` is one-hot and routes each
+encoded pair to its class: the representations are averaged per class, so ``r`` holds one vector
+per class (order-invariant, and indifferent to how the classes are numbered); the decoder scores
+each ``(r_c, x*)`` pair and those scores are the logits. Images are encoded by a Conv-4 built inside the learner (model kind
 ``none``).
 """
 
