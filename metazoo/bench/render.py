@@ -79,6 +79,15 @@ def _backbone(cell: Aggregate) -> str:
     return (cell.build.get("backbone") or card["backbone"]) + (f" ({shown})" if shown else "")
 
 
+def _tf32(cell: Aggregate) -> str:
+    """``TF32 off``, or which of matmul and cuDNN used TF32 (CUDA only)."""
+    if not cell.protocol.get("tf32"):
+        return "TF32 off"
+    flags = cell.environment.get("precision") or {}
+    state = {k: "on" if flags.get(f"tf32_{k}") else "off" for k in ("matmul", "cudnn")}
+    return f"TF32 matmul {state['matmul']}, cuDNN {state['cudnn']}"
+
+
 def _budgets(cells: list[Aggregate]) -> str:
     """``600 steps, meta-batch 25`` when every learner had that budget, else per learner."""
     shown = {
@@ -113,7 +122,7 @@ def _protocol_lines(results: ResultSet) -> list[str]:
             f"{p.get('shots')}-shot, {p.get('queries')} queries{' per class' if shape else ''}; "
             f"backbone: {'; '.join(backbones)}; "
             f"test inner steps: {steps or 'n/a'}; BN policy: {', '.join(bn) or 'n/a'}; "
-            f"precision: {p.get('dtype')}, TF32 {'on' if p.get('tf32') else 'off'}; "
+            f"precision: {p.get('dtype')}, {_tf32(cells[0])}; "
             f"training: {train}; training seeds: {', '.join(map(str, seeds))}."
         )
     return lines

@@ -214,3 +214,11 @@ def test_paired_p_value_agrees_with_compare(results_dir):
     )
     # per-seed shifts of +1 cancel in the differences, so the seed-averaged test equals seed 0's
     assert res.cells[("maml", "omniglot-5w1s")].p_vs_best == pytest.approx(compare(a, b).p_value)
+
+
+def test_cuda_results_say_which_tf32_paths_were_on(tmp_path):
+    rec = record("maml", "sinusoid", 0, [1.0, 2.0], "mse")
+    rec["result"]["protocol"]["tf32"] = True
+    rec["environment"]["precision"] = {"tf32_matmul": False, "tf32_cudnn": True}
+    write_json_atomic(rec, tmp_path / "a.json")
+    assert "precision: float32, TF32 matmul off, cuDNN on;" in to_markdown(collect(tmp_path))
