@@ -132,6 +132,13 @@ def _save_last(run: _Run) -> None:
         **_header(run),
         "kind": "last",
         "step": run.step,
+        # the next batch is sampler.batch(step, meta_batch) of this split and seed
+        "sampler_position": {
+            "split": "train",
+            "seed": run.config.seed,
+            "next_batch_index": run.step,
+            "meta_batch": run.meta_batch,
+        },
         "learner_state": run.learner.state_dict(),
         "optimizer_state": run.optimizer.state_dict(),
         "scheduler_state": run.scheduler.state_dict() if run.scheduler else None,

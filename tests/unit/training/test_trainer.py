@@ -93,7 +93,11 @@ def test_resume_after_a_kill_reaches_the_same_weights(tmp_path: Path):
     config = TrainConfig(**common, checkpoint_dir=str(tmp_path / "b"), checkpoint_every=2)
     with pytest.raises(Killed):
         train(broken, BENCH, config, callback=kill_at_7)
-    assert load_checkpoint(tmp_path / "b" / "last.pt")["step"] == 6
+    killed_at = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert killed_at["step"] == 6
+    assert killed_at["sampler_position"] == {
+        "split": "train", "seed": 0, "next_batch_index": 6, "meta_batch": 4,
+    }  # fmt: skip
     events = []
     resumed = tiny(seed=123, dropout=0.3)  # other initial weights: everything comes from last.pt
     done = train(resumed, BENCH, dataclasses.replace(config, resume=True), callback=events.append)
