@@ -113,3 +113,46 @@ def test_result_files_are_replaced_whole_or_not_at_all(tmp_path):
         write_json_atomic({"status": "ok", "value": object()}, target)
     assert json.loads(target.read_text()) == {"status": "ok", "value": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["cell.json"]
+
+
+@pytest.mark.slow
+def test_a_suite_killed_with_sigkill_resumes_without_losing_or_duplicating(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    suite = tmp_path / "kill.yaml"
+    suite.write_text(yaml.safe_dump({
+        "name": "kill", "seeds": [0, 1, 2],
+        "train": {"steps": 40, "meta_batch": 5, "val_every": 20, "val_episodes": 3},
+        "eval": {"episodes": 5},
+        "runs": [{"benchmark": "sinusoid", "learners": ["fomaml"]}],
+    }))  # fmt: skip
+    command = [sys.executable, "-m", "metazoo", "bench", str(suite), "--quiet", "--threads", "1"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    victim = subprocess.Popen([*command, "--out", str(tmp_path / "killed")], env=env)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "killed").glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    before = sorted(p.name for p in (tmp_path / "killed").glob("*.json"))
+    assert 1 <= len(before) < 3, before  # killed part-way through the suite
+    for out in ("killed", "straight"):
+        done = subprocess.run(
+            [*command, "--out", str(tmp_path / out)], env=env, capture_output=True
+        )
+        assert done.returncode == 0, done.stderr.decode()[-2000:]
+    tag = environment_tag()
+    names = [f"fomaml__sinusoid__seed{s}__{tag}.json" for s in range(3)]
+    for name in names:
+        killed, straight = (
+            json.loads((tmp_path / d / name).read_text()) for d in ("killed", "straight")
+        )
+        assert killed["status"] == straight["status"] == "ok"
+        assert killed["result"]["scores"] == straight["result"]["scores"]
+    assert sorted(p.name for p in (tmp_path / "killed").glob("*.json")) == sorted(names)
