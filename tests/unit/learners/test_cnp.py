@@ -13,6 +13,8 @@ from metazoo import EpisodeBatch, create_learner
 from metazoo.learners.cnp import gaussian_nll
 from metazoo.testing import IMAGE_SHAPE, synthetic_batch
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def _regressor(**config):
     torch.manual_seed(0)

@@ -11,6 +11,8 @@ from metazoo import create_learner
 from metazoo.learners.mann import MemoryState, _least_used
 from metazoo.testing import IMAGE_SHAPE, WAYS, synthetic_batch
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SMALL = {"controller_size": 16, "memory_slots": 6, "memory_width": 4, "read_heads": 2}
 
 

@@ -13,6 +13,8 @@ from torch import nn
 from metazoo import create_learner
 from metazoo.testing import IMAGE_SHAPE, synthetic_batch
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def test_log_probabilities_are_cosine_attention_over_support_labels():
     learner = create_learner("matchingnet", nn.Identity())

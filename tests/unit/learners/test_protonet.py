@@ -11,6 +11,8 @@ from torch import nn
 from metazoo import create_learner
 from metazoo.testing import synthetic_batch
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def test_logits_are_negative_squared_distances_to_class_means():
     learner = create_learner("protonet", nn.Identity())

@@ -11,6 +11,8 @@ from torch import nn
 from metazoo import create_learner
 from metazoo.testing import IMAGE_SHAPE, check_learner, synthetic_batch
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def test_contract_on_sung_embedding_with_spatial_maps(small_embedding):
     check_learner("relationnet", model_factory=lambda task: small_embedding(downsampled_blocks=2))

@@ -11,6 +11,8 @@ from metazoo import create_learner
 from metazoo.learners.snail import AttentionBlock, DenseBlock, SnailCore
 from metazoo.testing import IMAGE_SHAPE, WAYS, synthetic_batch
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def test_dense_block_is_a_gated_causal_convolution_with_the_given_dilation():
     torch.manual_seed(0)
