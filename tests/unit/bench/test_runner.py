@@ -76,6 +76,7 @@ def test_cells_write_results_and_a_failing_cell_is_recorded(tmp_path, learners):
     assert json.loads((tmp_path / f"{tiny}__sinusoid__seed0__{tag}.json").read_text()) == ok
 
 
+@pytest.mark.slow
 def test_a_killed_suite_resumes_to_the_same_results(tmp_path, learners):
     tiny, _ = learners
     suite = _suite(tiny)
