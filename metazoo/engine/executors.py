@@ -237,6 +237,8 @@ def adapt_and_query(
         InnerLoopDivergence: a non-finite loss, naming the step and the task.
         ValueError: a model output that does not fit the task.
     """
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive number of tasks or None, got {chunk_size}")
     params = dict(parameters_of(model) if params is None else params)
     loop = _frozen_adapt_names(params, loop)
     weights = _initial_weights(params, loop)

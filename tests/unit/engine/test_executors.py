@@ -161,6 +161,14 @@ def test_negative_steps_are_rejected():
         engine.InnerLoop(steps=-1)
 
 
+def test_chunk_size_must_be_positive():
+    model, batch, _, lr = _net_and_batch("conv")
+    with pytest.raises(
+        ValueError, match="chunk_size must be a positive number of tasks or None, got 0"
+    ):
+        engine.adapt_and_query(model, batch, engine.InnerLoop(steps=1, ways=3), lr, chunk_size=0)
+
+
 def test_model_without_parameters_is_rejected():
     with pytest.raises(ValueError, match="ReLU has no parameters"):
         engine.adapt_and_query(nn.ReLU(), tiny_batch(), engine.InnerLoop(steps=1), 0.1)
