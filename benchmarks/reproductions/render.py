@@ -68,7 +68,8 @@ def _classification(path: Path, data: dict) -> list[str]:
         )
         lines.append(
             f"| {learner} | {train['steps']} × {cfg['meta_batch']} | {train['seconds'] / 60:.1f} min | "
-            f"{curve} | {e['mean']:.2f} ± {e['ci95']:.2f}% | {paper['value']} ± {paper.get('ci95', '–')}% |"
+            f"{curve or '–'} | {e['mean']:.2f} ± {e['ci95']:.2f}% | "
+            + (f"{paper['value']} ± {paper.get('ci95', '–')}% |" if paper else "– |")
         )
     return lines + [""]
 
