@@ -114,10 +114,10 @@ def task_loss(out: Tensor, y: Tensor, task: str, ways: int | None = None) -> Ten
 
 
 def task_metric(out: Tensor, y: Tensor, task: str) -> Tensor:
-    """Accuracy (classification) or MSE (regression) of one task as a 0-dim detached tensor."""
+    """Accuracy in % (classification, as every learner reports it) or MSE (regression), 0-dim, detached."""
     out = out.detach()
     if task == "classification":
-        return (out.argmax(dim=-1) == y).to(out.dtype).mean()
+        return 100.0 * (out.argmax(dim=-1) == y).to(out.dtype).mean()
     return F.mse_loss(out, y)
 
 

@@ -54,7 +54,7 @@ class Contender:
     train_step: Callable[[EpisodeBatch], object]
     #: the meta-gradient of a meta-batch at the current weights; weights unchanged.
     meta_gradient: Callable[[EpisodeBatch], list[Tensor]]
-    #: ``(T,)`` query accuracy after test-time adaptation; None when not timed.
+    #: ``(T,)`` query accuracy in % after test-time adaptation; None when not timed.
     evaluate: Callable[[EpisodeBatch], Tensor] | None
     #: numeric mode: ``fp32`` (TF32 off), ``tf32`` or ``bf16`` (autocast).
     precision: str = "fp32"
@@ -222,7 +222,7 @@ def _maml_learner(model: nn.Module, shape: SpeedShape, example: EpisodeBatch) ->
                 state = learner.adapt(task.support_x, task.support_y)
             with torch.no_grad():
                 logits = learner.predict(state, task.query_x)
-            accuracies.append((logits.argmax(-1) == task.query_y).float().mean())
+            accuracies.append(100.0 * (logits.argmax(-1) == task.query_y).float().mean())
         return torch.stack(accuracies)
 
     return _loop_contender(

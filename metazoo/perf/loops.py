@@ -75,11 +75,11 @@ def torch_loop_backward(model: nn.Module, batch: EpisodeBatch, steps: int, lr: f
 
 
 def _accuracy(logits: Tensor, y: Tensor) -> Tensor:
-    return (logits.argmax(-1) == y).float().mean()
+    return 100.0 * (logits.argmax(-1) == y).float().mean()
 
 
 def torch_loop_evaluate(model: nn.Module, batch: EpisodeBatch, steps: int, lr: float) -> Tensor:
-    """``(T,)`` query accuracy after first-order-free adaptation of each task."""
+    """``(T,)`` query accuracy in % after first-order-free adaptation of each task."""
     accuracies = []
     for t in range(len(batch)):
         with torch.enable_grad():
@@ -103,7 +103,7 @@ def higher_backward(model: nn.Module, batch: EpisodeBatch, steps: int, lr: float
 
 
 def higher_evaluate(model: nn.Module, batch: EpisodeBatch, steps: int, lr: float) -> Tensor:
-    """``(T,)`` query accuracy, adapting with ``higher`` without tracking higher-order grads."""
+    """``(T,)`` query accuracy in %, adapting with ``higher`` without tracking higher-order grads."""
     higher = importlib.import_module("higher")
     inner_opt = torch.optim.SGD(model.parameters(), lr=lr)
     accuracies = []
@@ -134,7 +134,7 @@ def learn2learn_backward(maml: nn.Module, batch: EpisodeBatch, steps: int) -> No
 
 
 def learn2learn_evaluate(maml: nn.Module, batch: EpisodeBatch, steps: int) -> Tensor:
-    """``(T,)`` query accuracy with learn2learn, first-order adaptation (no outer graph kept)."""
+    """``(T,)`` query accuracy in % with learn2learn, first-order adaptation (no outer graph kept)."""
     accuracies = []
     for t in range(len(batch)):
         with torch.enable_grad():
