@@ -10,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-import os
-import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -21,6 +19,7 @@ from typing import Any
 
 import torch
 
+from metazoo._atomic import write_text_atomic
 from metazoo.bench.suite import Cell, Suite
 from metazoo.evaluation import evaluate
 from metazoo.evaluation.provenance import environment, environment_tag
@@ -38,23 +37,6 @@ __all__ = [
 #: Version of the result-file layout.
 RESULT_SCHEMA = 1
 Callback = Callable[[dict[str, Any]], None]
-
-
-def write_text_atomic(text: str, path: str | Path) -> Path:
-    """Write ``text`` to a temporary file next to ``path``, then ``os.replace`` it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_json_atomic(data: dict[str, Any], path: str | Path) -> Path:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from metazoo._atomic import write_text_atomic
 from metazoo.bench.render import to_bib, to_csv, to_latex, to_markdown
 from metazoo.bench.results import ResultSet
-from metazoo.bench.runner import write_text_atomic
 
 __all__ = ["write_tables", "FORMATS", "render"]
 

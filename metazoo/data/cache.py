@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
@@ -13,6 +11,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from metazoo._atomic import save_atomic
 from metazoo.data.paths import cache_root
 
 __all__ = ["cached", "content_key", "read_split_list", "resize_images"]
@@ -34,10 +33,7 @@ def cached(folder: str, stem: str, build: Callable[[], dict[str, Any]]) -> dict[
     if path.is_file():
         return torch.load(path, weights_only=True)
     fields = build()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
-        torch.save(fields, tmp)
-    os.replace(tmp.name, path)
+    save_atomic(fields, path)
     return fields
 
 

@@ -1,0 +1,43 @@
+"""Atomic file writes: a temporary file in the same folder, fsync, then ``os.replace``.
+
+A reader (or a resumed run) never sees half a result file, checkpoint or cache.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+__all__ = ["write_atomic", "write_text_atomic", "save_atomic"]
+
+
+def write_atomic(path: str | Path, write: Callable[[IO], None], binary: bool = False) -> Path:
+    """Call ``write(handle)`` on a temporary file next to ``path``, then move it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb" if binary else "w") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomic(text: str, path: str | Path) -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    return write_atomic(path, lambda handle: handle.write(text))
+
+
+def save_atomic(obj: Any, path: str | Path) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically."""
+    return write_atomic(path, lambda handle: torch.save(obj, handle), binary=True)
