@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from metazoo.perf.contenders import CONTENDERS, Unavailable, build_contender
+from metazoo.perf.docs import update_speed_docs
 from metazoo.perf.report import render_markdown, result_stem, write_result
 from metazoo.perf.runner import SpeedConfig, reference_gradient, relative_error, run_speed
 from metazoo.perf.shapes import SpeedShape, make_model, synthetic_batches
@@ -86,7 +87,8 @@ def _broken(model, shape, example):
     return Contender("broken", "raises", explode, explode, None)
 
 
-def test_run_speed_records_failures_and_goes_on(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_run():
     config = SpeedConfig(
         shapes=[TINY],
         contenders=["torch-loop", "broken", "learn2learn", "metazoo-auto+bf16", "metazoo-auto"],
@@ -95,8 +97,11 @@ def test_run_speed_records_failures_and_goes_on(tmp_path):
         repeats=2,
         min_run_s=0.0,
     )
-    lines = []
-    document = run_speed(config, log=lines.append)
+    return run_speed(config, log=lambda line: None)
+
+
+def test_run_speed_records_failures_and_goes_on(tiny_run, tmp_path):
+    document = tiny_run
     records = {r["name"]: r for r in document["shapes"][0]["contenders"]}
     assert records["broken"]["status"] == "failed"
     assert records["broken"]["note"] == "RuntimeError: this implementation is broken"
@@ -128,3 +133,20 @@ def test_run_speed_records_failures_and_goes_on(tmp_path):
 def test_unknown_contender_names_fail_before_any_work():
     with pytest.raises(KeyError, match=r"unknown contender\(s\) \['nope'\]"):
         run_speed(SpeedConfig(shapes=[TINY], contenders=["nope"]))
+
+
+def test_speed_docs_are_generated_from_full_result_files(tiny_run, tmp_path):
+    quick = {**tiny_run, "mode": "quick"}
+    write_result(quick, tmp_path)
+    page = tmp_path / "speed.md"
+    markers = "<!-- metazoo:speed-summary -->\nstale\n<!-- /metazoo:speed-summary -->\n"
+    page.write_text("# Speed\n" + markers + markers.replace("summary", "targets"))
+    assert not update_speed_docs(page, tmp_path / "results")
+    assert page.read_text().count("No full speed run is committed yet.") == 2  # quick runs ignored
+    write_result({**tiny_run, "mode": "full"}, tmp_path)
+    update_speed_docs(page, tmp_path / "results")
+    text = page.read_text()
+    loop = next(r for r in tiny_run["shapes"][0]["contenders"] if r["name"] == "torch-loop")
+    assert f"| tiny | `torch-loop` | {loop['train']['per_s']:,.1f} | 1.00 |" in text
+    assert "2 CPU cores: metazoo-auto never slower than the task loop" in text
+    assert update_speed_docs(page, tmp_path / "results", check=True)
