@@ -52,8 +52,41 @@ def _check_consistent(
         )
 
 
+class _EpisodeTensors:
+    """Fields, checks and moves shared by :class:`Episode` (no task dim) and :class:`EpisodeBatch`."""
+
+    #: leading dims every tensor shares: 1 (samples) for an episode, 2 (tasks, samples) for a batch.
+    _lead = 1
+    support_x: Tensor
+    support_y: Tensor
+    query_x: Tensor
+    query_y: Tensor
+    ways: int | None
+    classes: Tensor | None
+
+    def __post_init__(self) -> None:
+        _check_pair("support", self.support_x, self.support_y, self._lead)
+        _check_pair("query", self.query_x, self.query_y, self._lead)
+        _check_consistent(self.support_x, self.support_y, self.query_x, self.query_y, self._lead)
+        if self.ways is None and not self.is_regression:
+            object.__setattr__(self, "ways", int(self.support_y.max().item()) + 1)
+
+    @property
+    def is_regression(self) -> bool:
+        """True when targets are floats (regression), False for class labels."""
+        return self.support_y.is_floating_point()
+
+    def to(self, device: torch.device | str, non_blocking: bool = False):
+        """The same episode(s) with every tensor moved to ``device``."""
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name, value in moved.items():
+            if isinstance(value, Tensor):
+                moved[name] = value.to(device, non_blocking=non_blocking)
+        return type(self)(**moved)
+
+
 @dataclass(frozen=True)
-class Episode:
+class Episode(_EpisodeTensors):
     """One few-shot task.
 
     Attributes:
@@ -73,26 +106,6 @@ class Episode:
     ways: int | None = None
     classes: Tensor | None = None
 
-    def __post_init__(self) -> None:
-        _check_pair("support", self.support_x, self.support_y, 1)
-        _check_pair("query", self.query_x, self.query_y, 1)
-        _check_consistent(self.support_x, self.support_y, self.query_x, self.query_y, 1)
-        if self.ways is None and not self.is_regression:
-            object.__setattr__(self, "ways", int(self.support_y.max().item()) + 1)
-
-    @property
-    def is_regression(self) -> bool:
-        """True when targets are floats (regression), False for class labels."""
-        return self.support_y.is_floating_point()
-
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> Episode:
-        """This episode with every tensor moved to ``device``."""
-        moved = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name, value in moved.items():
-            if isinstance(value, Tensor):
-                moved[name] = value.to(device, non_blocking=non_blocking)
-        return Episode(**moved)
-
     def batch(self) -> EpisodeBatch:
         """This episode as a meta-batch of one task."""
         return EpisodeBatch(
@@ -106,7 +119,7 @@ class Episode:
 
 
 @dataclass(frozen=True)
-class EpisodeBatch:
+class EpisodeBatch(_EpisodeTensors):
     """A meta-batch of T tasks with the same shapes.
 
     Attributes:
@@ -125,17 +138,7 @@ class EpisodeBatch:
     ways: int | None = None
     classes: Tensor | None = None
 
-    def __post_init__(self) -> None:
-        _check_pair("support", self.support_x, self.support_y, 2)
-        _check_pair("query", self.query_x, self.query_y, 2)
-        _check_consistent(self.support_x, self.support_y, self.query_x, self.query_y, 2)
-        if self.ways is None and not self.is_regression:
-            object.__setattr__(self, "ways", int(self.support_y.max().item()) + 1)
-
-    @property
-    def is_regression(self) -> bool:
-        """True when targets are floats (regression), False for class labels."""
-        return self.support_y.is_floating_point()
+    _lead = 2
 
     def __len__(self) -> int:
         return self.support_x.shape[0]
@@ -167,17 +170,6 @@ class EpisodeBatch:
             )
             for i in range(0, len(self), chunk)
         ]
-
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> EpisodeBatch:
-        """This batch with every tensor moved to ``device``."""
-        return EpisodeBatch(
-            *(
-                t.to(device, non_blocking=non_blocking)
-                for t in (self.support_x, self.support_y, self.query_x, self.query_y)
-            ),
-            self.ways,
-            None if self.classes is None else self.classes.to(device, non_blocking=non_blocking),
-        )
 
     @staticmethod
     def stack(episodes: list[Episode]) -> EpisodeBatch:

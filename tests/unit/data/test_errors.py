@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import grid_dataset
+from data_fixtures import grid_dataset
 from PIL import Image
 
 from metazoo.data import ClassDataset, MissingDataError, from_tensors, image_folder, make_sampler

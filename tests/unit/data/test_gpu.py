@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import grid_dataset
+from data_fixtures import grid_dataset
 
 from metazoo.data import EpisodeSampler, SamplerConfig, make_sampler
 

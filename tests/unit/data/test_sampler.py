@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 import torch
-from conftest import grid_dataset, identities
+from data_fixtures import grid_dataset, identities
 
 from metazoo.data import EpisodeSampler, SamplerConfig, episode_loader, from_tensors, make_sampler
 from metazoo.data.seeding import stable_seed

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import SCENARIOS
 from dist_helpers import train_scenario
+from dist_plan import SCENARIOS
 
 pytestmark = pytest.mark.slow
 

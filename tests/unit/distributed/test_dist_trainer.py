@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import EVALUATION, REPTILE_RUN, train_config
 from dist_helpers import evaluation_run, trainer_run
+from dist_plan import EVALUATION, REPTILE_RUN, train_config
 
 pytestmark = pytest.mark.slow
 
