@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--threads",
         type=int,
-        help="torch CPU threads (1 is fastest for small models on a busy machine)",
+        help="torch CPU threads (default 1: fastest for these small models)",
     )
     parser.add_argument("--no-download", action="store_true", help="never download datasets")
     parser.add_argument("--quiet", action="store_true", help="no progress output")

@@ -26,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="split the episodes over the processes torchrun starts (automatic under torchrun)",
     )
+    parser.add_argument(
+        "--threads", type=int, help="torch CPU threads (default 1: fastest for these small models)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.set_defaults(func=run)
@@ -57,9 +60,10 @@ def run(args: argparse.Namespace) -> int:
     from metazoo import distributed as dist
     from metazoo.bench.runner import write_json_atomic
     from metazoo.cards import benchmark_card
-    from metazoo.cli.train import ProgressReporter
+    from metazoo.cli.train import ProgressReporter, set_threads
     from metazoo.evaluation import evaluate
 
+    set_threads(args.threads)
     if args.distributed or dist.launched():
         dist.init(device=args.device)  # each rank scores a block of the episodes
         args.device = dist.rank_device(args.device)

@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--threads",
         type=int,
-        help="torch CPU threads (1 is fastest for small models on a busy machine)",
+        help="torch CPU threads (default 1: fastest for these small models)",
     )
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument(
@@ -265,14 +265,20 @@ class ProgressReporter:
         self.say(f"[{event['index'] + 1}/{event['total']}] {event['cell']}: {status}")
 
 
-def set_threads(threads: int | None) -> None:
-    """``torch.set_num_threads`` when asked (recorded in every result's device name)."""
-    if threads is not None:
-        import torch
+#: CPU threads when ``--threads`` is not given. Meta-learning models are small: on the 2-core
+#: development machine two intra-op threads ran 10-40x slower than one whenever the other core was
+#: busy (thread synchronisation, not arithmetic, dominates). Use processes (torchrun) for more cores.
+DEFAULT_CPU_THREADS = 1
 
-        if threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
+
+def set_threads(threads: int | None) -> None:
+    """``torch.set_num_threads`` (recorded in every result's device name); None: the default above."""
+    import torch
+
+    threads = DEFAULT_CPU_THREADS if threads is None else threads
+    if threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
 
 
 def run(args: argparse.Namespace) -> int:
