@@ -32,7 +32,7 @@ from metazoo.perf.contenders import (
     precision,
 )
 from metazoo.perf.shapes import SpeedShape, get_shapes, make_model, synthetic_batches
-from metazoo.perf.timing import memory_kind, peak_memory_mb, time_calls
+from metazoo.perf.timing import keep_freed_memory, memory_kind, peak_memory_mb, time_calls
 
 __all__ = ["SpeedConfig", "run_speed", "relative_error", "reference_gradient"]
 
@@ -274,6 +274,10 @@ def _run_shape(
     }
 
 
+def _timestamped(log: Log, began: float) -> Log:
+    return lambda line: log(f"[{time.perf_counter() - began:6.0f} s] {line}")
+
+
 def run_speed(config: SpeedConfig, log: Log = print) -> dict:
     """Run every shape of ``config`` and return the result document (see :mod:`metazoo.perf.report`)."""
     from metazoo.perf.report import environment, evaluate_targets
@@ -286,8 +290,11 @@ def run_speed(config: SpeedConfig, log: Log = print) -> dict:
     if config.tasks:
         shapes = [s.scaled(config.tasks) for s in shapes]
     began = time.perf_counter()
+    log = _timestamped(log, began)
     deadline = began + config.budget_s if config.budget_s else math.inf
     env = environment(device)
+    if device.type == "cpu":
+        env["allocator"] = keep_freed_memory()
     env["load_before"] = list(os.getloadavg())
     results = [_run_shape(s, config, device, log, deadline) for s in shapes]
     env["load_after"] = list(os.getloadavg())
