@@ -95,6 +95,7 @@ class GraphedMetaStep:
                 "capturing the optimizer step needs an optimizer built with capturable=True, e.g. "
                 "torch.optim.Adam(params, lr=1e-3, capturable=True); or pass capture=False"
             )
+        self.channels_last = channels_last
         self.static = static_copy(example.to(device), channels_last)
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static_loss: Tensor | None = None
@@ -122,8 +123,8 @@ class GraphedMetaStep:
                 else:
                     tensor.zero_()
 
-    def _eager_step(self) -> Tensor:
-        loss = self.accumulate(self.static)
+    def _eager_step(self, batch: EpisodeBatch | None = None) -> Tensor:
+        loss = self.accumulate(self.static if batch is None else batch)
         self.optimizer.step()
         return loss
 
@@ -143,7 +144,10 @@ class GraphedMetaStep:
         with torch.cuda.graph(self.graph):
             self.static_loss = self._eager_step()
 
-    def _load(self, batch: EpisodeBatch) -> None:
+    def _load(self, batch: EpisodeBatch) -> EpisodeBatch:
+        """Check ``batch`` has the captured shapes; copy it into the static buffers when they are
+        read by a graph (or laid out channels-last); return what the step should read."""
+        copy = self.graph is not None or self.channels_last
         for buffer, value in zip(
             (
                 self.static.support_x,
@@ -158,7 +162,9 @@ class GraphedMetaStep:
                     f"a captured step needs static shapes: got {tuple(value.shape)}, captured "
                     f"{tuple(buffer.shape)}; build another GraphedMetaStep for this shape"
                 )
-            buffer.copy_(value, non_blocking=True)
+            if copy:
+                buffer.copy_(value, non_blocking=True)
+        return self.static if copy else batch
 
     def __call__(self, batch: EpisodeBatch) -> Tensor:
         """Run one meta-training step on ``batch`` (shaped as ``example``); returns the meta-loss.
@@ -166,12 +172,12 @@ class GraphedMetaStep:
         The returned scalar lives on the device (and, when captured, is overwritten by the next
         call): read it with ``float()`` only when you need it.
         """
-        self._load(batch)
+        current = self._load(batch)
         if self.graph is not None:
             self.graph.replay()
             return self.static_loss
         self.optimizer.zero_grad(set_to_none=True)
-        return self._eager_step().detach()
+        return self._eager_step(current).detach()
 
     def meta_gradient(self, batch: EpisodeBatch) -> list[Tensor]:
         """The meta-gradient the step computes on ``batch``, leaving weights and optimizer as they were.

@@ -69,6 +69,17 @@ class NativeBatchStats(TorchFunctionMode):
         return func(a["input"], None, None, a.get("weight"), a.get("bias"), True, 0.0, a["eps"])
 
 
+def _batch_stats_mode(model: nn.Module) -> contextlib.AbstractContextManager:
+    """:class:`NativeBatchStats` where a BatchNorm layer could use or update running statistics.
+
+    A layer built with ``track_running_stats=False`` already normalises with the batch's
+    statistics, so its own ``F.batch_norm`` call is left alone (no per-op Python dispatch).
+    """
+    batch_norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+    tracks = any(isinstance(m, batch_norms) and m.track_running_stats for m in model.modules())
+    return NativeBatchStats() if tracks else contextlib.nullcontext()
+
+
 def _check_policy(loop: InnerLoop) -> None:
     if loop.bn_policy == "running":
         raise ValueError(
@@ -111,7 +122,7 @@ def accumulate_meta_gradient(
     total = batch.query_x.new_zeros(())
     if executor == "sequential":
         grad_fn = partial(autograd_grads, create_graph=not loop.first_order)
-        with NativeBatchStats():
+        with _batch_stats_mode(model):
             for t in range(tasks):
                 task = (batch.support_x[t], batch.support_y[t], batch.query_x[t], batch.query_y[t])
                 loss, _ = _task_query_loss(model, params, buffers, loop, lr, grad_fn, *task)
@@ -152,7 +163,7 @@ def evaluate_batch(
     if executor == "sequential":
         grad_fn = partial(autograd_grads, create_graph=False)
         metrics = []
-        with NativeBatchStats(), torch.enable_grad():
+        with _batch_stats_mode(model), torch.enable_grad():
             for t in range(len(batch)):
                 trajectory, _ = run_inner_loop(
                     model,
@@ -278,5 +289,5 @@ def _one_task_loss(model, batch, loop, lr) -> Tensor:
     grad_fn = partial(autograd_grads, create_graph=not loop.first_order)
     params, buffers = parameters_of(model), buffers_of(model, loop.bn_policy)
     task = (batch.support_x[0], batch.support_y[0], batch.query_x[0], batch.query_y[0])
-    with NativeBatchStats():
+    with _batch_stats_mode(model):
         return _task_query_loss(model, params, buffers, loop, lr, grad_fn, *task)[0]

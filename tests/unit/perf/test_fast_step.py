@@ -190,3 +190,20 @@ def test_fast_step_leaves_the_callers_model_object_in_use(batch):
     FastMetaStep(model, InnerLoop(steps=1, ways=WAYS), 0.1, optimizer, batch)(batch)
     moved = [not torch.equal(a, b) for a, b in zip(model.parameters(), twin.parameters())]
     assert any(moved)
+
+
+@pytest.mark.parametrize("executor", ["sequential", "vectorized"])
+def test_running_buffers_are_ignored_as_the_transductive_policy_says(batch, executor):
+    """A model built with running statistics, in eval mode, still normalises with batch statistics."""
+    torch.manual_seed(0)
+    tracked = tiny_conv_net(track_running_stats=True).double().eval()
+    torch.manual_seed(0)
+    plain = tiny_conv_net(track_running_stats=False).double()
+    loop = InnerLoop(steps=2, ways=WAYS)
+    before = {k: v.clone() for k, v in tracked.state_dict().items()}
+    got = _grads(
+        tracked, lambda: accumulate_meta_gradient(tracked, batch, loop, 0.1, executor=executor)
+    )
+    expected = _grads(plain, lambda: accumulate_meta_gradient(plain, batch, loop, 0.1))
+    assert _rel(got, expected) < 1e-10
+    assert all(torch.equal(v, tracked.state_dict()[k]) for k, v in before.items())
