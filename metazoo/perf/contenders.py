@@ -285,10 +285,11 @@ CONTENDERS: dict[str, Callable] = {
     "higher": _higher,
     "learn2learn": _learn2learn,
     "torch-loop": _torch_loop,
+    # right after the loop it is compared with, so both run in the same conditions each round
+    "metazoo-auto": _fast("metazoo-auto", FastOptions(executor="auto", cuda_graph=None)),
     "metazoo-sequential": _engine("sequential"),
     "metazoo-vectorized": _engine("vectorized"),
     "maml-learner": _maml_learner,
-    "metazoo-auto": _fast("metazoo-auto", FastOptions(executor="auto", cuda_graph=None)),
 }
 
 #: Extra contenders on CUDA: graph capture, memory layout and reduced precision, each separately.
