@@ -105,14 +105,15 @@ def reference_gradient(model: torch.nn.Module, shape: SpeedShape, batch) -> list
         batch.support_x.double(), batch.support_y, batch.query_x.double(), batch.query_y, batch.ways
     )
     loop = InnerLoop(steps=shape.inner_steps, ways=shape.ways)
-    adapt_and_query(
-        ref_model,
-        ref_batch,
-        loop,
-        shape.inner_lr,
-        executor="sequential",
-        backward_scale=1 / len(batch),
-    )
+    for task in ref_batch.split(1):  # one task's float64 graph alive at a time
+        adapt_and_query(
+            ref_model,
+            task,
+            loop,
+            shape.inner_lr,
+            executor="sequential",
+            backward_scale=1 / len(batch),
+        )
     return [p.grad for p in ref_model.parameters()]
 
 
