@@ -44,12 +44,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         const="docs/speed.md",
         help="after the run, regenerate the tables in this file (default docs/speed.md)",
     )
+    parser.add_argument(
+        "--docs-only",
+        action="store_true",
+        help="run nothing: only regenerate --update-docs (default docs/speed.md) from <out>/results",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
 def run(args: argparse.Namespace) -> int:
     from metazoo.perf import SpeedConfig, run_speed, write_result
 
+    if args.docs_only:
+        from metazoo.perf.docs import update_speed_docs
+
+        target = args.update_docs or "docs/speed.md"
+        fresh = update_speed_docs(target, f"{args.out}/results")
+        print(f"{target} was up to date" if fresh else f"updated {target}")
+        return 0
     if args.threads:
         import torch
 
