@@ -24,6 +24,15 @@ def one_torch_thread():
 
 
 @pytest.fixture
+def float64_one_thread(one_torch_thread):
+    """float64 by default (finite-difference gates need it) on one thread; both restored after."""
+    dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(dtype)
+
+
+@pytest.fixture
 def small_embedding() -> Callable[..., nn.Module]:
     """See :func:`learner_checks.small_embedding_factory`."""
     return small_embedding_factory()

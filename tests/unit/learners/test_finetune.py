@@ -12,15 +12,7 @@ from torch import nn
 import metazoo
 from metazoo.engine.gradcheck import check_meta_gradient, tiny_batch, tiny_mlp
 
-
-@pytest.fixture(autouse=True)
-def float64_one_thread():
-    dtype, threads = torch.get_default_dtype(), torch.get_num_threads()
-    torch.set_default_dtype(torch.float64)
-    torch.set_num_threads(1)
-    yield
-    torch.set_default_dtype(dtype)
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("float64_one_thread")
 
 
 def _embedding() -> nn.Module:

@@ -9,15 +9,7 @@ from metazoo import engine
 from metazoo.engine.gradcheck import check_meta_gradient, meta_gradient, tiny_learner
 from metazoo.learners.mamlpp import multi_step_loss_weights
 
-
-@pytest.fixture(autouse=True)
-def float64_one_thread():
-    dtype, threads = torch.get_default_dtype(), torch.get_num_threads()
-    torch.set_default_dtype(torch.float64)
-    torch.set_num_threads(1)
-    yield
-    torch.set_default_dtype(dtype)
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("float64_one_thread")
 
 
 def _at_step(step: int):
@@ -43,14 +35,6 @@ def test_meta_gradient_matches_finite_differences(kind, steps):
     assert report.max_error < 1e-6, report
     if kind == "conv" and steps == 3:
         assert {"step_lrs.0", "step_bn.0", "step_bn.1"} <= set(report.names)
-
-
-@pytest.mark.parametrize("kind", ["conv", "mlp"])
-def test_vectorized_equals_sequential(kind):
-    seq, batch = tiny_learner("mamlpp", kind, 3, executor="sequential")
-    vec, _ = tiny_learner("mamlpp", kind, 3, executor="vectorized", chunk_size=2)
-    a, b = meta_gradient(seq, batch), meta_gradient(vec, batch)
-    assert float((a - b).norm() / a.norm()) < 1e-8
 
 
 def test_multi_step_loss_weights_follow_the_reference_schedule():

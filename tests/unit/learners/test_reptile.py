@@ -10,15 +10,7 @@ import torch
 from metazoo import engine
 from metazoo.engine.gradcheck import tiny_learner
 
-
-@pytest.fixture(autouse=True)
-def float64_one_thread():
-    dtype, threads = torch.get_default_dtype(), torch.get_num_threads()
-    torch.set_default_dtype(torch.float64)
-    torch.set_num_threads(1)
-    yield
-    torch.set_default_dtype(dtype)
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("float64_one_thread")
 
 
 def _manual_adapted_mean(model, batch, steps, lr, task):
