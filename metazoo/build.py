@@ -12,7 +12,7 @@ from metazoo._registry import create_learner, get_learner
 from metazoo.cards import CardError, benchmark_card, learner_card
 from metazoo.models import make_backbone
 
-__all__ = ["build_learner", "model_kind", "learner_tasks"]
+__all__ = ["build_learner", "model_kind", "learner_tasks", "config_fields", "fields_it_takes"]
 
 
 def model_kind(name: str) -> str:
@@ -29,6 +29,18 @@ def learner_tasks(name: str) -> tuple[str, ...]:
         return tuple(learner_card(name)["tasks"])
     except CardError:
         return tuple(getattr(get_learner(name).cls, "tasks", ("classification",)))
+
+
+def config_fields(name: str) -> set[str]:
+    """Names of the config fields of learner ``name``."""
+    return {f.name for f in dataclasses.fields(get_learner(name).cls.Config)}
+
+
+def fields_it_takes(name: str, available: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``available`` (``ways``, ``input_shape``, ``task``...) that learner ``name``'s
+    config has, None values left out: what a benchmark fills in for the learner."""
+    fields = config_fields(name)
+    return {k: v for k, v in available.items() if k in fields and v is not None}
 
 
 def build_learner(
@@ -88,15 +100,13 @@ def build_learner(
         card_config = dict(learner_card(name).get("config") or {})
     except CardError:
         card_config = {}
-    fields = {f.name for f in dataclasses.fields(get_learner(name).cls.Config)}
     filled = {"ways": ways, "input_shape": input_shape, "task": bench["task"]}
-    if "num_classes" in fields and "num_classes" not in config:
+    if "num_classes" in config_fields(name) and "num_classes" not in config:
         # learners that pre-train on all meta-training classes (the finetune baseline)
         from metazoo.data import make_sampler
 
         filled["num_classes"] = make_sampler(benchmark, "train").num_classes
-    values = {k: v for k, v in card_config.items() if k in fields}
-    values.update({k: v for k, v in filled.items() if k in fields and v is not None})
-    values.update(config)
+    # The card's config is passed whole: a key the learner does not take is an error, not dropped.
+    values = {**card_config, **fields_it_takes(name, filled), **config}
     learner = create_learner(name, model, **values)
     return learner.to(device) if device is not None else learner

@@ -14,8 +14,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from metazoo._registry import build_config, create_learner, get_learner
-from metazoo.build import learner_tasks, model_kind
+from metazoo._registry import create_learner
+from metazoo.build import fields_it_takes, learner_tasks, model_kind
 from metazoo.episode import EpisodeBatch
 from metazoo.learner import has_outer_step
 from metazoo.models import make_backbone
@@ -70,16 +70,9 @@ def default_model(name: str, task: str) -> nn.Module | None:
 def _build(name: str, task: str, seed: int, model_factory: Callable | None) -> nn.Module:
     torch.manual_seed(seed)
     model = model_factory(task) if model_factory else default_model(name, task)
-    fields = {f for f in get_learner(name).cls.Config.__dataclass_fields__}
-    extra = {
-        "ways": WAYS,
-        "input_shape": IMAGE_SHAPE if task == "classification" else (1,),
-        "task": task,
-    }
-    build_config(
-        get_learner(name).cls.Config, {k: v for k, v in extra.items() if k in fields}, learner=name
-    )
-    return create_learner(name, model, **{k: v for k, v in extra.items() if k in fields})
+    shape = IMAGE_SHAPE if task == "classification" else (1,)
+    filled = fields_it_takes(name, {"ways": WAYS, "input_shape": shape, "task": task})
+    return create_learner(name, model, **filled)
 
 
 def _state_snapshot(module: nn.Module) -> dict[str, torch.Tensor]:

@@ -103,3 +103,15 @@ def test_every_builtin_learner_has_a_card_and_every_card_a_learner():
 def test_shipped_benchmark_cards_validate():
     names = list_benchmark_cards()
     assert {"omniglot-5w1s", "sinusoid"} <= set(names)
+
+
+def test_card_config_key_the_learner_does_not_take_is_an_error(monkeypatch):
+    """build_learner passes the card's config whole: a typo there must fail, not vanish."""
+    from metazoo import build, build_learner
+
+    card = {**build.learner_card("protonet"), "config": {"distanse": "cosine"}}
+    monkeypatch.setattr(build, "learner_card", lambda name: card)
+    with pytest.raises(
+        TypeError, match=r"unknown config key 'distanse' \(did you mean 'distance'\?\)"
+    ):
+        build_learner("protonet", "omniglot-5w1s")
