@@ -49,8 +49,6 @@ def test_card_check_reports_each_file(tmp_path, capsys, monkeypatch):
     assert "ok" in out and "invalid" in out and "missing required field 'title'" in out
 
 
-def test_unknown_learner_error_is_clean(capsys):
-    from metazoo.cli import ls  # noqa: F401  (the error path is in main)
-
+def test_card_check_of_a_missing_file_says_so(capsys):
     assert main(["card", "check", "/no/such/card.yaml"]) == 1
     assert "no such card file" in capsys.readouterr().out

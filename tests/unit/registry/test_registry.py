@@ -86,11 +86,15 @@ def test_unknown_learner_suggests_close_names(scratch_registry):
 
 
 def test_builtins_are_discovered_from_the_learners_package():
-    names = list_learners()
-    for name in names:
-        entry = get_learner(name)
-        assert entry.family in ("optimization", "metric", "model")
-    assert all(get_learner(n).provider for n in names)
+    families = {name: get_learner(name).family for name in list_learners()}
+    expected = {
+        "maml": "optimization", "fomaml": "optimization", "reptile": "optimization",
+        "anil": "optimization", "metasgd": "optimization", "mamlpp": "optimization",
+        "finetune": "optimization", "protonet": "metric", "matchingnet": "metric",
+        "relationnet": "metric", "snail": "model", "mann": "model", "cnp": "model",
+    }  # fmt: skip
+    assert {name: families.get(name) for name in expected} == expected
+    assert all(get_learner(name).provider == "metazoo" for name in expected)
 
 
 def test_create_learner_meta_gradient_lands_in_given_model(scratch_registry):
