@@ -5,6 +5,7 @@ A reader (or a resumed run) never sees half a result file, checkpoint or cache.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from typing import IO, Any
 
 import torch
 
-__all__ = ["write_atomic", "write_text_atomic", "save_atomic"]
+__all__ = ["write_atomic", "write_text_atomic", "write_json_atomic", "save_atomic"]
 
 
 def write_atomic(path: str | Path, write: Callable[[IO], None], binary: bool = False) -> Path:
@@ -36,6 +37,11 @@ def write_atomic(path: str | Path, write: Callable[[IO], None], binary: bool = F
 def write_text_atomic(text: str, path: str | Path) -> Path:
     """Write ``text`` to ``path`` atomically."""
     return write_atomic(path, lambda handle: handle.write(text))
+
+
+def write_json_atomic(data: dict[str, Any], path: str | Path) -> Path:
+    """Write ``data`` as indented JSON to ``path`` atomically (serialised before the file opens)."""
+    return write_text_atomic(json.dumps(data, indent=1), path)
 
 
 def save_atomic(obj: Any, path: str | Path) -> Path:

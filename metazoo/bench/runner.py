@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from metazoo._atomic import write_text_atomic
+from metazoo._atomic import write_json_atomic
 from metazoo.bench.suite import Cell, Suite
 from metazoo.evaluation import evaluate
 from metazoo.evaluation.provenance import environment, environment_tag
@@ -29,7 +29,6 @@ __all__ = [
     "run_suite",
     "run_cell",
     "write_json_atomic",
-    "write_text_atomic",
     "SuiteReport",
     "RESULT_SCHEMA",
 ]
@@ -37,11 +36,6 @@ __all__ = [
 #: Version of the result-file layout.
 RESULT_SCHEMA = 1
 Callback = Callable[[dict[str, Any]], None]
-
-
-def write_json_atomic(data: dict[str, Any], path: str | Path) -> Path:
-    """Write ``data`` as JSON, atomically (see :func:`write_text_atomic`)."""
-    return write_text_atomic(json.dumps(data, indent=1), path)
 
 
 @dataclass

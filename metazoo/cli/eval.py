@@ -58,7 +58,7 @@ def load_trained(path: str | Path, device: str | None = None):
 
 def run(args: argparse.Namespace) -> int:
     from metazoo import distributed as dist
-    from metazoo.bench.runner import write_json_atomic
+    from metazoo._atomic import write_json_atomic
     from metazoo.cards import benchmark_card
     from metazoo.cli.train import ProgressReporter, set_threads
     from metazoo.evaluation import evaluate

@@ -313,7 +313,7 @@ def run(args: argparse.Namespace) -> int:
     tested = evaluate(learner, args.benchmark, episodes=episodes, seed=0)  # on every rank
     if not dist.is_main():
         return 0  # rank 0 writes and prints
-    from metazoo.bench.runner import write_json_atomic
+    from metazoo._atomic import write_json_atomic
 
     write_json_atomic({"train": {"best_val": result.best_val, "best_step": result.best_step,
                                  "history": result.history}, "result": tested.to_dict()}, out / "result.json")  # fmt: skip
