@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from metazoo.episode import EpisodeBatch
 
-__all__ = ["MetaLearner", "TaskState", "FAMILIES"]
+__all__ = ["MetaLearner", "TaskState", "FAMILIES", "has_meta_backward", "has_outer_step"]
 
 #: The three families of the literature; every learner belongs to exactly one.
 FAMILIES = ("optimization", "metric", "model")
@@ -77,3 +77,13 @@ def has_outer_step(learner: nn.Module) -> bool:
     whole meta-update; the trainer calls it instead of ``meta_loss(...).backward(); optimizer.step()``.
     """
     return callable(getattr(learner, "outer_step", None))
+
+
+def has_meta_backward(learner: nn.Module) -> bool:
+    """True for learners that backpropagate their meta-loss task by task (the MAML family).
+
+    Such a learner defines ``meta_backward(batch, scale=1.0) -> dict[str, float]``, which adds the
+    gradient of ``scale * meta_loss(batch)[0]`` to ``.grad`` with one task's graph alive at a time
+    and returns ``meta_loss``'s metrics; the trainer calls it instead of ``meta_loss(...).backward()``.
+    """
+    return callable(getattr(learner, "meta_backward", None))

@@ -7,7 +7,7 @@ Training step on ``W`` ranks with global meta-batch ``m``::
 
     batch = dist.local_batch(sampler, step, m)          # tasks r*m/W .. (r+1)*m/W - 1
     loss, metrics = learner.meta_loss(batch)
-    loss.backward()
+    loss.backward()                                     # or learner.meta_backward(batch)
     dist.average_gradients(learner.parameters(), len(batch), m)   # mean over all m tasks
     optimizer.step()
 

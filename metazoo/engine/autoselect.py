@@ -16,6 +16,7 @@ for the second-order backward of one task (:func:`saved_tensor_bytes`).
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -162,4 +163,7 @@ def saved_tensor_bytes(meta_loss: Callable[[], Tensor], overhead: float = OVERHE
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         loss = meta_loss()
     del loss
+    # A saved output held by the hook refers to its own grad_fn: free that cycle now, not at the
+    # next garbage collection (a graph alive during a CUDA graph capture breaks the capture).
+    gc.collect()
     return int(sum(seen.values()) * overhead)

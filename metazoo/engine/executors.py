@@ -26,7 +26,7 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from metazoo.engine.batchnorm import BatchNormMode
+from metazoo.engine.batchnorm import BatchNormMode, bn_mode
 from metazoo.engine.functional import buffers_of, forward, parameters_of, task_loss, task_metric
 from metazoo.engine.inner import (
     InnerLoop,
@@ -154,7 +154,7 @@ def _one_task(model, params, buffers, loop, lr, overrides, grad_fn, sx, sy, qx, 
 def _sequential(model, params, buffers, batch, loop, lr, overrides, return_weights):
     grad_fn = partial(autograd_grads, create_graph=loop.track_outer and not loop.first_order)
     rows = []
-    with BatchNormMode(loop.bn_policy, vectorized=False):
+    with bn_mode(model, loop.bn_policy, vectorized=False):
         for t in range(len(batch)):
             sx, sy = batch.support_x[t], batch.support_y[t]
             qx, qy = batch.query_x[t], batch.query_y[t]
@@ -201,6 +201,14 @@ def _check_finite(query: Tensor, support: Tensor, offset: int, steps: int) -> No
             )
 
 
+def _chunks(batch: EpisodeBatch, executor: str, chunk_size: int | None, backward: bool):
+    """The pieces of ``batch`` one executor call handles: a chunk of ``chunk_size`` tasks
+    (vectorized), one task (sequential with the backward inside: one task's graph at a time),
+    else the whole batch."""
+    size = chunk_size if executor == "vectorized" else (1 if backward else None)
+    return batch.split(size) if size and size < len(batch) else [batch]
+
+
 def adapt_and_query(
     model: nn.Module,
     batch: EpisodeBatch,
@@ -213,6 +221,8 @@ def adapt_and_query(
     chunk_size: int | None = None,
     return_weights: bool = False,
     backward_scale: float | None = None,
+    step_weights: Tensor | None = None,
+    check_finite: bool = True,
 ) -> TaskResults:
     """Adapt each task of ``batch`` on its support set and evaluate the query set.
 
@@ -227,8 +237,15 @@ def adapt_and_query(
         executor: ``auto``, ``sequential`` or ``vectorized`` (see the module docstring).
         chunk_size: tasks per ``vmap`` call in the vectorized executor (None: all at once).
         return_weights: also return the adapted weights (Reptile).
-        backward_scale: when set, backpropagate ``scale * sum(query_loss)`` chunk by chunk and
-            return detached losses, so memory stays bounded by one chunk's graph.
+        backward_scale: when set, backpropagate ``scale`` times the tasks' summed query loss
+            (each task's ``step_weights``-weighted per-step losses when given) task by task
+            (sequential) or chunk by chunk (vectorized) and return detached losses, so memory
+            stays bounded by one task's or one chunk's graph.
+        step_weights: ``(loop.steps,)`` weights of the per-step query losses in the backward
+            (needs ``loop.query_every_step``); None: the last step's loss only.
+        check_finite: raise :class:`InnerLoopDivergence` at a non-finite loss. The check reads
+            values back to the host; a captured CUDA graph cannot contain it (check the returned
+            loss instead).
 
     Returns:
         :class:`TaskResults` for the T tasks, in order.
@@ -253,15 +270,16 @@ def adapt_and_query(
             "do while training; use executor='sequential' or bn_policy='transductive'"
         )
     run = _sequential if name == "sequential" else _vectorized
-    step_chunk = chunk_size if (name == "vectorized" and chunk_size) else len(batch)
     parts, offset = [], 0
-    for chunk in batch.split(step_chunk) if step_chunk < len(batch) else [batch]:
+    for chunk in _chunks(batch, name, chunk_size, backward_scale is not None):
         query, metric, support, fast = run(
             model, weights, buffers, chunk, loop, lr, overrides, return_weights
         )
-        _check_finite(query.detach(), support, offset, loop.steps)
+        if check_finite:
+            _check_finite(query.detach(), support, offset, loop.steps)
         if backward_scale is not None:
-            (query[:, -1].sum() * backward_scale).backward()
+            last = query[:, -1] if step_weights is None else query @ step_weights
+            (last.sum() * backward_scale).backward()
             query = query.detach()
         parts.append((query, metric, support, fast))
         offset += len(chunk)
@@ -302,7 +320,7 @@ def adapt(
     if not loop.track_outer:
         lr, overrides = _detached(lr), _detached(overrides)
     grad_fn = partial(autograd_grads, create_graph=loop.track_outer and not loop.first_order)
-    with BatchNormMode(loop.bn_policy, vectorized=False):
+    with bn_mode(model, loop.bn_policy, vectorized=False):
         trajectory, losses = run_inner_loop(
             model, weights, buffers, support_x, support_y, loop, lr, grad_fn, overrides
         )
@@ -327,5 +345,5 @@ def predict(
     Returns:
         ``(N*Q, N)`` logits or ``(N*Q, *y)`` regression outputs.
     """
-    with BatchNormMode(bn_policy, vectorized=False):
+    with bn_mode(model, bn_policy, vectorized=False):
         return forward(model, weights, buffers_of(model, bn_policy), query_x, overrides)

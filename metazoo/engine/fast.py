@@ -1,83 +1,52 @@
-"""The fast meta-training step: automatic executor, bounded memory, CUDA graph, optional bf16.
+"""The fast meta-training step: automatic executor, bounded memory, compilation, CUDA graph, bf16.
 
 :class:`FastMetaStep` runs the same meta-objective as :func:`metazoo.engine.adapt_and_query` (mean
 over tasks of the query loss after the inner loop, BatchNorm with transductive batch statistics),
 tuned for throughput:
 
 * the executor comes from :func:`metazoo.engine.autoselect.plan_executor` (sequential on a CPU,
-  vectorized in memory-bounded chunks on a GPU), and the backward runs per task or per chunk, so
-  at most one chunk's graph is alive;
-* the sequential executor keeps PyTorch's native ``F.batch_norm`` (exact outside ``vmap``, and
-  about 1.5x cheaper on a CPU than statistics in plain ops); the vectorized one reroutes it to the
-  plain-ops statistics that stay exact under ``vmap`` (:class:`~metazoo.engine.BatchNormMode`);
-* nothing in the step reads a value back to the host, so on CUDA the whole step (forward, both
-  backward orders, optimizer) is captured once and replayed (:class:`GraphedMetaStep`);
+  vectorized in memory-bounded chunks on a GPU), and the backward runs per task or per chunk
+  (``adapt_and_query(backward_scale=...)``), so at most one chunk's graph is alive;
+* with ``compile=True`` the vectorized meta-gradient is one functional program
+  (``torch.func.grad`` of ``vmap`` over tasks of the inner loop) handed to ``torch.compile``,
+  which fuses the plain-ops BatchNorm and the elementwise work of all three differentiation
+  orders into few kernels;
+* nothing in the step reads a value back to the host (``check_finite=False``), so on CUDA the
+  whole step (forward, both backward orders, optimizer) is captured once and replayed
+  (:class:`GraphedMetaStep`);
 * ``channels_last`` and bf16 autocast are options, reported separately by ``metazoo speed``.
 
-The NaN check of ``adapt_and_query`` needs a host read, so it is not part of the captured step;
-check the returned loss (``torch.isfinite``) when you log it.
+The NaN check of ``adapt_and_query`` needs a host read, so it is not part of the step; check the
+returned loss (``torch.isfinite``) when you log it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
+import copy
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.overrides import TorchFunctionMode
 
 from metazoo.engine.autoselect import ExecutorPlan, plan_executor, saved_tensor_bytes
 from metazoo.engine.batchnorm import BatchNormMode
 from metazoo.engine.cudagraph import GraphedMetaStep
-from metazoo.engine.functional import buffers_of, forward, parameters_of, task_loss, task_metric
-from metazoo.engine.inner import (
-    InnerLoop,
-    LearningRate,
-    autograd_grads,
-    functorch_grads,
-    run_inner_loop,
-)
+from metazoo.engine.executors import adapt_and_query
+from metazoo.engine.functional import buffers_of, forward, task_loss
+from metazoo.engine.inner import InnerLoop, LearningRate, functorch_grads, run_inner_loop
 from metazoo.episode import EpisodeBatch
 
 __all__ = [
     "FastMetaStep",
     "FastOptions",
     "accumulate_meta_gradient",
+    "compiled_meta_gradient",
     "evaluate_batch",
-    "NativeBatchStats",
 ]
-
-_BN_SIGNATURE = inspect.signature(F.batch_norm)
-
-
-class NativeBatchStats(TorchFunctionMode):
-    """Run every ``F.batch_norm`` natively with the current batch's statistics (transductive).
-
-    Ignores running buffers and the module's train/eval flag, as the ``transductive`` policy says;
-    exact to any derivative order outside ``vmap`` (not inside it: use ``BatchNormMode`` there).
-    """
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func is not F.batch_norm:
-            return func(*args, **kwargs)
-        a = _BN_SIGNATURE.bind(*args, **kwargs).arguments
-        return func(a["input"], None, None, a.get("weight"), a.get("bias"), True, 0.0, a["eps"])
-
-
-def _batch_stats_mode(model: nn.Module) -> contextlib.AbstractContextManager:
-    """:class:`NativeBatchStats` where a BatchNorm layer could use or update running statistics.
-
-    A layer built with ``track_running_stats=False`` already normalises with the batch's
-    statistics, so its own ``F.batch_norm`` call is left alone (no per-op Python dispatch).
-    """
-    batch_norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
-    tracks = any(isinstance(m, batch_norms) and m.track_running_stats for m in model.modules())
-    return NativeBatchStats() if tracks else contextlib.nullcontext()
 
 
 def _check_policy(loop: InnerLoop) -> None:
@@ -86,13 +55,6 @@ def _check_policy(loop: InnerLoop) -> None:
             "the fast step supports bn_policy 'transductive' and 'per_step'; for running "
             "statistics use metazoo.engine.adapt_and_query(..., executor='sequential')"
         )
-
-
-def _task_query_loss(model, weights, buffers, loop, lr, grad_fn, sx, sy, qx, qy):
-    """Query loss (0-dim) and metric of one task after its inner loop."""
-    trajectory, _ = run_inner_loop(model, weights, buffers, sx, sy, loop, lr, grad_fn)
-    out = forward(model, trajectory[-1], buffers, qx)
-    return task_loss(out, qy, loop.task, loop.ways), task_metric(out, qy, loop.task)
 
 
 def accumulate_meta_gradient(
@@ -118,29 +80,20 @@ def accumulate_meta_gradient(
         the detached meta-loss: the mean over the T tasks of the query loss.
     """
     _check_policy(loop)
-    params, buffers, tasks = parameters_of(model), buffers_of(model, loop.bn_policy), len(batch)
-    total = batch.query_x.new_zeros(())
-    if executor == "sequential":
-        grad_fn = partial(autograd_grads, create_graph=not loop.first_order)
-        with _batch_stats_mode(model):
-            for t in range(tasks):
-                task = (batch.support_x[t], batch.support_y[t], batch.query_x[t], batch.query_y[t])
-                loss, _ = _task_query_loss(model, params, buffers, loop, lr, grad_fn, *task)
-                (loss / tasks).backward()
-                total = total + loss.detach() / tasks
-        return total
-    if executor != "vectorized":
+    if executor not in ("sequential", "vectorized"):
         raise ValueError(f"executor must be 'sequential' or 'vectorized', got {executor!r}")
-    grad_fn = partial(functorch_grads, first_order=loop.first_order)
-    task_fn = partial(_task_query_loss, model, params, buffers, loop, lr, grad_fn)
-    with BatchNormMode(loop.bn_policy, vectorized=True):
-        for part in batch.split(chunk or tasks):
-            losses, _ = torch.func.vmap(task_fn)(
-                part.support_x, part.support_y, part.query_x, part.query_y
-            )
-            (losses.sum() / tasks).backward()
-            total = total + losses.detach().sum() / tasks
-    return total
+    loop = dataclasses.replace(loop, ways=loop.ways or batch.ways)
+    results = adapt_and_query(
+        model,
+        batch,
+        loop,
+        lr,
+        executor=executor,
+        chunk_size=chunk,
+        backward_scale=1 / len(batch),
+        check_finite=False,
+    )
+    return results.query_loss.mean()
 
 
 def evaluate_batch(
@@ -158,35 +111,68 @@ def evaluate_batch(
         ``(T,)`` query accuracy (classification) or MSE (regression).
     """
     _check_policy(loop)
-    weights = {n: p.detach().requires_grad_() for n, p in parameters_of(model).items()}
+    loop = dataclasses.replace(loop, track_outer=False, ways=loop.ways or batch.ways)
+    with torch.enable_grad():
+        results = adapt_and_query(
+            model, batch, loop, lr, executor=executor, chunk_size=chunk, check_finite=False
+        )
+    return results.metric
+
+
+def _vmapped_meta_loss(model, loop, lr, scale, weights, buffers, sx, sy, qx, qy):
+    """``scale`` times the summed query loss of a chunk of tasks, as one functional program."""
+
+    def task(sx, sy, qx, qy):
+        grad_fn = partial(functorch_grads, first_order=loop.first_order)
+        trajectory, _ = run_inner_loop(model, weights, buffers, sx, sy, loop, lr, grad_fn)
+        return task_loss(forward(model, trajectory[-1], buffers, qx), qy, loop.task, loop.ways)
+
+    with BatchNormMode(loop.bn_policy, vectorized=True):
+        losses = torch.func.vmap(task)(sx, sy, qx, qy)
+    return losses.sum() * scale, losses.detach()
+
+
+def compiled_meta_gradient(
+    model: nn.Module, loop: InnerLoop, lr: float, tasks: int, *, chunk: int | None = None
+) -> Callable[[EpisodeBatch], Tensor]:
+    """A ``torch.compile``-d accumulator of the vectorized meta-gradient, ``batch -> meta-loss``.
+
+    The program is ``torch.func.grad`` (outer) of ``vmap`` over tasks of the inner loop
+    (``torch.func.grad`` inside), so the compiler sees all three differentiation orders at once.
+    Each call adds the meta-gradient of a ``tasks``-task batch to the parameters' ``.grad``, one
+    chunk at a time, and returns the detached mean query loss. Supports a float inner learning
+    rate and no per-step overrides (MAML, first-order MAML, ANIL-style ``adapt_names``).
+
+    Args:
+        model: the network (BatchNorm with batch statistics, i.e. ``transductive``).
+        loop: inner-loop settings; ``loop.ways`` should be set.
+        lr: the inner learning rate.
+        tasks: the meta-batch size T every batch has (scales the loss by ``1/T``).
+        chunk: tasks per compiled call (None: all T).
+    """
+    _check_policy(loop)
+    if not isinstance(lr, float | int):
+        raise ValueError("compiled_meta_gradient takes a float inner learning rate")
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    params = dict(model.named_parameters())
     buffers = buffers_of(model, loop.bn_policy)
-    if executor == "sequential":
-        grad_fn = partial(autograd_grads, create_graph=False)
-        metrics = []
-        with _batch_stats_mode(model), torch.enable_grad():
-            for t in range(len(batch)):
-                trajectory, _ = run_inner_loop(
-                    model,
-                    weights,
-                    buffers,
-                    batch.support_x[t],
-                    batch.support_y[t],
-                    loop,
-                    lr,
-                    grad_fn,
-                )
-                with torch.no_grad():
-                    out = forward(model, trajectory[-1], buffers, batch.query_x[t])
-                metrics.append(task_metric(out, batch.query_y[t], loop.task))
-        return torch.stack(metrics)
-    grad_fn = partial(functorch_grads, first_order=True)
-    task_fn = partial(_task_query_loss, model, weights, buffers, loop, lr, grad_fn)
-    with BatchNormMode(loop.bn_policy, vectorized=True), torch.enable_grad():
-        parts = [
-            torch.func.vmap(task_fn)(p.support_x, p.support_y, p.query_x, p.query_y)[1]
-            for p in batch.split(chunk or len(batch))
-        ]
-    return torch.cat(parts)
+    program = partial(_vmapped_meta_loss, model, loop, float(lr), 1.0 / tasks)
+    step = torch.compile(torch.func.grad(program, has_aux=True), dynamic=False)
+
+    def accumulate(batch: EpisodeBatch) -> Tensor:
+        total = batch.query_x.new_zeros(())
+        for part in batch.split(chunk or len(batch)):
+            weights = {n: p.detach() for n, p in params.items()}
+            grads, losses = step(
+                weights, buffers, part.support_x, part.support_y, part.query_x, part.query_y
+            )
+            for n in names:
+                p = params[n]
+                p.grad = grads[n] if p.grad is None else p.grad.add_(grads[n])
+            total = total + losses.sum() / tasks
+        return total
+
+    return accumulate
 
 
 @dataclass(frozen=True)
@@ -203,6 +189,9 @@ class FastOptions:
     channels_last: bool = False
     #: autocast dtype (``torch.bfloat16``) or None for full precision.
     autocast: torch.dtype | None = None
+    #: ``torch.compile`` the meta-gradient (:func:`compiled_meta_gradient`; a float inner learning
+    #: rate); the first step then takes the compile time (seconds to minutes).
+    compile: bool = False
 
 
 class FastMetaStep:
@@ -233,6 +222,11 @@ class FastMetaStep:
         if options.channels_last:
             model.to(memory_format=torch.channels_last)
         self.model, self.loop, self.lr, self.options = model, loop, lr, options
+        self.compiled = None
+        if options.compile:
+            chunk = self.plan.chunk if self.plan.executor == "vectorized" else 1
+            loop = dataclasses.replace(loop, ways=loop.ways or example.ways)
+            self.compiled = compiled_meta_gradient(model, loop, lr, len(example), chunk=chunk)
         graph = device.type == "cuda" if options.cuda_graph is None else options.cuda_graph
         self.runner = GraphedMetaStep(
             self._accumulate,
@@ -255,8 +249,7 @@ class FastMetaStep:
             )
         task_bytes = None
         if device.type == "cuda":  # bound the chunk by memory: measure one task's saved tensors
-            one = example.split(1)[0]
-            task_bytes = saved_tensor_bytes(partial(_one_task_loss, model, one, loop, lr))
+            task_bytes = saved_tensor_bytes(partial(_one_task_loss, model, example, loop, lr))
         return plan_executor(len(example), device, task_bytes=task_bytes)
 
     def _accumulate(self, batch: EpisodeBatch) -> Tensor:
@@ -266,6 +259,8 @@ class FastMetaStep:
             else contextlib.nullcontext()
         )
         with ctx:
+            if self.compiled is not None:
+                return self.compiled(batch)
             return accumulate_meta_gradient(
                 self.model,
                 batch,
@@ -284,10 +279,13 @@ class FastMetaStep:
         return self.runner.meta_gradient(batch)
 
 
-def _one_task_loss(model, batch, loop, lr) -> Tensor:
-    """The meta-loss of a one-task batch as one graph (for memory estimation)."""
-    grad_fn = partial(autograd_grads, create_graph=not loop.first_order)
-    params, buffers = parameters_of(model), buffers_of(model, loop.bn_policy)
-    task = (batch.support_x[0], batch.support_y[0], batch.query_x[0], batch.query_y[0])
-    with _batch_stats_mode(model):
-        return _task_query_loss(model, params, buffers, loop, lr, grad_fn, *task)[0]
+def _one_task_loss(model: nn.Module, batch: EpisodeBatch, loop: InnerLoop, lr) -> Tensor:
+    """The meta-loss of the first task of ``batch`` as one graph (for memory estimation).
+
+    Built on a copy of the model: a graph on the real parameters would create their gradient
+    accumulators on the current stream, which a later CUDA graph capture must not inherit.
+    """
+    loop = dataclasses.replace(loop, ways=loop.ways or batch.ways)
+    one = batch.split(1)[0]
+    results = adapt_and_query(copy.deepcopy(model), one, loop, lr, check_finite=False)
+    return results.query_loss.sum()

@@ -68,6 +68,7 @@ def meta_objective(
     chunk_size: int | None = None,
     step_weights: Tensor | None = None,
     params: dict[str, Tensor] | None = None,
+    backward_scale: float | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """The learner-level ``meta_loss``: adapt every task, average the query losses.
 
@@ -78,6 +79,9 @@ def meta_objective(
         batch: T tasks; ``support_x (T, N*K, *x)``, ``query_x (T, N*Q, *x)``.
         loop: inner-loop settings (``ways`` is filled from the batch).
         step_weights: ``(loop.steps,)`` multi-step loss weights, or None for the final loss only.
+        backward_scale: when set, add the gradient of ``backward_scale * loss`` to ``.grad`` task
+            by task (or chunk by chunk), so one task's graph is alive at a time, and return the
+            loss detached (the learner-level ``meta_backward``).
 
     Returns:
         ``(loss, metrics)`` with ``accuracy`` or ``mse``, ``loss`` and ``support_loss`` (before
@@ -101,9 +105,11 @@ def meta_objective(
             overrides=overrides,
             executor=executor,
             chunk_size=chunk_size,
+            backward_scale=None if backward_scale is None else backward_scale / len(batch),
+            step_weights=step_weights,
         )
         loss, metrics = summarize(results, loop.task, step_weights)
-    return (loss if outer else loss.detach()), metrics
+    return (loss if outer and backward_scale is None else loss.detach()), metrics
 
 
 def adapt_task(

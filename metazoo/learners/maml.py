@@ -98,6 +98,20 @@ class MAML(nn.Module):
 
     def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
         """Mean query loss after adaptation over the T tasks of ``batch``; see ``MetaLearner``."""
+        return self.objective(batch)
+
+    def meta_backward(self, batch: EpisodeBatch, scale: float = 1.0) -> dict[str, float]:
+        """``(scale * meta_loss(batch)[0]).backward()`` holding one task's graph at a time.
+
+        Returns ``meta_loss``'s metrics. The trainer calls this instead of ``meta_loss``: the
+        same gradient, with one task's (or one vectorized chunk's) graph alive instead of T.
+        """
+        return self.objective(batch, backward_scale=scale)[1]
+
+    def objective(
+        self, batch: EpisodeBatch, backward_scale: float | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
+        """The meta-objective; ``backward_scale`` as in :func:`metazoo.engine.meta_objective`."""
         return engine.meta_objective(
             self.model,
             batch,
@@ -106,6 +120,7 @@ class MAML(nn.Module):
             overrides=self.overrides(),
             executor=self.config.executor,
             chunk_size=self.config.chunk_size,
+            backward_scale=backward_scale,
         )
 
     def adapt(self, support_x: Tensor, support_y: Tensor) -> dict[str, Tensor]:

@@ -9,7 +9,7 @@ towards the final step over the first training steps (MSL); per-step BatchNorm w
 (BNRS in the reference code calls batch_norm with ``training=True``, so statistics are those of
 the current batch); and derivative-order annealing, first-order meta-gradients for the first
 ``first_order_steps`` training steps and second order afterwards (DA). The learner counts its own
-training calls (``meta_loss`` in training mode with autograd on) in the ``training_step`` buffer.
+training calls (``meta_loss`` or ``meta_backward`` in training mode with autograd on) in the ``training_step`` buffer.
 Cosine annealing of the outer learning rate belongs to the trainer (``lr_schedule='cosine'``).
 """
 
@@ -149,7 +149,9 @@ class MAMLPlusPlus(MAML):
             return None
         return multi_step_loss_weights(cfg.inner_steps, progress).to(self.step_lrs[0].dtype)
 
-    def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
+    def objective(
+        self, batch: EpisodeBatch, backward_scale: float | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
         """The (multi-step) query loss after adaptation; counts training calls."""
         weights = self.step_weights()
         loss, metrics = engine.meta_objective(
@@ -161,6 +163,7 @@ class MAMLPlusPlus(MAML):
             executor=self.config.executor,
             chunk_size=self.config.chunk_size,
             step_weights=None if weights is None else weights.to(batch.query_x.device),
+            backward_scale=backward_scale,
         )
         if self.training and torch.is_grad_enabled():
             self.training_step += 1

@@ -212,7 +212,7 @@ def _maml_learner(model: nn.Module, shape: SpeedShape, example: EpisodeBatch) ->
 
     def backward(batch: EpisodeBatch) -> None:
         learner.train()
-        learner.meta_loss(batch)[0].backward()
+        learner.meta_backward(batch)  # as the trainer calls it
 
     def evaluate(batch: EpisodeBatch) -> Tensor:
         learner.eval()
@@ -227,7 +227,7 @@ def _maml_learner(model: nn.Module, shape: SpeedShape, example: EpisodeBatch) ->
 
     return _loop_contender(
         "maml-learner",
-        "metazoo's registered maml learner, meta_loss + backward (executor='auto')",
+        "metazoo's registered maml learner as the trainer calls it, meta_backward (executor='auto')",
         learner,
         shape,
         backward,
@@ -267,13 +267,19 @@ def _fast(name: str, options: FastOptions, mode: str = "fp32") -> Builder:
             f"metazoo FastMetaStep: {plan.executor}"
             + (f" (chunks of {plan.chunk})" if plan.chunk else "")
             + (", whole step in one CUDA graph" if graph else "")
-            + (", channels-last" if options.channels_last else ""),
+            + (", channels-last" if options.channels_last else "")
+            + (", torch.compile" if options.compile else ""),
             step,
             step.meta_gradient,
             evaluate,
             precision=mode,
             note=plan.reason,
-            details={"executor": plan.executor, "chunk": plan.chunk, "cuda_graph": graph},
+            details={
+                "executor": plan.executor,
+                "chunk": plan.chunk,
+                "cuda_graph": graph,
+                "compile": options.compile,
+            },
             model=model,
         )
 
@@ -300,6 +306,10 @@ CUDA_VARIANTS: dict[str, Callable] = {
     ),
     "metazoo-auto+channels-last": _fast(
         "metazoo-auto+channels-last", FastOptions(channels_last=True)
+    ),
+    "metazoo-compiled": _fast("metazoo-compiled", FastOptions(compile=True)),
+    "metazoo-compiled+channels-last": _fast(
+        "metazoo-compiled+channels-last", FastOptions(compile=True, channels_last=True)
     ),
     "metazoo-auto+tf32": _fast("metazoo-auto+tf32", FastOptions(), mode="tf32"),
     "metazoo-auto+bf16": _fast(

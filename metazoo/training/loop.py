@@ -28,7 +28,7 @@ from metazoo.evaluation.harness import (
     learner_name,
     open_sampler,
 )
-from metazoo.learner import has_outer_step
+from metazoo.learner import has_meta_backward, has_outer_step
 from metazoo.training.checkpoint import FORMAT, load_checkpoint, restore_rng, rng_state, save_atomic
 from metazoo.training.config import NonFiniteLossError, TrainConfig, TrainResult
 
@@ -229,14 +229,18 @@ def _train_step(run: _Run, batch: EpisodeBatch) -> dict[str, float]:
             raise _diverged(run, batch, metrics.get("loss", math.nan))
         return metrics
     optimizer.zero_grad(set_to_none=True)
-    loss, metrics = learner.meta_loss(batch)
-    # Metrics of the global meta-batch; a NaN on any rank makes every rank raise.
-    metrics = dist.average_metrics(
-        {"loss": float(loss.detach()), **metrics}, len(batch), run.meta_batch
-    )
+    if has_meta_backward(learner):  # one task's graph alive at a time (the MAML family)
+        metrics = learner.meta_backward(batch)
+    else:
+        loss, metrics = learner.meta_loss(batch)
+        metrics = {**metrics, "loss": float(loss.detach())}
+    # Metrics of the global meta-batch; a NaN on any rank makes every rank raise (before the
+    # optimizer step, so the weights stay those of the last good step).
+    metrics = dist.average_metrics(metrics, len(batch), run.meta_batch)
     if not math.isfinite(metrics["loss"]):
         raise _diverged(run, batch, metrics["loss"])
-    loss.backward()
+    if not has_meta_backward(learner):
+        loss.backward()
     dist.average_gradients(learner.parameters(), len(batch), run.meta_batch)  # mean over all tasks
     dist.average_buffers(learner, len(batch), run.meta_batch)  # BatchNorm running stats agree
     if run.config.grad_clip is not None:
@@ -294,7 +298,9 @@ def train(
     """Meta-train ``learner`` on ``benchmark``'s train split; validate on fixed ``val`` episodes.
 
     Each step calls ``learner.outer_step(batch, optimizer)`` when the learner has one (Reptile),
-    otherwise ``meta_loss(batch)[0].backward()`` and ``optimizer.step()``. A fresh run seeds torch's
+    otherwise ``learner.meta_backward(batch)`` when it has one (the MAML family: the same gradient,
+    one task's graph alive at a time) or ``meta_loss(batch)[0].backward()``, then
+    ``optimizer.step()``. A fresh run seeds torch's
     global RNG with ``config.seed`` (learner-internal randomness); a resumed one restores its state.
     At the end the learner holds the best-validation weights (the last ones without validation).
 
