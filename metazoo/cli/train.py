@@ -9,6 +9,7 @@ against the field's type, and unknown keys are rejected with the valid ones list
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 import types
@@ -315,8 +316,13 @@ def run(args: argparse.Namespace) -> int:
         return 0  # rank 0 writes and prints
     from metazoo._atomic import write_json_atomic
 
-    write_json_atomic({"train": {"best_val": result.best_val, "best_step": result.best_step,
-                                 "history": result.history}, "result": tested.to_dict()}, out / "result.json")  # fmt: skip
+    trained = {"best_val": result.best_val, "best_step": result.best_step,
+               "final_step": result.final_step, "seconds": result.seconds,
+               "stopped": result.stopped, "config": dataclasses.asdict(config),
+               "history": result.history}  # fmt: skip
+    write_json_atomic({"train": trained, "result": tested.to_dict()}, out / "result.json")
+    if result.stopped:
+        print(f"stopped early: {result.stopped}")
     print(tested)
     print(
         f"checkpoints: {result.best_checkpoint or result.last_checkpoint}; result: {out / 'result.json'}"

@@ -69,6 +69,8 @@ class GraphedMetaStep:
         capture: record a CUDA graph (default: when the parameters live on a CUDA device). With
             False the step runs eagerly through the same static buffers.
         channels_last: keep image buffers channels-last (see :func:`static_copy`).
+        before_step: called between the backward and the optimizer step (gradient clipping); it
+            becomes part of the captured step, so it must not read values back to the host.
 
     The warm-up steps change the weights and the optimizer state; both are restored afterwards
     (in place, so the graph's addresses stay valid), so the object starts from the caller's state.
@@ -84,13 +86,16 @@ class GraphedMetaStep:
         warmup: int = 3,
         capture: bool | None = None,
         channels_last: bool = False,
+        before_step: Callable[[], None] | None = None,
     ):
         self.accumulate = accumulate
+        self.before_step = before_step
         self.parameters = [p for p in parameters if p.requires_grad]
         self.optimizer = optimizer
         device = self.parameters[0].device
         self.capture = device.type == "cuda" if capture is None else capture
-        if self.capture and not optimizer.defaults.get("capturable", False):
+        capturable = optimizer.defaults.get("capturable", isinstance(optimizer, torch.optim.SGD))
+        if self.capture and not capturable:
             raise ValueError(
                 "capturing the optimizer step needs an optimizer built with capturable=True, e.g. "
                 "torch.optim.Adam(params, lr=1e-3, capturable=True); or pass capture=False"
@@ -125,6 +130,8 @@ class GraphedMetaStep:
 
     def _eager_step(self, batch: EpisodeBatch | None = None) -> Tensor:
         loss = self.accumulate(self.static if batch is None else batch)
+        if self.before_step is not None:
+            self.before_step()
         self.optimizer.step()
         return loss
 

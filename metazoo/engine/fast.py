@@ -36,7 +36,7 @@ from metazoo.engine.autoselect import ExecutorPlan, plan_executor, saved_tensor_
 from metazoo.engine.batchnorm import BatchNormMode
 from metazoo.engine.cudagraph import GraphedMetaStep
 from metazoo.engine.executors import adapt_and_query
-from metazoo.engine.functional import buffers_of, forward, task_loss
+from metazoo.engine.functional import buffers_of, forward, task_loss, task_metric
 from metazoo.engine.inner import InnerLoop, LearningRate, functorch_grads, run_inner_loop
 from metazoo.episode import EpisodeBatch
 
@@ -79,6 +79,11 @@ def accumulate_meta_gradient(
     Returns:
         the detached meta-loss: the mean over the T tasks of the query loss.
     """
+    return _loss_and_metric(model, batch, loop, lr, executor, chunk)[0]
+
+
+def _loss_and_metric(model, batch, loop, lr, executor, chunk) -> Tensor:
+    """``accumulate_meta_gradient``'s work; returns ``(2,)``: mean query loss and metric."""
     _check_policy(loop)
     if executor not in ("sequential", "vectorized"):
         raise ValueError(f"executor must be 'sequential' or 'vectorized', got {executor!r}")
@@ -93,7 +98,7 @@ def accumulate_meta_gradient(
         backward_scale=1 / len(batch),
         check_finite=False,
     )
-    return results.query_loss.mean()
+    return torch.stack([results.query_loss.mean(), results.metric.mean()])
 
 
 def evaluate_batch(
@@ -125,11 +130,12 @@ def _vmapped_meta_loss(model, loop, lr, scale, weights, buffers, sx, sy, qx, qy)
     def task(sx, sy, qx, qy):
         grad_fn = partial(functorch_grads, first_order=loop.first_order)
         trajectory, _ = run_inner_loop(model, weights, buffers, sx, sy, loop, lr, grad_fn)
-        return task_loss(forward(model, trajectory[-1], buffers, qx), qy, loop.task, loop.ways)
+        out = forward(model, trajectory[-1], buffers, qx)
+        return task_loss(out, qy, loop.task, loop.ways), task_metric(out, qy, loop.task)
 
     with BatchNormMode(loop.bn_policy, vectorized=True):
-        losses = torch.func.vmap(task)(sx, sy, qx, qy)
-    return losses.sum() * scale, losses.detach()
+        losses, metrics = torch.func.vmap(task)(sx, sy, qx, qy)
+    return losses.sum() * scale, (losses.detach(), metrics)
 
 
 def compiled_meta_gradient(
@@ -140,7 +146,7 @@ def compiled_meta_gradient(
     The program is ``torch.func.grad`` (outer) of ``vmap`` over tasks of the inner loop
     (``torch.func.grad`` inside), so the compiler sees all three differentiation orders at once.
     Each call adds the meta-gradient of a ``tasks``-task batch to the parameters' ``.grad``, one
-    chunk at a time, and returns the detached mean query loss. Supports a float inner learning
+    chunk at a time, and returns ``(2,)``: the detached mean query loss and mean query metric. Supports a float inner learning
     rate and no per-step overrides (MAML, first-order MAML, ANIL-style ``adapt_names``).
 
     Args:
@@ -160,16 +166,16 @@ def compiled_meta_gradient(
     step = torch.compile(torch.func.grad(program, has_aux=True), dynamic=False)
 
     def accumulate(batch: EpisodeBatch) -> Tensor:
-        total = batch.query_x.new_zeros(())
+        total = batch.query_x.new_zeros(2)
         for part in batch.split(chunk or len(batch)):
             weights = {n: p.detach() for n, p in params.items()}
-            grads, losses = step(
+            grads, (losses, metrics) = step(
                 weights, buffers, part.support_x, part.support_y, part.query_x, part.query_y
             )
             for n in names:
                 p = params[n]
                 p.grad = grads[n] if p.grad is None else p.grad.add_(grads[n])
-            total = total + losses.sum() / tasks
+            total = total + torch.stack([losses.sum(), metrics.sum()]) / tasks
         return total
 
     return accumulate
@@ -189,6 +195,9 @@ class FastOptions:
     channels_last: bool = False
     #: autocast dtype (``torch.bfloat16``) or None for full precision.
     autocast: torch.dtype | None = None
+    #: clip the meta-gradient's global norm to this value before the optimizer step (inside the
+    #: captured step; no host read); None: no clipping.
+    grad_clip: float | None = None
     #: ``torch.compile`` the meta-gradient (:func:`compiled_meta_gradient`; a float inner learning
     #: rate); the first step then takes the compile time (seconds to minutes).
     compile: bool = False
@@ -235,7 +244,9 @@ class FastMetaStep:
             example,
             capture=graph,
             channels_last=options.channels_last,
+            before_step=self._clip if options.grad_clip is not None else None,
         )
+        self.last_metric: Tensor | None = None
 
     @staticmethod
     def _plan(model, loop, lr, example, options, device) -> ExecutorPlan:
@@ -252,6 +263,10 @@ class FastMetaStep:
             task_bytes = saved_tensor_bytes(partial(_one_task_loss, model, example, loop, lr))
         return plan_executor(len(example), device, task_bytes=task_bytes)
 
+    def _clip(self) -> None:
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        nn.utils.clip_grad_norm_(params, self.options.grad_clip, foreach=True)
+
     def _accumulate(self, batch: EpisodeBatch) -> Tensor:
         ctx = (
             torch.autocast(batch.query_x.device.type, self.options.autocast, cache_enabled=False)
@@ -261,18 +276,19 @@ class FastMetaStep:
         with ctx:
             if self.compiled is not None:
                 return self.compiled(batch)
-            return accumulate_meta_gradient(
-                self.model,
-                batch,
-                self.loop,
-                self.lr,
-                executor=self.plan.executor,
-                chunk=self.plan.chunk,
+            return _loss_and_metric(
+                self.model, batch, self.loop, self.lr, self.plan.executor, self.plan.chunk
             )
 
     def __call__(self, batch: EpisodeBatch) -> Tensor:
-        """One meta-training step on ``batch``; returns the detached meta-loss (on the device)."""
-        return self.runner(batch)
+        """One meta-training step on ``batch``; returns the detached meta-loss (on the device).
+
+        The mean query metric of the same step (accuracy in %, or MSE) is then ``last_metric``.
+        Both are device tensors that a captured step overwrites on the next call.
+        """
+        out = self.runner(batch)
+        self.last_metric = out[1]
+        return out[0]
 
     def meta_gradient(self, batch: EpisodeBatch) -> list[Tensor]:
         """The meta-gradient of ``batch`` at the current weights, one tensor per parameter."""

@@ -52,6 +52,15 @@ class TrainConfig:
     device: str | None = None
     #: steps averaged into one history entry (the learning curve's resolution).
     log_every: int = 10
+    #: stop after this many minutes of training (then validate and checkpoint, and say so in the
+    #: result's ``stopped``); None: run all ``steps``. For fixed time budgets (Slurm limits).
+    max_minutes: float | None = None
+    #: step MAML-style learners (``maml``, ``fomaml``, ``anil``) through
+    #: ``metazoo.engine.FastMetaStep``: vectorized tasks in memory-bounded chunks and, on CUDA, the
+    #: whole step replayed from one CUDA graph. The same meta-gradient; logs loss and accuracy.
+    fast_step: bool = False
+    #: with ``fast_step``: ``torch.compile`` the meta-gradient (the first step pays the compile).
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -64,6 +73,12 @@ class TrainConfig:
             raise ValueError(
                 f"TrainConfig.lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}"
             )
+        if self.compile and not self.fast_step:
+            raise ValueError(
+                "TrainConfig.compile=True needs fast_step=True (it compiles that step)"
+            )
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"TrainConfig.max_minutes must be > 0 or None, got {self.max_minutes}")
         if self.resume and not self.checkpoint_dir:
             raise ValueError("TrainConfig.resume=True needs checkpoint_dir (where last.pt lives)")
 
@@ -89,6 +104,7 @@ class TrainResult:
         best_checkpoint: path of ``best.pt`` when checkpointing.
         last_checkpoint: path of ``last.pt`` when checkpointing.
         seconds: wall time of this call (a resumed run counts only its own part).
+        stopped: why training ended before ``steps`` (the ``max_minutes`` limit), else None.
     """
 
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -98,6 +114,7 @@ class TrainResult:
     best_checkpoint: str | None = None
     last_checkpoint: str | None = None
     seconds: float = 0.0
+    stopped: str | None = None
 
 
 class NonFiniteLossError(RuntimeError):

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from metazoo import distributed as dist
+from metazoo.engine.fast import FastMetaStep
 from metazoo.episode import EpisodeBatch
 from metazoo.evaluation.harness import (
     _json_safe,
@@ -31,6 +32,7 @@ from metazoo.evaluation.harness import (
 from metazoo.learner import has_meta_backward, has_outer_step
 from metazoo.training.checkpoint import FORMAT, load_checkpoint, restore_rng, rng_state, save_atomic
 from metazoo.training.config import NonFiniteLossError, TrainConfig, TrainResult
+from metazoo.training.faststep import build_fast_step, check_fast_step, fast_step_metrics
 
 __all__ = ["train", "make_optimizer", "make_scheduler"]
 
@@ -43,20 +45,30 @@ _RESUMABLE_CHANGES = {
     "device",
     "checkpoint_every",
     "log_every",
+    "max_minutes",
+    "fast_step",
+    "compile",
 }
 
 
 def make_optimizer(learner: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """The outer optimizer over the learner's trainable parameters."""
+    """The outer optimizer over the learner's trainable parameters.
+
+    With ``fast_step`` on CUDA it is capturable (its state and learning rate live on the device,
+    so the optimizer step can be part of a CUDA graph and a schedule still changes the rate).
+    """
     params = [p for p in learner.parameters() if p.requires_grad]
     if not params:
         raise ValueError(f"{learner_name(learner)} has no trainable parameters to meta-train")
-    if config.optimizer == "sgd":
+    lr, extra = config.lr, {}
+    if config.fast_step and params[0].device.type == "cuda":
+        lr, extra = torch.tensor(config.lr, device=params[0].device), {"capturable": True}
+    if config.optimizer == "sgd":  # no host reads in its step: capturable as it is
         return torch.optim.SGD(
-            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+            params, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay
         )
     cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return cls(params, lr=config.lr, weight_decay=config.weight_decay)
+    return cls(params, lr=lr, weight_decay=config.weight_decay, **extra)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
@@ -250,7 +262,7 @@ def _train_step(run: _Run, batch: EpisodeBatch) -> dict[str, float]:
 
 
 def _log(run: _Run, metrics: dict[str, float], seconds: float) -> None:
-    lr = run.optimizer.param_groups[0]["lr"]
+    lr = float(run.optimizer.param_groups[0]["lr"])  # a device tensor with fast_step on CUDA
     event = {**metrics, "lr": lr, "tasks_per_s": run.meta_batch / max(seconds, 1e-9)}
     run.window.append(event)
     run.emit({"kind": "step", "step": run.step, "steps": run.config.steps, **event})
@@ -338,7 +350,7 @@ def train(
     else:
         torch.manual_seed(config.seed)
     train_sampler = {**sampler_overrides, **run.train_overrides}
-    _loop(run, open_sampler(benchmark, "train", config.seed, **train_sampler), device)
+    stopped = _loop(run, open_sampler(benchmark, "train", config.seed, **train_sampler), device)
     if run.best_state is not None:
         learner.load_state_dict(run.best_state)
     best = run.path("best.pt")
@@ -350,17 +362,39 @@ def train(
         best_checkpoint=str(best) if best is not None and best.is_file() else None,
         last_checkpoint=run.last_saved,
         seconds=time.perf_counter() - start,
+        stopped=stopped,
     )
 
 
-def _loop(run: _Run, sampler: Any, device: torch.device) -> None:
-    config = run.config
+def _fast_train_step(run: _Run, step: FastMetaStep, batch: EpisodeBatch) -> dict[str, float]:
+    metrics = fast_step_metrics(step(batch), step, run.learner.config.task)
+    if not math.isfinite(metrics["loss"]):  # the captured step has applied the update already
+        raise _diverged(run, batch, metrics["loss"])
+    return metrics
+
+
+def _out_of_time(run: _Run, began: float) -> bool:
+    limit = run.config.max_minutes
+    return limit is not None and time.perf_counter() - began >= 60 * limit
+
+
+def _loop(run: _Run, sampler: Any, device: torch.device) -> str | None:
+    """Train until ``config.steps`` or the time limit; returns why it stopped early, or None."""
+    config, began, fast = run.config, time.perf_counter(), None
+    if config.fast_step:
+        check_fast_step(run.learner, config)
     run.learner.train()
     saved_at = run.step
     while run.step < config.steps:
+        if _out_of_time(run, began):
+            break
         tick = time.perf_counter()
         batch = dist.local_tasks(sampler.batch(run.step, run.meta_batch)).to(device)
-        metrics = _train_step(run, batch)
+        if config.fast_step:
+            fast = fast or build_fast_step(run.learner, run.optimizer, batch, config)
+            metrics = _fast_train_step(run, fast, batch)
+        else:
+            metrics = _train_step(run, batch)
         if run.scheduler is not None:
             run.scheduler.step()
         run.step += 1
@@ -371,5 +405,12 @@ def _loop(run: _Run, sampler: Any, device: torch.device) -> None:
         if run.step % config.save_every == 0 or last:
             _save_last(run)
             saved_at = run.step
+    stopped = None
+    if run.step < config.steps:
+        stopped = f"max_minutes={config.max_minutes} reached after step {run.step}"
+        validated = [h for h in run.history[-1:] if h.get("kind") == "val"]
+        if config.val_every > 0 and not (validated and validated[0].get("step") == run.step):
+            _validate(run)
     if saved_at != run.step:
         _save_last(run)
+    return stopped

@@ -1,0 +1,67 @@
+"""The committed CPU speed table: every shape in its own ``metazoo speed`` process, then merged.
+
+    python benchmarks/cpu_speed.py            # about 20 minutes on 2 cores; writes benchmarks/
+    python benchmarks/cpu_speed.py --out DIR  # elsewhere
+
+One process per shape keeps one shape's memory high-water mark out of the next one's figures. At
+``omniglot-20w1s`` the engine's unchunked ``vmap`` executor is left out: all 16 tasks' graphs at
+once need more than this machine's 24 GB (the kernel killed it). Then
+``metazoo speed --docs-only`` regenerates ``docs/speed.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from metazoo.perf.report import merge_documents, short_table, write_result  # noqa: E402
+
+#: (shape, contenders or None for all): the vectorized executor does not fit 24 GB at 20-way.
+CPU_PLAN = (
+    ("omniglot-5w1s", None),
+    (
+        "omniglot-20w1s",
+        [
+            "higher",
+            "learn2learn",
+            "torch-loop",
+            "metazoo-auto",
+            "metazoo-sequential",
+            "maml-learner",
+        ],
+    ),
+    ("miniimagenet-5w1s", None),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default=str(REPO / "benchmarks"), help="folder for the result")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    args = parser.parse_args(argv)
+    documents = []
+    for shape, contenders in CPU_PLAN:
+        work = Path(args.out) / "cpu-shapes" / shape
+        command = [sys.executable, "-m", "metazoo.cli.speed", "--shapes", shape, "--out", str(work)]
+        command += ["--threads", str(args.threads)]
+        command += ["--contenders", *contenders] if contenders else []
+        print("$", " ".join(command[1:]), flush=True)
+        subprocess.run(command, cwd=REPO, check=False)
+        found = sorted((work / "results").glob("speed-*.json"))
+        documents += [json.loads(found[-1].read_text())] if found else []
+    if not documents:
+        print("no shape produced a result", file=sys.stderr)
+        return 1
+    json_path, md_path = write_result(merge_documents(documents), args.out)
+    print(f"\nwrote {json_path} and {md_path}\n\n{short_table(merge_documents(documents))}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""The trainer's fast path: MAML-style learners stepped by :class:`metazoo.engine.FastMetaStep`.
+
+With ``TrainConfig(fast_step=True)`` each meta-update is one call of a ``FastMetaStep`` built
+around the learner's network, inner loop and learning rate: vectorized in memory-bounded chunks,
+optionally ``torch.compile``-d, and on CUDA the whole step (meta-gradient, clipping, optimizer)
+replayed from one CUDA graph. The meta-gradient is the one ``learner.meta_backward`` gives (the
+tests check it); what changes is where the time goes.
+
+It takes learners whose inner loop is plain: a float inner learning rate and no per-step weight
+overrides (``maml``, ``fomaml``, ``anil``). Meta-SGD's and MAML++'s meta-learned tensors, Reptile's
+outer step, learners outside the MAML family and multi-process training are refused with a message
+that says to turn ``fast_step`` off.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from metazoo import distributed as dist
+from metazoo.engine.fast import FastMetaStep, FastOptions
+from metazoo.engine.functional import metric_name
+from metazoo.episode import EpisodeBatch
+from metazoo.learner import has_outer_step
+from metazoo.training.config import TrainConfig
+
+__all__ = ["check_fast_step", "build_fast_step", "fast_step_metrics"]
+
+
+def check_fast_step(learner: nn.Module, config: TrainConfig) -> None:
+    """Raise a ValueError naming why ``learner`` cannot train with ``fast_step`` (and what to do)."""
+    name = getattr(learner, "registered_name", type(learner).__name__)
+    fix = "train it with fast_step=False (the default)"
+    if has_outer_step(learner) or not callable(getattr(learner, "inner_loop", None)):
+        raise ValueError(f"fast_step runs MAML-style meta-gradients; {name} has none: {fix}")
+    if not isinstance(learner.learning_rates(), float | int) or learner.overrides() is not None:
+        raise ValueError(
+            f"fast_step takes a float inner learning rate and no per-step weights; {name} "
+            f"meta-learns them: {fix}"
+        )
+    if learner.inner_loop(training=True).bn_policy == "running":
+        raise ValueError(f"fast_step uses batch statistics; {name} has bn_policy='running': {fix}")
+    if dist.is_distributed():
+        raise ValueError(f"fast_step runs in one process; this run has several: {fix}")
+
+
+def build_fast_step(
+    learner: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    example: EpisodeBatch,
+    config: TrainConfig,
+) -> FastMetaStep:
+    """The step for ``learner``, shaped like ``example`` (every later batch has its shapes).
+
+    ``optimizer`` must be built with ``capturable=True`` on CUDA (:func:`make_optimizer` does).
+    """
+    check_fast_step(learner, config)
+    options = FastOptions(compile=config.compile, grad_clip=config.grad_clip)
+    loop = learner.inner_loop(training=True)
+    lr = float(learner.learning_rates())
+    return FastMetaStep(learner.model, loop, lr, optimizer, example, options)
+
+
+def fast_step_metrics(loss: torch.Tensor, step: FastMetaStep, task: str) -> dict[str, Any]:
+    """The logged metrics of the step that returned ``loss`` (one host read)."""
+    values = torch.stack([loss, step.last_metric]).tolist()
+    loss_value = values[0] if math.isfinite(values[0]) else float("nan")
+    return {"loss": loss_value, metric_name(task): values[1]}

@@ -1,0 +1,73 @@
+"""train(fast_step=True): the same weights as the standard step, the time limit, clear refusals."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from metazoo import create_learner
+from metazoo.evaluation.synthetic import SyntheticBenchmark
+from metazoo.training import TrainConfig, train
+
+BENCH = SyntheticBenchmark(features=8, ways=3)
+
+
+def _maml(name: str = "maml", **config):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
+    return create_learner(name, model, inner_lr=0.3, inner_steps=2, **config)
+
+
+def _weights(learner) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in learner.parameters()])
+
+
+@pytest.mark.parametrize("name", ["maml", "fomaml", "anil"])
+def test_fast_step_trains_to_the_weights_of_the_standard_step(name):
+    config = dict(steps=6, lr=1e-2, val_every=3, val_episodes=8, log_every=1, grad_clip=1.0)
+    standard, fast = _maml(name), _maml(name)
+    ran = train(standard, BENCH, TrainConfig(**config))
+    got = train(fast, BENCH, TrainConfig(**config, fast_step=True))
+    assert torch.allclose(_weights(fast), _weights(standard), rtol=1e-5, atol=1e-6)
+    losses = [h["loss"] for h in got.history if h["kind"] == "train"]
+    expected = [h["loss"] for h in ran.history if h["kind"] == "train"]
+    assert losses == pytest.approx(expected, rel=1e-5)
+    assert all("accuracy" in h for h in got.history if h["kind"] == "train")
+    assert got.best_val == pytest.approx(ran.best_val)
+
+
+def test_time_limit_stops_validates_and_says_so(tmp_path):
+    config = TrainConfig(
+        steps=10_000,
+        max_minutes=0.5 / 60,
+        val_every=1000,
+        val_episodes=4,
+        checkpoint_dir=str(tmp_path),
+    )
+    result = train(_maml(), BENCH, config)
+    assert 0 < result.final_step < 10_000
+    assert (
+        result.stopped == f"max_minutes={config.max_minutes} reached after step {result.final_step}"
+    )
+    assert result.history[-1]["kind"] == "val" and result.history[-1]["step"] == result.final_step
+    assert (tmp_path / "last.pt").is_file()
+
+
+@pytest.mark.parametrize(
+    "name,config,match",
+    [
+        ("metasgd", {}, "float inner learning rate and no per-step weights"),
+        ("reptile", {}, "MAML-style meta-gradients; reptile has none"),
+        ("maml", {"bn_policy": "running"}, "bn_policy='running'"),
+    ],
+)
+def test_fast_step_refuses_what_it_cannot_run(name, config, match):
+    with pytest.raises(ValueError, match=match) as error:
+        train(_maml(name, **config), BENCH, TrainConfig(steps=1, val_every=0, fast_step=True))
+    assert "fast_step=False" in str(error.value)
+
+
+def test_compile_needs_the_fast_step():
+    with pytest.raises(ValueError, match="compile=True needs fast_step=True"):
+        TrainConfig(compile=True)
