@@ -66,7 +66,8 @@ class SpeedConfig:
     min_run_s: float = 0.5
     #: seed of the model initialisation and of the episodes.
     seed: int = 0
-    #: stop starting new work after this many seconds (remaining contenders are marked skipped).
+    #: stop building contenders after this many seconds (the rest are marked skipped); warm-up
+    #: and timing of those built go on for at most half as long again.
     budget_s: float | None = None
     #: largest relative meta-gradient error counted as correct (fp32 contenders).
     tolerance: float = 1e-3
@@ -134,6 +135,9 @@ class _Shape:
     ):
         self.shape, self.config, self.device, self.log = shape, config, device, log
         self.deadline = deadline
+        # warm-up and timing of the contenders built in time may run on for half a budget more
+        budget = config.budget_s or math.inf
+        self.timing_deadline = deadline + 0.5 * budget if budget < math.inf else math.inf
         self.model = make_model(shape, config.seed).to(device)
         self.batches = synthetic_batches(shape, 2, seed=config.seed, device=device)
         self.live: list[tuple[Contender, dict]] = []
@@ -183,7 +187,7 @@ class _Shape:
             call = contender.train_step if kind == "train" else contender.evaluate
             if call is None:
                 continue
-            if time.perf_counter() > self.deadline:
+            if time.perf_counter() > self.timing_deadline:
                 record["note"] = (record["note"] + f"; {kind} not timed: time budget spent").strip(
                     "; "
                 )
@@ -206,7 +210,7 @@ class _Shape:
 
     def time_rounds(self, kind: str) -> None:
         for round_index in range(self.config.repeats):
-            if round_index > 0 and time.perf_counter() > self.deadline:
+            if round_index > 0 and time.perf_counter() > self.timing_deadline:
                 self.log(f"  time budget spent: {kind} timing stops after {round_index} round(s)")
                 break
             for contender, record in list(self.live):

@@ -61,6 +61,9 @@ class TrainConfig:
     fast_step: bool = False
     #: with ``fast_step``: ``torch.compile`` the meta-gradient (the first step pays the compile).
     compile: bool = False
+    #: with ``fast_step``: channels-last (NHWC) images and convolution weights (faster cuDNN
+    #: kernels on some GPUs; ``metazoo speed`` measures it).
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -73,10 +76,11 @@ class TrainConfig:
             raise ValueError(
                 f"TrainConfig.lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}"
             )
-        if self.compile and not self.fast_step:
-            raise ValueError(
-                "TrainConfig.compile=True needs fast_step=True (it compiles that step)"
-            )
+        for option in ("compile", "channels_last"):
+            if getattr(self, option) and not self.fast_step:
+                raise ValueError(
+                    f"TrainConfig.{option}=True needs fast_step=True (an option of it)"
+                )
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"TrainConfig.max_minutes must be > 0 or None, got {self.max_minutes}")
         if self.resume and not self.checkpoint_dir:

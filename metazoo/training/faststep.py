@@ -58,7 +58,9 @@ def build_fast_step(
     ``optimizer`` must be built with ``capturable=True`` on CUDA (:func:`make_optimizer` does).
     """
     check_fast_step(learner, config)
-    options = FastOptions(compile=config.compile, grad_clip=config.grad_clip)
+    options = FastOptions(
+        compile=config.compile, channels_last=config.channels_last, grad_clip=config.grad_clip
+    )
     loop = learner.inner_loop(training=True)
     lr = float(learner.learning_rates())
     return FastMetaStep(learner.model, loop, lr, optimizer, example, options)

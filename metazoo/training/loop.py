@@ -48,6 +48,7 @@ _RESUMABLE_CHANGES = {
     "max_minutes",
     "fast_step",
     "compile",
+    "channels_last",
 }
 
 

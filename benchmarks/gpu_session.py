@@ -1,0 +1,148 @@
+"""Issue 7's GPU session in one command: the speed check at omniglot-5w1s, then a timed MAML run.
+
+    python benchmarks/gpu_session.py                       # on the GPU machine; installs nothing
+    python benchmarks/gpu_session.py --dry-run             # on a CPU: the same steps, tiny
+
+1. ``metazoo speed`` at ``omniglot-5w1s`` (fp32, TF32 off unless a row says otherwise): every
+   contender's meta-gradient is checked against float64 first, then timed.
+2. The fastest fp32 fast-step configuration that passed the check (plain, channels-last,
+   compiled, or both) trains MAML on Omniglot 5-way 1-shot with ``metazoo train`` for
+   ``--train-minutes`` (the paper's settings: meta-batch 32, one inner step alpha=0.4, Adam 1e-3,
+   3 inner steps at test), then tests it on the card's 600 episodes.
+3. A short table last. Outputs go to ``$OUT`` (else ``benchmarks/gpu-session``).
+
+``--data-skeleton LIST`` is for a machine without the Omniglot PNG tree but with the decoded
+28x28 cache (``$METAZOO_CACHE``, built from the real PNGs): the cache key is computed from the
+tree's file names, so the script recreates the names (empty files) from LIST, a gzipped
+``find omniglot-py -name '*.png' | sort``. The images themselves come from the cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+#: Speed contenders, most important first (the speed run stops starting new ones at its budget).
+SPEED_CONTENDERS = (
+    "torch-loop",
+    "metazoo-auto",
+    "metazoo-compiled",
+    "maml-learner",
+    "metazoo-auto+channels-last",
+    "metazoo-compiled+channels-last",
+    "higher",
+    "metazoo-auto+tf32",
+    "metazoo-auto+bf16",
+)
+#: fp32 fast-step contenders and the ``metazoo train`` options that run the same step.
+TRAIN_OPTIONS = {
+    "metazoo-auto": [],
+    "metazoo-auto+channels-last": ["channels_last=true"],
+    "metazoo-compiled": ["compile=true"],
+    "metazoo-compiled+channels-last": ["compile=true", "channels_last=true"],
+}
+
+
+def _run(command: list[str], limit: float, log: Path) -> str:
+    """Run ``command`` with a hard time limit, echoing and logging its output; return the status."""
+    print(f"\n$ {' '.join(command[1:])}  (limit {limit:.0f} s)", flush=True)
+    began = time.perf_counter()
+    with log.open("w") as sink:
+        process = subprocess.Popen(command, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            status = f"exit code {process.wait(timeout=limit)}"
+        except subprocess.TimeoutExpired:
+            process.kill()
+            status = f"killed after {limit:.0f} s"
+    print(log.read_text()[-6000:].rstrip(), flush=True)
+    print(f"--- {status}, {time.perf_counter() - began:.0f} s", flush=True)
+    return status
+
+
+def _make_skeleton(listing: Path, root: Path) -> None:
+    with gzip.open(listing, "rt") as names:
+        for name in names.read().split():
+            path = root / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+    os.environ["METAZOO_DATA"] = str(root)
+
+
+def _best_fast_step(document: dict) -> tuple[str, list[str]]:
+    """The fastest fp32 fast-step contender whose meta-gradient passed the float64 check."""
+    rows = {r["name"]: r for shape in document["shapes"] for r in shape["contenders"]}
+    rates = {
+        name: rows[name].get("train_tasks_per_s") or 0.0
+        for name in TRAIN_OPTIONS
+        if name in rows and rows[name].get("gradient_ok")
+    }
+    best = max(rates, key=rates.get) if rates else "metazoo-auto"
+    return best, TRAIN_OPTIONS[best]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dry-run", action="store_true", help="rehearse on the CPU, tiny")
+    parser.add_argument("--speed-limit", type=float, default=240.0, help="seconds for step 1")
+    parser.add_argument("--train-minutes", type=float, default=3.0, help="training time, step 2")
+    parser.add_argument("--data-skeleton", help="gzipped PNG name list (see the docstring)")
+    parser.add_argument("--total", type=float, default=550.0, help="hard limit for all (seconds)")
+    args = parser.parse_args(argv)
+    began = time.perf_counter()
+    out = Path(os.environ.get("OUT") or REPO / "benchmarks" / "gpu-session")
+    out.mkdir(parents=True, exist_ok=True)
+    if args.data_skeleton:
+        _make_skeleton(Path(args.data_skeleton), Path("/tmp/metazoo-data"))
+    device = "cpu" if args.dry_run else "cuda"
+    python = [sys.executable, "-m", "metazoo"]
+    speed = [*python, "speed", "--device", device, "--shapes", "omniglot-5w1s", "--out"]
+    speed += [str(out / "speed"), "--contenders", *SPEED_CONTENDERS]
+    if args.dry_run:
+        speed = [*speed[: speed.index("--contenders")], "--quick", "--tasks", "2", "--threads", "1"]
+        speed += ["--contenders", "torch-loop", "metazoo-auto", "maml-learner"]
+    else:
+        speed += ["--repeats", "3", "--min-run", "0.3", "--budget", f"{0.5 * args.speed_limit:.0f}"]
+    _run(speed, args.speed_limit, out / "speed.log")
+    found = sorted((out / "speed" / "results").glob("speed-*.json"))
+    document = json.loads(found[-1].read_text()) if found else {"shapes": []}
+    best, options = _best_fast_step(document)
+    steps = "steps=3" if args.dry_run else "steps=60000"
+    train = [*python, "train", "maml", "omniglot-5w1s", "fast_step=true", *options, steps]
+    train += [f"max_minutes={args.train_minutes}", "val_every=2000", "val_episodes=100"]
+    train += ["--device", device, "--out", "/tmp/metazoo-run", "--quiet"]
+    train += ["--episodes", "20"] if args.dry_run else []
+    left = args.total - (time.perf_counter() - began)
+    _run(train, max(60.0, min(args.train_minutes * 60 + 240, left)), out / "train.log")
+    result_path = Path("/tmp/metazoo-run/result.json")
+    print(f"\n## Speed, omniglot-5w1s ({document.get('environment', {}).get('device')})\n")
+    if found:
+        from metazoo.perf.report import short_table
+
+        print(short_table(document))
+    if not result_path.is_file():
+        print("\ntraining produced no result; see train.log")
+        return 1
+    result = json.loads(result_path.read_text())
+    (out / "train-result.json").write_text(json.dumps({**result, "fast_step": best}, indent=1))
+    trained, tested = result["train"], result["result"]
+    print(f"\n## MAML, Omniglot 5-way 1-shot, fast step {best!r}")
+    print(
+        f"trained {trained['final_step']} steps in {trained['seconds']:.0f} s "
+        f"({trained['final_step'] * 32 / trained['seconds']:.0f} tasks/s incl. validation); "
+        f"stopped: {trained['stopped']}; best val {trained['best_val']:.2f} at step "
+        f"{trained['best_step']}; test {tested['mean']:.2f} ± {tested['ci95']:.2f} "
+        f"({len(tested['scores'])} episodes)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
