@@ -80,7 +80,7 @@ def _best_fast_step(document: dict) -> tuple[str, list[str]]:
     """The fastest fp32 fast-step contender whose meta-gradient passed the float64 check."""
     rows = {r["name"]: r for shape in document["shapes"] for r in shape["contenders"]}
     rates = {
-        name: rows[name].get("train_tasks_per_s") or 0.0
+        name: (rows[name].get("train") or {}).get("per_s") or 0.0
         for name in TRAIN_OPTIONS
         if name in rows and rows[name].get("gradient_ok")
     }

@@ -56,7 +56,8 @@ def build_learner(
 ) -> nn.Module:
     """Create learner ``name`` with the default backbone of ``benchmark``.
 
-    The learner card's ``config`` is applied first, then ``config``. Config fields called ``ways``
+    The learner card's ``config`` is applied first, then its ``benchmark_config`` for
+    ``benchmark`` (the paper's settings there), then ``config``. Config fields called ``ways``
     and ``input_shape`` (when the learner has them) are filled from the benchmark unless given;
     ``num_classes`` from the training split's sampler.
 
@@ -97,9 +98,14 @@ def build_learner(
     else:
         model = make_backbone(arch, input_shape, out_features=None, **options)
     try:
-        card_config = dict(learner_card(name).get("config") or {})
+        card = learner_card(name)
     except CardError:
-        card_config = {}
+        card = {}
+    # the paper's settings for this benchmark (MAML's alpha=0.4 on Omniglot) over the defaults
+    card_config = {
+        **(card.get("config") or {}),
+        **(card.get("benchmark_config") or {}).get(benchmark, {}),
+    }
     filled = {"ways": ways, "input_shape": input_shape, "task": bench["task"]}
     if "num_classes" in config_fields(name) and "num_classes" not in config:
         # learners that pre-train on all meta-training classes (the finetune baseline)

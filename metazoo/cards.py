@@ -45,6 +45,7 @@ _LEARNER_FIELDS: dict[str, tuple[bool, tuple[type, ...]]] = {
     "tasks": (True, (list,)),
     "summary": (False, (str,)),
     "config": (False, (dict,)),
+    "benchmark_config": (False, (dict,)),
     "results": (False, (dict,)),
 }
 _RESULT_FIELDS: dict[str, tuple[bool, tuple[type, ...]]] = {
@@ -144,6 +145,12 @@ def validate_learner_card(data: dict[str, Any], where: str = "<card>") -> dict[s
     _check_choice(data, "tasks", TASKS, where)
     if not data["bibtex"].lstrip().startswith("@"):
         raise CardError(f"{where}: field 'bibtex' must hold a BibTeX entry starting with '@'")
+    for bench, config in (data.get("benchmark_config") or {}).items():
+        if not isinstance(config, dict):
+            raise CardError(
+                f"{where}: benchmark_config.{bench} must be a mapping of config fields to the "
+                "paper's values for that benchmark, e.g. {inner_lr: 0.4}"
+            )
     for bench, result in (data.get("results") or {}).items():
         if not isinstance(result, dict):
             raise CardError(

@@ -126,7 +126,18 @@ def results_table(folder: Path = RESULTS) -> str:
     return text
 
 
-SECTIONS: dict[str, Callable[[], str]] = {"learners": learner_table, "results": results_table}
+def speed_table() -> str:
+    """Where each speed target of issue 7 stands, from the committed speed and training results."""
+    from metazoo.perf.docs import readme_speed_table  # perf.docs imports this module
+
+    return readme_speed_table()
+
+
+SECTIONS: dict[str, Callable[[], str]] = {
+    "learners": learner_table,
+    "results": results_table,
+    "speed": speed_table,
+}
 
 
 def render_sections(text: str, sections: dict[str, Callable[[], str]] | None = None) -> str:

@@ -115,3 +115,34 @@ def test_card_config_key_the_learner_does_not_take_is_an_error(monkeypatch):
         TypeError, match=r"unknown config key 'distanse' \(did you mean 'distance'\?\)"
     ):
         build_learner("protonet", "omniglot-5w1s")
+
+
+@pytest.mark.parametrize(
+    "bench,inner_lr,steps,test_steps",
+    [
+        ("omniglot-5w1s", 0.4, 1, 3),
+        ("omniglot-20w1s", 0.1, 5, None),
+        ("miniimagenet-5w1s", 0.01, 5, 10),
+    ],
+)
+def test_build_learner_applies_the_papers_settings_for_the_benchmark(
+    bench, inner_lr, steps, test_steps
+):
+    """MAML's card carries Finn et al.'s inner loop per benchmark; explicit config still wins."""
+    from metazoo import build_learner
+
+    config = build_learner("maml", bench).config
+    assert (config.inner_lr, config.inner_steps, config.test_inner_steps) == (
+        inner_lr,
+        steps,
+        test_steps,
+    )
+    assert build_learner("maml", bench, inner_lr=0.05).config.inner_lr == 0.05
+
+
+def test_benchmark_config_must_be_a_mapping():
+    from metazoo.cards import CardError, learner_card, validate_learner_card
+
+    card = {**learner_card("maml"), "benchmark_config": {"omniglot-5w1s": 0.4}}
+    with pytest.raises(CardError, match=r"benchmark_config.omniglot-5w1s must be a mapping"):
+        validate_learner_card(card, "maml.yaml")
