@@ -38,6 +38,7 @@ SPEED_CONTENDERS = (
     "maml-learner",
     "metazoo-auto+channels-last",
     "metazoo-compiled+channels-last",
+    "metazoo-compiled+channels-last+cudnn-benchmark",
     "higher",
     "metazoo-auto+tf32",
     "metazoo-auto+bf16",
@@ -48,6 +49,11 @@ TRAIN_OPTIONS = {
     "metazoo-auto+channels-last": ["channels_last=true"],
     "metazoo-compiled": ["compile=true"],
     "metazoo-compiled+channels-last": ["compile=true", "channels_last=true"],
+    "metazoo-compiled+channels-last+cudnn-benchmark": [
+        "compile=true",
+        "channels_last=true",
+        "cudnn_benchmark=true",
+    ],
 }
 
 

@@ -198,6 +198,9 @@ class FastOptions:
     #: clip the meta-gradient's global norm to this value before the optimizer step (inside the
     #: captured step; no host read); None: no clipping.
     grad_clip: float | None = None
+    #: let cuDNN time its convolution algorithms for the step's (static) shapes on first use
+    #: (``torch.backends.cudnn.benchmark`` while the step runs, then restored).
+    cudnn_benchmark: bool = False
     #: ``torch.compile`` the meta-gradient (:func:`compiled_meta_gradient`; a float inner learning
     #: rate); the first step then takes the compile time (seconds to minutes).
     compile: bool = False
@@ -273,7 +276,7 @@ class FastMetaStep:
             if self.options.autocast is not None
             else contextlib.nullcontext()
         )
-        with ctx:
+        with ctx, _cudnn_benchmark(self.options.cudnn_benchmark):
             if self.compiled is not None:
                 return self.compiled(batch)
             return _loss_and_metric(
@@ -293,6 +296,19 @@ class FastMetaStep:
     def meta_gradient(self, batch: EpisodeBatch) -> list[Tensor]:
         """The meta-gradient of ``batch`` at the current weights, one tensor per parameter."""
         return self.runner.meta_gradient(batch)
+
+
+def _cudnn_benchmark(on: bool) -> contextlib.AbstractContextManager:
+    """cuDNN's algorithm timing switched on (other cuDNN settings kept), or nothing."""
+    if not on:
+        return contextlib.nullcontext()
+    cudnn = torch.backends.cudnn
+    return cudnn.flags(
+        enabled=cudnn.enabled,
+        benchmark=True,
+        deterministic=cudnn.deterministic,
+        allow_tf32=cudnn.allow_tf32,
+    )
 
 
 def _one_task_loss(model: nn.Module, batch: EpisodeBatch, loop: InnerLoop, lr) -> Tensor:

@@ -268,7 +268,8 @@ def _fast(name: str, options: FastOptions, mode: str = "fp32") -> Builder:
             + (f" (chunks of {plan.chunk})" if plan.chunk else "")
             + (", whole step in one CUDA graph" if graph else "")
             + (", channels-last" if options.channels_last else "")
-            + (", torch.compile" if options.compile else ""),
+            + (", torch.compile" if options.compile else "")
+            + (", cuDNN benchmark" if options.cudnn_benchmark else ""),
             step,
             step.meta_gradient,
             evaluate,
@@ -279,6 +280,7 @@ def _fast(name: str, options: FastOptions, mode: str = "fp32") -> Builder:
                 "chunk": plan.chunk,
                 "cuda_graph": graph,
                 "compile": options.compile,
+                "cudnn_benchmark": options.cudnn_benchmark,
             },
             model=model,
         )
@@ -310,6 +312,10 @@ CUDA_VARIANTS: dict[str, Callable] = {
     "metazoo-compiled": _fast("metazoo-compiled", FastOptions(compile=True)),
     "metazoo-compiled+channels-last": _fast(
         "metazoo-compiled+channels-last", FastOptions(compile=True, channels_last=True)
+    ),
+    "metazoo-compiled+channels-last+cudnn-benchmark": _fast(
+        "metazoo-compiled+channels-last+cudnn-benchmark",
+        FastOptions(compile=True, channels_last=True, cudnn_benchmark=True),
     ),
     "metazoo-auto+tf32": _fast("metazoo-auto+tf32", FastOptions(), mode="tf32"),
     "metazoo-auto+bf16": _fast(

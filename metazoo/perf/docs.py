@@ -50,7 +50,9 @@ def _meta_batch(run: dict) -> int:
 def _training_row(name: str, run: dict) -> dict:
     trained, tested = run["train"], run["result"]
     config, learner = trained["config"], tested["provenance"]["config"]
-    options = [k for k in ("fast_step", "compile", "channels_last") if config.get(k)]
+    options = [
+        k for k in ("fast_step", "compile", "channels_last", "cudnn_benchmark") if config.get(k)
+    ]
     minutes, mean = trained["seconds"] / 60, tested["mean"]
     reached = mean >= TRAINING_TARGET["accuracy"] and minutes <= TRAINING_TARGET["minutes"]
     test_steps = learner.get("test_inner_steps") or learner["inner_steps"]

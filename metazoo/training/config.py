@@ -64,6 +64,8 @@ class TrainConfig:
     #: with ``fast_step``: channels-last (NHWC) images and convolution weights (faster cuDNN
     #: kernels on some GPUs; ``metazoo speed`` measures it).
     channels_last: bool = False
+    #: with ``fast_step``: let cuDNN time its convolution algorithms for the (static) shapes.
+    cudnn_benchmark: bool = False
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -76,7 +78,7 @@ class TrainConfig:
             raise ValueError(
                 f"TrainConfig.lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}"
             )
-        for option in ("compile", "channels_last"):
+        for option in ("compile", "channels_last", "cudnn_benchmark"):
             if getattr(self, option) and not self.fast_step:
                 raise ValueError(
                     f"TrainConfig.{option}=True needs fast_step=True (an option of it)"

@@ -59,7 +59,10 @@ def build_fast_step(
     """
     check_fast_step(learner, config)
     options = FastOptions(
-        compile=config.compile, channels_last=config.channels_last, grad_clip=config.grad_clip
+        compile=config.compile,
+        channels_last=config.channels_last,
+        cudnn_benchmark=config.cudnn_benchmark,
+        grad_clip=config.grad_clip,
     )
     loop = learner.inner_loop(training=True)
     lr = float(learner.learning_rates())

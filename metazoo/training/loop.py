@@ -49,6 +49,7 @@ _RESUMABLE_CHANGES = {
     "fast_step",
     "compile",
     "channels_last",
+    "cudnn_benchmark",
 }
 
 

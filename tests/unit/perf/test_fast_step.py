@@ -245,3 +245,26 @@ def test_compiled_fast_step_updates_like_a_plain_adam_step(batch):
 def test_compiled_meta_gradient_refuses_meta_learned_learning_rates():
     with pytest.raises(ValueError, match="float inner learning rate"):
         compiled_meta_gradient(_conv(), InnerLoop(steps=1), {"w": torch.ones(())}, 2)
+
+
+class _RecordsCudnnBenchmark(torch.nn.Module):
+    """A linear classifier that notes the cuDNN benchmark flag at every forward pass."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(36, WAYS).double()
+        self.seen: list[bool] = []
+
+    def forward(self, x):
+        self.seen.append(torch.backends.cudnn.benchmark)
+        return self.linear(x.flatten(1))
+
+
+def test_cudnn_benchmark_is_on_during_the_step_only(batch):
+    model = _RecordsCudnnBenchmark()
+    before = torch.backends.cudnn.benchmark
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    options = FastOptions(cudnn_benchmark=True)
+    FastMetaStep(model, InnerLoop(steps=1, ways=WAYS), 0.1, optimizer, batch, options)(batch)
+    assert model.seen and all(model.seen)
+    assert torch.backends.cudnn.benchmark == before

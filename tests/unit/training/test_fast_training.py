@@ -68,7 +68,7 @@ def test_fast_step_refuses_what_it_cannot_run(name, config, match):
     assert "fast_step=False" in str(error.value)
 
 
-@pytest.mark.parametrize("option", ["compile", "channels_last"])
+@pytest.mark.parametrize("option", ["compile", "channels_last", "cudnn_benchmark"])
 def test_fast_step_options_need_the_fast_step(option):
     with pytest.raises(ValueError, match=f"{option}=True needs fast_step=True"):
         TrainConfig(**{option: True})
