@@ -9,7 +9,8 @@
    compiled, or both) trains MAML on Omniglot 5-way 1-shot with ``metazoo train`` for
    ``--train-minutes`` (the paper's settings: meta-batch 32, one inner step alpha=0.4, Adam 1e-3,
    3 inner steps at test), then tests it on the card's 600 episodes.
-3. A short table last. Outputs go to ``$OUT`` (else ``benchmarks/gpu-session``).
+3. With time left, ``benchmarks/profile_step.py`` on the compiled channels-last step.
+4. A short table last. Outputs go to ``$OUT`` (else ``benchmarks/gpu-session``).
 
 ``--data-skeleton LIST`` is for a machine without the Omniglot PNG tree but with the decoded
 28x28 cache (``$METAZOO_CACHE``, built from the real PNGs): the cache key is computed from the
@@ -127,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     train += ["--episodes", "20"] if args.dry_run else []
     left = args.total - (time.perf_counter() - began)
     _run(train, max(60.0, min(args.train_minutes * 60 + 240, left)), out / "train.log")
+    left = args.total - (time.perf_counter() - began)
+    if not args.dry_run and left > 90:  # 4. where the fastest step's time goes (compile cached)
+        profile = [sys.executable, "benchmarks/profile_step.py", "--compile", "--channels-last"]
+        _run(profile, left - 20, out / "profile.log")
     result_path = Path("/tmp/metazoo-run/result.json")
     print(f"\n## Speed, omniglot-5w1s ({document.get('environment', {}).get('device')})\n")
     if found:

@@ -1,0 +1,77 @@
+"""Where the time of one fast meta-training step goes: the top kernels (or CPU ops) by total time.
+
+    python benchmarks/profile_step.py                              # CUDA, omniglot-5w1s
+    python benchmarks/profile_step.py --compile --channels-last    # the fastest configuration
+    python benchmarks/profile_step.py --device cpu --tasks 2       # a rehearsal on the CPU
+
+Builds a :class:`metazoo.engine.fast.FastMetaStep` for a ``metazoo speed`` shape (synthetic
+episodes, the speed benchmark's model), runs the warm-up steps, then profiles ``--steps`` steps with
+``torch.profiler`` and prints the ``--top`` rows sorted by device time (CPU time on a CPU). The
+table also goes to ``$OUT/profile-<shape>.txt`` when ``$OUT`` is set. For the next GPU session of
+issue 7: the fp32 step is at about half its 2,500 tasks/s target, and this says which kernels to
+attack (grouped convolutions under ``vmap``, BatchNorm's elementwise work, or launch gaps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+
+import torch  # noqa: E402
+from torch.profiler import ProfilerActivity, profile  # noqa: E402
+
+from metazoo.engine import InnerLoop  # noqa: E402
+from metazoo.engine.fast import FastMetaStep, FastOptions  # noqa: E402
+from metazoo.perf.shapes import get_shapes, make_model, synthetic_batches  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--shape", default="omniglot-5w1s", help="a metazoo speed shape")
+    parser.add_argument("--device", default="cuda", help="cuda (default) or cpu")
+    parser.add_argument("--tasks", type=int, help="override the meta-batch size")
+    parser.add_argument("--steps", type=int, default=5, help="profiled steps (default 5)")
+    parser.add_argument("--top", type=int, default=25, help="rows to print (default 25)")
+    parser.add_argument("--compile", action="store_true", help="FastOptions(compile=True)")
+    parser.add_argument("--channels-last", action="store_true", help="NHWC images and weights")
+    args = parser.parse_args(argv)
+    shape = get_shapes([args.shape])[0]
+    shape = shape.scaled(args.tasks) if args.tasks else shape
+    device = torch.device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # fp32
+    model = make_model(shape).to(device)
+    batches = synthetic_batches(shape, 2, device=device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=device.type == "cuda")
+    options = FastOptions(compile=args.compile, channels_last=args.channels_last)
+    loop = InnerLoop(steps=shape.inner_steps, ways=shape.ways)
+    step = FastMetaStep(model, loop, shape.inner_lr, optimizer, batches[0], options)
+    step(batches[1])
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    began = time.perf_counter()
+    with profile(activities=activities) as prof:
+        for i in range(args.steps):
+            step(batches[i % 2])
+        sync()
+    seconds = (time.perf_counter() - began) / args.steps
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    table = prof.key_averages().table(sort_by=key, row_limit=args.top, max_name_column_width=70)
+    header = (
+        f"{shape.name}: {shape.describe()}; plan {step.plan}; compile={args.compile}, "
+        f"channels_last={args.channels_last}, graph={step.runner.graph is not None}; "
+        f"{seconds * 1e3:.1f} ms/step under the profiler ({shape.meta_batch / seconds:.0f} tasks/s)"
+    )
+    print(header, table, sep="\n")
+    if os.environ.get("OUT"):
+        Path(os.environ["OUT"], f"profile-{shape.name}.txt").write_text(header + "\n" + table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
