@@ -247,8 +247,19 @@ def _fast(name: str, options: FastOptions, mode: str = "fp32") -> Builder:
         train, test = _loops(shape)
         cuda = device.type == "cuda"
         optimizer = torch.optim.Adam(model.parameters(), lr=shape.outer_lr, capturable=cuda)
+        if cuda:  # a captured step allocates while it is built (warm-up, capture), not on replay
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
         step = FastMetaStep(model, train, shape.inner_lr, optimizer, example, options)
         plan = step.plan
+        memory = {}
+        if cuda:
+            torch.cuda.synchronize(device)
+            memory = {
+                "build_peak_memory_mb": (torch.cuda.max_memory_allocated(device) - base) / 2**20,
+                "held_memory_mb": (torch.cuda.memory_allocated(device) - base) / 2**20,
+            }
 
         def evaluate(batch: EpisodeBatch) -> Tensor:
             autocast = (
@@ -281,6 +292,7 @@ def _fast(name: str, options: FastOptions, mode: str = "fp32") -> Builder:
                 "cuda_graph": graph,
                 "compile": options.compile,
                 "cudnn_benchmark": options.cudnn_benchmark,
+                **memory,
             },
             model=model,
         )

@@ -232,6 +232,14 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
 
 
+def _peak_memory(record: dict) -> float | None:
+    """Peak MiB of a training step; for a captured step, its peak while built (warm-up and
+    capture), since a replay allocates nothing new (older files lack it: their graphed rows read 0)."""
+    step = (record.get("train") or {}).get("peak_memory_mb")
+    built = (record.get("details") or {}).get("build_peak_memory_mb")
+    return step if built is None else max(built, step or 0.0)
+
+
 def _shape_table(shape: dict, tolerance: float) -> list[str]:
     records = _by_name(shape)
     loop = _rate(records.get(LOOP))
@@ -251,7 +259,7 @@ def _shape_table(shape: dict, tolerance: float) -> list[str]:
             _fmt(rate),
             "–" if rate is None or not loop else f"{rate / loop:.2f}",
             _fmt(_rate(r, "eval")),
-            _fmt((r.get("train") or {}).get("peak_memory_mb"), 0),
+            _fmt(_peak_memory(r), 0),
             (
                 r.get("note") or ""
                 if r.get("status") == "ok"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from metazoo.perf.docs import readme_speed_table, training_table, update_speed_docs
-from metazoo.perf.report import fp32_tolerance, gradient_correct
+from metazoo.perf.report import _peak_memory, fp32_tolerance, gradient_correct
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -71,3 +71,9 @@ def test_training_target_rows_come_from_the_run_files():
         in readme
     )
     assert "900 steps, 24 tasks/s all in" in readme  # 900 steps x 32 tasks (the card's) / 1200 s
+
+
+def test_a_captured_steps_memory_is_its_peak_while_built():
+    graphed = {"train": {"peak_memory_mb": 0.0}, "details": {"build_peak_memory_mb": 4200.0}}
+    eager = {"train": {"peak_memory_mb": 180.0}}
+    assert _peak_memory(graphed) == 4200.0 and _peak_memory(eager) == 180.0
