@@ -44,15 +44,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=str(REPO / "benchmarks"), help="folder for the result")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument(
+        "--work", default="/tmp/metazoo-cpu-speed", help="per-shape results (default %(default)s)"
+    )
+    parser.add_argument(
+        "--merge-only",
+        action="store_true",
+        help="run nothing: merge the per-shape results already in --work (after rerunning a "
+        "shape that a busy machine disturbed)",
+    )
     args = parser.parse_args(argv)
     documents = []
     for shape, contenders in CPU_PLAN:
-        work = Path(args.out) / "cpu-shapes" / shape
+        work = Path(args.work) / shape
         command = [sys.executable, "-m", "metazoo.cli.speed", "--shapes", shape, "--out", str(work)]
         command += ["--threads", str(args.threads)]
         command += ["--contenders", *contenders] if contenders else []
-        print("$", " ".join(command[1:]), flush=True)
-        subprocess.run(command, cwd=REPO, check=False)
+        if not args.merge_only:
+            print("$", " ".join(command[1:]), flush=True)
+            subprocess.run(command, cwd=REPO, check=False)
         found = sorted((work / "results").glob("speed-*.json"))
         documents += [json.loads(found[-1].read_text())] if found else []
     if not documents:
