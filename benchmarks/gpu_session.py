@@ -16,6 +16,20 @@
 28x28 cache (``$METAZOO_CACHE``, built from the real PNGs): the cache key is computed from the
 tree's file names, so the script recreates the names (empty files) from LIST, a gzipped
 ``find omniglot-py -name '*.png' | sort``. The images themselves come from the cache.
+
+Preparing a lent machine that has neither the data nor ``higher`` (this workplace's device tool
+carries an ignored folder of at most 64 MiB), from the repository root here::
+
+    echo /.gpu_extra/ >> .git/info/exclude
+    mkdir -p .gpu_extra/site .gpu_extra/cache
+    cp -r "$(python -c 'import higher, os; print(os.path.dirname(higher.__file__))')" .gpu_extra/site/
+    cp -r "$METAZOO_CACHE/omniglot" .gpu_extra/cache/          # after any Omniglot run here
+    (cd "$METAZOO_DATA" && find omniglot-py -name '*.png' | sort | gzip) > .gpu_extra/omniglot-files.txt.gz
+
+and there (carrying ``.gpu_extra``)::
+
+    PYTHONPATH=$PWD/.gpu_extra/site:$PWD METAZOO_CACHE=$PWD/.gpu_extra/cache \
+        python3 benchmarks/gpu_session.py --data-skeleton .gpu_extra/omniglot-files.txt.gz
 """
 
 from __future__ import annotations

@@ -225,9 +225,10 @@ def test_compiled_meta_gradient_matches_the_sequential_executor(batch, first_ord
     compiled = compiled_meta_gradient(model, loop, 0.3, len(batch), chunk=2)
     got = _grads(model, lambda: compiled(batch))
     assert _rel(got, reference) < 1e-9
-    loss = compiled(batch)
-    expected = adapt_and_query(model, batch, loop, 0.3, executor="sequential").query_loss.mean()
-    assert float(loss) == pytest.approx(float(expected.detach()), rel=1e-12)
+    loss, accuracy = compiled(batch).tolist()  # the step's mean query loss and accuracy
+    expected = adapt_and_query(model, batch, loop, 0.3, executor="sequential")
+    assert loss == pytest.approx(float(expected.query_loss.mean().detach()), rel=1e-12)
+    assert accuracy == pytest.approx(float(expected.metric.mean()), rel=1e-12)
 
 
 @pytest.mark.slow
