@@ -303,15 +303,17 @@ def run(args: argparse.Namespace) -> int:
     learner = build_learner(
         args.learner, args.benchmark, seed=seed, device=args.device, **build, **learner_values
     )
-    with ProgressReporter(quiet=args.quiet or not dist.is_main()) as progress:
+    from metazoo.engine.precision import tf32
+
+    with tf32(config.tf32), ProgressReporter(quiet=args.quiet or not dist.is_main()) as progress:
         progress.say(
             f"training {args.learner} on {args.benchmark} for {config.steps} steps -> {out}"
         )
         result = train(
             learner, args.benchmark, config, callback=progress, metadata={"build": build}
         )
-    episodes = args.episodes or benchmark_card(args.benchmark)["test_episodes"]
-    tested = evaluate(learner, args.benchmark, episodes=episodes, seed=0)  # on every rank
+        episodes = args.episodes or benchmark_card(args.benchmark)["test_episodes"]
+        tested = evaluate(learner, args.benchmark, episodes=episodes, seed=0)  # on every rank
     if not dist.is_main():
         return 0  # rank 0 writes and prints
     from metazoo._atomic import write_json_atomic

@@ -12,12 +12,14 @@ meta-gradients by 1-20%; results that claim to reproduce a number record the mod
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 
-__all__ = ["reproducible", "precision_mode"]
+__all__ = ["reproducible", "precision_mode", "tf32"]
 
 
 def _settings() -> dict[str, Any]:
@@ -85,3 +87,18 @@ def precision_mode() -> dict[str, Any]:
         and settings["cudnn_deterministic"]
     )
     return settings
+
+
+@contextlib.contextmanager
+def tf32(enabled: bool | None) -> Iterator[None]:
+    """TF32 for matmuls and cuDNN on (True) or off (False, plain fp32) inside the block; None
+    leaves PyTorch's settings (cuDNN TF32 on by default) as they are."""
+    if enabled is None:
+        yield
+        return
+    previous = _settings()
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        _apply(previous)

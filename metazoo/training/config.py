@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,10 @@ class TrainConfig:
     device: str | None = None
     #: steps averaged into one history entry (the learning curve's resolution).
     log_every: int = 10
+    #: TF32 for matmuls and cuDNN convolutions while training: None keeps PyTorch's settings
+    #: (cuDNN TF32 on by default), False trains in plain fp32 (as metazoo speed's fp32 rows), True
+    #: turns both on. Recorded with the results either way.
+    tf32: bool | None = None
     #: stop after this many minutes of training (then validate and checkpoint, and say so in the
     #: result's ``stopped``); None: run all ``steps``. For fixed time budgets (Slurm limits).
     max_minutes: float | None = None
@@ -87,6 +92,10 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.max_minutes must be > 0 or None, got {self.max_minutes}")
         if self.resume and not self.checkpoint_dir:
             raise ValueError("TrainConfig.resume=True needs checkpoint_dir (where last.pt lives)")
+
+    def time_is_up(self, began: float) -> bool:
+        """Whether ``max_minutes`` have passed since ``began`` (a ``time.perf_counter()``)."""
+        return self.max_minutes is not None and time.perf_counter() - began >= 60 * self.max_minutes
 
     @property
     def save_every(self) -> int:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from metazoo import distributed as dist
-from metazoo.engine.fast import FastMetaStep
+from metazoo.engine.precision import tf32
 from metazoo.episode import EpisodeBatch
 from metazoo.evaluation.harness import (
     _json_safe,
@@ -33,6 +33,7 @@ from metazoo.learner import has_meta_backward, has_outer_step
 from metazoo.training.checkpoint import FORMAT, load_checkpoint, restore_rng, rng_state, save_atomic
 from metazoo.training.config import NonFiniteLossError, TrainConfig, TrainResult
 from metazoo.training.faststep import build_fast_step, check_fast_step, fast_step_metrics
+from metazoo.training.optim import make_optimizer, make_scheduler
 
 __all__ = ["train", "make_optimizer", "make_scheduler"]
 
@@ -51,36 +52,6 @@ _RESUMABLE_CHANGES = {
     "channels_last",
     "cudnn_benchmark",
 }
-
-
-def make_optimizer(learner: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """The outer optimizer over the learner's trainable parameters.
-
-    With ``fast_step`` on CUDA it is capturable (its state and learning rate live on the device,
-    so the optimizer step can be part of a CUDA graph and a schedule still changes the rate).
-    """
-    params = [p for p in learner.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError(f"{learner_name(learner)} has no trainable parameters to meta-train")
-    lr, extra = config.lr, {}
-    if config.fast_step and params[0].device.type == "cuda":
-        lr, extra = torch.tensor(config.lr, device=params[0].device), {"capturable": True}
-    if config.optimizer == "sgd":  # no host reads in its step: capturable as it is
-        return torch.optim.SGD(
-            params, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay
-        )
-    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return cls(params, lr=lr, weight_decay=config.weight_decay, **extra)
-
-
-def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
-    """The learning-rate schedule stepped once per meta-update, or None for a constant rate."""
-    if config.lr_schedule == "step":
-        size = config.lr_step_size or max(1, config.steps // 4)
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=size, gamma=config.lr_gamma)
-    if config.lr_schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
-    return None
 
 
 def _default_meta_batch(benchmark: Any) -> int:
@@ -352,7 +323,9 @@ def train(
     else:
         torch.manual_seed(config.seed)
     train_sampler = {**sampler_overrides, **run.train_overrides}
-    stopped = _loop(run, open_sampler(benchmark, "train", config.seed, **train_sampler), device)
+    with tf32(config.tf32):
+        sampler = open_sampler(benchmark, "train", config.seed, **train_sampler)
+        stopped = _loop(run, sampler, device)
     if run.best_state is not None:
         learner.load_state_dict(run.best_state)
     best = run.path("best.pt")
@@ -368,18 +341,6 @@ def train(
     )
 
 
-def _fast_train_step(run: _Run, step: FastMetaStep, batch: EpisodeBatch) -> dict[str, float]:
-    metrics = fast_step_metrics(step(batch), step, run.learner.config.task)
-    if not math.isfinite(metrics["loss"]):  # the captured step has applied the update already
-        raise _diverged(run, batch, metrics["loss"])
-    return metrics
-
-
-def _out_of_time(run: _Run, began: float) -> bool:
-    limit = run.config.max_minutes
-    return limit is not None and time.perf_counter() - began >= 60 * limit
-
-
 def _loop(run: _Run, sampler: Any, device: torch.device) -> str | None:
     """Train until ``config.steps`` or the time limit; returns why it stopped early, or None."""
     config, began, fast = run.config, time.perf_counter(), None
@@ -388,13 +349,15 @@ def _loop(run: _Run, sampler: Any, device: torch.device) -> str | None:
     run.learner.train()
     saved_at = run.step
     while run.step < config.steps:
-        if _out_of_time(run, began):
+        if config.time_is_up(began):
             break
         tick = time.perf_counter()
         batch = dist.local_tasks(sampler.batch(run.step, run.meta_batch)).to(device)
         if config.fast_step:
             fast = fast or build_fast_step(run.learner, run.optimizer, batch, config)
-            metrics = _fast_train_step(run, fast, batch)
+            metrics = fast_step_metrics(fast(batch), fast, run.learner.config.task)
+            if not math.isfinite(metrics["loss"]):  # the captured step has applied the update
+                raise _diverged(run, batch, metrics["loss"])
         else:
             metrics = _train_step(run, batch)
         if run.scheduler is not None:

@@ -72,3 +72,14 @@ def test_fast_step_refuses_what_it_cannot_run(name, config, match):
 def test_fast_step_options_need_the_fast_step(option):
     with pytest.raises(ValueError, match=f"{option}=True needs fast_step=True"):
         TrainConfig(**{option: True})
+
+
+@pytest.mark.parametrize("setting", [False, True])
+def test_tf32_setting_holds_while_training_and_is_restored(setting):
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    seen = []
+    config = TrainConfig(steps=2, val_every=0, tf32=setting)
+    record = lambda event: seen.append(torch.backends.cudnn.allow_tf32)  # noqa: E731
+    train(_maml(), BENCH, config, callback=record)
+    assert seen and all(flag == setting for flag in seen)
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
