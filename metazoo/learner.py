@@ -12,7 +12,14 @@ from torch import Tensor, nn
 
 from metazoo.episode import EpisodeBatch
 
-__all__ = ["MetaLearner", "TaskState", "FAMILIES", "has_meta_backward", "has_outer_step"]
+__all__ = [
+    "MetaLearner",
+    "TaskState",
+    "FAMILIES",
+    "has_meta_backward",
+    "has_outer_step",
+    "has_score_episodes",
+]
 
 #: The three families of the literature; every learner belongs to exactly one.
 FAMILIES = ("optimization", "metric", "model")
@@ -87,3 +94,13 @@ def has_meta_backward(learner: nn.Module) -> bool:
     and returns ``meta_loss``'s metrics; the trainer calls it instead of ``meta_loss(...).backward()``.
     """
     return callable(getattr(learner, "meta_backward", None))
+
+
+def has_score_episodes(learner: nn.Module) -> bool:
+    """True for learners that score a whole meta-batch of test episodes at once.
+
+    Such a learner defines ``score_episodes(batch) -> Tensor (T,)``: each episode's accuracy (%) or
+    MSE, the numbers ``adapt`` then ``predict`` would give one episode at a time; the evaluation
+    harness calls it on blocks of episodes.
+    """
+    return callable(getattr(learner, "score_episodes", None))

@@ -7,7 +7,8 @@ Fast weights are ``dict[str, Tensor]`` run through ``torch.func.functional_call`
   return_weights, backward_scale) -> TaskResults``: adapt every task of a meta-batch and compute
   its query loss (attached to the outer graph) and metric;
 * :func:`adapt` / :func:`predict`: one task, for ``MetaLearner.adapt`` / ``predict``;
-* :func:`meta_objective` / :func:`adapt_task`: the same with grad-mode handling and task checks,
+* :func:`meta_objective` / :func:`adapt_task` / :func:`task_scores` (evaluation): the same with
+  grad-mode handling and task checks,
   what learners' ``meta_loss`` / ``adapt`` call;
 * :class:`InnerLoop`: the static settings (steps, first order, ``sgd``/``adam``, task type,
   BatchNorm policy, which weights adapt); learning rates (:data:`LearningRate`: float,
@@ -38,7 +39,13 @@ from metazoo.engine.functional import (
     task_metric,
 )
 from metazoo.engine.inner import INNER_OPTIMIZERS, InnerLoop, LearningRate
-from metazoo.engine.objective import adapt_task, check_task_of, meta_objective, summarize
+from metazoo.engine.objective import (
+    adapt_task,
+    check_task_of,
+    meta_objective,
+    summarize,
+    task_scores,
+)
 from metazoo.engine.precision import precision_mode, reproducible
 
 __all__ = [
@@ -55,6 +62,7 @@ __all__ = [
     "adapt_task",
     "check_task_of",
     "meta_objective",
+    "task_scores",
     "summarize",
     "batch_norm_plain",
     "buffers_of",

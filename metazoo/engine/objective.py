@@ -19,7 +19,7 @@ from metazoo.engine.functional import metric_name
 from metazoo.engine.inner import InnerLoop, LearningRate
 from metazoo.episode import EpisodeBatch
 
-__all__ = ["check_task_of", "meta_objective", "adapt_task", "summarize"]
+__all__ = ["check_task_of", "meta_objective", "adapt_task", "summarize", "task_scores"]
 
 
 def check_task_of(task: str, is_regression: bool) -> None:
@@ -139,3 +139,28 @@ def adapt_task(
     loop = dataclasses.replace(loop, ways=ways, track_outer=outer)
     with torch.enable_grad():
         return adapt(model, support_x, support_y, loop, lr, params=params, overrides=overrides)
+
+
+def task_scores(
+    model: nn.Module,
+    batch: EpisodeBatch,
+    loop: InnerLoop,
+    lr: LearningRate,
+    *,
+    overrides: Sequence[Mapping[str, Tensor]] | None = None,
+    executor: str = "auto",
+    chunk_size: int | None = None,
+) -> Tensor:
+    """Each task's query score after adaptation, with no graph back to the learner (evaluation).
+
+    Returns:
+        ``(T,)`` accuracy in % or MSE: what ``adapt`` then ``predict`` give task by task.
+    """
+    check_task_of(loop.task, batch.is_regression)
+    ways = batch.ways if loop.task == "classification" else None
+    loop = dataclasses.replace(loop, ways=ways, track_outer=False, query_every_step=False)
+    with torch.enable_grad():
+        results = adapt_and_query(
+            model, batch, loop, lr, overrides=overrides, executor=executor, chunk_size=chunk_size
+        )
+    return results.metric

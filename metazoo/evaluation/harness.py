@@ -18,9 +18,10 @@ import torch
 from torch import Tensor, nn
 
 from metazoo import distributed as dist
-from metazoo.episode import Episode
+from metazoo.episode import Episode, EpisodeBatch
 from metazoo.evaluation.provenance import MemoryMeter, environment
 from metazoo.evaluation.stats import mean_ci95
+from metazoo.learner import has_score_episodes
 
 __all__ = [
     "EvalResult",
@@ -31,6 +32,9 @@ __all__ = [
     "config_dict",
     "score_episode",
 ]
+
+#: Episodes a learner with ``score_episodes`` scores in one call during evaluation.
+EVAL_BLOCK = 32
 
 #: Config fields that name how many inner steps a learner takes at test time, most specific first.
 _INNER_STEP_FIELDS = ("test_inner_steps", "inner_steps", "test_steps", "steps")
@@ -210,6 +214,14 @@ def _run_episode(learner: nn.Module, episode: Episode) -> float:
     return score
 
 
+def _score_block(learner: nn.Module, episodes: list[Episode]) -> list[float]:
+    """Scores of consecutive episodes: one ``score_episodes`` call where the learner has it."""
+    if len(episodes) == 1 or not has_score_episodes(learner):
+        return [_run_episode(learner, e) for e in episodes]
+    with torch.no_grad():  # the learner switches autograd on where its adaptation needs it
+        return learner.score_episodes(EpisodeBatch.stack(episodes)).tolist()
+
+
 def evaluate(
     learner: nn.Module,
     benchmark: Any,
@@ -223,7 +235,9 @@ def evaluate(
     """Evaluate ``learner`` on episodes ``0 .. episodes-1`` of ``benchmark``'s ``split``.
 
     The learner is put in eval mode (its mode is restored afterwards); ``adapt`` runs under
-    ``torch.enable_grad()``, ``predict`` under ``torch.no_grad()``.
+    ``torch.enable_grad()``, ``predict`` under ``torch.no_grad()``. Learners with
+    ``score_episodes`` (the MAML family) score blocks of :data:`EVAL_BLOCK` episodes at once (the
+    same per-episode numbers; ``vmap`` over the episodes on a GPU).
 
     Args:
         learner: a registered learner (``adapt`` / ``predict``).
@@ -246,18 +260,22 @@ def evaluate(
     learner.eval()
     scores, busy, first = [], 0.0, None
     start = time.perf_counter()
+    block = EVAL_BLOCK if has_score_episodes(learner) else 1
     try:
         with MemoryMeter(device) as memory:
-            for index in dist.episode_range(episodes):  # this rank's block (all, alone)
-                episode = sampler.episode(index).to(device)
-                first = first or episode
+            indices = list(dist.episode_range(episodes))  # this rank's block (all, alone)
+            for start_at in range(0, len(indices), block):
+                chunk = [
+                    sampler.episode(i).to(device) for i in indices[start_at : start_at + block]
+                ]
+                first = first or chunk[0]
                 tick = time.perf_counter()
-                scores.append(_run_episode(learner, episode))
+                scores += _score_block(learner, chunk)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 busy += time.perf_counter() - tick
                 if progress is not None:
-                    progress(index + 1, episodes)
+                    progress(indices[start_at + len(chunk) - 1] + 1, episodes)
     finally:
         learner.train(was_training)
     scores = dist.gather_scores(scores, episodes)  # every rank's scores, in episode order

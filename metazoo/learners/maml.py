@@ -123,6 +123,20 @@ class MAML(nn.Module):
             backward_scale=backward_scale,
         )
 
+    def score_episodes(self, batch: EpisodeBatch) -> Tensor:
+        """``(T,)`` per-episode scores (accuracy % or MSE) of a meta-batch: the numbers ``adapt``
+        then ``predict`` give episode by episode, by the learner's executor (``vmap`` over the
+        episodes on a GPU). The evaluation harness uses it."""
+        return engine.task_scores(
+            self.model,
+            batch,
+            self.inner_loop(self.training),
+            self.learning_rates(),
+            overrides=self.overrides(),
+            executor=self.config.executor,
+            chunk_size=self.config.chunk_size,
+        )
+
     def adapt(self, support_x: Tensor, support_y: Tensor) -> dict[str, Tensor]:
         """Fast weights for one task: ``support_x (N*K, *x)``, ``support_y (N*K,)`` or ``(N*K, *y)``."""
         return engine.adapt_task(

@@ -216,18 +216,13 @@ def _maml_learner(model: nn.Module, shape: SpeedShape, example: EpisodeBatch) ->
 
     def evaluate(batch: EpisodeBatch) -> Tensor:
         learner.eval()
-        accuracies = []
-        for task in batch:  # as the evaluation harness calls it
-            with torch.enable_grad():
-                state = learner.adapt(task.support_x, task.support_y)
-            with torch.no_grad():
-                logits = learner.predict(state, task.query_x)
-            accuracies.append(100.0 * (logits.argmax(-1) == task.query_y).float().mean())
-        return torch.stack(accuracies)
+        with torch.no_grad():  # as the evaluation harness calls it
+            return learner.score_episodes(batch)
 
     return _loop_contender(
         "maml-learner",
-        "metazoo's registered maml learner as the trainer calls it, meta_backward (executor='auto')",
+        "metazoo's registered maml learner as the trainer and the harness call it: meta_backward, "
+        "score_episodes (executor='auto')",
         learner,
         shape,
         backward,

@@ -1,0 +1,38 @@
+"""evaluate() scores the MAML family a block of episodes at a time: the same per-episode numbers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from metazoo import create_learner
+from metazoo.evaluation import evaluate
+from metazoo.evaluation.harness import EVAL_BLOCK, _run_episode
+from metazoo.evaluation.synthetic import SyntheticBenchmark
+from metazoo.learner import has_score_episodes
+
+
+def _learner(name: str, task: str, features: int):
+    torch.manual_seed(0)
+    out = 3 if task == "classification" else 1
+    model = nn.Sequential(
+        nn.Linear(features, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, out)
+    )
+    config = {"inner_steps": 2, "test_inner_steps": 3, "task": task, "inner_lr": 0.3}
+    return create_learner(name, model, **config).eval()
+
+
+@pytest.mark.parametrize("name", ["maml", "fomaml", "anil", "metasgd", "mamlpp", "reptile"])
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_block_scores_equal_adapt_then_predict_per_episode(name, task):
+    bench = SyntheticBenchmark(task=task, features=8, ways=3)
+    sampler = bench.sampler("test", 0)
+    learner = _learner(name, task, sampler.episode(0).support_x.shape[-1])
+    assert has_score_episodes(learner)
+    done = []
+    result = evaluate(learner, bench, episodes=EVAL_BLOCK + 5, progress=lambda i, n: done.append(i))
+    expected = [_run_episode(learner, sampler.episode(i)) for i in range(EVAL_BLOCK + 5)]
+    assert result.scores == expected
+    assert done == [EVAL_BLOCK, EVAL_BLOCK + 5]
+    assert all(p.grad is None for p in learner.parameters())
