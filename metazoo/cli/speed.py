@@ -31,6 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--tasks", type=int, help="override every shape's meta-batch size")
     parser.add_argument("--contenders", nargs="+", help="only these contenders")
+    parser.add_argument(
+        "--learners",
+        nargs="+",
+        metavar="NAME",
+        help="also race these registered learners (or 'all') as the trainer and harness run them",
+    )
+    parser.add_argument("--tag", help="added to the result file's name, e.g. learners")
     parser.add_argument("--repeats", type=int, help="timed rounds (default 5, quick 3)")
     parser.add_argument("--warmup", type=int, help="untimed calls per contender (default 2)")
     parser.add_argument("--min-run", type=float, help="seconds per timed run (default 0.5)")
@@ -73,7 +80,14 @@ def run(args: argparse.Namespace) -> int:
         tasks=args.tasks,
         contenders=args.contenders,
         budget_s=args.budget,
+        tag=args.tag,
     )
+    if args.learners:
+        from metazoo.perf.learners import learner_contenders
+
+        config.extra_contenders = learner_contenders(args.learners)
+        if config.contenders:  # --contenders limits the built-in ones; the learners come after
+            config.contenders = [*config.contenders, *config.extra_contenders]
     for field, value in (("repeats", args.repeats), ("warmup", args.warmup)):
         if value is not None:
             setattr(config, field, value)

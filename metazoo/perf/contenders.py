@@ -64,6 +64,9 @@ class Contender:
     details: dict = field(default_factory=dict)
     #: the private model copy this contender trains.
     model: nn.Module | None = None
+    #: its own float64 reference meta-gradient of a batch (learners with another objective than
+    #: MAML's); None: the shape's MAML reference.
+    reference: Callable[[EpisodeBatch], list[Tensor]] | None = None
 
 
 @contextlib.contextmanager

@@ -71,6 +71,8 @@ class SpeedConfig:
     budget_s: float | None = None
     #: largest relative meta-gradient error counted as correct (fp32 contenders).
     tolerance: float = 1e-3
+    #: added to the result file's name (``speed-<device>-torch<v>-<tag>``), e.g. ``learners``.
+    tag: str | None = None
 
     def __post_init__(self) -> None:
         if self.quick:
@@ -159,6 +161,9 @@ class _Shape:
                     name, self.model, self.shape, self.batches[0], self.config.extra_contenders
                 )
                 grads = contender.meta_gradient(self.batches[0])
+                if contender.reference is not None:
+                    reference = contender.reference(self.batches[0])
+                    record["reference"] = "own float64"
         except Unavailable as exc:
             record.update(status="skipped", note=str(exc))
             self.log(f"  {name}: skipped ({exc})")
@@ -316,6 +321,7 @@ def run_speed(config: SpeedConfig, log: Log = print) -> dict:
             "wall_s": time.perf_counter() - began,
         },
         "tolerance": config.tolerance,
+        "tag": config.tag,
         "shapes": results,
     }
     document["targets"] = evaluate_targets(document)
