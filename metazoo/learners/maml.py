@@ -112,22 +112,18 @@ class MAML(nn.Module):
         self, batch: EpisodeBatch, backward_scale: float | None = None
     ) -> tuple[Tensor, dict[str, float]]:
         """The meta-objective; ``backward_scale`` as in :func:`metazoo.engine.meta_objective`."""
-        return engine.meta_objective(
-            self.model,
-            batch,
-            self.inner_loop(self.training),
-            self.learning_rates(),
-            overrides=self.overrides(),
-            executor=self.config.executor,
-            chunk_size=self.config.chunk_size,
-            backward_scale=backward_scale,
-        )
+        return self.on_batch(engine.meta_objective, batch, backward_scale=backward_scale)
 
     def score_episodes(self, batch: EpisodeBatch) -> Tensor:
         """``(T,)`` per-episode scores (accuracy % or MSE) of a meta-batch: the numbers ``adapt``
         then ``predict`` give episode by episode, by the learner's executor (``vmap`` over the
         episodes on a GPU). The evaluation harness uses it."""
-        return engine.task_scores(
+        return self.on_batch(engine.task_scores, batch)
+
+    def on_batch(self, function, batch: EpisodeBatch, **extra):
+        """``function`` of the engine (``meta_objective``, ``task_scores``) on a meta-batch, with
+        this learner's network, inner loop for its mode, learning rates, overrides and executor."""
+        return function(
             self.model,
             batch,
             self.inner_loop(self.training),
@@ -135,6 +131,7 @@ class MAML(nn.Module):
             overrides=self.overrides(),
             executor=self.config.executor,
             chunk_size=self.config.chunk_size,
+            **extra,
         )
 
     def adapt(self, support_x: Tensor, support_y: Tensor) -> dict[str, Tensor]:

@@ -154,14 +154,9 @@ class MAMLPlusPlus(MAML):
     ) -> tuple[Tensor, dict[str, float]]:
         """The (multi-step) query loss after adaptation; counts training calls."""
         weights = self.step_weights()
-        loss, metrics = engine.meta_objective(
-            self.model,
+        loss, metrics = self.on_batch(
+            engine.meta_objective,
             batch,
-            self.inner_loop(self.training),
-            self.learning_rates(),
-            overrides=self.overrides(),
-            executor=self.config.executor,
-            chunk_size=self.config.chunk_size,
             step_weights=None if weights is None else weights.to(batch.query_x.device),
             backward_scale=backward_scale,
         )
