@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     best, options = _best_fast_step(document)
     steps = "steps=3" if args.dry_run else "steps=60000"
     train = [*python, "train", "maml", "omniglot-5w1s", "fast_step=true", *options, steps]
+    train += [] if args.dry_run else ["sample_on_device=true"]
     train += [f"max_minutes={args.train_minutes}", "val_every=2000", "val_episodes=100"]
     train += ["--device", device, "--out", "/tmp/metazoo-run", "--quiet"]
     train += ["--episodes", "20"] if args.dry_run else []

@@ -57,6 +57,9 @@ class TrainConfig:
     #: (cuDNN TF32 on by default), False trains in plain fp32 (as metazoo speed's fp32 rows), True
     #: turns both on. Recorded with the results either way.
     tf32: bool | None = None
+    #: build the training episodes on the learner's device (the split's images copied there
+    #: once; the same episodes bit for bit), not on the CPU and copied each step.
+    sample_on_device: bool = False
     #: stop after this many minutes of training (then validate and checkpoint, and say so in the
     #: result's ``stopped``); None: run all ``steps``. For fixed time budgets (Slurm limits).
     max_minutes: float | None = None

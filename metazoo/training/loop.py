@@ -51,6 +51,7 @@ _RESUMABLE_CHANGES = {
     "compile",
     "channels_last",
     "cudnn_benchmark",
+    "sample_on_device",
 }
 
 
@@ -323,6 +324,8 @@ def train(
     else:
         torch.manual_seed(config.seed)
     train_sampler = {**sampler_overrides, **run.train_overrides}
+    if config.sample_on_device:
+        train_sampler.setdefault("device", device)  # episodes built where the learner trains
     with tf32(config.tf32):
         sampler = open_sampler(benchmark, "train", config.seed, **train_sampler)
         stopped = _loop(run, sampler, device)

@@ -83,3 +83,19 @@ def test_tf32_setting_holds_while_training_and_is_restored(setting):
     train(_maml(), BENCH, config, callback=record)
     assert seen and all(flag == setting for flag in seen)
     assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+
+
+class _RecordsSamplers(SyntheticBenchmark):
+    def sampler(self, split, seed, **overrides):
+        self.opened.append((split, overrides.get("device")))
+        return super().sampler(split, seed, **overrides)
+
+
+@pytest.mark.parametrize("on_device", [False, True])
+def test_sample_on_device_builds_training_episodes_where_the_learner_is(on_device):
+    bench = _RecordsSamplers(features=8, ways=3)
+    object.__setattr__(bench, "opened", [])
+    config = TrainConfig(steps=1, val_every=1, val_episodes=2, sample_on_device=on_device)
+    train(_maml(), bench, config)
+    assert ("train", torch.device("cpu") if on_device else None) in bench.opened
+    assert ("val", None) in bench.opened  # validation episodes are the harness's
