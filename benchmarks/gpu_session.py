@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-minutes", type=float, default=3.0, help="training time, step 2")
     parser.add_argument("--data-skeleton", help="gzipped PNG name list (see the docstring)")
     parser.add_argument("--total", type=float, default=550.0, help="hard limit for all (seconds)")
+    parser.add_argument(
+        "--run-dir", default="/tmp/metazoo-run", help="the training run's folder (checkpoints)"
+    )
     args = parser.parse_args(argv)
     began = time.perf_counter()
     out = Path(os.environ.get("OUT") or REPO / "benchmarks" / "gpu-session")
@@ -139,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     train = [*python, "train", "maml", "omniglot-5w1s", "fast_step=true", *options, steps]
     train += [] if args.dry_run else ["sample_on_device=true"]
     train += [f"max_minutes={args.train_minutes}", "val_every=2000", "val_episodes=100"]
-    train += ["--device", device, "--out", "/tmp/metazoo-run", "--quiet"]
+    train += ["--device", device, "--out", args.run_dir, "--quiet"]
     train += ["--episodes", "20"] if args.dry_run else []
     left = args.total - (time.perf_counter() - began)
     _run(train, max(60.0, min(args.train_minutes * 60 + 240, left)), out / "train.log")
@@ -147,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.dry_run and left > 90:  # 4. where the fastest step's time goes (compile cached)
         profile = [sys.executable, "benchmarks/profile_step.py", "--compile", "--channels-last"]
         _run(profile, left - 20, out / "profile.log")
-    result_path = Path("/tmp/metazoo-run/result.json")
+    result_path = Path(args.run_dir) / "result.json"
     print(f"\n## Speed, omniglot-5w1s ({document.get('environment', {}).get('device')})\n")
     if found:
         from metazoo.perf.report import short_table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +71,23 @@ def test_gpu_check_refuses_to_run_without_cuda_unless_rehearsing():
     )
     assert done.returncode == 2
     assert "no CUDA device here: use --dry-run to rehearse on the CPU" in done.stderr
+
+
+@pytest.mark.slow
+def test_gpu_session_dry_run_checks_times_trains_and_reports(tmp_path):
+    """The one-call GPU session, rehearsed on the CPU: speed check, a short MAML run, the tables."""
+    done = subprocess.run(
+        [sys.executable, "benchmarks/gpu_session.py", "--dry-run", "--train-minutes", "0.2"]
+        + ["--run-dir", str(tmp_path / "run")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env={**os.environ, "OUT": str(tmp_path / "out")},
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "## MAML, Omniglot 5-way 1-shot, fast step 'metazoo-auto'" in done.stdout
+    result = json.loads((tmp_path / "out" / "train-result.json").read_text())
+    assert result["train"]["config"]["fast_step"] and result["train"]["final_step"] == 3
+    assert len(result["result"]["scores"]) == 20
+    assert (tmp_path / "out" / "speed.log").is_file()
