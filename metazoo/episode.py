@@ -52,17 +52,19 @@ def _check_consistent(
         )
 
 
+@dataclass(frozen=True)
 class _EpisodeTensors:
     """Fields, checks and moves shared by :class:`Episode` (no task dim) and :class:`EpisodeBatch`."""
 
-    #: leading dims every tensor shares: 1 (samples) for an episode, 2 (tasks, samples) for a batch.
-    _lead = 1
     support_x: Tensor
     support_y: Tensor
     query_x: Tensor
     query_y: Tensor
-    ways: int | None
-    classes: Tensor | None
+    ways: int | None = None
+    classes: Tensor | None = None
+
+    #: leading dims every tensor shares: 1 (samples) for an episode, 2 (tasks, samples) for a batch.
+    _lead = 1
 
     def __post_init__(self) -> None:
         _check_pair("support", self.support_x, self.support_y, self._lead)
@@ -78,11 +80,12 @@ class _EpisodeTensors:
 
     def to(self, device: torch.device | str, non_blocking: bool = False):
         """The same episode(s) with every tensor moved to ``device``."""
-        moved = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name, value in moved.items():
-            if isinstance(value, Tensor):
-                moved[name] = value.to(device, non_blocking=non_blocking)
-        return type(self)(**moved)
+        return self._map(type(self), lambda t: t.to(device, non_blocking=non_blocking))
+
+    def _map(self, cls: type, function):
+        """``cls`` built from ``function`` applied to every tensor field (``ways`` kept)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return cls(**{k: function(v) if isinstance(v, Tensor) else v for k, v in values.items()})
 
 
 @dataclass(frozen=True)
@@ -99,23 +102,9 @@ class Episode(_EpisodeTensors):
             ``classes[j]``), set by the sampler; used by learners that pre-train on all classes.
     """
 
-    support_x: Tensor
-    support_y: Tensor
-    query_x: Tensor
-    query_y: Tensor
-    ways: int | None = None
-    classes: Tensor | None = None
-
     def batch(self) -> EpisodeBatch:
         """This episode as a meta-batch of one task."""
-        return EpisodeBatch(
-            self.support_x[None],
-            self.support_y[None],
-            self.query_x[None],
-            self.query_y[None],
-            self.ways,
-            None if self.classes is None else self.classes[None],
-        )
+        return self._map(EpisodeBatch, lambda t: t[None])
 
 
 @dataclass(frozen=True)
@@ -131,13 +120,6 @@ class EpisodeBatch(_EpisodeTensors):
         classes: ``(T, N)`` int64 dataset-wide class index of each way, set by the sampler.
     """
 
-    support_x: Tensor
-    support_y: Tensor
-    query_x: Tensor
-    query_y: Tensor
-    ways: int | None = None
-    classes: Tensor | None = None
-
     _lead = 2
 
     def __len__(self) -> int:
@@ -145,14 +127,7 @@ class EpisodeBatch(_EpisodeTensors):
 
     def task(self, index: int) -> Episode:
         """The ``index``-th task of the batch as an :class:`Episode`."""
-        return Episode(
-            self.support_x[index],
-            self.support_y[index],
-            self.query_x[index],
-            self.query_y[index],
-            self.ways,
-            None if self.classes is None else self.classes[index],
-        )
+        return self._map(Episode, lambda t: t[index])
 
     def __iter__(self):
         return (self.task(i) for i in range(len(self)))
@@ -160,14 +135,7 @@ class EpisodeBatch(_EpisodeTensors):
     def split(self, chunk: int) -> list[EpisodeBatch]:
         """Consecutive sub-batches of at most ``chunk`` tasks (for chunked execution)."""
         return [
-            EpisodeBatch(
-                self.support_x[i : i + chunk],
-                self.support_y[i : i + chunk],
-                self.query_x[i : i + chunk],
-                self.query_y[i : i + chunk],
-                self.ways,
-                None if self.classes is None else self.classes[i : i + chunk],
-            )
+            self._map(EpisodeBatch, lambda t, i=i: t[i : i + chunk])
             for i in range(0, len(self), chunk)
         ]
 
