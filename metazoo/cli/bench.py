@@ -11,7 +11,7 @@ import argparse
 import os
 from pathlib import Path
 
-from metazoo.cli.train import ProgressReporter, set_threads
+from metazoo.cli.train import ProgressReporter, add_threads_argument, set_threads
 
 __all__ = ["register", "run", "ensure_data"]
 
@@ -27,11 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tables", help="where to write the tables (default: OUT/tables)")
     parser.add_argument("--shard", help="run only shard i of n (0-based, e.g. 0/4) of the cells")
     parser.add_argument("--device", help="cpu, cuda, ... (default cpu)")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        help="torch CPU threads (default 1: fastest for these small models)",
-    )
+    add_threads_argument(parser)
     parser.add_argument("--no-download", action="store_true", help="never download datasets")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")

@@ -9,6 +9,8 @@ __all__ = ["register", "run", "load_trained"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from metazoo.cli.train import add_threads_argument
+
     parser = subparsers.add_parser(
         "eval",
         help="evaluate a checkpoint on fixed test episodes",
@@ -26,9 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="split the episodes over the processes torchrun starts (automatic under torchrun)",
     )
-    parser.add_argument(
-        "--threads", type=int, help="torch CPU threads (default 1: fastest for these small models)"
-    )
+    add_threads_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.set_defaults(func=run)

@@ -31,6 +31,7 @@ __all__ = [
     "ProgressReporter",
     "typed_values",
     "set_threads",
+    "add_threads_argument",
 ]
 
 
@@ -53,11 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--backbone", help="override the benchmark's backbone (conv4, resnet12, mlp)"
     )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        help="torch CPU threads (default 1: fastest for these small models)",
-    )
+    add_threads_argument(parser)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument(
         "--distributed",
@@ -270,6 +267,15 @@ class ProgressReporter:
 #: development machine two intra-op threads ran 10-40x slower than one whenever the other core was
 #: busy (thread synchronisation, not arithmetic, dominates). Use processes (torchrun) for more cores.
 DEFAULT_CPU_THREADS = 1
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    """The ``--threads`` option of the commands that train or evaluate (see :func:`set_threads`)."""
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads (default 1: fastest for these small models)",
+    )
 
 
 def set_threads(threads: int | None) -> None:
