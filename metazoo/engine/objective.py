@@ -87,8 +87,37 @@ def meta_objective(
         ``(loss, metrics)`` with ``accuracy`` or ``mse``, ``loss`` and ``support_loss`` (before
         adaptation).
     """
-    check_task_of(loop.task, batch.is_regression)
     outer = torch.is_grad_enabled() and loop.track_outer
+    results = _adapt_batch(
+        model,
+        batch,
+        loop,
+        lr,
+        outer=outer,
+        step_weights=step_weights,
+        params=params,
+        overrides=overrides,
+        executor=executor,
+        chunk_size=chunk_size,
+        backward_scale=None if backward_scale is None else backward_scale / len(batch),
+    )
+    loss, metrics = summarize(results, loop.task, step_weights)
+    return (loss if outer and backward_scale is None else loss.detach()), metrics
+
+
+def _adapt_batch(
+    model: nn.Module,
+    batch: EpisodeBatch,
+    loop: InnerLoop,
+    lr: LearningRate,
+    *,
+    outer: bool,
+    step_weights: Tensor | None = None,
+    **options,
+) -> TaskResults:
+    """``adapt_and_query`` with the task checked, ``ways`` filled from the batch, the outer graph
+    kept or not, and autograd on for the inner loop."""
+    check_task_of(loop.task, batch.is_regression)
     loop = dataclasses.replace(
         loop,
         ways=batch.ways if loop.task == "classification" else None,
@@ -96,20 +125,7 @@ def meta_objective(
         query_every_step=step_weights is not None,
     )
     with torch.enable_grad():
-        results = adapt_and_query(
-            model,
-            batch,
-            loop,
-            lr,
-            params=params,
-            overrides=overrides,
-            executor=executor,
-            chunk_size=chunk_size,
-            backward_scale=None if backward_scale is None else backward_scale / len(batch),
-            step_weights=step_weights,
-        )
-        loss, metrics = summarize(results, loop.task, step_weights)
-    return (loss if outer and backward_scale is None else loss.detach()), metrics
+        return adapt_and_query(model, batch, loop, lr, step_weights=step_weights, **options)
 
 
 def adapt_task(
@@ -156,11 +172,5 @@ def task_scores(
     Returns:
         ``(T,)`` accuracy in % or MSE: what ``adapt`` then ``predict`` give task by task.
     """
-    check_task_of(loop.task, batch.is_regression)
-    ways = batch.ways if loop.task == "classification" else None
-    loop = dataclasses.replace(loop, ways=ways, track_outer=False, query_every_step=False)
-    with torch.enable_grad():
-        results = adapt_and_query(
-            model, batch, loop, lr, overrides=overrides, executor=executor, chunk_size=chunk_size
-        )
-    return results.metric
+    options = {"overrides": overrides, "executor": executor, "chunk_size": chunk_size}
+    return _adapt_batch(model, batch, loop, lr, outer=False, **options).metric
