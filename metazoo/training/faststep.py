@@ -14,7 +14,6 @@ that says to turn ``fast_step`` off.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -30,7 +29,7 @@ from metazoo.training.config import TrainConfig
 __all__ = ["check_fast_step", "build_fast_step", "fast_step_metrics"]
 
 
-def check_fast_step(learner: nn.Module, config: TrainConfig) -> None:
+def check_fast_step(learner: nn.Module) -> None:
     """Raise a ValueError naming why ``learner`` cannot train with ``fast_step`` (and what to do)."""
     name = getattr(learner, "registered_name", type(learner).__name__)
     fix = "train it with fast_step=False (the default)"
@@ -57,7 +56,7 @@ def build_fast_step(
 
     ``optimizer`` must be built with ``capturable=True`` on CUDA (:func:`make_optimizer` does).
     """
-    check_fast_step(learner, config)
+    check_fast_step(learner)
     options = FastOptions(
         compile=config.compile,
         channels_last=config.channels_last,
@@ -71,6 +70,5 @@ def build_fast_step(
 
 def fast_step_metrics(loss: torch.Tensor, step: FastMetaStep, task: str) -> dict[str, Any]:
     """The logged metrics of the step that returned ``loss`` (one host read)."""
-    values = torch.stack([loss, step.last_metric]).tolist()
-    loss_value = values[0] if math.isfinite(values[0]) else float("nan")
-    return {"loss": loss_value, metric_name(task): values[1]}
+    loss_value, metric = torch.stack([loss, step.last_metric]).tolist()
+    return {"loss": loss_value, metric_name(task): metric}

@@ -32,7 +32,7 @@ from metazoo.evaluation.harness import (
 from metazoo.learner import has_meta_backward, has_outer_step
 from metazoo.training.checkpoint import FORMAT, load_checkpoint, restore_rng, rng_state, save_atomic
 from metazoo.training.config import NonFiniteLossError, TrainConfig, TrainResult
-from metazoo.training.faststep import build_fast_step, check_fast_step, fast_step_metrics
+from metazoo.training.faststep import build_fast_step, fast_step_metrics
 from metazoo.training.optim import make_optimizer, make_scheduler
 
 __all__ = ["train", "make_optimizer", "make_scheduler"]
@@ -347,8 +347,6 @@ def train(
 def _loop(run: _Run, sampler: Any, device: torch.device) -> str | None:
     """Train until ``config.steps`` or the time limit; returns why it stopped early, or None."""
     config, began, fast = run.config, time.perf_counter(), None
-    if config.fast_step:
-        check_fast_step(run.learner, config)
     run.learner.train()
     saved_at = run.step
     while run.step < config.steps:
