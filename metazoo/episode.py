@@ -82,6 +82,11 @@ class _EpisodeTensors:
         """The same episode(s) with every tensor moved to ``device``."""
         return self._map(type(self), lambda t: t.to(device, non_blocking=non_blocking))
 
+    def float_as(self, dtype: torch.dtype):
+        """The same episode(s) with every floating-point tensor (inputs, regression targets) in
+        ``dtype``; integer labels are left as they are (a float64 reference of an fp32 run)."""
+        return self._map(type(self), lambda t: t.to(dtype) if t.is_floating_point() else t)
+
     def _map(self, cls: type, function):
         """``cls`` built from ``function`` applied to every tensor field (``ways`` kept)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}

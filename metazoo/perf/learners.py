@@ -89,16 +89,6 @@ def _build(name: str, shape: SpeedShape, device: torch.device) -> nn.Module:
         raise Unavailable(f"{name} does not run on {shape.name}: {exc}") from exc
 
 
-def _double(batch: EpisodeBatch) -> EpisodeBatch:
-    return EpisodeBatch(
-        batch.support_x.double(),
-        batch.support_y,
-        batch.query_x.double(),
-        batch.query_y,
-        batch.ways,
-    )
-
-
 def learner_contender(name: str) -> Builder:
     """The builder of contender ``learner:<name>`` (the shape's model is not used)."""
 
@@ -130,7 +120,7 @@ def learner_contender(name: str) -> Builder:
             note="meta-gradient checked against the same learner in float64",
             details={"config": {k: str(v) for k, v in vars(learner.config).items()}},
             model=learner,
-            reference=lambda batch: _gradients(twin, _double(batch)),
+            reference=lambda batch: _gradients(twin, batch.float_as(torch.float64)),
         )
 
     return build

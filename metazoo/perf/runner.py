@@ -104,9 +104,7 @@ def relative_error(grads: list[torch.Tensor], reference: list[torch.Tensor]) -> 
 def reference_gradient(model: torch.nn.Module, shape: SpeedShape, batch) -> list[torch.Tensor]:
     """The float64 meta-gradient of ``batch`` by metazoo's sequential executor (the reference)."""
     ref_model = copy.deepcopy(model).double()
-    ref_batch = type(batch)(
-        batch.support_x.double(), batch.support_y, batch.query_x.double(), batch.query_y, batch.ways
-    )
+    ref_batch = batch.float_as(torch.float64)
     loop = InnerLoop(steps=shape.inner_steps, ways=shape.ways)
     for task in ref_batch.split(1):  # one task's float64 graph alive at a time
         adapt_and_query(

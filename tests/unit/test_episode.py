@@ -49,3 +49,13 @@ def test_regression_targets_have_feature_dims_and_no_ways():
     assert ep.is_regression and ep.ways is None
     with pytest.raises(ValueError, match="query_y"):
         EpisodeBatch(x, x.sin(), x, x[:, :3].cos())
+
+
+def test_float_as_converts_inputs_and_regression_targets_but_not_labels():
+    labels = EpisodeBatch(torch.zeros(2, 3, 4), torch.zeros(2, 3, dtype=torch.long),
+                          torch.zeros(2, 5, 4), torch.zeros(2, 5, dtype=torch.long))  # fmt: skip
+    wide = labels.float_as(torch.float64)
+    assert (wide.support_x.dtype, wide.query_x.dtype) == (torch.float64, torch.float64)
+    assert (wide.support_y.dtype, wide.query_y.dtype, wide.ways) == (torch.long, torch.long, 1)
+    targets = Episode(torch.zeros(3, 1), torch.zeros(3, 1), torch.zeros(5, 1), torch.zeros(5, 1))
+    assert targets.float_as(torch.float64).query_y.dtype == torch.float64
