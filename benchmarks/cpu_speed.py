@@ -12,12 +12,11 @@ once need more than this machine's 24 GB (the kernel killed it). Then
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from script_tools import REPO, latest_speed_result, run_logged
+
 sys.path.insert(0, str(REPO))
 
 from metazoo.perf.report import merge_documents, short_table, write_result  # noqa: E402
@@ -60,11 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         command = [sys.executable, "-m", "metazoo.cli.speed", "--shapes", shape, "--out", str(work)]
         command += ["--threads", str(args.threads)]
         command += ["--contenders", *contenders] if contenders else []
-        if not args.merge_only:
-            print("$", " ".join(command[1:]), flush=True)
-            subprocess.run(command, cwd=REPO, check=False)
-        found = sorted((work / "results").glob("speed-*.json"))
-        documents += [json.loads(found[-1].read_text())] if found else []
+        if not args.merge_only:  # a shape takes minutes on 2 cores; an hour means it hung
+            run_logged(command, 3600, work / "speed.log")
+        found = latest_speed_result(work)
+        documents += [found] if found else []
     if not documents:
         print("no shape produced a result", file=sys.stderr)
         return 1

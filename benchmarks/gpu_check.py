@@ -15,14 +15,13 @@ per-shape logs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from script_tools import REPO, latest_speed_result, run_logged
+
 sys.path.insert(0, str(REPO))
 
 from metazoo.perf.report import (  # noqa: E402
@@ -51,24 +50,8 @@ def _command(shape: str, limit: float, dry_run: bool, out: Path) -> list[str]:
 def _run_shape(shape: str, limit: float, dry_run: bool, out: Path) -> dict | None:
     """Run one shape in a child process; its result document, or None (the log says why)."""
     work = out / "shapes" / shape
-    log_path = out / "logs" / f"{shape}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = _command(shape, limit, dry_run, work)
-    print(f"\n=== {shape} (limit {limit:.0f} s): {' '.join(command[1:])}", flush=True)
-    start = time.perf_counter()
-    try:
-        done = subprocess.run(
-            command, cwd=REPO, capture_output=True, text=True, timeout=limit, check=False
-        )
-        output, status = done.stdout + done.stderr, f"exit code {done.returncode}"
-    except subprocess.TimeoutExpired as exc:
-        output = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
-        status = f"killed after {limit:.0f} s"
-    log_path.write_text(output)
-    print(output.rstrip(), flush=True)
-    print(f"=== {shape}: {status}, {time.perf_counter() - start:.0f} s", flush=True)
-    found = sorted((work / "results").glob("speed-*.json"))
-    return json.loads(found[-1].read_text()) if found else None
+    run_logged(_command(shape, limit, dry_run, work), limit, out / "logs" / f"{shape}.log")
+    return latest_speed_result(work)
 
 
 def _correctness_table(document: dict) -> str:

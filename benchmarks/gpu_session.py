@@ -38,12 +38,11 @@ import argparse
 import gzip
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from script_tools import REPO, latest_speed_result, run_logged
 
 #: Speed contenders, most important first (the speed run stops starting new ones at its budget).
 SPEED_CONTENDERS = (
@@ -70,22 +69,6 @@ TRAIN_OPTIONS = {
         "cudnn_benchmark=true",
     ],
 }
-
-
-def _run(command: list[str], limit: float, log: Path) -> str:
-    """Run ``command`` with a hard time limit, echoing and logging its output; return the status."""
-    print(f"\n$ {' '.join(command[1:])}  (limit {limit:.0f} s)", flush=True)
-    began = time.perf_counter()
-    with log.open("w") as sink:
-        process = subprocess.Popen(command, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT)
-        try:
-            status = f"exit code {process.wait(timeout=limit)}"
-        except subprocess.TimeoutExpired:
-            process.kill()
-            status = f"killed after {limit:.0f} s"
-    print(log.read_text()[-6000:].rstrip(), flush=True)
-    print(f"--- {status}, {time.perf_counter() - began:.0f} s", flush=True)
-    return status
 
 
 def _make_skeleton(listing: Path, root: Path) -> None:
@@ -134,9 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         speed += ["--contenders", "torch-loop", "metazoo-auto", "maml-learner"]
     else:
         speed += ["--repeats", "3", "--min-run", "0.3", "--budget", f"{0.5 * args.speed_limit:.0f}"]
-    _run(speed, args.speed_limit, out / "speed.log")
-    found = sorted((out / "speed" / "results").glob("speed-*.json"))
-    document = json.loads(found[-1].read_text()) if found else {"shapes": []}
+    run_logged(speed, args.speed_limit, out / "speed.log")
+    document = latest_speed_result(out / "speed") or {"shapes": []}
     best, options = _best_fast_step(document)
     steps = "steps=3" if args.dry_run else "steps=60000"
     train = [*python, "train", "maml", "omniglot-5w1s", "fast_step=true", *options, steps]
@@ -145,14 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     train += ["--device", device, "--out", args.run_dir, "--quiet"]
     train += ["--episodes", "20"] if args.dry_run else []
     left = args.total - (time.perf_counter() - began)
-    _run(train, max(60.0, min(args.train_minutes * 60 + 240, left)), out / "train.log")
+    run_logged(train, max(60.0, min(args.train_minutes * 60 + 240, left)), out / "train.log")
     left = args.total - (time.perf_counter() - began)
     if not args.dry_run and left > 90:  # 4. where the fastest step's time goes (compile cached)
         profile = [sys.executable, "benchmarks/profile_step.py", "--compile", "--channels-last"]
-        _run(profile, left - 20, out / "profile.log")
+        run_logged(profile, left - 20, out / "profile.log")
     result_path = Path(args.run_dir) / "result.json"
     print(f"\n## Speed, omniglot-5w1s ({document.get('environment', {}).get('device')})\n")
-    if found:
+    if document["shapes"]:
         from metazoo.perf.report import short_table
 
         print(short_table(document))
