@@ -45,7 +45,6 @@ __all__ = [
     "FastOptions",
     "accumulate_meta_gradient",
     "compiled_meta_gradient",
-    "evaluate_batch",
 ]
 
 
@@ -99,29 +98,6 @@ def _loss_and_metric(model, batch, loop, lr, executor, chunk) -> Tensor:
         check_finite=False,
     )
     return torch.stack([results.query_loss.mean(), results.metric.mean()])
-
-
-def evaluate_batch(
-    model: nn.Module,
-    batch: EpisodeBatch,
-    loop: InnerLoop,
-    lr: LearningRate,
-    *,
-    executor: str = "sequential",
-    chunk: int | None = None,
-) -> Tensor:
-    """Test-time adaptation of every task (no outer graph) and its query metric.
-
-    Returns:
-        ``(T,)`` query accuracy (classification) or MSE (regression).
-    """
-    _check_policy(loop)
-    loop = dataclasses.replace(loop, track_outer=False, ways=loop.ways or batch.ways)
-    with torch.enable_grad():
-        results = adapt_and_query(
-            model, batch, loop, lr, executor=executor, chunk_size=chunk, check_finite=False
-        )
-    return results.metric
 
 
 def _vmapped_meta_loss(model, loop, lr, scale, weights, buffers, sx, sy, qx, qy):

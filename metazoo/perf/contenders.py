@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from metazoo.engine import InnerLoop, adapt_and_query
-from metazoo.engine.fast import FastMetaStep, FastOptions, evaluate_batch
+from metazoo.engine import InnerLoop, adapt_and_query, task_scores
+from metazoo.engine.fast import FastMetaStep, FastOptions
 from metazoo.episode import EpisodeBatch
 from metazoo.perf import loops
 from metazoo.perf.shapes import SpeedShape
@@ -266,8 +266,13 @@ def _fast(name: str, options: FastOptions, mode: str = "fp32") -> Builder:
                 else contextlib.nullcontext()
             )
             with autocast:
-                return evaluate_batch(
-                    model, batch, test, shape.inner_lr, executor=plan.executor, chunk=plan.chunk
+                return task_scores(
+                    model,
+                    batch,
+                    test,
+                    shape.inner_lr,
+                    executor=plan.executor,
+                    chunk_size=plan.chunk,
                 )
 
         graph = step.runner.graph is not None

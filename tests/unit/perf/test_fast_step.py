@@ -7,14 +7,13 @@ import copy
 import pytest
 import torch
 
-from metazoo.engine import InnerLoop, adapt_and_query
+from metazoo.engine import InnerLoop, adapt_and_query, task_scores
 from metazoo.engine.cudagraph import GraphedMetaStep, static_copy
 from metazoo.engine.fast import (
     FastMetaStep,
     FastOptions,
     accumulate_meta_gradient,
     compiled_meta_gradient,
-    evaluate_batch,
 )
 from metazoo.engine.gradcheck import tiny_batch, tiny_conv_net
 from metazoo.testing import synthetic_batch
@@ -107,12 +106,12 @@ def test_meta_gradient_matches_central_finite_differences(executor):
         assert numeric == pytest.approx(analytic, rel=1e-6, abs=1e-9)
 
 
-def test_evaluate_batch_executors_agree_with_engine(batch):
+def test_task_scores_executors_agree_with_engine(batch):
     model = _conv()
     loop = InnerLoop(steps=3, ways=WAYS, track_outer=False)
     reference = adapt_and_query(model, batch, loop, 0.4, executor="sequential").metric
     for executor in ("sequential", "vectorized"):
-        metric = evaluate_batch(model, batch, loop, 0.4, executor=executor, chunk=2)
+        metric = task_scores(model, batch, loop, 0.4, executor=executor, chunk_size=2)
         assert torch.equal(metric, reference)
     assert all(p.grad is None for p in model.parameters())
 
