@@ -136,7 +136,9 @@ def batch_norm_plain(
 
 
 class BatchNormMode(TorchFunctionMode):
-    """Reroute ``F.batch_norm`` to :func:`batch_norm_plain` according to a policy.
+    """Give every ``F.batch_norm`` call the policy's statistics: the native op outside ``vmap``,
+    :func:`batch_norm_plain` under it (use :func:`bn_mode`, which skips the mode where the model
+    needs none).
 
     Use as a context manager around a functional forward pass::
 

@@ -216,7 +216,7 @@ def _run_episode(learner: nn.Module, episode: Episode) -> float:
 
 def _score_block(learner: nn.Module, episodes: list[Episode]) -> list[float]:
     """Scores of consecutive episodes: one ``score_episodes`` call where the learner has it."""
-    if len(episodes) == 1 or not has_score_episodes(learner):
+    if not has_score_episodes(learner):
         return [_run_episode(learner, e) for e in episodes]
     with torch.no_grad():  # the learner switches autograd on where its adaptation needs it
         return learner.score_episodes(EpisodeBatch.stack(episodes)).tolist()

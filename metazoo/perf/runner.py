@@ -106,15 +106,15 @@ def reference_gradient(model: torch.nn.Module, shape: SpeedShape, batch) -> list
     ref_model = copy.deepcopy(model).double()
     ref_batch = batch.float_as(torch.float64)
     loop = InnerLoop(steps=shape.inner_steps, ways=shape.ways)
-    for task in ref_batch.split(1):  # one task's float64 graph alive at a time
-        adapt_and_query(
-            ref_model,
-            task,
-            loop,
-            shape.inner_lr,
-            executor="sequential",
-            backward_scale=1 / len(batch),
-        )
+    # sequential with the backward inside: one task's float64 graph alive at a time
+    adapt_and_query(
+        ref_model,
+        ref_batch,
+        loop,
+        shape.inner_lr,
+        executor="sequential",
+        backward_scale=1 / len(batch),
+    )
     return [p.grad for p in ref_model.parameters()]
 
 
