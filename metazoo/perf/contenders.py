@@ -201,8 +201,9 @@ def _engine(executor: str) -> Builder:
 
 
 def _maml_learner(model: nn.Module, shape: SpeedShape, example: EpisodeBatch) -> Contender:
-    """The registered ``maml`` learner as a user trains it (``executor='auto'``)."""
+    """The registered ``maml`` learner around the shape's model, as a user trains it."""
     from metazoo._registry import create_learner
+    from metazoo.perf.learners import as_contender  # it builds on this module
 
     learner = create_learner(
         "maml",
@@ -212,24 +213,12 @@ def _maml_learner(model: nn.Module, shape: SpeedShape, example: EpisodeBatch) ->
         test_inner_steps=shape.test_inner_steps,
         executor="auto",
     )
-
-    def backward(batch: EpisodeBatch) -> None:
-        learner.train()
-        learner.meta_backward(batch)  # as the trainer calls it
-
-    def evaluate(batch: EpisodeBatch) -> Tensor:
-        learner.eval()
-        with torch.no_grad():  # as the evaluation harness calls it
-            return learner.score_episodes(batch)
-
-    return _loop_contender(
+    return as_contender(
         "maml-learner",
         "metazoo's registered maml learner as the trainer and the harness call it: meta_backward, "
         "score_episodes (executor='auto')",
         learner,
         shape,
-        backward,
-        evaluate,
     )
 
 

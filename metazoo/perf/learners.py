@@ -14,6 +14,7 @@ same learner in float64 on the same batch, not against MAML's.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -24,7 +25,7 @@ from metazoo.learner import has_meta_backward, has_outer_step
 from metazoo.perf.contenders import Builder, Contender, Unavailable
 from metazoo.perf.shapes import SpeedShape
 
-__all__ = ["learner_contenders", "PREFIX"]
+__all__ = ["learner_contenders", "as_contender", "PREFIX"]
 
 #: Contender names of learners: ``learner:<registered name>``.
 PREFIX = "learner:"
@@ -89,37 +90,55 @@ def _build(name: str, shape: SpeedShape, device: torch.device) -> nn.Module:
         raise Unavailable(f"{name} does not run on {shape.name}: {exc}") from exc
 
 
+def as_contender(
+    name: str,
+    description: str,
+    learner: nn.Module,
+    shape: SpeedShape,
+    note: str = "",
+    reference: Callable[[EpisodeBatch], list[Tensor]] | None = None,
+) -> Contender:
+    """``learner`` stepped as the trainer steps it (then Adam) and scored as the harness does."""
+    optimizer = torch.optim.Adam(
+        [p for p in learner.parameters() if p.requires_grad], lr=shape.outer_lr
+    )
+
+    def train_step(batch: EpisodeBatch) -> None:
+        learner.train()
+        optimizer.zero_grad(set_to_none=True)
+        _accumulate(learner, batch, optimizer)
+        if not has_outer_step(learner):  # outer_step applies its own update
+            optimizer.step()
+
+    def evaluate(batch: EpisodeBatch) -> Tensor:
+        learner.eval()
+        return torch.tensor(_score_block(learner, list(batch)))
+
+    return Contender(
+        name,
+        description,
+        train_step,
+        lambda batch: _gradients(learner, batch),
+        evaluate,
+        note=note,
+        details={"config": {k: str(v) for k, v in vars(learner.config).items()}},
+        model=learner,
+        reference=reference,
+    )
+
+
 def learner_contender(name: str) -> Builder:
     """The builder of contender ``learner:<name>`` (the shape's model is not used)."""
 
     def build(model: nn.Module, shape: SpeedShape, example: EpisodeBatch) -> Contender:
-        device = next(model.parameters()).device
-        learner = _build(name, shape, device)
+        learner = _build(name, shape, next(model.parameters()).device)
         twin = copy.deepcopy(learner).double()
-        optimizer = torch.optim.Adam(
-            [p for p in learner.parameters() if p.requires_grad], lr=shape.outer_lr
-        )
-
-        def train_step(batch: EpisodeBatch) -> None:
-            learner.train()
-            optimizer.zero_grad(set_to_none=True)
-            _accumulate(learner, batch, optimizer)
-            if not has_outer_step(learner):  # outer_step applies its own update
-                optimizer.step()
-
-        def evaluate(batch: EpisodeBatch) -> Tensor:
-            learner.eval()
-            return torch.tensor(_score_block(learner, list(batch)))
-
-        return Contender(
+        return as_contender(
             f"{PREFIX}{name}",
             f"registered learner {name!r} as the trainer and the harness call it",
-            train_step,
-            lambda batch: _gradients(learner, batch),
-            evaluate,
+            learner,
+            shape,
             note="meta-gradient checked against the same learner in float64",
-            details={"config": {k: str(v) for k, v in vars(learner.config).items()}},
-            model=learner,
             reference=lambda batch: _gradients(twin, batch.float_as(torch.float64)),
         )
 
