@@ -215,6 +215,7 @@ def _train_step(run: _Run, batch: EpisodeBatch) -> dict[str, float]:
             raise _diverged(run, batch, metrics.get("loss", math.nan))
         return metrics
     optimizer.zero_grad(set_to_none=True)
+    loss = None
     if has_meta_backward(learner):  # one task's graph alive at a time (the MAML family)
         metrics = learner.meta_backward(batch)
     else:
@@ -225,7 +226,7 @@ def _train_step(run: _Run, batch: EpisodeBatch) -> dict[str, float]:
     metrics = dist.average_metrics(metrics, len(batch), run.meta_batch)
     if not math.isfinite(metrics["loss"]):
         raise _diverged(run, batch, metrics["loss"])
-    if not has_meta_backward(learner):
+    if loss is not None:  # meta_backward has already backpropagated
         loss.backward()
     dist.average_gradients(learner.parameters(), len(batch), run.meta_batch)  # mean over all tasks
     dist.average_buffers(learner, len(batch), run.meta_batch)  # BatchNorm running stats agree
