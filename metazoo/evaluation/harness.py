@@ -31,6 +31,8 @@ __all__ = [
     "learner_name",
     "config_dict",
     "score_episode",
+    "score_block",
+    "EVAL_BLOCK",
 ]
 
 #: Episodes a learner with ``score_episodes`` scores in one call during evaluation.
@@ -214,8 +216,9 @@ def _run_episode(learner: nn.Module, episode: Episode) -> float:
     return score
 
 
-def _score_block(learner: nn.Module, episodes: list[Episode]) -> list[float]:
-    """Scores of consecutive episodes: one ``score_episodes`` call where the learner has it."""
+def score_block(learner: nn.Module, episodes: list[Episode]) -> list[float]:
+    """Scores of episodes as :func:`evaluate` computes them: one ``score_episodes`` call where
+    the learner has it, else ``adapt`` then ``predict`` per episode (learner in eval mode)."""
     if not has_score_episodes(learner):
         return [_run_episode(learner, e) for e in episodes]
     with torch.no_grad():  # the learner switches autograd on where its adaptation needs it
@@ -270,7 +273,7 @@ def evaluate(
                 ]
                 first = first or chunk[0]
                 tick = time.perf_counter()
-                scores += _score_block(learner, chunk)
+                scores += score_block(learner, chunk)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 busy += time.perf_counter() - tick

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from metazoo.episode import EpisodeBatch
-from metazoo.evaluation.harness import _score_block
+from metazoo.evaluation.harness import score_block
 from metazoo.learner import has_meta_backward, has_outer_step
 from metazoo.perf.contenders import Builder, Contender, Unavailable
 from metazoo.perf.shapes import SpeedShape
@@ -112,7 +112,7 @@ def as_contender(
 
     def evaluate(batch: EpisodeBatch) -> Tensor:
         learner.eval()
-        return torch.tensor(_score_block(learner, list(batch)))
+        return torch.tensor(score_block(learner, list(batch)))
 
     return Contender(
         name,
