@@ -29,6 +29,34 @@ from metazoo.engine import InnerLoop  # noqa: E402
 from metazoo.engine.fast import FastMetaStep, FastOptions  # noqa: E402
 from metazoo.perf.shapes import get_shapes, make_model, synthetic_batches  # noqa: E402
 
+#: Kernel families by name fragment, first match wins (cuDNN's convolution kernels are "xmma",
+#: "implicit" or "conv"; Inductor's fused elementwise and reduction kernels start "triton").
+FAMILIES = (
+    ("convolution", ("conv", "xmma", "implicit", "dgrad", "wgrad", "cudnn")),
+    ("matrix product", ("gemm", "cutlass", "cublas")),
+    ("triton (fused)", ("triton",)),
+    ("reduction", ("reduce",)),
+    ("elementwise", ("elementwise", "vectorized", "unrolled")),
+    ("copy/fill", ("memcpy", "memset", "copy", "fill")),
+)
+
+
+def kernel_summary(rows, wall_us: float) -> str:
+    """Device time by kernel family and the share of the wall time the device was busy."""
+    kernels = [r for r in rows if not r.key.startswith(("aten::", "cuda", "Torch", "Profiler"))]
+    by_family: dict[str, float] = {}
+    for row in kernels:
+        us = getattr(row, "self_device_time_total", None) or getattr(row, "self_cuda_time_total", 0)
+        key = row.key.lower()
+        family = next((f for f, parts in FAMILIES if any(p in key for p in parts)), "other")
+        by_family[family] = by_family.get(family, 0.0) + us
+    busy = sum(by_family.values())
+    lines = ["| kernel family | device ms | share |", "|---|---|---|"]
+    for family, us in sorted(by_family.items(), key=lambda item: -item[1]):
+        lines.append(f"| {family} | {us / 1e3:.2f} | {us / max(busy, 1e-9):.0%} |")
+    lines.append(f"device busy {busy / 1e3:.2f} ms of {wall_us / 1e3:.2f} ms wall")
+    return "\n".join(lines)
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -39,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=25, help="rows to print (default 25)")
     parser.add_argument("--compile", action="store_true", help="FastOptions(compile=True)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC images and weights")
+    parser.add_argument("--cudnn-benchmark", action="store_true", help="cuDNN autotuning")
+    parser.add_argument(
+        "--task-convolutions", action="store_true", help="per-task convolutions (with --compile)"
+    )
     args = parser.parse_args(argv)
     shape = get_shapes([args.shape])[0]
     shape = shape.scaled(args.tasks) if args.tasks else shape
@@ -47,7 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     model = make_model(shape).to(device)
     batches = synthetic_batches(shape, 2, device=device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=device.type == "cuda")
-    options = FastOptions(compile=args.compile, channels_last=args.channels_last)
+    options = FastOptions(
+        compile=args.compile,
+        channels_last=args.channels_last,
+        cudnn_benchmark=args.cudnn_benchmark,
+        task_convolutions=args.task_convolutions,
+    )
     loop = InnerLoop(steps=shape.inner_steps, ways=shape.ways)
     step = FastMetaStep(model, loop, shape.inner_lr, optimizer, batches[0], options)
     step(batches[1])
@@ -64,12 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     table = prof.key_averages().table(sort_by=key, row_limit=args.top, max_name_column_width=70)
     header = (
         f"{shape.name}: {shape.describe()}; plan {step.plan}; compile={args.compile}, "
-        f"channels_last={args.channels_last}, graph={step.runner.graph is not None}; "
+        f"channels_last={args.channels_last}, cudnn_benchmark={args.cudnn_benchmark}, "
+        f"task_convolutions={args.task_convolutions}, graph={step.runner.graph is not None}; "
         f"{seconds * 1e3:.1f} ms/step under the profiler ({shape.meta_batch / seconds:.0f} tasks/s)"
     )
-    print(header, table, sep="\n")
+    summary = kernel_summary(prof.key_averages(), seconds * args.steps * 1e6)
+    print(header, table, summary, sep="\n")
     if os.environ.get("OUT"):
-        Path(os.environ["OUT"], f"profile-{shape.name}.txt").write_text(header + "\n" + table)
+        name = f"profile-{shape.name}{'-compiled' if args.compile else ''}.txt"
+        Path(os.environ["OUT"], name).write_text("\n".join((header, table, summary)))
     return 0
 
 

@@ -1,0 +1,141 @@
+"""Which lowering of a per-task convolution is fastest, to second order: a diagnosis for issue 7.
+
+    python benchmarks/conv_lowering.py                         # CUDA, omniglot-5w1s's Conv-4
+    python benchmarks/conv_lowering.py --device cpu --tasks 2  # a rehearsal on the CPU
+
+After one inner step every task has its own weights, so the query pass of a vectorized MAML step
+convolves task t's images with task t's weights. ``vmap`` lowers that to one grouped convolution
+(groups = tasks). This times, per Conv-4 layer, the forward, the create-graph backward and the
+second backward (what a second-order meta-gradient runs) for:
+
+* ``grouped`` / ``grouped-nhwc``: ``vmap(F.conv2d)`` in NCHW / channels-last (what the engine runs);
+* ``grouped-bench``: the same in channels-last with ``cudnn.benchmark`` on;
+* ``unfold-bmm``: im2col (``F.unfold``) and one batched matrix product over tasks;
+* ``task-loop``: one ordinary convolution per task.
+
+Each lowering's output and both gradients are checked against ``grouped`` first (relative error
+printed), then timed with CUDA events (median of ``--repeats``), fp32 with TF32 off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+from metazoo.perf.shapes import get_shapes  # noqa: E402
+
+Conv = Callable[
+    [Tensor, Tensor], Tensor
+]  # (T, N, Cin, H, W), (T, Cout, Cin, 3, 3) -> (T, N, Cout, H, W)
+
+
+def grouped(x: Tensor, w: Tensor) -> Tensor:
+    return torch.func.vmap(lambda xi, wi: F.conv2d(xi, wi, padding=1))(x, w)
+
+
+def unfold_bmm(x: Tensor, w: Tensor) -> Tensor:
+    t, n, c, h, width = x.shape
+    cols = F.unfold(x.reshape(t * n, c, h, width), 3, padding=1)  # (T*N, C*9, H*W)
+    cols = cols.reshape(t, n, c * 9, h * width).transpose(2, 3).reshape(t, n * h * width, c * 9)
+    out = torch.bmm(cols, w.reshape(t, w.shape[1], c * 9).transpose(1, 2))  # (T, N*H*W, Cout)
+    return out.reshape(t, n, h, width, -1).permute(0, 1, 4, 2, 3)
+
+
+def task_loop(x: Tensor, w: Tensor) -> Tensor:
+    return torch.stack([F.conv2d(xi, wi, padding=1) for xi, wi in zip(x, w, strict=True)])
+
+
+def second_order(conv: Conv, x: Tensor, w: Tensor, r: Tensor, v: Tensor) -> list[Tensor]:
+    """Forward, create-graph backward, then the backward of a function of both gradients."""
+    y = conv(x, w)
+    gx, gw = torch.autograd.grad((y * r).sum(), (x, w), create_graph=True)
+    again = torch.autograd.grad((gw * v).sum() + (gx * x.detach()).sum(), (x, w))
+    return [y.detach(), gx.detach(), gw.detach(), *again]
+
+
+def _timed(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
+    for _ in range(2):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+        else:
+            import time
+
+            began = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - began) * 1e3)
+    return statistics.median(times)
+
+
+def _error(got: list[Tensor], want: list[Tensor]) -> float:
+    return max(float((g - e).norm() / e.norm().clamp_min(1e-30)) for g, e in zip(got, want))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--shape", default="omniglot-5w1s", help="a metazoo speed shape")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--tasks", type=int, help="override the meta-batch size")
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args(argv)
+    shape = get_shapes([args.shape])[0]
+    tasks, device = args.tasks or shape.meta_batch, torch.device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    queries = shape.ways * shape.queries
+    channels, size = shape.image_shape[0], shape.image_shape[1]
+    gen = torch.Generator().manual_seed(0)
+    print(f"{shape.name}: {tasks} tasks x {queries} query images, {device}, fp32 (TF32 off)")
+    print("| layer | lowering | rel. error | ms (fwd + 2 bwd) | x grouped |\n|---|---|---|---|---|")
+    totals: dict[str, float] = {}
+    for layer in range(4):
+        xs = torch.randn(tasks, queries, channels, size, size, generator=gen)
+        ws = torch.randn(tasks, shape.hidden, channels, 3, 3, generator=gen) / (3 * channels**0.5)
+        x, w = xs.to(device).requires_grad_(), ws.to(device).requires_grad_()
+        r = torch.randn(tasks, queries, shape.hidden, size, size, generator=gen).to(device)
+        v = torch.randn(ws.shape, generator=gen).to(device)
+        xl, wl = (t.flatten(0, 1).contiguous(memory_format=torch.channels_last) for t in (xs, ws))
+        xl = xl.unflatten(0, (tasks, queries)).to(device).requires_grad_()
+        wl = wl.unflatten(0, (tasks, shape.hidden)).to(device).requires_grad_()
+        cases = {
+            "grouped": partial(second_order, grouped, x, w, r, v),
+            "grouped-nhwc": partial(second_order, grouped, xl, wl, r, v),
+            "unfold-bmm": partial(second_order, unfold_bmm, x, w, r, v),
+            "task-loop": partial(second_order, task_loop, x, w, r, v),
+        }
+        reference = cases["grouped"]()
+        base = None
+        for name, fn in [*cases.items(), ("grouped-bench", cases["grouped-nhwc"])]:
+            torch.backends.cudnn.benchmark = name == "grouped-bench"
+            error = _error(fn(), reference)
+            ms = _timed(fn, args.repeats, device)
+            base = base or ms
+            totals[name] = totals.get(name, 0.0) + ms
+            where = f"{layer + 1} ({channels}->{shape.hidden}, {size}px)"
+            print(f"| {where} | {name} | {error:.1e} | {ms:.3f} | {base / ms:.2f} |")
+        torch.backends.cudnn.benchmark = False
+        channels, size = shape.hidden, size // 2
+    print("\n| lowering | ms, all four layers | x grouped |\n|---|---|---|")
+    for name, ms in totals.items():
+        print(f"| {name} | {ms:.3f} | {totals['grouped'] / ms:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
