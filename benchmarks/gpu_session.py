@@ -9,7 +9,7 @@
    compiled, or both) trains MAML on Omniglot 5-way 1-shot with ``metazoo train`` for
    ``--train-minutes`` (the paper's settings: meta-batch 32, one inner step alpha=0.4, Adam 1e-3,
    3 inner steps at test), then tests it on the card's 600 episodes.
-3. With time left, ``benchmarks/profile_step.py`` on the compiled channels-last step.
+3. With time left, ``benchmarks/profile_step.py`` on the step that trained.
 4. A short table last. Outputs go to ``$OUT`` (else ``benchmarks/gpu-session``).
 
 ``--data-skeleton LIST`` is for a machine without the Omniglot PNG tree but with the decoded
@@ -44,6 +44,8 @@ from pathlib import Path
 
 from script_tools import REPO, latest_speed_result, run_logged
 
+sys.path.insert(0, str(REPO))  # the report tables, from a checkout without an install
+
 #: Speed contenders, most important first (the speed run stops starting new ones at its budget).
 SPEED_CONTENDERS = (
     "torch-loop",
@@ -53,6 +55,8 @@ SPEED_CONTENDERS = (
     "metazoo-auto+channels-last",
     "metazoo-compiled+channels-last",
     "metazoo-compiled+channels-last+cudnn-benchmark",
+    "metazoo-compiled+channels-last+task-conv",
+    "metazoo-compiled+channels-last+task-conv+cudnn-benchmark",
     "higher",
     "metazoo-auto+tf32",
     "metazoo-auto+bf16",
@@ -66,6 +70,17 @@ TRAIN_OPTIONS = {
     "metazoo-compiled+channels-last+cudnn-benchmark": [
         "compile=true",
         "channels_last=true",
+        "cudnn_benchmark=true",
+    ],
+    "metazoo-compiled+channels-last+task-conv": [
+        "compile=true",
+        "channels_last=true",
+        "task_convolutions=true",
+    ],
+    "metazoo-compiled+channels-last+task-conv+cudnn-benchmark": [
+        "compile=true",
+        "channels_last=true",
+        "task_convolutions=true",
         "cudnn_benchmark=true",
     ],
 }
@@ -98,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed-limit", type=float, default=240.0, help="seconds for step 1")
     parser.add_argument("--train-minutes", type=float, default=3.0, help="training time, step 2")
     parser.add_argument("--data-skeleton", help="gzipped PNG name list (see the docstring)")
+    parser.add_argument(
+        "--contenders", nargs="+", default=SPEED_CONTENDERS, help="speed contenders, step 1"
+    )
     parser.add_argument("--total", type=float, default=550.0, help="hard limit for all (seconds)")
     parser.add_argument(
         "--run-dir", default="/tmp/metazoo-run", help="the training run's folder (checkpoints)"
@@ -111,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     device = "cpu" if args.dry_run else "cuda"
     python = [sys.executable, "-m", "metazoo"]
     speed = [*python, "speed", "--device", device, "--shapes", "omniglot-5w1s", "--out"]
-    speed += [str(out / "speed"), "--contenders", *SPEED_CONTENDERS]
+    speed += [str(out / "speed"), "--contenders", *args.contenders]
     if args.dry_run:
         speed = [*speed[: speed.index("--contenders")], "--quick", "--tasks", "2", "--threads", "1"]
         speed += ["--contenders", "torch-loop", "metazoo-auto", "maml-learner"]
@@ -130,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     run_logged(train, max(60.0, min(args.train_minutes * 60 + 240, left)), out / "train.log")
     left = args.total - (time.perf_counter() - began)
     if not args.dry_run and left > 90:  # 4. where the fastest step's time goes (compile cached)
-        profile = [sys.executable, "benchmarks/profile_step.py", "--compile", "--channels-last"]
+        flags = ["--" + o.split("=")[0].replace("_", "-") for o in options if o.endswith("=true")]
+        profile = [sys.executable, "benchmarks/profile_step.py", *flags]
         run_logged(profile, left - 20, out / "profile.log")
     result_path = Path(args.run_dir) / "result.json"
     print(f"\n## Speed, omniglot-5w1s ({document.get('environment', {}).get('device')})\n")

@@ -272,7 +272,8 @@ def _fast(name: str, options: FastOptions, mode: str = "fp32") -> Builder:
             + (", whole step in one CUDA graph" if graph else "")
             + (", channels-last" if options.channels_last else "")
             + (", torch.compile" if options.compile else "")
-            + (", cuDNN benchmark" if options.cudnn_benchmark else ""),
+            + (", cuDNN benchmark" if options.cudnn_benchmark else "")
+            + (", per-task convolutions" if options.task_convolutions else ""),
             step,
             step.meta_gradient,
             evaluate,
@@ -284,6 +285,7 @@ def _fast(name: str, options: FastOptions, mode: str = "fp32") -> Builder:
                 "cuda_graph": graph,
                 "compile": options.compile,
                 "cudnn_benchmark": options.cudnn_benchmark,
+                "task_convolutions": options.task_convolutions,
                 **memory,
             },
             model=model,
@@ -320,6 +322,14 @@ CUDA_VARIANTS: dict[str, Callable] = {
     "metazoo-compiled+channels-last+cudnn-benchmark": _fast(
         "metazoo-compiled+channels-last+cudnn-benchmark",
         FastOptions(compile=True, channels_last=True, cudnn_benchmark=True),
+    ),
+    "metazoo-compiled+channels-last+task-conv": _fast(
+        "metazoo-compiled+channels-last+task-conv",
+        FastOptions(compile=True, channels_last=True, task_convolutions=True),
+    ),
+    "metazoo-compiled+channels-last+task-conv+cudnn-benchmark": _fast(
+        "metazoo-compiled+channels-last+task-conv+cudnn-benchmark",
+        FastOptions(compile=True, channels_last=True, task_convolutions=True, cudnn_benchmark=True),
     ),
     "metazoo-auto+tf32": _fast("metazoo-auto+tf32", FastOptions(), mode="tf32"),
     "metazoo-auto+bf16": _fast(

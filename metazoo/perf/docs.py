@@ -56,7 +56,9 @@ def _training_row(name: str, run: dict) -> dict:
     trained, tested = run["train"], run["result"]
     config, learner = trained["config"], tested["provenance"]["config"]
     options = [
-        k for k in ("fast_step", "compile", "channels_last", "cudnn_benchmark") if config.get(k)
+        k
+        for k in ("fast_step", "compile", "channels_last", "cudnn_benchmark", "task_convolutions")
+        if config.get(k)
     ]
     minutes, mean = trained["seconds"] / 60, tested["mean"]
     reached = (

@@ -74,6 +74,9 @@ class TrainConfig:
     channels_last: bool = False
     #: with ``fast_step``: let cuDNN time its convolution algorithms for the (static) shapes.
     cudnn_benchmark: bool = False
+    #: with ``fast_step`` and ``compile``: convolutions with per-task weights as one ordinary
+    #: convolution per task instead of ``vmap``'s grouped one (``metazoo.engine.taskconv``).
+    task_convolutions: bool = False
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -86,11 +89,13 @@ class TrainConfig:
             raise ValueError(
                 f"TrainConfig.lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}"
             )
-        for option in ("compile", "channels_last", "cudnn_benchmark"):
+        for option in ("compile", "channels_last", "cudnn_benchmark", "task_convolutions"):
             if getattr(self, option) and not self.fast_step:
                 raise ValueError(
                     f"TrainConfig.{option}=True needs fast_step=True (an option of it)"
                 )
+        if self.task_convolutions and not self.compile:
+            raise ValueError("TrainConfig.task_convolutions=True needs compile=True")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"TrainConfig.max_minutes must be > 0 or None, got {self.max_minutes}")
         if self.resume and not self.checkpoint_dir:

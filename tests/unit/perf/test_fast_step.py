@@ -215,13 +215,18 @@ def test_running_buffers_are_ignored_as_the_transductive_policy_says(batch, exec
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("first_order", [False, True])
-def test_compiled_meta_gradient_matches_the_sequential_executor(batch, first_order):
+@pytest.mark.parametrize(
+    "first_order,per_task_conv", [(False, False), (True, False), (False, True)]
+)
+def test_compiled_meta_gradient_matches_the_sequential_executor(batch, first_order, per_task_conv):
     """torch.compile of grad(vmap(inner loop)): same float64 meta-gradient, BatchNorm included,
-    chunked (3 tasks as 2 + 1 compiled calls) and accumulated into .grad."""
+    chunked (3 tasks as 2 + 1 compiled calls) and accumulated into .grad; also with per-task
+    convolutions (traced with make_fx, then compiled)."""
     model, loop = _conv(), InnerLoop(steps=2, ways=WAYS, first_order=first_order)
     reference = _grads(model, lambda: accumulate_meta_gradient(model, batch, loop, 0.3))
-    compiled = compiled_meta_gradient(model, loop, 0.3, len(batch), chunk=2)
+    compiled = compiled_meta_gradient(
+        model, loop, 0.3, len(batch), chunk=2, per_task_conv=per_task_conv
+    )
     got = _grads(model, lambda: compiled(batch))
     assert _rel(got, reference) < 1e-9
     loss, accuracy = compiled(batch).tolist()  # the step's mean query loss and accuracy
@@ -240,6 +245,20 @@ def test_compiled_fast_step_updates_like_a_plain_adam_step(batch):
     step = FastMetaStep(model, loop, 0.1, optimizer, batch, FastOptions(compile=True))
     step(batch)
     assert _rel(_flat([p.detach() for p in model.parameters()]) - before, expected - before) < 1e-8
+
+
+def test_per_task_convolutions_need_compile(batch):
+    model = _conv()
+    optimizer = torch.optim.Adam(model.parameters())
+    with pytest.raises(ValueError, match="task_convolutions=True\\) needs compile=True"):
+        FastMetaStep(
+            model,
+            InnerLoop(steps=1, ways=WAYS),
+            0.1,
+            optimizer,
+            batch,
+            FastOptions(task_convolutions=True),
+        )
 
 
 def test_compiled_meta_gradient_refuses_meta_learned_learning_rates():

@@ -68,10 +68,17 @@ def test_fast_step_refuses_what_it_cannot_run(name, config, match):
     assert "fast_step=False" in str(error.value)
 
 
-@pytest.mark.parametrize("option", ["compile", "channels_last", "cudnn_benchmark"])
+@pytest.mark.parametrize(
+    "option", ["compile", "channels_last", "cudnn_benchmark", "task_convolutions"]
+)
 def test_fast_step_options_need_the_fast_step(option):
     with pytest.raises(ValueError, match=f"{option}=True needs fast_step=True"):
         TrainConfig(**{option: True})
+
+
+def test_per_task_convolutions_need_compile():
+    with pytest.raises(ValueError, match="task_convolutions=True needs compile=True"):
+        TrainConfig(fast_step=True, task_convolutions=True)
 
 
 @pytest.mark.parametrize("setting", [False, True])
