@@ -5,10 +5,12 @@
 
 1. ``metazoo speed`` at ``omniglot-5w1s`` (fp32, TF32 off unless a row says otherwise): every
    contender's meta-gradient is checked against float64 first, then timed.
-2. The fastest fp32 fast-step configuration that passed the check (plain, channels-last,
-   compiled, or both) trains MAML on Omniglot 5-way 1-shot with ``metazoo train`` for
+2. The fastest fp32 fast-step configuration that passed the check (or ``--fast-step NAME``, which
+   skips step 1) trains MAML on Omniglot 5-way 1-shot with ``metazoo train`` for
    ``--train-minutes`` (the paper's settings: meta-batch 32, one inner step alpha=0.4, Adam 1e-3,
-   3 inner steps at test), then tests it on the card's 600 episodes.
+   3 inner steps at test), then tests it on the card's 600 episodes. ``--resume`` goes on with the
+   run in ``--run-dir`` (outside the carried folders, so a second call on the still-warm machine
+   finds it): one run longer than a call's time limit, its time summed over the calls.
 3. With time left, ``benchmarks/profile_step.py`` on the step that trained.
 4. A short table last. Outputs go to ``$OUT`` (else ``benchmarks/gpu-session``).
 
@@ -30,6 +32,11 @@ and there (carrying ``.gpu_extra``)::
 
     PYTHONPATH=$PWD/.gpu_extra/site:$PWD METAZOO_CACHE=$PWD/.gpu_extra/cache \
         python3 benchmarks/gpu_session.py --data-skeleton .gpu_extra/omniglot-files.txt.gz
+
+then, right after (same machine, same environment), to train on::
+
+    python3 benchmarks/gpu_session.py --data-skeleton .gpu_extra/omniglot-files.txt.gz \
+        --resume --train-minutes 3 --total 280
 """
 
 from __future__ import annotations
@@ -55,8 +62,7 @@ SPEED_CONTENDERS = (
     "metazoo-auto+channels-last",
     "metazoo-compiled+channels-last",
     "metazoo-compiled+channels-last+cudnn-benchmark",
-    "metazoo-compiled+channels-last+task-conv",
-    "metazoo-compiled+channels-last+task-conv+cudnn-benchmark",
+    "metazoo-compiled+channels-last+batched-wgrad",
     "higher",
     "metazoo-auto+tf32",
     "metazoo-auto+bf16",
@@ -72,16 +78,10 @@ TRAIN_OPTIONS = {
         "channels_last=true",
         "cudnn_benchmark=true",
     ],
-    "metazoo-compiled+channels-last+task-conv": [
+    "metazoo-compiled+channels-last+batched-wgrad": [
         "compile=true",
         "channels_last=true",
-        "task_convolutions=true",
-    ],
-    "metazoo-compiled+channels-last+task-conv+cudnn-benchmark": [
-        "compile=true",
-        "channels_last=true",
-        "task_convolutions=true",
-        "cudnn_benchmark=true",
+        "batched_weight_gradients=true",
     ],
 }
 
@@ -107,7 +107,7 @@ def _best_fast_step(document: dict) -> tuple[str, list[str]]:
     return best, TRAIN_OPTIONS[best]
 
 
-def main(argv: list[str] | None = None) -> int:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dry-run", action="store_true", help="rehearse on the CPU, tiny")
     parser.add_argument("--speed-limit", type=float, default=240.0, help="seconds for step 1")
@@ -116,46 +116,68 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--contenders", nargs="+", default=SPEED_CONTENDERS, help="speed contenders, step 1"
     )
+    parser.add_argument(
+        "--fast-step", choices=sorted(TRAIN_OPTIONS), help="skip step 1; train with this step"
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip step 1 and go on training the run in --run-dir (a second call on a warm machine)",
+    )
+    parser.add_argument("--steps", type=int, help="training steps (default 60000; dry run 3)")
     parser.add_argument("--total", type=float, default=550.0, help="hard limit for all (seconds)")
     parser.add_argument(
         "--run-dir", default="/tmp/metazoo-run", help="the training run's folder (checkpoints)"
     )
-    args = parser.parse_args(argv)
-    began = time.perf_counter()
-    out = Path(os.environ.get("OUT") or REPO / "benchmarks" / "gpu-session")
-    out.mkdir(parents=True, exist_ok=True)
-    if args.data_skeleton:
-        _make_skeleton(Path(args.data_skeleton), Path("/tmp/metazoo-data"))
-    device = "cpu" if args.dry_run else "cuda"
-    python = [sys.executable, "-m", "metazoo"]
-    speed = [*python, "speed", "--device", device, "--shapes", "omniglot-5w1s", "--out"]
-    speed += [str(out / "speed"), "--contenders", *args.contenders]
+    return parser.parse_args(argv)
+
+
+def _speed(args: argparse.Namespace, out: Path, device: str) -> dict:
+    """Step 1: the speed check and timing; the result document (empty when skipped)."""
+    if args.resume or args.fast_step:
+        return {"shapes": []}
+    speed = [sys.executable, "-m", "metazoo", "speed", "--device", device]
+    speed += ["--shapes", "omniglot-5w1s", "--out", str(out / "speed")]
     if args.dry_run:
-        speed = [*speed[: speed.index("--contenders")], "--quick", "--tasks", "2", "--threads", "1"]
+        speed += ["--quick", "--tasks", "2", "--threads", "1"]
         speed += ["--contenders", "torch-loop", "metazoo-auto", "maml-learner"]
     else:
-        speed += ["--repeats", "3", "--min-run", "0.3", "--budget", f"{0.5 * args.speed_limit:.0f}"]
+        speed += ["--contenders", *args.contenders, "--repeats", "3", "--min-run", "0.3"]
+        speed += ["--budget", f"{0.5 * args.speed_limit:.0f}"]
     run_logged(speed, args.speed_limit, out / "speed.log")
-    document = latest_speed_result(out / "speed") or {"shapes": []}
-    best, options = _best_fast_step(document)
-    steps = "steps=3" if args.dry_run else "steps=60000"
-    train = [*python, "train", "maml", "omniglot-5w1s", "fast_step=true", *options, steps]
-    train += [] if args.dry_run else ["sample_on_device=true"]
+    return latest_speed_result(out / "speed") or {"shapes": []}
+
+
+def _fast_step(args: argparse.Namespace, document: dict) -> str:
+    """The fast step to train with: given, the resumed run's, or the fastest checked one."""
+    chosen = Path(args.run_dir) / "fast_step.txt"
+    if args.resume:
+        return args.fast_step or chosen.read_text().strip()
+    best = args.fast_step or _best_fast_step(document)[0]
+    chosen.parent.mkdir(parents=True, exist_ok=True)
+    chosen.write_text(best)
+    return best
+
+
+def _train(args: argparse.Namespace, out: Path, device: str, best: str, left: float) -> None:
+    """Step 2: ``metazoo train`` (or its resumption) for ``--train-minutes``."""
+    steps = f"steps={args.steps or (3 if args.dry_run else 60000)}"
+    train = [sys.executable, "-m", "metazoo", "train", "maml", "omniglot-5w1s", "fast_step=true"]
+    train += [*TRAIN_OPTIONS[best], steps] + ([] if args.dry_run else ["sample_on_device=true"])
     train += [f"max_minutes={args.train_minutes}", "val_every=2000", "val_episodes=100"]
+    train += ["--resume"] if args.resume else []
     train += ["--device", device, "--out", args.run_dir, "--quiet"]
     train += ["--episodes", "20"] if args.dry_run else []
-    left = args.total - (time.perf_counter() - began)
-    run_logged(train, max(60.0, min(args.train_minutes * 60 + 240, left)), out / "train.log")
-    left = args.total - (time.perf_counter() - began)
-    if not args.dry_run and left > 90:  # 4. where the fastest step's time goes (compile cached)
-        flags = ["--" + o.split("=")[0].replace("_", "-") for o in options if o.endswith("=true")]
-        profile = [sys.executable, "benchmarks/profile_step.py", *flags]
-        run_logged(profile, left - 20, out / "profile.log")
-    result_path = Path(args.run_dir) / "result.json"
-    print(f"\n## Speed, omniglot-5w1s ({document.get('environment', {}).get('device')})\n")
+    name = "train-resumed.log" if args.resume else "train.log"
+    run_logged(train, max(60.0, min(args.train_minutes * 60 + 240, left)), out / name)
+
+
+def _report(document: dict, result_path: Path, out: Path, best: str) -> int:
+    """Step 4: the short tables, last."""
     if document["shapes"]:
         from metazoo.perf.report import short_table
 
+        print(f"\n## Speed, omniglot-5w1s ({document['environment']['device']})\n")
         print(short_table(document))
     if not result_path.is_file():
         print("\ntraining produced no result; see train.log")
@@ -163,15 +185,36 @@ def main(argv: list[str] | None = None) -> int:
     result = json.loads(result_path.read_text())
     (out / "train-result.json").write_text(json.dumps({**result, "fast_step": best}, indent=1))
     trained, tested = result["train"], result["result"]
+    seconds = trained.get("total_seconds") or trained["seconds"]
     print(f"\n## MAML, Omniglot 5-way 1-shot, fast step {best!r}")
     print(
-        f"trained {trained['final_step']} steps in {trained['seconds']:.0f} s "
-        f"({trained['final_step'] * 32 / trained['seconds']:.0f} tasks/s incl. validation); "
+        f"trained {trained['final_step']} steps in {seconds:.0f} s, resumed calls included "
+        f"({trained['final_step'] * 32 / seconds:.0f} tasks/s incl. validation); "
         f"stopped: {trained['stopped']}; best val {trained['best_val']:.2f} at step "
         f"{trained['best_step']}; test {tested['mean']:.2f} ± {tested['ci95']:.2f} "
         f"({len(tested['scores'])} episodes)"
     )
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    began = time.perf_counter()
+    out = Path(os.environ.get("OUT") or REPO / "benchmarks" / "gpu-session")
+    out.mkdir(parents=True, exist_ok=True)
+    if args.data_skeleton:
+        _make_skeleton(Path(args.data_skeleton), Path("/tmp/metazoo-data"))
+    device = "cpu" if args.dry_run else "cuda"
+    document = _speed(args, out, device)
+    best = _fast_step(args, document)
+    _train(args, out, device, best, args.total - (time.perf_counter() - began))
+    left = args.total - (time.perf_counter() - began)
+    if not args.dry_run and left > 90:  # 3. where the step's time goes (compile cached)
+        options = TRAIN_OPTIONS[best]
+        flags = ["--" + o.split("=")[0].replace("_", "-") for o in options if o.endswith("=true")]
+        profile = [sys.executable, "benchmarks/profile_step.py", *flags]
+        run_logged(profile, left - 20, out / "profile.log")
+    return _report(document, Path(args.run_dir) / "result.json", out, best)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--channels-last", action="store_true", help="NHWC images and weights")
     parser.add_argument("--cudnn-benchmark", action="store_true", help="cuDNN autotuning")
     parser.add_argument(
-        "--task-convolutions", action="store_true", help="per-task convolutions (with --compile)"
+        "--batched-weight-gradients",
+        action="store_true",
+        help="batched per-task weight gradients (with --compile)",
     )
     args = parser.parse_args(argv)
     shape = get_shapes([args.shape])[0]
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         compile=args.compile,
         channels_last=args.channels_last,
         cudnn_benchmark=args.cudnn_benchmark,
-        task_convolutions=args.task_convolutions,
+        batched_weight_gradients=args.batched_weight_gradients,
     )
     loop = InnerLoop(steps=shape.inner_steps, ways=shape.ways)
     step = FastMetaStep(model, loop, shape.inner_lr, optimizer, batches[0], options)
@@ -102,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"{shape.name}: {shape.describe()}; plan {step.plan}; compile={args.compile}, "
         f"channels_last={args.channels_last}, cudnn_benchmark={args.cudnn_benchmark}, "
-        f"task_convolutions={args.task_convolutions}, graph={step.runner.graph is not None}; "
+        f"batched_weight_gradients={args.batched_weight_gradients}, graph={step.runner.graph is not None}; "
         f"{seconds * 1e3:.1f} ms/step under the profiler ({shape.meta_batch / seconds:.0f} tasks/s)"
     )
     summary = kernel_summary(prof.key_averages(), seconds * args.steps * 1e6)

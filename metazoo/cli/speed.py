@@ -8,6 +8,7 @@ tables in ``docs/speed.md`` from every committed result file.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from metazoo.perf.shapes import SHAPES
 
@@ -54,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--docs-only",
         action="store_true",
-        help="run nothing: only regenerate --update-docs (default docs/speed.md) from <out>/results",
+        help="run nothing: only regenerate <out>/tables and --update-docs (default docs/speed.md) "
+        "from <out>/results",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -63,8 +65,13 @@ def run(args: argparse.Namespace) -> int:
     from metazoo.perf import SpeedConfig, run_speed, write_result
 
     if args.docs_only:
-        from metazoo.perf.docs import update_speed_docs
+        from metazoo.perf.docs import load_results, update_speed_docs
+        from metazoo.perf.report import render_markdown, result_stem
 
+        for document in load_results(f"{args.out}/results"):  # each run's own table
+            table = Path(args.out, "tables", f"{result_stem(document)}.md")
+            table.parent.mkdir(parents=True, exist_ok=True)
+            table.write_text(render_markdown(document))
         target = args.update_docs or "docs/speed.md"
         fresh = update_speed_docs(target, f"{args.out}/results")
         print(f"{target} was up to date" if fresh else f"updated {target}")

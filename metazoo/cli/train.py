@@ -295,6 +295,9 @@ def run(args: argparse.Namespace) -> int:
     from metazoo.training import train
 
     learner_values, train_values = parse_overrides(args.overrides, args.learner)
+    flags = {"checkpoint_dir": "--out DIR", "resume": "--resume", "device": "--device"}
+    for key in flags.keys() & train_values.keys():  # the flags set these; a value would be lost
+        raise SystemExit(f"metazoo train: give {key} with {flags[key]}, not as {key}=...")
     set_threads(args.threads)
     from metazoo import distributed as dist
 
@@ -326,6 +329,7 @@ def run(args: argparse.Namespace) -> int:
 
     trained = {"best_val": result.best_val, "best_step": result.best_step,
                "final_step": result.final_step, "seconds": result.seconds,
+               "total_seconds": result.total_seconds,
                "stopped": result.stopped, "config": dataclasses.asdict(config),
                "history": result.history}  # fmt: skip
     write_json_atomic({"train": trained, "result": tested.to_dict()}, out / "result.json")

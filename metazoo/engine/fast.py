@@ -14,8 +14,8 @@ tuned for throughput:
 * nothing in the step reads a value back to the host (``check_finite=False``), so on CUDA the
   whole step (forward, both backward orders, optimizer) is captured once and replayed
   (:class:`GraphedMetaStep`);
-* with ``task_convolutions=True`` (and ``compile``) convolutions with per-task weights run as one
-  ordinary convolution per task instead of ``vmap``'s grouped convolution
+* with ``batched_weight_gradients=True`` (and ``compile``) the per-task weight gradients of the
+  convolutions are one batched matrix product instead of ``vmap``'s grouped convolution
   (:mod:`metazoo.engine.taskconv`);
 * ``channels_last`` and bf16 autocast are options, reported separately by ``metazoo speed``.
 
@@ -41,7 +41,7 @@ from metazoo.engine.cudagraph import GraphedMetaStep
 from metazoo.engine.executors import adapt_and_query
 from metazoo.engine.functional import buffers_of, forward, task_loss, task_metric
 from metazoo.engine.inner import InnerLoop, LearningRate, functorch_grads, run_inner_loop
-from metazoo.engine.taskconv import TASKS_PER_TRACE, task_convolutions
+from metazoo.engine.taskconv import batched_weight_gradients
 from metazoo.episode import EpisodeBatch
 
 __all__ = [
@@ -104,12 +104,12 @@ def _loss_and_metric(model, batch, loop, lr, executor, chunk) -> Tensor:
     return torch.stack([results.query_loss.mean(), results.metric.mean()])
 
 
-def _vmapped_meta_loss(model, loop, lr, scale, per_task_conv, weights, buffers, sx, sy, qx, qy):
+def _vmapped_meta_loss(model, loop, lr, scale, batched_wgrad, weights, buffers, sx, sy, qx, qy):
     """``scale`` times the summed query loss of a chunk of tasks, as one functional program."""
 
     def task(sx, sy, qx, qy):
         grad_fn = partial(functorch_grads, first_order=loop.first_order)
-        with task_convolutions() if per_task_conv else contextlib.nullcontext():
+        with batched_weight_gradients() if batched_wgrad else contextlib.nullcontext():
             trajectory, _ = run_inner_loop(model, weights, buffers, sx, sy, loop, lr, grad_fn)
             out = forward(model, trajectory[-1], buffers, qx)
         return task_loss(out, qy, loop.task, loop.ways), task_metric(out, qy, loop.task)
@@ -126,7 +126,7 @@ def compiled_meta_gradient(
     tasks: int,
     *,
     chunk: int | None = None,
-    per_task_conv: bool = False,
+    batched_wgrad: bool = False,
 ) -> Callable[[EpisodeBatch], Tensor]:
     """A ``torch.compile``-d accumulator of the vectorized meta-gradient, ``batch -> meta-loss``.
 
@@ -142,7 +142,7 @@ def compiled_meta_gradient(
         lr: the inner learning rate.
         tasks: the meta-batch size T every batch has (scales the loss by ``1/T``).
         chunk: tasks per compiled call (None: all T).
-        per_task_conv: run convolutions with per-task weights one task at a time
+        batched_wgrad: per-task convolution weight gradients as one batched matrix product
             (:mod:`metazoo.engine.taskconv`); the program is then traced to ATen operations with
             ``make_fx`` on the first batch of each shape and that graph is compiled.
     """
@@ -152,10 +152,10 @@ def compiled_meta_gradient(
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     params = dict(model.named_parameters())
     buffers = buffers_of(model, loop.bn_policy)
-    program = partial(_vmapped_meta_loss, model, loop, float(lr), 1.0 / tasks, per_task_conv)
+    program = partial(_vmapped_meta_loss, model, loop, float(lr), 1.0 / tasks, batched_wgrad)
     gradient = torch.func.grad(program, has_aux=True)
     step = (
-        _traced_then_compiled(gradient) if per_task_conv else torch.compile(gradient, dynamic=False)
+        _traced_then_compiled(gradient) if batched_wgrad else torch.compile(gradient, dynamic=False)
     )
 
     def accumulate(batch: EpisodeBatch) -> Tensor:
@@ -215,10 +215,9 @@ class FastOptions:
     #: ``torch.compile`` the meta-gradient (:func:`compiled_meta_gradient`; a float inner learning
     #: rate); the first step then takes the compile time (seconds to minutes).
     compile: bool = False
-    #: with ``compile``: convolutions with per-task weights as one ordinary convolution per task
-    #: instead of ``vmap``'s grouped convolution (:mod:`metazoo.engine.taskconv`), compiled
-    #: ``TASKS_PER_TRACE`` tasks at a time.
-    task_convolutions: bool = False
+    #: with ``compile``: the convolutions' per-task weight gradients as one batched matrix product
+    #: instead of ``vmap``'s grouped convolution (:mod:`metazoo.engine.taskconv`).
+    batched_weight_gradients: bool = False
 
 
 class FastMetaStep:
@@ -252,14 +251,17 @@ class FastMetaStep:
         self.compiled = None
         if options.compile:
             chunk = (self.plan.chunk or len(example)) if self.plan.executor == "vectorized" else 1
-            if options.task_convolutions:
-                chunk = min(chunk, TASKS_PER_TRACE)
             loop = dataclasses.replace(loop, ways=loop.ways or example.ways)
             self.compiled = compiled_meta_gradient(
-                model, loop, lr, len(example), chunk=chunk, per_task_conv=options.task_convolutions
+                model,
+                loop,
+                lr,
+                len(example),
+                chunk=chunk,
+                batched_wgrad=options.batched_weight_gradients,
             )
-        elif options.task_convolutions:
-            raise ValueError("FastOptions(task_convolutions=True) needs compile=True")
+        elif options.batched_weight_gradients:
+            raise ValueError("FastOptions(batched_weight_gradients=True) needs compile=True")
         graph = device.type == "cuda" if options.cuda_graph is None else options.cuda_graph
         self.runner = GraphedMetaStep(
             self._accumulate,

@@ -1,15 +1,19 @@
-"""Per-task convolutions: ordinary convolutions, one per task, where ``vmap`` would group them.
+"""Per-task weight gradients of convolutions as one batched matrix product over tasks.
 
-After one inner step every task has its own weights, and ``vmap`` lowers a convolution with
-per-task weights to one grouped convolution (groups = tasks), for the forward pass and for every
-order of backward. cuDNN runs grouped convolutions group by group with layout copies between
-(profiled on an H200: 92% of a compiled meta-training step was convolution kernels, a third of it
-in per-group weight gradients). Under :func:`task_convolutions` a model's ``F.conv2d`` calls go
-through three ``autograd.Function`` s (the convolution, its input gradient and its weight gradient)
-whose ``vmap`` rules fold the tasks into the batch when the weights are shared, and otherwise run
-one ordinary convolution per task. Each function's backward is written with the other two, so the
-set is closed under differentiation: second-order MAML through it is exact to rounding (tested
-against plain ``vmap`` in float64).
+After one inner step every task has its own weights, so a vectorized MAML step needs, for every
+convolution, each task's weight gradient (in the inner loop and in the query backward). ``vmap``
+lowers those to grouped convolutions (groups = tasks), and cuDNN runs a grouped weight gradient
+group by group with layout copies between: on an H200 the weight gradients were the largest
+single share of a compiled meta-training step (``benchmarks/results/gpu-logs``). Here a task's
+weight gradient is the product of the output gradient with the unfolded input (im2col), so all T
+of them are one ``bmm`` with T x (Cout x Cin*k*k) outputs and a reduction over the task's pixels.
+
+Under :func:`batched_weight_gradients` a model's ``F.conv2d`` calls go through ``autograd.Function``
+s whose ``vmap`` rules keep ``vmap``'s own lowering for the convolution and its input gradient
+(shared weights fold the tasks into the batch; per-task weights group them) and route every
+per-task weight gradient to the batched product. Each function's backward is written with the
+others, so the set is closed under differentiation: second-order MAML through it equals plain
+``vmap`` to rounding (tested in float64).
 
 ``torch.compile`` cannot trace ``autograd.Function`` s with custom ``vmap`` rules inside
 ``torch.func`` transforms, so :func:`metazoo.engine.fast.compiled_meta_gradient` first traces the
@@ -23,12 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["task_convolutions", "TASKS_PER_TRACE"]
-
-#: Tasks per traced program with per-task convolutions: the traced graph, and the compile time,
-#: grow with the tasks in it (one convolution per task). With 4 a Conv-4 step compiled in 1.5x the
-#: time of the plain program on this project's CPU; at 32 it had not finished after 8 minutes.
-TASKS_PER_TRACE = 4
+__all__ = ["batched_weight_gradients", "task_weight_gradient"]
 
 #: ``(stride, padding, dilation)``, each a pair.
 Settings = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
@@ -46,8 +45,98 @@ def _convolution(x: Tensor, w: Tensor, settings: Settings) -> Tensor:
     )
 
 
+def _input_gradient(grad_y: Tensor, w: Tensor, x_shape, settings: Settings) -> Tensor:
+    return torch.nn.grad.conv2d_input(x_shape, w, grad_y, *settings)
+
+
+def task_weight_gradient(x: Tensor, grad_y: Tensor, w_shape, settings: Settings) -> Tensor:
+    """Each task's ``conv2d`` weight gradient as one batched matrix product.
+
+    Args:
+        x: ``(T, N, Cin, H, W)`` each task's inputs.
+        grad_y: ``(T, N, Cout, Ho, Wo)`` the gradient of each task's outputs.
+        w_shape: ``(Cout, Cin, kh, kw)``.
+        settings: ``(stride, padding, dilation)``.
+
+    Returns:
+        ``(T, Cout, Cin, kh, kw)``.
+    """
+    stride, padding, dilation = settings
+    tasks, n = x.shape[:2]
+    out_channels, in_channels, kh, kw = w_shape
+    columns = F.unfold(x.flatten(0, 1), (kh, kw), dilation, padding, stride)  # (T*N, Cin*k*k, L)
+    columns = columns.unflatten(0, (tasks, n))
+    grad = grad_y.reshape(tasks, n, out_channels, -1)  # (T, N, Cout, L)
+    return torch.einsum("tnol,tnkl->tok", grad, columns).reshape(tasks, *w_shape)
+
+
+class _TaskConv(torch.autograd.Function):
+    """Per-task ``conv2d``: x ``(T, N, Cin, H, W)``, w ``(T, Cout, Cin, kh, kw)``."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor, w: Tensor, settings: Settings) -> Tensor:
+        return torch.func.vmap(_convolution, in_dims=(0, 0, None))(x, w, settings)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(inputs[0], inputs[1])
+        ctx.settings = inputs[2]
+
+    @staticmethod
+    def backward(ctx, grad_y: Tensor):
+        x, w = ctx.saved_tensors
+        by_x = _TaskInputGrad.apply(grad_y, w, tuple(x.shape[1:]), ctx.settings)
+        return by_x, _TaskWeightGrad.apply(x, grad_y, tuple(w.shape[1:]), ctx.settings), None
+
+
+class _TaskInputGrad(torch.autograd.Function):
+    """Per-task input gradient of ``conv2d``: grad_y ``(T, N, Cout, ...)``, w ``(T, ...)``."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(grad_y: Tensor, w: Tensor, x_shape, settings: Settings) -> Tensor:
+        per_task = torch.func.vmap(_input_gradient, in_dims=(0, 0, None, None))
+        return per_task(grad_y, w, x_shape, settings)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(inputs[0], inputs[1])
+        ctx.settings = inputs[3]
+
+    @staticmethod
+    def backward(ctx, grad_grad_x: Tensor):
+        grad_y, w = ctx.saved_tensors
+        by_grad_y = _TaskConv.apply(grad_grad_x, w, ctx.settings)
+        by_w = _TaskWeightGrad.apply(grad_grad_x, grad_y, tuple(w.shape[1:]), ctx.settings)
+        return by_grad_y, by_w, None, None
+
+
+class _TaskWeightGrad(torch.autograd.Function):
+    """Per-task weight gradient of ``conv2d`` (:func:`task_weight_gradient`)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor, grad_y: Tensor, w_shape, settings: Settings) -> Tensor:
+        return task_weight_gradient(x, grad_y, w_shape, settings)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(inputs[0], inputs[1])
+        ctx.settings = inputs[3]
+
+    @staticmethod
+    def backward(ctx, grad_grad_w: Tensor):
+        x, grad_y = ctx.saved_tensors
+        by_x = _TaskInputGrad.apply(grad_y, grad_grad_w, tuple(x.shape[1:]), ctx.settings)
+        return by_x, _TaskConv.apply(x, grad_grad_w, ctx.settings), None, None
+
+
 class _Conv(torch.autograd.Function):
-    """``conv2d(x, w)`` without bias; x ``(N, Cin, H, W)``, w ``(Cout, Cin, kh, kw)``."""
+    """``conv2d(x, w)`` without bias, one task: x ``(N, Cin, H, W)``, w ``(Cout, Cin, kh, kw)``."""
 
     @staticmethod
     def forward(x: Tensor, w: Tensor, settings: Settings) -> Tensor:
@@ -70,15 +159,15 @@ class _Conv(torch.autograd.Function):
             x = x.movedim(dims[0], 0)
             return _Conv.apply(x.flatten(0, 1), w, settings).unflatten(0, x.shape[:2]), 0
         x, w = _leading(x, dims[0], info.batch_size), _leading(w, dims[1], info.batch_size)
-        return torch.stack([_Conv.apply(a, b, settings) for a, b in zip(x, w, strict=True)]), 0
+        return _TaskConv.apply(x, w, settings), 0
 
 
 class _InputGrad(torch.autograd.Function):
-    """The input gradient of ``conv2d`` (a transposed convolution of ``grad_y`` by ``w``)."""
+    """The input gradient of ``conv2d``, one task."""
 
     @staticmethod
-    def forward(grad_y: Tensor, w: Tensor, x_shape: tuple[int, ...], settings: Settings) -> Tensor:
-        return torch.nn.grad.conv2d_input(x_shape, w, grad_y, *settings)
+    def forward(grad_y: Tensor, w: Tensor, x_shape, settings: Settings) -> Tensor:
+        return _input_gradient(grad_y, w, x_shape, settings)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -94,22 +183,20 @@ class _InputGrad(torch.autograd.Function):
 
     @staticmethod
     def vmap(info, dims, grad_y: Tensor, w: Tensor, x_shape, settings: Settings):
-        if dims[1] is None:
-            g = grad_y.movedim(dims[0], 0)
-            folded = (g.shape[0] * x_shape[0], *x_shape[1:])
-            out = _InputGrad.apply(g.flatten(0, 1), w, folded, settings)
-            return out.unflatten(0, g.shape[:2]), 0
         grad_y = _leading(grad_y, dims[0], info.batch_size)
+        if dims[1] is None:
+            folded = (grad_y.shape[0] * x_shape[0], *x_shape[1:])
+            out = _InputGrad.apply(grad_y.flatten(0, 1), w, folded, settings)
+            return out.unflatten(0, grad_y.shape[:2]), 0
         w = _leading(w, dims[1], info.batch_size)
-        parts = [_InputGrad.apply(g, b, x_shape, settings) for g, b in zip(grad_y, w, strict=True)]
-        return torch.stack(parts), 0
+        return _TaskInputGrad.apply(grad_y, w, x_shape, settings), 0
 
 
 class _WeightGrad(torch.autograd.Function):
-    """The weight gradient of ``conv2d`` (a convolution of ``x`` with ``grad_y``)."""
+    """The weight gradient of ``conv2d``, one task."""
 
     @staticmethod
-    def forward(x: Tensor, grad_y: Tensor, w_shape: tuple[int, ...], settings: Settings) -> Tensor:
+    def forward(x: Tensor, grad_y: Tensor, w_shape, settings: Settings) -> Tensor:
         return torch.nn.grad.conv2d_weight(x, w_shape, grad_y, *settings)
 
     @staticmethod
@@ -127,8 +214,7 @@ class _WeightGrad(torch.autograd.Function):
     def vmap(info, dims, x: Tensor, grad_y: Tensor, w_shape, settings: Settings):
         x = _leading(x, dims[0], info.batch_size)
         grad_y = _leading(grad_y, dims[1], info.batch_size)
-        parts = [_WeightGrad.apply(a, g, w_shape, settings) for a, g in zip(x, grad_y, strict=True)]
-        return torch.stack(parts), 0
+        return _TaskWeightGrad.apply(x, grad_y, w_shape, settings), 0
 
 
 def _pair(value) -> tuple[int, int]:
@@ -143,7 +229,7 @@ def _conv2d_arguments(args, kwargs) -> tuple:
     return tuple(values[n] for n in names)
 
 
-class _TaskConvolutions(TorchFunctionMode):
+class _BatchedWeightGradients(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if func is F.conv2d or func is torch.conv2d:
             x, w, bias, stride, padding, dilation, groups = _conv2d_arguments(args, kwargs or {})
@@ -154,11 +240,12 @@ class _TaskConvolutions(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def task_convolutions() -> TorchFunctionMode:
-    """A context in which ``F.conv2d`` (ungrouped, 4-D input) runs as per-task convolutions.
+def batched_weight_gradients() -> TorchFunctionMode:
+    """A context in which ``F.conv2d`` (ungrouped, 4-D input) computes per-task weight gradients
+    as one batched matrix product when run under ``vmap`` over tasks.
 
     Use it around the per-task function given to ``torch.func.vmap``; outside ``vmap`` it
     computes exactly ``F.conv2d`` (to every order of differentiation). Other convolutions
     (grouped, ``padding='same'``) are left to PyTorch.
     """
-    return _TaskConvolutions()
+    return _BatchedWeightGradients()

@@ -273,7 +273,7 @@ def _fast(name: str, options: FastOptions, mode: str = "fp32") -> Builder:
             + (", channels-last" if options.channels_last else "")
             + (", torch.compile" if options.compile else "")
             + (", cuDNN benchmark" if options.cudnn_benchmark else "")
-            + (", per-task convolutions" if options.task_convolutions else ""),
+            + (", batched weight gradients" if options.batched_weight_gradients else ""),
             step,
             step.meta_gradient,
             evaluate,
@@ -285,7 +285,7 @@ def _fast(name: str, options: FastOptions, mode: str = "fp32") -> Builder:
                 "cuda_graph": graph,
                 "compile": options.compile,
                 "cudnn_benchmark": options.cudnn_benchmark,
-                "task_convolutions": options.task_convolutions,
+                "batched_weight_gradients": options.batched_weight_gradients,
                 **memory,
             },
             model=model,
@@ -323,13 +323,9 @@ CUDA_VARIANTS: dict[str, Callable] = {
         "metazoo-compiled+channels-last+cudnn-benchmark",
         FastOptions(compile=True, channels_last=True, cudnn_benchmark=True),
     ),
-    "metazoo-compiled+channels-last+task-conv": _fast(
-        "metazoo-compiled+channels-last+task-conv",
-        FastOptions(compile=True, channels_last=True, task_convolutions=True),
-    ),
-    "metazoo-compiled+channels-last+task-conv+cudnn-benchmark": _fast(
-        "metazoo-compiled+channels-last+task-conv+cudnn-benchmark",
-        FastOptions(compile=True, channels_last=True, task_convolutions=True, cudnn_benchmark=True),
+    "metazoo-compiled+channels-last+batched-wgrad": _fast(
+        "metazoo-compiled+channels-last+batched-wgrad",
+        FastOptions(compile=True, channels_last=True, batched_weight_gradients=True),
     ),
     "metazoo-auto+tf32": _fast("metazoo-auto+tf32", FastOptions(), mode="tf32"),
     "metazoo-auto+bf16": _fast(

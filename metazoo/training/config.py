@@ -74,9 +74,10 @@ class TrainConfig:
     channels_last: bool = False
     #: with ``fast_step``: let cuDNN time its convolution algorithms for the (static) shapes.
     cudnn_benchmark: bool = False
-    #: with ``fast_step`` and ``compile``: convolutions with per-task weights as one ordinary
-    #: convolution per task instead of ``vmap``'s grouped one (``metazoo.engine.taskconv``).
-    task_convolutions: bool = False
+    #: with ``fast_step`` and ``compile``: the convolutions' per-task weight gradients as one
+    #: batched matrix product instead of ``vmap``'s grouped convolution
+    #: (``metazoo.engine.taskconv``).
+    batched_weight_gradients: bool = False
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -89,13 +90,13 @@ class TrainConfig:
             raise ValueError(
                 f"TrainConfig.lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}"
             )
-        for option in ("compile", "channels_last", "cudnn_benchmark", "task_convolutions"):
+        for option in ("compile", "channels_last", "cudnn_benchmark", "batched_weight_gradients"):
             if getattr(self, option) and not self.fast_step:
                 raise ValueError(
                     f"TrainConfig.{option}=True needs fast_step=True (an option of it)"
                 )
-        if self.task_convolutions and not self.compile:
-            raise ValueError("TrainConfig.task_convolutions=True needs compile=True")
+        if self.batched_weight_gradients and not self.compile:
+            raise ValueError("TrainConfig.batched_weight_gradients=True needs compile=True")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"TrainConfig.max_minutes must be > 0 or None, got {self.max_minutes}")
         if self.resume and not self.checkpoint_dir:
@@ -127,6 +128,8 @@ class TrainResult:
         best_checkpoint: path of ``best.pt`` when checkpointing.
         last_checkpoint: path of ``last.pt`` when checkpointing.
         seconds: wall time of this call (a resumed run counts only its own part).
+        total_seconds: wall time of the whole run: this call plus the calls it resumed, up to
+            the checkpoint it resumed from (``max_minutes`` limits each call, not the total).
         stopped: why training ended before ``steps`` (the ``max_minutes`` limit), else None.
     """
 
@@ -137,6 +140,7 @@ class TrainResult:
     best_checkpoint: str | None = None
     last_checkpoint: str | None = None
     seconds: float = 0.0
+    total_seconds: float = 0.0
     stopped: str | None = None
 
 

@@ -61,7 +61,7 @@ def build_fast_step(
         compile=config.compile,
         channels_last=config.channels_last,
         cudnn_benchmark=config.cudnn_benchmark,
-        task_convolutions=config.task_convolutions,
+        batched_weight_gradients=config.batched_weight_gradients,
         grad_clip=config.grad_clip,
     )
     loop = learner.inner_loop(training=True)

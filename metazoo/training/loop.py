@@ -52,6 +52,7 @@ _RESUMABLE_CHANGES = {
     "channels_last",
     "cudnn_benchmark",
     "sample_on_device",
+    "batched_weight_gradients",
 }
 
 
@@ -87,6 +88,14 @@ class _Run:
     window: list[dict[str, float]] = dataclasses.field(default_factory=list)
     last_saved: str | None = None
     train_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: wall seconds of the earlier calls this run resumed from (read from ``last.pt``).
+    earlier_seconds: float = 0.0
+    #: ``time.perf_counter()`` when this call began.
+    started: float = dataclasses.field(default_factory=time.perf_counter)
+
+    def seconds(self) -> float:
+        """Wall seconds of the whole run so far: the earlier calls plus this one."""
+        return self.earlier_seconds + time.perf_counter() - self.started
 
     def path(self, name: str) -> Path | None:
         return Path(self.config.checkpoint_dir) / name if self.config.checkpoint_dir else None
@@ -133,6 +142,7 @@ def _save_last(run: _Run) -> None:
         "best_step": run.best_step,
         "best_state": run.best_state,
         "history": run.history,
+        "seconds": run.seconds(),  # a resumed run goes on counting from here
     }
     dist.on_main(save_atomic, state, path)  # rank 0 writes; every rank waits for the file
     run.last_saved = str(path)
@@ -167,6 +177,7 @@ def _restore(run: _Run) -> bool:
         run.scheduler.load_state_dict(ckpt["scheduler_state"])
     restore_rng(ckpt["rng"])
     run.step, run.history = ckpt["step"], ckpt["history"]
+    run.earlier_seconds = ckpt.get("seconds", 0.0)  # absent in checkpoints before it was stored
     run.best_val, run.best_step, run.best_state = (
         ckpt["best_val"],
         ckpt["best_step"],
@@ -319,7 +330,7 @@ def train(
         config.meta_batch or _default_meta_batch(benchmark), optimizer,
         make_scheduler(optimizer, config), callback,
     )  # fmt: skip
-    run.train_overrides = dict(train_overrides or {})
+    run.train_overrides, run.started = dict(train_overrides or {}), start
     if _restore(run):
         run.emit({"kind": "resume", "step": run.step, "steps": config.steps})
     else:
@@ -332,7 +343,7 @@ def train(
         stopped = _loop(run, sampler, device)
     if run.best_state is not None:
         learner.load_state_dict(run.best_state)
-    best = run.path("best.pt")
+    best, total = run.path("best.pt"), run.seconds()
     return TrainResult(
         history=run.history,
         best_val=run.best_val,
@@ -340,7 +351,8 @@ def train(
         final_step=run.step,
         best_checkpoint=str(best) if best is not None and best.is_file() else None,
         last_checkpoint=run.last_saved,
-        seconds=time.perf_counter() - start,
+        seconds=total - run.earlier_seconds,
+        total_seconds=total,
         stopped=stopped,
     )
 

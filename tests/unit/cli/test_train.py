@@ -46,6 +46,16 @@ def test_bad_overrides_say_what_is_valid():
         parse_overrides(["lr"], "maml")
 
 
+@pytest.mark.parametrize(
+    "override,flag",
+    [("resume=true", "--resume"), ("device=cpu", "--device"), ("checkpoint_dir=x", "--out DIR")],
+)
+def test_overrides_that_flags_set_are_refused(override, flag):
+    key = override.split("=")[0]
+    with pytest.raises(SystemExit, match=f"give {key} with {flag}, not as {key}="):
+        main(["train", "maml", "sinusoid", override])
+
+
 def test_train_command_trains_checkpoints_and_tests(tmp_path, capsys):
     threads = torch.get_num_threads()
     with registered() as tiny:

@@ -91,3 +91,17 @@ def test_gpu_session_dry_run_checks_times_trains_and_reports(tmp_path):
     assert result["train"]["config"]["fast_step"] and result["train"]["final_step"] == 3
     assert len(result["result"]["scores"]) == 20
     assert (tmp_path / "out" / "speed.log").is_file()
+    resumed = subprocess.run(  # a second call goes on with the same run, its time summed
+        [sys.executable, "benchmarks/gpu_session.py", "--dry-run", "--resume", "--steps", "5"]
+        + ["--run-dir", str(tmp_path / "run")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env={**os.environ, "OUT": str(tmp_path / "out")},
+    )
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "-m metazoo speed" not in resumed.stdout and "-m metazoo train" in resumed.stdout
+    again = json.loads((tmp_path / "out" / "train-result.json").read_text())["train"]
+    assert again["final_step"] == 5 and again["config"]["resume"]
+    assert again["total_seconds"] > again["seconds"] + result["train"]["seconds"] * 0.5

@@ -216,16 +216,16 @@ def test_running_buffers_are_ignored_as_the_transductive_policy_says(batch, exec
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "first_order,per_task_conv", [(False, False), (True, False), (False, True)]
+    "first_order,batched_wgrad", [(False, False), (True, False), (False, True)]
 )
-def test_compiled_meta_gradient_matches_the_sequential_executor(batch, first_order, per_task_conv):
+def test_compiled_meta_gradient_matches_the_sequential_executor(batch, first_order, batched_wgrad):
     """torch.compile of grad(vmap(inner loop)): same float64 meta-gradient, BatchNorm included,
     chunked (3 tasks as 2 + 1 compiled calls) and accumulated into .grad; also with per-task
     convolutions (traced with make_fx, then compiled)."""
     model, loop = _conv(), InnerLoop(steps=2, ways=WAYS, first_order=first_order)
     reference = _grads(model, lambda: accumulate_meta_gradient(model, batch, loop, 0.3))
     compiled = compiled_meta_gradient(
-        model, loop, 0.3, len(batch), chunk=2, per_task_conv=per_task_conv
+        model, loop, 0.3, len(batch), chunk=2, batched_wgrad=batched_wgrad
     )
     got = _grads(model, lambda: compiled(batch))
     assert _rel(got, reference) < 1e-9
@@ -247,17 +247,17 @@ def test_compiled_fast_step_updates_like_a_plain_adam_step(batch):
     assert _rel(_flat([p.detach() for p in model.parameters()]) - before, expected - before) < 1e-8
 
 
-def test_per_task_convolutions_need_compile(batch):
+def test_batched_wgradolutions_need_compile(batch):
     model = _conv()
     optimizer = torch.optim.Adam(model.parameters())
-    with pytest.raises(ValueError, match="task_convolutions=True\\) needs compile=True"):
+    with pytest.raises(ValueError, match="batched_weight_gradients=True\\) needs compile=True"):
         FastMetaStep(
             model,
             InnerLoop(steps=1, ways=WAYS),
             0.1,
             optimizer,
             batch,
-            FastOptions(task_convolutions=True),
+            FastOptions(batched_weight_gradients=True),
         )
 
 

@@ -69,16 +69,16 @@ def test_fast_step_refuses_what_it_cannot_run(name, config, match):
 
 
 @pytest.mark.parametrize(
-    "option", ["compile", "channels_last", "cudnn_benchmark", "task_convolutions"]
+    "option", ["compile", "channels_last", "cudnn_benchmark", "batched_weight_gradients"]
 )
 def test_fast_step_options_need_the_fast_step(option):
     with pytest.raises(ValueError, match=f"{option}=True needs fast_step=True"):
         TrainConfig(**{option: True})
 
 
-def test_per_task_convolutions_need_compile():
-    with pytest.raises(ValueError, match="task_convolutions=True needs compile=True"):
-        TrainConfig(fast_step=True, task_convolutions=True)
+def test_batched_wgradolutions_need_compile():
+    with pytest.raises(ValueError, match="batched_weight_gradients=True needs compile=True"):
+        TrainConfig(fast_step=True, batched_weight_gradients=True)
 
 
 @pytest.mark.parametrize("setting", [False, True])

@@ -102,6 +102,8 @@ def test_resume_after_a_kill_reaches_the_same_weights(tmp_path: Path):
     resumed = tiny(seed=123, dropout=0.3)  # other initial weights: everything comes from last.pt
     done = train(resumed, BENCH, dataclasses.replace(config, resume=True), callback=events.append)
     assert events[0] == {"kind": "resume", "step": 6, "steps": 12}
+    assert done.total_seconds == pytest.approx(killed_at["seconds"] + done.seconds, rel=1e-6)
+    assert killed_at["seconds"] > 0 and full.total_seconds == pytest.approx(full.seconds)
     assert _states_equal(straight.state_dict(), resumed.state_dict())
     assert done.best_val == full.best_val and done.best_step == full.best_step
     assert [h["step"] for h in done.history] == [h["step"] for h in full.history]
