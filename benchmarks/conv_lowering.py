@@ -10,11 +10,16 @@ second backward (what a second-order meta-gradient runs) for:
 
 * ``grouped`` / ``grouped-nhwc``: ``vmap(F.conv2d)`` in NCHW / channels-last (what the engine runs);
 * ``grouped-bench``: the same in channels-last with ``cudnn.benchmark`` on;
-* ``unfold-bmm``: im2col (``F.unfold``) and one batched matrix product over tasks;
+* ``batched-wgrad`` / ``batched-wgrad-nhwc``: ``vmap`` under
+  :func:`metazoo.engine.taskconv.batched_weight_gradients` (grouped convolutions, weight gradients
+  as one ``bmm``; what ``FastOptions(batched_weight_gradients=True)`` runs);
+* ``unfold-bmm``: im2col (``F.unfold``) and one batched matrix product over tasks, for all three;
 * ``task-loop``: one ordinary convolution per task.
 
 Each lowering's output and both gradients are checked against ``grouped`` first (relative error
-printed), then timed with CUDA events (median of ``--repeats``), fp32 with TF32 off.
+printed), then timed with CUDA events (median of ``--repeats``), fp32 with TF32 off. On CUDA each
+case is captured in a CUDA graph first, as the fast step is, so launch overhead does not count;
+a case that cannot be captured is timed eagerly and marked so.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import Tensor  # noqa: E402
 
+from metazoo.engine.taskconv import batched_weight_gradients  # noqa: E402
 from metazoo.perf.shapes import get_shapes  # noqa: E402
 
 Conv = Callable[
@@ -41,6 +47,11 @@ Conv = Callable[
 
 def grouped(x: Tensor, w: Tensor) -> Tensor:
     return torch.func.vmap(lambda xi, wi: F.conv2d(xi, wi, padding=1))(x, w)
+
+
+def batched_wgrad(x: Tensor, w: Tensor) -> Tensor:
+    with batched_weight_gradients():
+        return grouped(x, w)
 
 
 def unfold_bmm(x: Tensor, w: Tensor) -> Tensor:
@@ -61,6 +72,28 @@ def second_order(conv: Conv, x: Tensor, w: Tensor, r: Tensor, v: Tensor) -> list
     gx, gw = torch.autograd.grad((y * r).sum(), (x, w), create_graph=True)
     again = torch.autograd.grad((gw * v).sum() + (gx * x.detach()).sum(), (x, w))
     return [y.detach(), gx.detach(), gw.detach(), *again]
+
+
+def _graphed(fn: Callable[[], list[Tensor]]) -> tuple[Callable[[], list[Tensor]], str]:
+    """``fn`` captured in a CUDA graph (warmed up on a side stream), or ``fn`` itself if that fails."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    try:
+        with torch.cuda.graph(graph):
+            outputs = fn()
+    except RuntimeError as error:
+        return fn, f" (eager: {str(error).splitlines()[0][:60]})"
+
+    def replay() -> list[Tensor]:
+        graph.replay()
+        return outputs
+
+    return replay, ""
 
 
 def _timed(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
@@ -116,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         cases = {
             "grouped": partial(second_order, grouped, x, w, r, v),
             "grouped-nhwc": partial(second_order, grouped, xl, wl, r, v),
+            "batched-wgrad": partial(second_order, batched_wgrad, x, w, r, v),
+            "batched-wgrad-nhwc": partial(second_order, batched_wgrad, xl, wl, r, v),
             "unfold-bmm": partial(second_order, unfold_bmm, x, w, r, v),
             "task-loop": partial(second_order, task_loop, x, w, r, v),
         }
@@ -123,12 +158,13 @@ def main(argv: list[str] | None = None) -> int:
         base = None
         for name, fn in [*cases.items(), ("grouped-bench", cases["grouped-nhwc"])]:
             torch.backends.cudnn.benchmark = name == "grouped-bench"
+            fn, note = _graphed(fn) if device.type == "cuda" else (fn, "")
             error = _error(fn(), reference)
             ms = _timed(fn, args.repeats, device)
             base = base or ms
             totals[name] = totals.get(name, 0.0) + ms
             where = f"{layer + 1} ({channels}->{shape.hidden}, {size}px)"
-            print(f"| {where} | {name} | {error:.1e} | {ms:.3f} | {base / ms:.2f} |")
+            print(f"| {where} | {name}{note} | {error:.1e} | {ms:.3f} | {base / ms:.2f} |")
         torch.backends.cudnn.benchmark = False
         channels, size = shape.hidden, size // 2
     print("\n| lowering | ms, all four layers | x grouped |\n|---|---|---|")

@@ -70,7 +70,45 @@ def task_weight_gradient(x: Tensor, grad_y: Tensor, w_shape, settings: Settings)
     return torch.einsum("tnol,tnkl->tok", grad, columns).reshape(tasks, *w_shape)
 
 
-class _TaskConv(torch.autograd.Function):
+class _Op(torch.autograd.Function):
+    """Each of the six functions saves its two tensor inputs; its last input is the settings."""
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(inputs[0], inputs[1])
+        ctx.settings = inputs[-1]
+
+
+def _family(per_task: bool) -> tuple[type[_Op], type[_Op], type[_Op]]:
+    """``(convolution, input gradient, weight gradient)``: the per-task ones or the plain ones."""
+    if per_task:
+        return _TaskConv, _TaskInputGrad, _TaskWeightGrad
+    return _Conv, _InputGrad, _WeightGrad
+
+
+def _conv_backward(ctx, grad_y: Tensor, per_task: bool):
+    _, input_grad, weight_grad = _family(per_task)
+    (x, w), lead = ctx.saved_tensors, int(per_task)
+    by_x = input_grad.apply(grad_y, w, tuple(x.shape[lead:]), ctx.settings)
+    return by_x, weight_grad.apply(x, grad_y, tuple(w.shape[lead:]), ctx.settings), None
+
+
+def _input_grad_backward(ctx, grad_grad_x: Tensor, per_task: bool):
+    conv, _, weight_grad = _family(per_task)
+    (grad_y, w), lead = ctx.saved_tensors, int(per_task)
+    by_grad_y = conv.apply(grad_grad_x, w, ctx.settings)
+    by_w = weight_grad.apply(grad_grad_x, grad_y, tuple(w.shape[lead:]), ctx.settings)
+    return by_grad_y, by_w, None, None
+
+
+def _weight_grad_backward(ctx, grad_grad_w: Tensor, per_task: bool):
+    conv, input_grad, _ = _family(per_task)
+    (x, grad_y), lead = ctx.saved_tensors, int(per_task)
+    by_x = input_grad.apply(grad_y, grad_grad_w, tuple(x.shape[lead:]), ctx.settings)
+    return by_x, conv.apply(x, grad_grad_w, ctx.settings), None, None
+
+
+class _TaskConv(_Op):
     """Per-task ``conv2d``: x ``(T, N, Cin, H, W)``, w ``(T, Cout, Cin, kh, kw)``."""
 
     generate_vmap_rule = True
@@ -80,18 +118,11 @@ class _TaskConv(torch.autograd.Function):
         return torch.func.vmap(_convolution, in_dims=(0, 0, None))(x, w, settings)
 
     @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.save_for_backward(inputs[0], inputs[1])
-        ctx.settings = inputs[2]
-
-    @staticmethod
     def backward(ctx, grad_y: Tensor):
-        x, w = ctx.saved_tensors
-        by_x = _TaskInputGrad.apply(grad_y, w, tuple(x.shape[1:]), ctx.settings)
-        return by_x, _TaskWeightGrad.apply(x, grad_y, tuple(w.shape[1:]), ctx.settings), None
+        return _conv_backward(ctx, grad_y, per_task=True)
 
 
-class _TaskInputGrad(torch.autograd.Function):
+class _TaskInputGrad(_Op):
     """Per-task input gradient of ``conv2d``: grad_y ``(T, N, Cout, ...)``, w ``(T, ...)``."""
 
     generate_vmap_rule = True
@@ -102,19 +133,11 @@ class _TaskInputGrad(torch.autograd.Function):
         return per_task(grad_y, w, x_shape, settings)
 
     @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.save_for_backward(inputs[0], inputs[1])
-        ctx.settings = inputs[3]
-
-    @staticmethod
     def backward(ctx, grad_grad_x: Tensor):
-        grad_y, w = ctx.saved_tensors
-        by_grad_y = _TaskConv.apply(grad_grad_x, w, ctx.settings)
-        by_w = _TaskWeightGrad.apply(grad_grad_x, grad_y, tuple(w.shape[1:]), ctx.settings)
-        return by_grad_y, by_w, None, None
+        return _input_grad_backward(ctx, grad_grad_x, per_task=True)
 
 
-class _TaskWeightGrad(torch.autograd.Function):
+class _TaskWeightGrad(_Op):
     """Per-task weight gradient of ``conv2d`` (:func:`task_weight_gradient`)."""
 
     generate_vmap_rule = True
@@ -124,18 +147,11 @@ class _TaskWeightGrad(torch.autograd.Function):
         return task_weight_gradient(x, grad_y, w_shape, settings)
 
     @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.save_for_backward(inputs[0], inputs[1])
-        ctx.settings = inputs[3]
-
-    @staticmethod
     def backward(ctx, grad_grad_w: Tensor):
-        x, grad_y = ctx.saved_tensors
-        by_x = _TaskInputGrad.apply(grad_y, grad_grad_w, tuple(x.shape[1:]), ctx.settings)
-        return by_x, _TaskConv.apply(x, grad_grad_w, ctx.settings), None, None
+        return _weight_grad_backward(ctx, grad_grad_w, per_task=True)
 
 
-class _Conv(torch.autograd.Function):
+class _Conv(_Op):
     """``conv2d(x, w)`` without bias, one task: x ``(N, Cin, H, W)``, w ``(Cout, Cin, kh, kw)``."""
 
     @staticmethod
@@ -143,15 +159,8 @@ class _Conv(torch.autograd.Function):
         return _convolution(x, w, settings)
 
     @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.save_for_backward(inputs[0], inputs[1])
-        ctx.settings = inputs[2]
-
-    @staticmethod
     def backward(ctx, grad_y: Tensor):
-        x, w = ctx.saved_tensors
-        grad_x = _InputGrad.apply(grad_y, w, tuple(x.shape), ctx.settings)
-        return grad_x, _WeightGrad.apply(x, grad_y, tuple(w.shape), ctx.settings), None
+        return _conv_backward(ctx, grad_y, per_task=False)
 
     @staticmethod
     def vmap(info, dims, x: Tensor, w: Tensor, settings: Settings):
@@ -162,7 +171,7 @@ class _Conv(torch.autograd.Function):
         return _TaskConv.apply(x, w, settings), 0
 
 
-class _InputGrad(torch.autograd.Function):
+class _InputGrad(_Op):
     """The input gradient of ``conv2d``, one task."""
 
     @staticmethod
@@ -170,16 +179,8 @@ class _InputGrad(torch.autograd.Function):
         return _input_gradient(grad_y, w, x_shape, settings)
 
     @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.save_for_backward(inputs[0], inputs[1])
-        ctx.settings = inputs[3]
-
-    @staticmethod
     def backward(ctx, grad_grad_x: Tensor):
-        grad_y, w = ctx.saved_tensors
-        by_grad_y = _Conv.apply(grad_grad_x, w, ctx.settings)
-        by_w = _WeightGrad.apply(grad_grad_x, grad_y, tuple(w.shape), ctx.settings)
-        return by_grad_y, by_w, None, None
+        return _input_grad_backward(ctx, grad_grad_x, per_task=False)
 
     @staticmethod
     def vmap(info, dims, grad_y: Tensor, w: Tensor, x_shape, settings: Settings):
@@ -192,7 +193,7 @@ class _InputGrad(torch.autograd.Function):
         return _TaskInputGrad.apply(grad_y, w, x_shape, settings), 0
 
 
-class _WeightGrad(torch.autograd.Function):
+class _WeightGrad(_Op):
     """The weight gradient of ``conv2d``, one task."""
 
     @staticmethod
@@ -200,15 +201,8 @@ class _WeightGrad(torch.autograd.Function):
         return torch.nn.grad.conv2d_weight(x, w_shape, grad_y, *settings)
 
     @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.save_for_backward(inputs[0], inputs[1])
-        ctx.settings = inputs[3]
-
-    @staticmethod
     def backward(ctx, grad_grad_w: Tensor):
-        x, grad_y = ctx.saved_tensors
-        by_x = _InputGrad.apply(grad_y, grad_grad_w, tuple(x.shape), ctx.settings)
-        return by_x, _Conv.apply(x, grad_grad_w, ctx.settings), None, None
+        return _weight_grad_backward(ctx, grad_grad_w, per_task=False)
 
     @staticmethod
     def vmap(info, dims, x: Tensor, grad_y: Tensor, w_shape, settings: Settings):

@@ -73,11 +73,10 @@ def test_gpu_check_refuses_to_run_without_cuda_unless_rehearsing():
     assert "no CUDA device here: use --dry-run to rehearse on the CPU" in done.stderr
 
 
-@pytest.mark.slow
-def test_gpu_session_dry_run_checks_times_trains_and_reports(tmp_path):
-    """The one-call GPU session, rehearsed on the CPU: speed check, a short MAML run, the tables."""
-    done = subprocess.run(
-        [sys.executable, "benchmarks/gpu_session.py", "--dry-run", "--train-minutes", "0.2"]
+def _gpu_session(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    """``benchmarks/gpu_session.py --dry-run`` with its run and outputs under ``tmp_path``."""
+    return subprocess.run(
+        [sys.executable, "benchmarks/gpu_session.py", "--dry-run", *args]
         + ["--run-dir", str(tmp_path / "run")],
         cwd=REPO,
         capture_output=True,
@@ -85,23 +84,47 @@ def test_gpu_session_dry_run_checks_times_trains_and_reports(tmp_path):
         timeout=400,
         env={**os.environ, "OUT": str(tmp_path / "out")},
     )
+
+
+@pytest.mark.slow
+def test_gpu_session_dry_run_checks_times_trains_and_reports(tmp_path):
+    """The one-call GPU session, rehearsed on the CPU: speed check, a short MAML run, the tables."""
+    done = _gpu_session(tmp_path, "--train-minutes", "0.2")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "## MAML, Omniglot 5-way 1-shot, fast step 'metazoo-auto'" in done.stdout
     result = json.loads((tmp_path / "out" / "train-result.json").read_text())
     assert result["train"]["config"]["fast_step"] and result["train"]["final_step"] == 3
     assert len(result["result"]["scores"]) == 20
     assert (tmp_path / "out" / "speed.log").is_file()
-    resumed = subprocess.run(  # a second call goes on with the same run, its time summed
-        [sys.executable, "benchmarks/gpu_session.py", "--dry-run", "--resume", "--steps", "5"]
-        + ["--run-dir", str(tmp_path / "run")],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=400,
-        env={**os.environ, "OUT": str(tmp_path / "out")},
-    )
+    resumed = _gpu_session(tmp_path, "--resume", "--steps", "5")  # the same run goes on
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "-m metazoo speed" not in resumed.stdout and "-m metazoo train" in resumed.stdout
     again = json.loads((tmp_path / "out" / "train-result.json").read_text())["train"]
     assert again["final_step"] == 5 and again["config"]["resume"]
     assert again["total_seconds"] > again["seconds"] + result["train"]["seconds"] * 0.5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "script,args",
+    [
+        ("conv_lowering.py", ["--device", "cpu", "--tasks", "2", "--repeats", "1"]),
+        ("profile_step.py", ["--device", "cpu", "--tasks", "2", "--steps", "1", "--top", "5"]),
+    ],
+)
+def test_gpu_diagnosis_scripts_rehearse_on_the_cpu(script, args):
+    """The scripts a GPU session runs to see where time goes: they run, and the lowerings agree."""
+    done = subprocess.run(
+        [sys.executable, f"benchmarks/{script}", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    if script == "conv_lowering.py":
+        rows = [line.split(" | ") for line in done.stdout.splitlines() if "px) |" in line]
+        assert len(rows) == 4 * 7  # four layers, seven lowerings
+        assert all(float(row[2]) < 1e-4 for row in rows), done.stdout
+    else:
+        assert "| kernel family | device ms | share |" in done.stdout
