@@ -37,6 +37,11 @@ then, right after (same machine, same environment), to train on::
 
     python3 benchmarks/gpu_session.py --data-skeleton .gpu_extra/omniglot-files.txt.gz \
         --resume --train-minutes 3 --total 280
+
+For the training target alone (15 minutes of device time hold about 12 of training), skip the
+speed step: ``--fast-step NAME --train-minutes 8.3 --total 570`` and then the ``--resume`` call
+above with ``--train-minutes 3.2 --total 260``; a ``+tf32`` step is allowed there (the training
+target does not rule TF32 out; its meta-gradient is about 1% from float64).
 """
 
 from __future__ import annotations
@@ -56,16 +61,17 @@ sys.path.insert(0, str(REPO))  # the report tables, from a checkout without an i
 #: Speed contenders, most important first (the speed run stops starting new ones at its budget).
 SPEED_CONTENDERS = (
     "torch-loop",
-    "metazoo-auto",
-    "metazoo-compiled",
-    "maml-learner",
-    "metazoo-auto+channels-last",
-    "metazoo-compiled+channels-last",
-    "metazoo-compiled+channels-last+cudnn-benchmark",
     "metazoo-compiled+channels-last+batched-wgrad",
-    "higher",
+    "metazoo-compiled+channels-last",
+    "metazoo-compiled+channels-last+batched-wgrad+tf32",
+    "metazoo-compiled+channels-last+tf32",
+    "metazoo-auto",
     "metazoo-auto+tf32",
     "metazoo-auto+bf16",
+    "maml-learner",
+    "higher",
+    "metazoo-auto+channels-last",
+    "metazoo-compiled",
 )
 #: fp32 fast-step contenders and the ``metazoo train`` options that run the same step.
 TRAIN_OPTIONS = {
@@ -82,6 +88,14 @@ TRAIN_OPTIONS = {
         "compile=true",
         "channels_last=true",
         "batched_weight_gradients=true",
+    ],
+    # TF32 steps (~1% meta-gradient error): never picked by the fp32 check, only by --fast-step
+    "metazoo-compiled+channels-last+tf32": ["compile=true", "channels_last=true", "tf32=true"],
+    "metazoo-compiled+channels-last+batched-wgrad+tf32": [
+        "compile=true",
+        "channels_last=true",
+        "batched_weight_gradients=true",
+        "tf32=true",
     ],
 }
 
@@ -101,7 +115,9 @@ def _best_fast_step(document: dict) -> tuple[str, list[str]]:
     rates = {
         name: (rows[name].get("train") or {}).get("per_s") or 0.0
         for name in TRAIN_OPTIONS
-        if name in rows and rows[name].get("gradient_ok")
+        if name in rows
+        and rows[name].get("gradient_ok")
+        and rows[name].get("precision", "fp32") == "fp32"
     }
     best = max(rates, key=rates.get) if rates else "metazoo-auto"
     return best, TRAIN_OPTIONS[best]

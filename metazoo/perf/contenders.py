@@ -328,6 +328,17 @@ CUDA_VARIANTS: dict[str, Callable] = {
         FastOptions(compile=True, channels_last=True, batched_weight_gradients=True),
     ),
     "metazoo-auto+tf32": _fast("metazoo-auto+tf32", FastOptions(), mode="tf32"),
+    # what training may run (the training target does not rule TF32 out)
+    "metazoo-compiled+channels-last+tf32": _fast(
+        "metazoo-compiled+channels-last+tf32",
+        FastOptions(compile=True, channels_last=True),
+        mode="tf32",
+    ),
+    "metazoo-compiled+channels-last+batched-wgrad+tf32": _fast(
+        "metazoo-compiled+channels-last+batched-wgrad+tf32",
+        FastOptions(compile=True, channels_last=True, batched_weight_gradients=True),
+        mode="tf32",
+    ),
     "metazoo-auto+bf16": _fast(
         "metazoo-auto+bf16", FastOptions(autocast=torch.bfloat16), mode="bf16"
     ),
