@@ -104,12 +104,12 @@ def _loss_and_metric(model, batch, loop, lr, executor, chunk) -> Tensor:
     return torch.stack([results.query_loss.mean(), results.metric.mean()])
 
 
-def _vmapped_meta_loss(model, loop, lr, scale, batched_wgrad, weights, buffers, sx, sy, qx, qy):
+def _vmapped_meta_loss(model, loop, lr, scale, batched, weights, buffers, sx, sy, qx, qy):
     """``scale`` times the summed query loss of a chunk of tasks, as one functional program."""
 
     def task(sx, sy, qx, qy):
         grad_fn = partial(functorch_grads, first_order=loop.first_order)
-        with batched_weight_gradients() if batched_wgrad else contextlib.nullcontext():
+        with batched_weight_gradients() if batched else contextlib.nullcontext():
             trajectory, _ = run_inner_loop(model, weights, buffers, sx, sy, loop, lr, grad_fn)
             out = forward(model, trajectory[-1], buffers, qx)
         return task_loss(out, qy, loop.task, loop.ways), task_metric(out, qy, loop.task)
@@ -126,7 +126,7 @@ def compiled_meta_gradient(
     tasks: int,
     *,
     chunk: int | None = None,
-    batched_wgrad: bool = False,
+    batched_weight_gradients: bool = False,
 ) -> Callable[[EpisodeBatch], Tensor]:
     """A ``torch.compile``-d accumulator of the vectorized meta-gradient, ``batch -> meta-loss``.
 
@@ -142,7 +142,7 @@ def compiled_meta_gradient(
         lr: the inner learning rate.
         tasks: the meta-batch size T every batch has (scales the loss by ``1/T``).
         chunk: tasks per compiled call (None: all T).
-        batched_wgrad: per-task convolution weight gradients as one batched matrix product
+        batched_weight_gradients: per-task convolution weight gradients as one batched matrix product
             (:mod:`metazoo.engine.taskconv`); the program is then traced to ATen operations with
             ``make_fx`` on the first batch of each shape and that graph is compiled.
     """
@@ -152,11 +152,10 @@ def compiled_meta_gradient(
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     params = dict(model.named_parameters())
     buffers = buffers_of(model, loop.bn_policy)
-    program = partial(_vmapped_meta_loss, model, loop, float(lr), 1.0 / tasks, batched_wgrad)
+    batched = batched_weight_gradients
+    program = partial(_vmapped_meta_loss, model, loop, float(lr), 1.0 / tasks, batched)
     gradient = torch.func.grad(program, has_aux=True)
-    step = (
-        _traced_then_compiled(gradient) if batched_wgrad else torch.compile(gradient, dynamic=False)
-    )
+    step = _traced_then_compiled(gradient) if batched else torch.compile(gradient, dynamic=False)
 
     def accumulate(batch: EpisodeBatch) -> Tensor:
         total = batch.query_x.new_zeros(2)
@@ -181,13 +180,13 @@ def _traced_then_compiled(function: Callable) -> Callable:
 
     compiled: dict[tuple, Callable] = {}
 
-    def call(*args):
-        leaves = torch.utils._pytree.tree_leaves(args)
+    def call(weights: dict, buffers: dict, *batch: Tensor):
+        leaves = [*weights.values(), *buffers.values(), *batch]
         key = tuple((t.shape, t.stride(), t.dtype, t.device) for t in leaves)
         if key not in compiled:
-            graph = make_fx(function, tracing_mode="fake")(*args)
+            graph = make_fx(function, tracing_mode="fake")(weights, buffers, *batch)
             compiled[key] = torch.compile(graph, dynamic=False)
-        return compiled[key](*args)
+        return compiled[key](weights, buffers, *batch)
 
     return call
 
@@ -250,7 +249,7 @@ class FastMetaStep:
         self.model, self.loop, self.lr, self.options = model, loop, lr, options
         self.compiled = None
         if options.compile:
-            chunk = (self.plan.chunk or len(example)) if self.plan.executor == "vectorized" else 1
+            chunk = self.plan.chunk if self.plan.executor == "vectorized" else 1
             loop = dataclasses.replace(loop, ways=loop.ways or example.ways)
             self.compiled = compiled_meta_gradient(
                 model,
@@ -258,7 +257,7 @@ class FastMetaStep:
                 lr,
                 len(example),
                 chunk=chunk,
-                batched_wgrad=options.batched_weight_gradients,
+                batched_weight_gradients=options.batched_weight_gradients,
             )
         elif options.batched_weight_gradients:
             raise ValueError("FastOptions(batched_weight_gradients=True) needs compile=True")

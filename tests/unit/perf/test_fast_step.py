@@ -215,17 +215,15 @@ def test_running_buffers_are_ignored_as_the_transductive_policy_says(batch, exec
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "first_order,batched_wgrad", [(False, False), (True, False), (False, True)]
-)
-def test_compiled_meta_gradient_matches_the_sequential_executor(batch, first_order, batched_wgrad):
+@pytest.mark.parametrize("first_order,batched", [(False, False), (True, False), (False, True)])
+def test_compiled_meta_gradient_matches_the_sequential_executor(batch, first_order, batched):
     """torch.compile of grad(vmap(inner loop)): same float64 meta-gradient, BatchNorm included,
-    chunked (3 tasks as 2 + 1 compiled calls) and accumulated into .grad; also with per-task
-    convolutions (traced with make_fx, then compiled)."""
+    chunked (3 tasks as 2 + 1 compiled calls) and accumulated into .grad; also with batched
+    weight gradients (traced with make_fx, then compiled)."""
     model, loop = _conv(), InnerLoop(steps=2, ways=WAYS, first_order=first_order)
     reference = _grads(model, lambda: accumulate_meta_gradient(model, batch, loop, 0.3))
     compiled = compiled_meta_gradient(
-        model, loop, 0.3, len(batch), chunk=2, batched_wgrad=batched_wgrad
+        model, loop, 0.3, len(batch), chunk=2, batched_weight_gradients=batched
     )
     got = _grads(model, lambda: compiled(batch))
     assert _rel(got, reference) < 1e-9
@@ -247,7 +245,7 @@ def test_compiled_fast_step_updates_like_a_plain_adam_step(batch):
     assert _rel(_flat([p.detach() for p in model.parameters()]) - before, expected - before) < 1e-8
 
 
-def test_batched_wgradolutions_need_compile(batch):
+def test_batched_weight_gradients_need_compile(batch):
     model = _conv()
     optimizer = torch.optim.Adam(model.parameters())
     with pytest.raises(ValueError, match="batched_weight_gradients=True\\) needs compile=True"):

@@ -76,7 +76,7 @@ def test_fast_step_options_need_the_fast_step(option):
         TrainConfig(**{option: True})
 
 
-def test_batched_wgradolutions_need_compile():
+def test_batched_weight_gradients_need_compile():
     with pytest.raises(ValueError, match="batched_weight_gradients=True needs compile=True"):
         TrainConfig(fast_step=True, batched_weight_gradients=True)
 
