@@ -13,6 +13,7 @@ second backward (what a second-order meta-gradient runs) for:
 * ``batched-wgrad`` / ``batched-wgrad-nhwc``: ``vmap`` under
   :func:`metazoo.engine.taskconv.batched_weight_gradients` (grouped convolutions, weight gradients
   as one ``bmm``; what ``FastOptions(batched_weight_gradients=True)`` runs);
+* ``matmul-conv-nhwc``: the same with ``matmul_convolutions=True`` (no grouped convolution left);
 * ``unfold-bmm``: im2col (``F.unfold``) and one batched matrix product over tasks, for all three;
 * ``task-loop``: one ordinary convolution per task.
 
@@ -51,6 +52,11 @@ def grouped(x: Tensor, w: Tensor) -> Tensor:
 
 def batched_wgrad(x: Tensor, w: Tensor) -> Tensor:
     with batched_weight_gradients():
+        return grouped(x, w)
+
+
+def matmul_conv(x: Tensor, w: Tensor) -> Tensor:
+    with batched_weight_gradients(matmul_convolutions=True):
         return grouped(x, w)
 
 
@@ -151,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             "grouped-nhwc": partial(second_order, grouped, xl, wl, r, v),
             "batched-wgrad": partial(second_order, batched_wgrad, x, w, r, v),
             "batched-wgrad-nhwc": partial(second_order, batched_wgrad, xl, wl, r, v),
+            "matmul-conv-nhwc": partial(second_order, matmul_conv, xl, wl, r, v),
             "unfold-bmm": partial(second_order, unfold_bmm, x, w, r, v),
             "task-loop": partial(second_order, task_loop, x, w, r, v),
         }

@@ -63,6 +63,7 @@ SPEED_CONTENDERS = (
     "torch-loop",
     "metazoo-compiled+channels-last+batched-wgrad",
     "metazoo-compiled+channels-last",
+    "metazoo-compiled+channels-last+matmul-conv",
     "metazoo-compiled+channels-last+batched-wgrad+tf32",
     "metazoo-compiled+channels-last+tf32",
     "metazoo-auto",
@@ -88,6 +89,12 @@ TRAIN_OPTIONS = {
         "compile=true",
         "channels_last=true",
         "batched_weight_gradients=true",
+    ],
+    "metazoo-compiled+channels-last+matmul-conv": [
+        "compile=true",
+        "channels_last=true",
+        "batched_weight_gradients=true",
+        "matmul_convolutions=true",
     ],
     # TF32 steps (~1% meta-gradient error): never picked by the fp32 check, only by --fast-step
     "metazoo-compiled+channels-last+tf32": ["compile=true", "channels_last=true", "tf32=true"],

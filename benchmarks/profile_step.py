@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--channels-last", action="store_true", help="NHWC images and weights")
     parser.add_argument("--cudnn-benchmark", action="store_true", help="cuDNN autotuning")
     parser.add_argument(
+        "--matmul-convolutions", action="store_true", help="all per-task convolutions as bmm"
+    )
+    parser.add_argument(
         "--batched-weight-gradients",
         action="store_true",
         help="batched per-task weight gradients (with --compile)",
@@ -86,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         channels_last=args.channels_last,
         cudnn_benchmark=args.cudnn_benchmark,
         batched_weight_gradients=args.batched_weight_gradients,
+        matmul_convolutions=args.matmul_convolutions,
     )
     loop = InnerLoop(steps=shape.inner_steps, ways=shape.ways)
     step = FastMetaStep(model, loop, shape.inner_lr, optimizer, batches[0], options)

@@ -104,12 +104,14 @@ def _loss_and_metric(model, batch, loop, lr, executor, chunk) -> Tensor:
     return torch.stack([results.query_loss.mean(), results.metric.mean()])
 
 
-def _vmapped_meta_loss(model, loop, lr, scale, batched, weights, buffers, sx, sy, qx, qy):
-    """``scale`` times the summed query loss of a chunk of tasks, as one functional program."""
+def _vmapped_meta_loss(model, loop, lr, scale, lowering, weights, buffers, sx, sy, qx, qy):
+    """``scale`` times the summed query loss of a chunk of tasks, as one functional program;
+    ``lowering``: None (``vmap``'s own), ``"wgrad"`` or ``"matmul"`` (:mod:`.taskconv`)."""
 
     def task(sx, sy, qx, qy):
         grad_fn = partial(functorch_grads, first_order=loop.first_order)
-        with batched_weight_gradients() if batched else contextlib.nullcontext():
+        matmul = lowering == "matmul"
+        with batched_weight_gradients(matmul) if lowering else contextlib.nullcontext():
             trajectory, _ = run_inner_loop(model, weights, buffers, sx, sy, loop, lr, grad_fn)
             out = forward(model, trajectory[-1], buffers, qx)
         return task_loss(out, qy, loop.task, loop.ways), task_metric(out, qy, loop.task)
@@ -127,6 +129,7 @@ def compiled_meta_gradient(
     *,
     chunk: int | None = None,
     batched_weight_gradients: bool = False,
+    matmul_convolutions: bool = False,
 ) -> Callable[[EpisodeBatch], Tensor]:
     """A ``torch.compile``-d accumulator of the vectorized meta-gradient, ``batch -> meta-loss``.
 
@@ -145,6 +148,8 @@ def compiled_meta_gradient(
         batched_weight_gradients: per-task convolution weight gradients as one batched matrix product
             (:mod:`metazoo.engine.taskconv`); the program is then traced to ATen operations with
             ``make_fx`` on the first batch of each shape and that graph is compiled.
+        matmul_convolutions: with ``batched_weight_gradients``, the per-task convolutions and
+            input gradients as batched matrix products too.
     """
     _check_policy(loop)
     if not isinstance(lr, float | int):
@@ -152,10 +157,12 @@ def compiled_meta_gradient(
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     params = dict(model.named_parameters())
     buffers = buffers_of(model, loop.bn_policy)
-    batched = batched_weight_gradients
-    program = partial(_vmapped_meta_loss, model, loop, float(lr), 1.0 / tasks, batched)
+    if matmul_convolutions and not batched_weight_gradients:
+        raise ValueError("matmul_convolutions=True needs batched_weight_gradients=True")
+    lowering = "matmul" if matmul_convolutions else "wgrad" if batched_weight_gradients else None
+    program = partial(_vmapped_meta_loss, model, loop, float(lr), 1.0 / tasks, lowering)
     gradient = torch.func.grad(program, has_aux=True)
-    step = _traced_then_compiled(gradient) if batched else torch.compile(gradient, dynamic=False)
+    step = _traced_then_compiled(gradient) if lowering else torch.compile(gradient, dynamic=False)
 
     def accumulate(batch: EpisodeBatch) -> Tensor:
         total = batch.query_x.new_zeros(2)
@@ -217,6 +224,9 @@ class FastOptions:
     #: with ``compile``: the convolutions' per-task weight gradients as one batched matrix product
     #: instead of ``vmap``'s grouped convolution (:mod:`metazoo.engine.taskconv`).
     batched_weight_gradients: bool = False
+    #: with ``batched_weight_gradients``: the per-task convolutions and input gradients as batched
+    #: matrix products too (im2col, col2im), so no grouped convolution is left.
+    matmul_convolutions: bool = False
 
 
 class FastMetaStep:
@@ -258,9 +268,13 @@ class FastMetaStep:
                 len(example),
                 chunk=chunk,
                 batched_weight_gradients=options.batched_weight_gradients,
+                matmul_convolutions=options.matmul_convolutions,
             )
-        elif options.batched_weight_gradients:
-            raise ValueError("FastOptions(batched_weight_gradients=True) needs compile=True")
+        elif options.batched_weight_gradients or options.matmul_convolutions:
+            raise ValueError(
+                "FastOptions(batched_weight_gradients=True, matmul_convolutions=True) need "
+                "compile=True"
+            )
         graph = device.type == "cuda" if options.cuda_graph is None else options.cuda_graph
         self.runner = GraphedMetaStep(
             self._accumulate,

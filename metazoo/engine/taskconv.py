@@ -11,7 +11,10 @@ of them are one ``bmm`` with T x (Cout x Cin*k*k) outputs and a reduction over t
 Under :func:`batched_weight_gradients` a model's ``F.conv2d`` calls go through ``autograd.Function``
 s whose ``vmap`` rules keep ``vmap``'s own lowering for the convolution and its input gradient
 (shared weights fold the tasks into the batch; per-task weights group them) and route every
-per-task weight gradient to the batched product. Each function's backward is written with the
+per-task weight gradient to the batched product. With ``matmul_convolutions=True`` the per-task
+convolutions and input gradients are batched products too (im2col, and col2im for the input
+gradient), so no grouped convolution is left; which pays depends on the layer and the GPU
+(``benchmarks/conv_lowering.py`` measures each). Each function's backward is written with the
 others, so the set is closed under differentiation: second-order MAML through it equals plain
 ``vmap`` to rounding (tested in float64).
 
@@ -22,15 +25,39 @@ whole program to ATen operations with ``make_fx`` and compiles that graph.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["batched_weight_gradients", "task_weight_gradient"]
+__all__ = [
+    "batched_weight_gradients",
+    "task_weight_gradient",
+    "task_convolution",
+    "task_input_gradient",
+    "Settings",
+]
 
-#: ``(stride, padding, dilation)``, each a pair.
-Settings = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
+
+class Settings(NamedTuple):
+    """A convolution's geometry, and how its per-task forms run."""
+
+    #: ``(sh, sw)``.
+    stride: tuple[int, int]
+    #: ``(ph, pw)``.
+    padding: tuple[int, int]
+    #: ``(dh, dw)``.
+    dilation: tuple[int, int]
+    #: per-task convolutions and input gradients as batched matrix products (im2col, col2im)
+    #: too; else ``vmap``'s grouped convolutions. Weight gradients are batched products always.
+    matmul: bool = False
+
+    @property
+    def geometry(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+        """``(stride, padding, dilation)``, in ``torch.nn.grad``'s argument order."""
+        return self.stride, self.padding, self.dilation
 
 
 def _leading(t: Tensor, dim: int | None, size: int) -> Tensor:
@@ -39,14 +66,14 @@ def _leading(t: Tensor, dim: int | None, size: int) -> Tensor:
 
 
 def _convolution(x: Tensor, w: Tensor, settings: Settings) -> Tensor:
-    stride, padding, dilation = settings
+    stride, padding, dilation = settings.geometry
     return torch.ops.aten.convolution.default(
         x, w, None, stride, padding, dilation, False, (0, 0), 1
     )
 
 
 def _input_gradient(grad_y: Tensor, w: Tensor, x_shape, settings: Settings) -> Tensor:
-    return torch.nn.grad.conv2d_input(x_shape, w, grad_y, *settings)
+    return torch.nn.grad.conv2d_input(x_shape, w, grad_y, *settings.geometry)
 
 
 def task_weight_gradient(x: Tensor, grad_y: Tensor, w_shape, settings: Settings) -> Tensor:
@@ -56,18 +83,59 @@ def task_weight_gradient(x: Tensor, grad_y: Tensor, w_shape, settings: Settings)
         x: ``(T, N, Cin, H, W)`` each task's inputs.
         grad_y: ``(T, N, Cout, Ho, Wo)`` the gradient of each task's outputs.
         w_shape: ``(Cout, Cin, kh, kw)``.
-        settings: ``(stride, padding, dilation)``.
+        settings: the convolution's :class:`Settings`.
 
     Returns:
         ``(T, Cout, Cin, kh, kw)``.
     """
-    stride, padding, dilation = settings
+    stride, padding, dilation = settings.geometry
     tasks, n = x.shape[:2]
     out_channels, in_channels, kh, kw = w_shape
     columns = F.unfold(x.flatten(0, 1), (kh, kw), dilation, padding, stride)  # (T*N, Cin*k*k, L)
     columns = columns.unflatten(0, (tasks, n))
     grad = grad_y.reshape(tasks, n, out_channels, -1)  # (T, N, Cout, L)
     return torch.einsum("tnol,tnkl->tok", grad, columns).reshape(tasks, *w_shape)
+
+
+def task_convolution(x: Tensor, w: Tensor, settings: Settings) -> Tensor:
+    """Each task's ``conv2d`` as one batched matrix product over im2col columns.
+
+    Args:
+        x: ``(T, N, Cin, H, W)`` each task's inputs.
+        w: ``(T, Cout, Cin, kh, kw)`` each task's weights.
+        settings: the convolution's :class:`Settings`.
+
+    Returns:
+        ``(T, N, Cout, Ho, Wo)``, channels-last in memory.
+    """
+    stride, padding, dilation = settings.geometry
+    tasks, n, _, height, width = x.shape
+    kh, kw = w.shape[-2:]
+    columns = F.unfold(x.flatten(0, 1), (kh, kw), dilation, padding, stride)  # (T*N, K, L)
+    out = torch.einsum("tok,tnkl->tnlo", w.flatten(2), columns.unflatten(0, (tasks, n)))
+    out_h = (height + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    out_w = (width + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    return out.unflatten(2, (out_h, out_w)).permute(0, 1, 4, 2, 3)
+
+
+def task_input_gradient(grad_y: Tensor, w: Tensor, x_shape, settings: Settings) -> Tensor:
+    """Each task's ``conv2d`` input gradient as one batched matrix product, then col2im.
+
+    Args:
+        grad_y: ``(T, N, Cout, Ho, Wo)`` the gradient of each task's outputs.
+        w: ``(T, Cout, Cin, kh, kw)`` each task's weights.
+        x_shape: one task's input shape ``(N, Cin, H, W)``.
+        settings: the convolution's :class:`Settings`.
+
+    Returns:
+        ``(T, N, Cin, H, W)``.
+    """
+    stride, padding, dilation = settings.geometry
+    tasks, n = grad_y.shape[:2]
+    columns = torch.einsum("tok,tnol->tnkl", w.flatten(2), grad_y.flatten(3))  # (T, N, K, L)
+    size, kernel = tuple(x_shape[-2:]), tuple(w.shape[-2:])
+    images = F.fold(columns.flatten(0, 1), size, kernel, dilation, padding, stride)
+    return images.unflatten(0, (tasks, n))
 
 
 class _Op(torch.autograd.Function):
@@ -115,6 +183,8 @@ class _TaskConv(_Op):
 
     @staticmethod
     def forward(x: Tensor, w: Tensor, settings: Settings) -> Tensor:
+        if settings.matmul:
+            return task_convolution(x, w, settings)
         return torch.func.vmap(_convolution, in_dims=(0, 0, None))(x, w, settings)
 
     @staticmethod
@@ -129,6 +199,8 @@ class _TaskInputGrad(_Op):
 
     @staticmethod
     def forward(grad_y: Tensor, w: Tensor, x_shape, settings: Settings) -> Tensor:
+        if settings.matmul:
+            return task_input_gradient(grad_y, w, x_shape, settings)
         per_task = torch.func.vmap(_input_gradient, in_dims=(0, 0, None, None))
         return per_task(grad_y, w, x_shape, settings)
 
@@ -198,7 +270,7 @@ class _WeightGrad(_Op):
 
     @staticmethod
     def forward(x: Tensor, grad_y: Tensor, w_shape, settings: Settings) -> Tensor:
-        return torch.nn.grad.conv2d_weight(x, w_shape, grad_y, *settings)
+        return torch.nn.grad.conv2d_weight(x, w_shape, grad_y, *settings.geometry)
 
     @staticmethod
     def backward(ctx, grad_grad_w: Tensor):
@@ -224,22 +296,27 @@ def _conv2d_arguments(args, kwargs) -> tuple:
 
 
 class _BatchedWeightGradients(TorchFunctionMode):
+    def __init__(self, matmul: bool):
+        super().__init__()
+        self.matmul = matmul
+
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if func is F.conv2d or func is torch.conv2d:
             x, w, bias, stride, padding, dilation, groups = _conv2d_arguments(args, kwargs or {})
             if groups == 1 and not isinstance(padding, str) and x.dim() == 4:
-                settings = (_pair(stride), _pair(padding), _pair(dilation))
+                settings = Settings(_pair(stride), _pair(padding), _pair(dilation), self.matmul)
                 y = _Conv.apply(x, w, settings)
                 return y if bias is None else y + bias[:, None, None]
         return func(*args, **(kwargs or {}))
 
 
-def batched_weight_gradients() -> TorchFunctionMode:
+def batched_weight_gradients(matmul_convolutions: bool = False) -> TorchFunctionMode:
     """A context in which ``F.conv2d`` (ungrouped, 4-D input) computes per-task weight gradients
-    as one batched matrix product when run under ``vmap`` over tasks.
+    as one batched matrix product when run under ``vmap`` over tasks; with
+    ``matmul_convolutions`` the per-task convolutions and input gradients too.
 
     Use it around the per-task function given to ``torch.func.vmap``; outside ``vmap`` it
     computes exactly ``F.conv2d`` (to every order of differentiation). Other convolutions
     (grouped, ``padding='same'``) are left to PyTorch.
     """
-    return _BatchedWeightGradients()
+    return _BatchedWeightGradients(matmul_convolutions)

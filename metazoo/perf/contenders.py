@@ -273,7 +273,8 @@ def _fast(name: str, options: FastOptions, mode: str = "fp32") -> Builder:
             + (", channels-last" if options.channels_last else "")
             + (", torch.compile" if options.compile else "")
             + (", cuDNN benchmark" if options.cudnn_benchmark else "")
-            + (", batched weight gradients" if options.batched_weight_gradients else ""),
+            + (", batched weight gradients" if options.batched_weight_gradients else "")
+            + (", matmul convolutions" if options.matmul_convolutions else ""),
             step,
             step.meta_gradient,
             evaluate,
@@ -286,6 +287,7 @@ def _fast(name: str, options: FastOptions, mode: str = "fp32") -> Builder:
                 "compile": options.compile,
                 "cudnn_benchmark": options.cudnn_benchmark,
                 "batched_weight_gradients": options.batched_weight_gradients,
+                "matmul_convolutions": options.matmul_convolutions,
                 **memory,
             },
             model=model,
@@ -326,6 +328,15 @@ CUDA_VARIANTS: dict[str, Callable] = {
     "metazoo-compiled+channels-last+batched-wgrad": _fast(
         "metazoo-compiled+channels-last+batched-wgrad",
         FastOptions(compile=True, channels_last=True, batched_weight_gradients=True),
+    ),
+    "metazoo-compiled+channels-last+matmul-conv": _fast(
+        "metazoo-compiled+channels-last+matmul-conv",
+        FastOptions(
+            compile=True,
+            channels_last=True,
+            batched_weight_gradients=True,
+            matmul_convolutions=True,
+        ),
     ),
     "metazoo-auto+tf32": _fast("metazoo-auto+tf32", FastOptions(), mode="tf32"),
     # what training may run (the training target does not rule TF32 out)

@@ -70,6 +70,7 @@ def _training_row(name: str, run: dict) -> dict:
             "channels_last",
             "cudnn_benchmark",
             "batched_weight_gradients",
+            "matmul_convolutions",
         )
         if config.get(k)
     ]

@@ -78,6 +78,9 @@ class TrainConfig:
     #: batched matrix product instead of ``vmap``'s grouped convolution
     #: (``metazoo.engine.taskconv``).
     batched_weight_gradients: bool = False
+    #: with ``batched_weight_gradients``: the per-task convolutions and input gradients as
+    #: batched matrix products too.
+    matmul_convolutions: bool = False
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -90,13 +93,18 @@ class TrainConfig:
             raise ValueError(
                 f"TrainConfig.lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}"
             )
-        for option in ("compile", "channels_last", "cudnn_benchmark", "batched_weight_gradients"):
+        options = ("compile", "channels_last", "cudnn_benchmark", "batched_weight_gradients")
+        for option in (*options, "matmul_convolutions"):
             if getattr(self, option) and not self.fast_step:
                 raise ValueError(
                     f"TrainConfig.{option}=True needs fast_step=True (an option of it)"
                 )
         if self.batched_weight_gradients and not self.compile:
             raise ValueError("TrainConfig.batched_weight_gradients=True needs compile=True")
+        if self.matmul_convolutions and not self.batched_weight_gradients:
+            raise ValueError(
+                "TrainConfig.matmul_convolutions=True needs batched_weight_gradients=True"
+            )
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"TrainConfig.max_minutes must be > 0 or None, got {self.max_minutes}")
         if self.resume and not self.checkpoint_dir:

@@ -62,6 +62,7 @@ def build_fast_step(
         channels_last=config.channels_last,
         cudnn_benchmark=config.cudnn_benchmark,
         batched_weight_gradients=config.batched_weight_gradients,
+        matmul_convolutions=config.matmul_convolutions,
         grad_clip=config.grad_clip,
     )
     loop = learner.inner_loop(training=True)

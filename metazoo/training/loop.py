@@ -53,6 +53,7 @@ _RESUMABLE_CHANGES = {
     "cudnn_benchmark",
     "sample_on_device",
     "batched_weight_gradients",
+    "matmul_convolutions",
 }
 
 

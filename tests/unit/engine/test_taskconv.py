@@ -9,7 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from metazoo.engine.taskconv import batched_weight_gradients, task_weight_gradient
+from metazoo.engine.taskconv import (
+    Settings,
+    batched_weight_gradients,
+    task_convolution,
+    task_input_gradient,
+    task_weight_gradient,
+)
 
 SETTINGS = [
     {"stride": 1, "padding": 1, "dilation": 1},
@@ -40,33 +46,38 @@ def test_outside_vmap_it_is_conv2d_to_second_order(settings):
 
 
 @pytest.mark.parametrize("settings", SETTINGS)
-def test_task_weight_gradient_is_each_tasks_conv2d_weight_gradient(settings):
+def test_batched_products_are_each_tasks_conv2d_and_its_gradients(settings):
     x, w, _ = _inputs()
-    y = torch.stack([F.conv2d(a, b, **settings) for a, b in zip(x, w, strict=True)])
+    geometry = Settings(*(_pair(settings[k]) for k in ("stride", "padding", "dilation")))
+    pairs = list(zip(x, w, strict=True))
+    y = torch.stack([F.conv2d(a, b, **settings) for a, b in pairs])
+    torch.testing.assert_close(task_convolution(x, w, geometry), y, rtol=1e-12, atol=1e-12)
     grad_y = torch.randn_like(y)
-    pairs = {k: _pair(v) for k, v in settings.items()}
-    got = task_weight_gradient(
-        x, grad_y, w.shape[1:], (pairs["stride"], pairs["padding"], pairs["dilation"])
-    )
-    expected = torch.stack(
-        [
-            torch.nn.grad.conv2d_weight(a, w.shape[1:], g, **settings)
-            for a, g in zip(x, grad_y, strict=True)
-        ]
-    )
-    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    by_w = [
+        torch.nn.grad.conv2d_weight(a, w.shape[1:], g, **settings)
+        for a, g in zip(x, grad_y, strict=True)
+    ]
+    got = task_weight_gradient(x, grad_y, w.shape[1:], geometry)
+    torch.testing.assert_close(got, torch.stack(by_w), rtol=1e-12, atol=1e-12)
+    by_x = [
+        torch.nn.grad.conv2d_input(x.shape[1:], b, g, **settings)
+        for b, g in zip(w, grad_y, strict=True)
+    ]
+    got = task_input_gradient(grad_y, w, x.shape[1:], geometry)
+    torch.testing.assert_close(got, torch.stack(by_x), rtol=1e-12, atol=1e-12)
 
 
 def _pair(value):
     return (value, value) if isinstance(value, int) else tuple(value)
 
 
+@pytest.mark.parametrize("matmul", [False, True])
 @pytest.mark.parametrize("settings", SETTINGS)
-def test_per_task_weights_under_vmap_match_one_conv2d_per_task(settings):
+def test_per_task_weights_under_vmap_match_one_conv2d_per_task(settings, matmul):
     x, w, b = _inputs()
 
     def conv(x, w, b):
-        with batched_weight_gradients():
+        with batched_weight_gradients(matmul_convolutions=matmul):
             return F.conv2d(x, w, b, **settings)
 
     got = torch.func.vmap(conv)(x, w, b)
@@ -84,11 +95,14 @@ def _net(p, images):
     return h.flatten(1) @ p["head"]
 
 
-def _maml_meta_gradient(weights, x, y, batched: bool):
-    """Second-order MAML, one inner step, of a two-convolution net; tasks under vmap."""
+def _maml_meta_gradient(weights, x, y, lowering: str | None):
+    """Second-order MAML, one inner step, of a two-convolution net; tasks under vmap, with
+    plain ``vmap`` (``lowering=None``), batched weight gradients (``"wgrad"``) or all three per-task
+    operations as batched products (``"matmul"``)."""
+    batched = batched_weight_gradients(matmul_convolutions=lowering == "matmul")
 
     def task(p, images, labels):
-        with batched_weight_gradients() if batched else contextlib.nullcontext():
+        with batched if lowering else contextlib.nullcontext():
             support = lambda q: F.cross_entropy(_net(q, images[:4]), labels[:4])  # noqa: E731
             grads = torch.func.grad(support)(p)
             adapted = {k: p[k] - 0.4 * grads[k] for k in p}
@@ -98,7 +112,8 @@ def _maml_meta_gradient(weights, x, y, batched: bool):
     return torch.func.grad(meta_loss)(weights)
 
 
-def test_second_order_maml_through_batched_weight_gradients_is_exact():
+@pytest.mark.parametrize("lowering", ["wgrad", "matmul"])
+def test_second_order_maml_through_batched_products_is_exact(lowering):
     gen = torch.Generator().manual_seed(1)
     weights = {
         "w1": torch.randn(4, 3, 3, 3, generator=gen, dtype=torch.float64),
@@ -108,8 +123,8 @@ def test_second_order_maml_through_batched_weight_gradients_is_exact():
     }
     x = torch.randn(3, 10, 3, 7, 7, generator=gen, dtype=torch.float64)
     y = torch.randint(0, 3, (3, 10), generator=gen)
-    got = _maml_meta_gradient(weights, x, y, batched=True)
-    expected = _maml_meta_gradient(weights, x, y, batched=False)
+    got = _maml_meta_gradient(weights, x, y, lowering)
+    expected = _maml_meta_gradient(weights, x, y, None)
     for name in weights:
         torch.testing.assert_close(got[name], expected[name], rtol=1e-10, atol=1e-12)
         assert expected[name].abs().max() > 1e-6, f"{name}: a zero gradient proves nothing"
@@ -125,8 +140,9 @@ def test_grouped_and_same_padding_convolutions_are_left_to_pytorch():
     assert torch.equal(got_same, F.conv2d(x[0], w[0], padding="same"))
 
 
-def _grouped_weight_gradients(batched: bool) -> int:
-    """How many grouped convolution weight gradients the traced MAML meta-gradient runs."""
+def _grouped_convolutions(lowering: str | None) -> tuple[int, int]:
+    """How many grouped convolutions (forward or input gradient) and grouped weight gradients the
+    traced MAML meta-gradient runs."""
     from torch.fx.experimental.proxy_tensor import make_fx
 
     gen = torch.Generator().manual_seed(2)
@@ -137,16 +153,22 @@ def _grouped_weight_gradients(batched: bool) -> int:
         "head": torch.randn(5 * 9, 3, generator=gen),
     }
     x, y = torch.randn(3, 10, 3, 7, 7, generator=gen), torch.randint(0, 3, (3, 10), generator=gen)
-    trace = make_fx(lambda w, x, y: _maml_meta_gradient(w, x, y, batched), tracing_mode="fake")
-    graph = trace(weights, x, y)
-    backward = torch.ops.aten.convolution_backward.default
-    return sum(
-        1
-        for node in graph.graph.nodes
-        if node.target is backward and node.args[-1][1] and node.args[-2] > 1
+    trace = make_fx(lambda w, x, y: _maml_meta_gradient(w, x, y, lowering), tracing_mode="fake")
+    nodes = trace(weights, x, y).graph.nodes
+    forward, backward = (
+        torch.ops.aten.convolution.default,
+        torch.ops.aten.convolution_backward.default,
     )
+    groups = {forward: lambda a: a[8], backward: lambda a: a[-2]}  # the ops' signatures
+    grouped = [n for n in nodes if n.target in groups and groups[n.target](n.args) > 1]
+    weight_gradients = [n for n in grouped if n.target is backward and n.args[-1][1]]
+    return len(grouped) - len(weight_gradients), len(weight_gradients)
 
 
-def test_per_task_weight_gradients_leave_grouped_convolutions():
-    assert _grouped_weight_gradients(batched=False) > 0  # what plain vmap runs
-    assert _grouped_weight_gradients(batched=True) == 0
+def test_batched_products_leave_grouped_convolutions():
+    plain, batched, matmul = (
+        _grouped_convolutions(lowering) for lowering in (None, "wgrad", "matmul")
+    )
+    assert plain[0] > 0 and plain[1] > 0  # what vmap runs
+    assert batched[0] > 0 and batched[1] == 0
+    assert matmul == (0, 0)

@@ -215,15 +215,25 @@ def test_running_buffers_are_ignored_as_the_transductive_policy_says(batch, exec
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("first_order,batched", [(False, False), (True, False), (False, True)])
-def test_compiled_meta_gradient_matches_the_sequential_executor(batch, first_order, batched):
+@pytest.mark.parametrize(
+    "first_order,lowering",
+    [(False, None), (True, None), (False, "wgrad"), (False, "matmul")],
+)
+def test_compiled_meta_gradient_matches_the_sequential_executor(batch, first_order, lowering):
     """torch.compile of grad(vmap(inner loop)): same float64 meta-gradient, BatchNorm included,
     chunked (3 tasks as 2 + 1 compiled calls) and accumulated into .grad; also with batched
-    weight gradients (traced with make_fx, then compiled)."""
+    weight gradients, and with all per-task convolutions as batched products (traced with make_fx,
+    then compiled)."""
     model, loop = _conv(), InnerLoop(steps=2, ways=WAYS, first_order=first_order)
     reference = _grads(model, lambda: accumulate_meta_gradient(model, batch, loop, 0.3))
     compiled = compiled_meta_gradient(
-        model, loop, 0.3, len(batch), chunk=2, batched_weight_gradients=batched
+        model,
+        loop,
+        0.3,
+        len(batch),
+        chunk=2,
+        batched_weight_gradients=lowering is not None,
+        matmul_convolutions=lowering == "matmul",
     )
     got = _grads(model, lambda: compiled(batch))
     assert _rel(got, reference) < 1e-9
@@ -248,7 +258,7 @@ def test_compiled_fast_step_updates_like_a_plain_adam_step(batch):
 def test_batched_weight_gradients_need_compile(batch):
     model = _conv()
     optimizer = torch.optim.Adam(model.parameters())
-    with pytest.raises(ValueError, match="batched_weight_gradients=True\\) needs compile=True"):
+    with pytest.raises(ValueError, match="matmul_convolutions=True\\) need compile=True"):
         FastMetaStep(
             model,
             InnerLoop(steps=1, ways=WAYS),

@@ -69,7 +69,14 @@ def test_fast_step_refuses_what_it_cannot_run(name, config, match):
 
 
 @pytest.mark.parametrize(
-    "option", ["compile", "channels_last", "cudnn_benchmark", "batched_weight_gradients"]
+    "option",
+    [
+        "compile",
+        "channels_last",
+        "cudnn_benchmark",
+        "batched_weight_gradients",
+        "matmul_convolutions",
+    ],
 )
 def test_fast_step_options_need_the_fast_step(option):
     with pytest.raises(ValueError, match=f"{option}=True needs fast_step=True"):
@@ -79,6 +86,8 @@ def test_fast_step_options_need_the_fast_step(option):
 def test_batched_weight_gradients_need_compile():
     with pytest.raises(ValueError, match="batched_weight_gradients=True needs compile=True"):
         TrainConfig(fast_step=True, batched_weight_gradients=True)
+    with pytest.raises(ValueError, match="matmul_convolutions=True needs batched_weight_gradients"):
+        TrainConfig(fast_step=True, compile=True, matmul_convolutions=True)
 
 
 @pytest.mark.parametrize("setting", [False, True])
