@@ -14,6 +14,7 @@ that says to turn ``fast_step`` off.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import torch
@@ -26,7 +27,7 @@ from metazoo.episode import EpisodeBatch
 from metazoo.learner import has_outer_step
 from metazoo.training.config import TrainConfig
 
-__all__ = ["check_fast_step", "build_fast_step", "fast_step_metrics"]
+__all__ = ["check_fast_step", "build_fast_step", "DeferredMetrics"]
 
 
 def check_fast_step(learner: nn.Module) -> None:
@@ -70,7 +71,38 @@ def build_fast_step(
     return FastMetaStep(learner.model, loop, lr, optimizer, example, options)
 
 
-def fast_step_metrics(loss: torch.Tensor, step: FastMetaStep, task: str) -> dict[str, Any]:
-    """The logged metrics of the step that returned ``loss`` (one host read)."""
-    loss_value, metric = torch.stack([loss, step.last_metric]).tolist()
-    return {"loss": loss_value, metric_name(task): metric}
+class DeferredMetrics:
+    """The fast steps' loss, metric and learning rate, kept on the device until read together.
+
+    Reading them every step would make the host wait for each step before it queues the next
+    batch; here one host read per :meth:`flush` returns every pending step's values.
+
+    Args:
+        task: the learner's task type (names the metric).
+    """
+
+    def __init__(self, task: str):
+        self.metric = metric_name(task)
+        self.pending: list[tuple[int, torch.Tensor]] = []
+        self.since = time.perf_counter()
+
+    def add(self, index: int, loss: torch.Tensor, step: FastMetaStep, lr: Any) -> None:
+        """Keep step ``index``'s values: ``loss`` and ``step.last_metric`` (both overwritten by
+        the next captured step, so copied now) and the learning rate (a float or a tensor)."""
+        lr = lr.to(loss) if isinstance(lr, torch.Tensor) else loss.new_tensor(lr)
+        self.pending.append((index, torch.stack([loss, step.last_metric.to(loss), lr])))
+
+    def flush(self) -> list[tuple[int, dict[str, float], float]]:
+        """``(index, metrics, seconds)`` of each pending step, oldest first; ``seconds`` is the
+        mean wall time per step since the last flush (one host synchronisation)."""
+        if not self.pending:
+            return []
+        values = torch.stack([v for _, v in self.pending]).tolist()
+        now = time.perf_counter()
+        seconds, self.since = (now - self.since) / len(values), now
+        steps = [
+            (index, {"loss": loss, self.metric: metric, "lr": lr}, seconds)
+            for (index, _), (loss, metric, lr) in zip(self.pending, values, strict=True)
+        ]
+        self.pending = []
+        return steps

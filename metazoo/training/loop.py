@@ -32,7 +32,7 @@ from metazoo.evaluation.harness import (
 from metazoo.learner import has_meta_backward, has_outer_step
 from metazoo.training.checkpoint import FORMAT, load_checkpoint, restore_rng, rng_state, save_atomic
 from metazoo.training.config import NonFiniteLossError, TrainConfig, TrainResult
-from metazoo.training.faststep import build_fast_step, fast_step_metrics
+from metazoo.training.faststep import DeferredMetrics, build_fast_step
 from metazoo.training.optim import make_optimizer, make_scheduler
 
 __all__ = ["train", "make_optimizer", "make_scheduler"]
@@ -203,8 +203,10 @@ def _nonfinite_tasks(learner: nn.Module, batch: EpisodeBatch) -> list[int]:
     return bad or list(range(len(batch)))
 
 
-def _diverged(run: _Run, batch: EpisodeBatch, loss: float) -> NonFiniteLossError:
-    step, m = run.step, run.meta_batch
+def _diverged(
+    run: _Run, batch: EpisodeBatch, loss: float, step: int | None = None
+) -> NonFiniteLossError:
+    step, m = run.step if step is None else step, run.meta_batch
     first = step * m + dist.task_range(m).start  # this rank's first task of the global batch
     tasks = [first + j for j in _nonfinite_tasks(run.learner, batch)]
     where = run.last_saved or "none (set checkpoint_dir to keep one)"
@@ -248,16 +250,27 @@ def _train_step(run: _Run, batch: EpisodeBatch) -> dict[str, float]:
     return metrics
 
 
-def _log(run: _Run, metrics: dict[str, float], seconds: float) -> None:
-    lr = float(run.optimizer.param_groups[0]["lr"])  # a device tensor with fast_step on CUDA
-    event = {**metrics, "lr": lr, "tasks_per_s": run.meta_batch / max(seconds, 1e-9)}
+def _log(run: _Run, step: int, metrics: dict[str, float], seconds: float) -> None:
+    """Log the metrics of step ``step`` (counted from 1); the history gets window means."""
+    lr = metrics.get("lr", run.optimizer.param_groups[0]["lr"])
+    event = {**metrics, "lr": float(lr), "tasks_per_s": run.meta_batch / max(seconds, 1e-9)}
     run.window.append(event)
-    run.emit({"kind": "step", "step": run.step, "steps": run.config.steps, **event})
-    if run.step % run.config.log_every == 0 or run.step == run.config.steps:
+    run.emit({"kind": "step", "step": step, "steps": run.config.steps, **event})
+    if step % run.config.log_every == 0 or step == run.config.steps:
         keys = run.window[0].keys()
         mean = {k: sum(e.get(k, math.nan) for e in run.window) / len(run.window) for k in keys}
-        run.history.append({"kind": "train", "step": run.step, **mean})
+        run.history.append({"kind": "train", "step": step, **mean})
         run.window = []
+
+
+def _log_deferred(run: _Run, deferred: DeferredMetrics, sampler: Any, device) -> None:
+    """Log the fast steps read back together; a non-finite loss raises as in the standard step,
+    though that step's update and the later ones of the window are applied by then."""
+    for index, metrics, seconds in deferred.flush():
+        if not math.isfinite(metrics["loss"]):
+            batch = dist.local_tasks(sampler.batch(index, run.meta_batch)).to(device)
+            raise _diverged(run, batch, metrics["loss"], step=index)
+        _log(run, index + 1, metrics, seconds)
 
 
 def _validate(run: _Run) -> None:
@@ -361,6 +374,7 @@ def train(
 def _loop(run: _Run, sampler: Any, device: torch.device) -> str | None:
     """Train until ``config.steps`` or the time limit; returns why it stopped early, or None."""
     config, began, fast = run.config, time.perf_counter(), None
+    deferred = DeferredMetrics(run.learner.config.task) if config.fast_step else None
     run.learner.train()
     saved_at = run.step
     while run.step < config.steps:
@@ -368,23 +382,30 @@ def _loop(run: _Run, sampler: Any, device: torch.device) -> str | None:
             break
         tick = time.perf_counter()
         batch = dist.local_tasks(sampler.batch(run.step, run.meta_batch)).to(device)
-        if config.fast_step:
+        if deferred is not None:  # metrics read back every log_every steps, not every step
             fast = fast or build_fast_step(run.learner, run.optimizer, batch, config)
-            metrics = fast_step_metrics(fast(batch), fast, run.learner.config.task)
-            if not math.isfinite(metrics["loss"]):  # the captured step has applied the update
-                raise _diverged(run, batch, metrics["loss"])
+            loss = fast(batch)
         else:
             metrics = _train_step(run, batch)
         if run.scheduler is not None:
             run.scheduler.step()
+        if deferred is not None:
+            deferred.add(run.step, loss, fast, run.optimizer.param_groups[0]["lr"])
         run.step += 1
-        _log(run, metrics, time.perf_counter() - tick)
         last = run.step == config.steps
-        if config.val_every > 0 and (run.step % config.val_every == 0 or last):
+        validate = config.val_every > 0 and (run.step % config.val_every == 0 or last)
+        save = run.step % config.save_every == 0 or last
+        if deferred is None:
+            _log(run, run.step, metrics, time.perf_counter() - tick)
+        elif validate or save or run.step % config.log_every == 0:
+            _log_deferred(run, deferred, sampler, device)  # before anything is validated or saved
+        if validate:
             _validate(run)
-        if run.step % config.save_every == 0 or last:
+        if save:
             _save_last(run)
             saved_at = run.step
+    if deferred is not None:
+        _log_deferred(run, deferred, sampler, device)
     stopped = None
     if run.step < config.steps:
         stopped = f"max_minutes={config.max_minutes} reached after step {run.step}"

@@ -8,7 +8,7 @@ from torch import nn
 
 from metazoo import create_learner
 from metazoo.evaluation.synthetic import SyntheticBenchmark
-from metazoo.training import TrainConfig, train
+from metazoo.training import NonFiniteLossError, TrainConfig, load_checkpoint, train
 
 BENCH = SyntheticBenchmark(features=8, ways=3)
 
@@ -35,6 +35,40 @@ def test_fast_step_trains_to_the_weights_of_the_standard_step(name):
     assert losses == pytest.approx(expected, rel=1e-5)
     assert all("accuracy" in h for h in got.history if h["kind"] == "train")
     assert got.best_val == pytest.approx(ran.best_val)
+
+
+def test_fast_step_metrics_read_back_in_windows_match_the_standard_step():
+    """Read every log_every steps, not every step: the same history and per-step events."""
+    config = dict(steps=10, lr=1e-2, lr_schedule="cosine", val_every=5, val_episodes=4, log_every=4)
+    events = {"standard": [], "fast": []}
+    ran = train(_maml(), BENCH, TrainConfig(**config), callback=events["standard"].append)
+    got = train(
+        _maml(), BENCH, TrainConfig(**config, fast_step=True), callback=events["fast"].append
+    )
+    steps = {k: [e for e in v if e["kind"] == "step"] for k, v in events.items()}
+    assert [e["step"] for e in steps["fast"]] == list(range(1, 11))
+    for key in ("loss", "accuracy", "lr"):
+        expected = [e[key] for e in steps["standard"]]
+        assert [e[key] for e in steps["fast"]] == pytest.approx(expected, rel=1e-5), key
+    assert [h["step"] for h in got.history] == [h["step"] for h in ran.history]
+
+
+def test_fast_step_non_finite_loss_names_the_step_before_any_checkpoint(tmp_path):
+    poisoned = SyntheticBenchmark(features=8, ways=3, poisoned=frozenset({9}))  # step 2: 8-11
+    config = TrainConfig(
+        steps=8,
+        meta_batch=4,
+        val_every=0,
+        log_every=5,
+        checkpoint_dir=str(tmp_path),
+        checkpoint_every=2,  # read back at step 2 (finite, saved), then at 4: the NaN of step 2
+        fast_step=True,
+    )
+    with pytest.raises(NonFiniteLossError) as info:
+        train(_maml(), poisoned, config)
+    assert info.value.step == 2 and 9 in info.value.task_indices
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 2  # none written after the NaN
+    assert "the meta-loss is nan at step 2" in str(info.value)
 
 
 def test_time_limit_stops_validates_and_says_so(tmp_path):
