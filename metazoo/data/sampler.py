@@ -309,13 +309,20 @@ class EpisodeSampler:
             query = self._gather(indices[:, :, shots:].flatten())
             query = query.view(tasks, ways * queries, *query.shape[1:])
             query_y = labels.repeat_interleave(queries).expand(tasks, -1)
-        classes = draw["classes"].to(support.device)
+        classes = self._to_device(draw["classes"])
         return EpisodeBatch(support, support_y, query, query_y, ways, classes)
+
+    def _to_device(self, t: Tensor) -> Tensor:
+        """A host tensor on the sampler's device; to a GPU through pinned memory without
+        blocking, so building a batch does not wait for the work already queued there."""
+        if self.device.type == "cuda" and t.device.type == "cpu":
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t.to(self.device)
 
     def _gather(self, rows: Tensor) -> Tensor:
         """Images ``rows`` (``rotation * num_images + image``) as float ``(len(rows), C, H, W)``."""
         if self._in_memory:
-            x = self._images.index_select(0, rows.to(self.device))
+            x = self._images.index_select(0, self._to_device(rows))
         else:
             image, rotation = rows % self._num_images, rows // self._num_images
             x = self._images.gather(image).to(self.device)
