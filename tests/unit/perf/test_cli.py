@@ -89,13 +89,15 @@ def _gpu_session(tmp_path, *args: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_gpu_session_dry_run_checks_times_trains_and_reports(tmp_path):
     """The one-call GPU session, rehearsed on the CPU: speed check, a short MAML run, the tables."""
-    done = _gpu_session(tmp_path, "--train-minutes", "0.2")
+    cache = tmp_path / "compile-cache"
+    done = _gpu_session(tmp_path, "--train-minutes", "0.2", "--compile-cache", str(cache))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "## MAML, Omniglot 5-way 1-shot, fast step 'metazoo-auto'" in done.stdout
     result = json.loads((tmp_path / "out" / "train-result.json").read_text())
     assert result["train"]["config"]["fast_step"] and result["train"]["final_step"] == 3
     assert len(result["result"]["scores"]) == 20
     assert (tmp_path / "out" / "speed.log").is_file()
+    assert cache.is_dir() and (tmp_path / "out" / "compile-cache.tar.gz").is_file()
     resumed = _gpu_session(tmp_path, "--resume", "--steps", "5")  # the same run goes on
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "-m metazoo speed" not in resumed.stdout and "-m metazoo train" in resumed.stdout
