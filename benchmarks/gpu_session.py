@@ -247,8 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     _train(args, out, device, best, args.total - (time.perf_counter() - began))
     left = args.total - (time.perf_counter() - began)
     if not args.dry_run and left > 90:  # 3. where the step's time goes (compile cached)
-        options = TRAIN_OPTIONS[best]
-        flags = ["--" + o.split("=")[0].replace("_", "-") for o in options if o.endswith("=true")]
+        from profile_step import SWITCHES  # its FastOptions flags (TF32 is a training setting)
+
+        switches = [o.split("=")[0] for o in TRAIN_OPTIONS[best] if o.endswith("=true")]
+        flags = ["--" + o.replace("_", "-") for o in switches if o in SWITCHES]
         profile = [sys.executable, "benchmarks/profile_step.py", *flags]
         run_logged(profile, left - 20, out / "profile.log")
     if args.compile_cache:

@@ -58,25 +58,31 @@ def kernel_summary(rows, wall_us: float) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+#: The FastOptions switches this script takes, as ``--flag`` (``_`` written ``-``).
+SWITCHES = (
+    "compile",
+    "channels_last",
+    "cudnn_benchmark",
+    "batched_weight_gradients",
+    "matmul_convolutions",
+)
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shape", default="omniglot-5w1s", help="a metazoo speed shape")
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu")
     parser.add_argument("--tasks", type=int, help="override the meta-batch size")
     parser.add_argument("--steps", type=int, default=5, help="profiled steps (default 5)")
     parser.add_argument("--top", type=int, default=25, help="rows to print (default 25)")
-    parser.add_argument("--compile", action="store_true", help="FastOptions(compile=True)")
-    parser.add_argument("--channels-last", action="store_true", help="NHWC images and weights")
-    parser.add_argument("--cudnn-benchmark", action="store_true", help="cuDNN autotuning")
-    parser.add_argument(
-        "--matmul-convolutions", action="store_true", help="all per-task convolutions as bmm"
-    )
-    parser.add_argument(
-        "--batched-weight-gradients",
-        action="store_true",
-        help="batched per-task weight gradients (with --compile)",
-    )
-    args = parser.parse_args(argv)
+    for switch in SWITCHES:
+        flag = "--" + switch.replace("_", "-")
+        parser.add_argument(flag, action="store_true", help=f"FastOptions({switch}=True)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
     shape = get_shapes([args.shape])[0]
     shape = shape.scaled(args.tasks) if args.tasks else shape
     device = torch.device(args.device)
@@ -84,13 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     model = make_model(shape).to(device)
     batches = synthetic_batches(shape, 2, device=device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=device.type == "cuda")
-    options = FastOptions(
-        compile=args.compile,
-        channels_last=args.channels_last,
-        cudnn_benchmark=args.cudnn_benchmark,
-        batched_weight_gradients=args.batched_weight_gradients,
-        matmul_convolutions=args.matmul_convolutions,
-    )
+    options = FastOptions(**{switch: getattr(args, switch) for switch in SWITCHES})
     loop = InnerLoop(steps=shape.inner_steps, ways=shape.ways)
     step = FastMetaStep(model, loop, shape.inner_lr, optimizer, batches[0], options)
     step(batches[1])
@@ -105,11 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     seconds = (time.perf_counter() - began) / args.steps
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     table = prof.key_averages().table(sort_by=key, row_limit=args.top, max_name_column_width=70)
+    chosen = ", ".join(s for s in SWITCHES if getattr(args, s)) or "no switches"
     header = (
-        f"{shape.name}: {shape.describe()}; plan {step.plan}; compile={args.compile}, "
-        f"channels_last={args.channels_last}, cudnn_benchmark={args.cudnn_benchmark}, "
-        f"batched_weight_gradients={args.batched_weight_gradients}, graph={step.runner.graph is not None}; "
-        f"{seconds * 1e3:.1f} ms/step under the profiler ({shape.meta_batch / seconds:.0f} tasks/s)"
+        f"{shape.name}: {shape.describe()}; plan {step.plan}; {chosen}; "
+        f"graph={step.runner.graph is not None}; {seconds * 1e3:.1f} ms/step under the profiler "
+        f"({shape.meta_batch / seconds:.0f} tasks/s)"
     )
     summary = kernel_summary(prof.key_averages(), seconds * args.steps * 1e6)
     print(header, table, summary, sep="\n")

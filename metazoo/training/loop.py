@@ -31,7 +31,8 @@ from metazoo.evaluation.harness import (
 )
 from metazoo.learner import has_meta_backward, has_outer_step
 from metazoo.training.checkpoint import FORMAT, load_checkpoint, restore_rng, rng_state, save_atomic
-from metazoo.training.config import NonFiniteLossError, TrainConfig, TrainResult
+from metazoo.training.config import TrainConfig, TrainResult
+from metazoo.training.divergence import diverged
 from metazoo.training.faststep import DeferredMetrics, build_fast_step
 from metazoo.training.optim import make_optimizer, make_scheduler
 
@@ -188,37 +189,6 @@ def _restore(run: _Run) -> bool:
     return True
 
 
-def _nonfinite_tasks(learner: nn.Module, batch: EpisodeBatch) -> list[int]:
-    """Positions in ``batch`` of the tasks whose own loss is not finite (all when none alone is)."""
-    bad = []
-    for j, task in enumerate(batch):
-        try:
-            with torch.enable_grad():
-                loss = learner.meta_loss(task.batch())[0]
-            finite = bool(torch.isfinite(loss.detach()))
-        except Exception:  # a task that cannot even be evaluated counts as an offender
-            finite = False
-        if not finite:
-            bad.append(j)
-    return bad or list(range(len(batch)))
-
-
-def _diverged(
-    run: _Run, batch: EpisodeBatch, loss: float, step: int | None = None
-) -> NonFiniteLossError:
-    step, m = run.step if step is None else step, run.meta_batch
-    first = step * m + dist.task_range(m).start  # this rank's first task of the global batch
-    tasks = [first + j for j in _nonfinite_tasks(run.learner, batch)]
-    where = run.last_saved or "none (set checkpoint_dir to keep one)"
-    message = (
-        f"the meta-loss is {loss} at step {step}; training episodes {tasks} of the train split "
-        f"(seed {run.config.seed}; batch {step} of {m} tasks) give a non-finite loss. "
-        f"Last good checkpoint: {where}. Inspect those episodes (sampler.episode(i)), then lower "
-        "lr or set grad_clip and resume from the checkpoint."
-    )
-    return NonFiniteLossError(message, step, tasks, run.last_saved)
-
-
 def _train_step(run: _Run, batch: EpisodeBatch) -> dict[str, float]:
     learner, optimizer = run.learner, run.optimizer
     if has_outer_step(learner):
@@ -226,7 +196,7 @@ def _train_step(run: _Run, batch: EpisodeBatch) -> dict[str, float]:
         metrics = {k: float(v) for k, v in metrics.items()}
         params_ok = all(bool(torch.isfinite(p).all()) for p in learner.parameters())
         if not math.isfinite(metrics.get("loss", 0.0)) or not params_ok:
-            raise _diverged(run, batch, metrics.get("loss", math.nan))
+            raise diverged(run, batch, metrics.get("loss", math.nan))
         return metrics
     optimizer.zero_grad(set_to_none=True)
     loss = None
@@ -239,7 +209,7 @@ def _train_step(run: _Run, batch: EpisodeBatch) -> dict[str, float]:
     # optimizer step, so the weights stay those of the last good step).
     metrics = dist.average_metrics(metrics, len(batch), run.meta_batch)
     if not math.isfinite(metrics["loss"]):
-        raise _diverged(run, batch, metrics["loss"])
+        raise diverged(run, batch, metrics["loss"])
     if loss is not None:  # meta_backward has already backpropagated
         loss.backward()
     dist.average_gradients(learner.parameters(), len(batch), run.meta_batch)  # mean over all tasks
@@ -269,7 +239,7 @@ def _log_deferred(run: _Run, deferred: DeferredMetrics, sampler: Any, device) ->
     for index, metrics, seconds in deferred.flush():
         if not math.isfinite(metrics["loss"]):
             batch = dist.local_tasks(sampler.batch(index, run.meta_batch)).to(device)
-            raise _diverged(run, batch, metrics["loss"], step=index)
+            raise diverged(run, batch, metrics["loss"], step=index)
         _log(run, index + 1, metrics, seconds)
 
 
