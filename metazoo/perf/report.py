@@ -269,8 +269,8 @@ def _shape_table(shape: dict, tolerance: float) -> list[str]:
     loop = _rate(records.get(LOOP))
     lines = [
         "| contender | precision | meta-grad rel. error | train tasks/s | × loop | eval episodes/s "
-        "| peak MiB (train) | note |",
-        "|---|---|---|---|---|---|---|---|",
+        "| peak MiB (train) | build s | note |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in shape["contenders"]:
         rate, error = _rate(r), r.get("meta_grad_rel_error")
@@ -285,6 +285,7 @@ def _shape_table(shape: dict, tolerance: float) -> list[str]:
             "–" if rate is None or not loop else f"{rate / loop:.2f}",
             _fmt(_rate(r, "eval")),
             _fmt(_peak_memory(r), 0),
+            _fmt((r.get("details") or {}).get("build_seconds")),  # compile, capture: first step
             (
                 r.get("note") or ""
                 if r.get("status") == "ok"

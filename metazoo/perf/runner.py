@@ -153,6 +153,7 @@ class _Shape:
     def build_and_check(self, name: str, reference: list[torch.Tensor]) -> None:
         record: dict = {"name": name, "precision": _precision_of(name), "status": "ok", "note": ""}
         self.records.append(record)
+        began = time.perf_counter()
         try:
             with precision(record["precision"]):
                 contender = build_contender(
@@ -174,7 +175,8 @@ class _Shape:
         record.update(
             description=contender.description,
             note=contender.note,
-            details=contender.details,
+            # building includes warm-up, capture and compile: a user's first step pays it
+            details={**contender.details, "build_seconds": round(time.perf_counter() - began, 2)},
             meta_grad_rel_error=error,
             gradient_ok=correct,
         )

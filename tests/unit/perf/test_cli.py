@@ -34,6 +34,7 @@ def test_quick_speed_run_writes_checked_results(tmp_path, capsys):
         assert records[name]["status"] == "ok", records[name]
         assert records[name]["meta_grad_rel_error"] < 1e-3
         assert records[name]["train"]["per_s"] > 0
+        assert records[name]["details"]["build_seconds"] > 0  # what a first step costs
     if "learn2learn" not in sys.modules:
         assert records["learn2learn"]["status"] in ("skipped", "ok")
     table = (tmp_path / "tables" / f"{json_path.stem}.md").read_text()

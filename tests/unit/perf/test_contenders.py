@@ -124,7 +124,7 @@ def test_run_speed_records_failures_and_goes_on(tiny_run, tmp_path):
     assert json.loads(json_path.read_text())["shapes"][0]["shape"]["name"] == "tiny"
     table = md_path.read_text()
     assert (
-        "| `broken` | fp32 | – | – | – | – | – | failed: RuntimeError: this implementation is broken |"
+        "| `broken` | fp32 | – | – | – | – | – | – | failed: RuntimeError: this implementation is broken |"
         in table
     )
     assert table == render_markdown(document)
