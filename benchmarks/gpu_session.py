@@ -44,10 +44,10 @@ and packs the folder into ``$OUT/compile-cache.tar.gz``; unpacked into ``.gpu_ex
 carried to the next session, whose compiles of the same programs (same torch, same GPU kind) are
 cache hits. A timed training run then pays less compile time: say so with its result.
 
-For the training target alone (15 minutes of device time hold about 12 of training), skip the
-speed step: ``--fast-step NAME --train-minutes 8.3 --total 570`` and then the ``--resume`` call
-above with ``--train-minutes 3.2 --total 260``; a ``+tf32`` step is allowed there (the training
-target does not rule TF32 out; its meta-gradient is about 1% from float64).
+``--train-tf32`` lets step 2 pick a TF32 step (the training target does not rule TF32 out; its
+meta-gradient is about 1% from float64). For the training target alone (15 minutes of device time
+hold about 12 of training), skip the speed step: ``--fast-step NAME --train-minutes 8.3 --total
+570``, then the ``--resume`` call above with ``--train-minutes 3.2 --total 260``.
 """
 
 from __future__ import annotations
@@ -122,15 +122,26 @@ def _make_skeleton(listing: Path, root: Path) -> None:
     os.environ["METAZOO_DATA"] = str(root)
 
 
-def _best_fast_step(document: dict) -> tuple[str, list[str]]:
-    """The fastest fp32 fast-step contender whose meta-gradient passed the float64 check."""
+#: A TF32 step may train (``--train-tf32``) when its meta-gradient is this close to float64.
+TF32_TRAINING_TOLERANCE = 0.05
+
+
+def _usable(row: dict, tf32: bool) -> bool:
+    if row.get("precision", "fp32") == "fp32":
+        return bool(row.get("gradient_ok"))
+    error = row.get("meta_grad_rel_error")
+    close = error is not None and error <= TF32_TRAINING_TOLERANCE
+    return tf32 and row["precision"] == "tf32" and close
+
+
+def _best_fast_step(document: dict, tf32: bool = False) -> tuple[str, list[str]]:
+    """The fastest fast-step contender whose meta-gradient passed the float64 check (fp32), or
+    with ``tf32`` also a TF32 one within :data:`TF32_TRAINING_TOLERANCE` of float64."""
     rows = {r["name"]: r for shape in document["shapes"] for r in shape["contenders"]}
     rates = {
         name: (rows[name].get("train") or {}).get("per_s") or 0.0
         for name in TRAIN_OPTIONS
-        if name in rows
-        and rows[name].get("gradient_ok")
-        and rows[name].get("precision", "fp32") == "fp32"
+        if name in rows and _usable(rows[name], tf32)
     }
     best = max(rates, key=rates.get) if rates else "metazoo-auto"
     return best, TRAIN_OPTIONS[best]
@@ -147,6 +158,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--fast-step", choices=sorted(TRAIN_OPTIONS), help="skip step 1; train with this step"
+    )
+    parser.add_argument(
+        "--train-tf32",
+        action="store_true",
+        help="let step 2 pick a TF32 step too (the training target allows TF32)",
     )
     parser.add_argument(
         "--resume",
@@ -187,7 +203,7 @@ def _fast_step(args: argparse.Namespace, document: dict) -> str:
     chosen = Path(args.run_dir) / "fast_step.txt"
     if args.resume:
         return args.fast_step or chosen.read_text().strip()
-    best = args.fast_step or _best_fast_step(document)[0]
+    best = args.fast_step or _best_fast_step(document, args.train_tf32)[0]
     chosen.parent.mkdir(parents=True, exist_ok=True)
     chosen.write_text(best)
     return best

@@ -131,3 +131,23 @@ def test_gpu_diagnosis_scripts_rehearse_on_the_cpu(script, args):
         assert all(float(row[2]) < 1e-4 for row in rows), done.stdout
     else:
         assert "| kernel family | device ms | share |" in done.stdout
+
+
+def test_gpu_session_trains_the_fastest_checked_step_tf32_only_when_allowed(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import gpu_session
+
+    def row(name, precision, error, rate, ok):
+        return {"name": name, "precision": precision, "meta_grad_rel_error": error,
+                "gradient_ok": ok, "train": {"per_s": rate}}  # fmt: skip
+
+    rows = [
+        row("metazoo-compiled+channels-last", "fp32", 5e-4, 1400.0, True),
+        row("metazoo-compiled+channels-last+batched-wgrad", "fp32", 2e-3, 1600.0, False),
+        row("metazoo-compiled+channels-last+tf32", "tf32", 1e-2, 2400.0, False),
+        row("metazoo-compiled+channels-last+batched-wgrad+tf32", "tf32", 0.2, 2600.0, False),
+    ]
+    document = {"shapes": [{"contenders": rows}]}
+    assert gpu_session._best_fast_step(document)[0] == "metazoo-compiled+channels-last"
+    best, options = gpu_session._best_fast_step(document, tf32=True)
+    assert best == "metazoo-compiled+channels-last+tf32" and "tf32=true" in options
