@@ -216,15 +216,24 @@ def test_running_buffers_are_ignored_as_the_transductive_policy_says(batch, exec
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "first_order,lowering",
-    [(False, None), (True, None), (False, "wgrad"), (False, "matmul")],
+    "first_order,lowering,adapt",
+    [
+        (False, None, None),
+        (True, None, None),
+        (False, "wgrad", None),
+        (False, "matmul", None),
+        (False, "matmul", ("5.weight", "5.bias")),  # ANIL: the convolution's weights shared
+    ],
 )
-def test_compiled_meta_gradient_matches_the_sequential_executor(batch, first_order, lowering):
+def test_compiled_meta_gradient_matches_the_sequential_executor(
+    batch, first_order, lowering, adapt
+):
     """torch.compile of grad(vmap(inner loop)): same float64 meta-gradient, BatchNorm included,
     chunked (3 tasks as 2 + 1 compiled calls) and accumulated into .grad; also with batched
     weight gradients, and with all per-task convolutions as batched products (traced with make_fx,
     then compiled)."""
-    model, loop = _conv(), InnerLoop(steps=2, ways=WAYS, first_order=first_order)
+    model = _conv()
+    loop = InnerLoop(steps=2, ways=WAYS, first_order=first_order, adapt_names=adapt)
     reference = _grads(model, lambda: accumulate_meta_gradient(model, batch, loop, 0.3))
     compiled = compiled_meta_gradient(
         model,
