@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib.metadata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from metazoo.engine import InnerLoop, adapt_and_query, task_scores
 from metazoo.engine.fast import FastMetaStep, FastOptions
+from metazoo.engine.precision import tf32
 from metazoo.episode import EpisodeBatch
 from metazoo.perf import loops
 from metazoo.perf.shapes import SpeedShape
@@ -31,6 +32,7 @@ __all__ = [
     "CUDA_VARIANTS",
     "build_contender",
     "precision",
+    "precision_of",
 ]
 
 
@@ -69,15 +71,9 @@ class Contender:
     reference: Callable[[EpisodeBatch], list[Tensor]] | None = None
 
 
-@contextlib.contextmanager
-def precision(mode: str) -> Iterator[None]:
+def precision(mode: str) -> contextlib.AbstractContextManager:
     """TF32 off for ``fp32`` and ``bf16``, on for ``tf32``; restored on exit."""
-    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = mode == "tf32"
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+    return tf32(mode == "tf32")
 
 
 def _version(distribution: str) -> str:
@@ -222,8 +218,20 @@ def _maml_learner(model: nn.Module, shape: SpeedShape, example: EpisodeBatch) ->
     )
 
 
-def _fast(name: str, options: FastOptions, mode: str = "fp32") -> Builder:
-    """metazoo's fast step (:class:`metazoo.engine.fast.FastMetaStep`) with ``options``."""
+def precision_of(name: str) -> str:
+    """A contender's numeric mode, from its name: ``+tf32`` and ``+bf16`` variants, else fp32."""
+    return "tf32" if name.endswith("+tf32") else "bf16" if name.endswith("+bf16") else "fp32"
+
+
+def _fast_variants(*variants: tuple[str, FastOptions]) -> dict[str, Builder]:
+    """``{name: builder}`` of :func:`_fast` contenders, in the order given."""
+    return {name: _fast(name, options) for name, options in variants}
+
+
+def _fast(name: str, options: FastOptions) -> Builder:
+    """metazoo's fast step (:class:`metazoo.engine.fast.FastMetaStep`) with ``options``, in the
+    numeric mode its name says (:func:`precision_of`)."""
+    mode = precision_of(name)
 
     def build(model: nn.Module, shape: SpeedShape, example: EpisodeBatch) -> Contender:
         device = next(model.parameters()).device
@@ -302,34 +310,28 @@ CONTENDERS: dict[str, Callable] = {
     "learn2learn": _learn2learn,
     "torch-loop": _torch_loop,
     # right after the loop it is compared with, so both run in the same conditions each round
-    "metazoo-auto": _fast("metazoo-auto", FastOptions(executor="auto", cuda_graph=None)),
+    **_fast_variants(("metazoo-auto", FastOptions())),
     "metazoo-sequential": _engine("sequential"),
     "metazoo-vectorized": _engine("vectorized"),
     "maml-learner": _maml_learner,
 }
 
 #: Extra contenders on CUDA: graph capture, memory layout and reduced precision, each separately.
-CUDA_VARIANTS: dict[str, Callable] = {
-    "torch-loop+graph": _fast("torch-loop+graph", FastOptions("sequential", cuda_graph=True)),
-    "metazoo-vectorized+graph": _fast(
-        "metazoo-vectorized+graph", FastOptions("vectorized", cuda_graph=True)
-    ),
-    "metazoo-auto+channels-last": _fast(
-        "metazoo-auto+channels-last", FastOptions(channels_last=True)
-    ),
-    "metazoo-compiled": _fast("metazoo-compiled", FastOptions(compile=True)),
-    "metazoo-compiled+channels-last": _fast(
-        "metazoo-compiled+channels-last", FastOptions(compile=True, channels_last=True)
-    ),
-    "metazoo-compiled+channels-last+cudnn-benchmark": _fast(
+CUDA_VARIANTS: dict[str, Callable] = _fast_variants(
+    ("torch-loop+graph", FastOptions("sequential", cuda_graph=True)),
+    ("metazoo-vectorized+graph", FastOptions("vectorized", cuda_graph=True)),
+    ("metazoo-auto+channels-last", FastOptions(channels_last=True)),
+    ("metazoo-compiled", FastOptions(compile=True)),
+    ("metazoo-compiled+channels-last", FastOptions(compile=True, channels_last=True)),
+    (
         "metazoo-compiled+channels-last+cudnn-benchmark",
         FastOptions(compile=True, channels_last=True, cudnn_benchmark=True),
     ),
-    "metazoo-compiled+channels-last+batched-wgrad": _fast(
+    (
         "metazoo-compiled+channels-last+batched-wgrad",
         FastOptions(compile=True, channels_last=True, batched_weight_gradients=True),
     ),
-    "metazoo-compiled+channels-last+matmul-conv": _fast(
+    (
         "metazoo-compiled+channels-last+matmul-conv",
         FastOptions(
             compile=True,
@@ -338,22 +340,15 @@ CUDA_VARIANTS: dict[str, Callable] = {
             matmul_convolutions=True,
         ),
     ),
-    "metazoo-auto+tf32": _fast("metazoo-auto+tf32", FastOptions(), mode="tf32"),
+    ("metazoo-auto+tf32", FastOptions()),
     # what training may run (the training target does not rule TF32 out)
-    "metazoo-compiled+channels-last+tf32": _fast(
-        "metazoo-compiled+channels-last+tf32",
-        FastOptions(compile=True, channels_last=True),
-        mode="tf32",
-    ),
-    "metazoo-compiled+channels-last+batched-wgrad+tf32": _fast(
+    ("metazoo-compiled+channels-last+tf32", FastOptions(compile=True, channels_last=True)),
+    (
         "metazoo-compiled+channels-last+batched-wgrad+tf32",
         FastOptions(compile=True, channels_last=True, batched_weight_gradients=True),
-        mode="tf32",
     ),
-    "metazoo-auto+bf16": _fast(
-        "metazoo-auto+bf16", FastOptions(autocast=torch.bfloat16), mode="bf16"
-    ),
-}
+    ("metazoo-auto+bf16", FastOptions(autocast=torch.bfloat16)),
+)
 
 
 def build_contender(
