@@ -39,7 +39,6 @@ __all__ = [
     "BN_POLICIES",
     "BatchNormMode",
     "BatchNormArgs",
-    "batch_norm_args",
     "batch_norm_plain",
     "bn_mode",
     "check_bn_policy",
@@ -51,8 +50,9 @@ BN_POLICIES = ("transductive", "per_step", "running")
 
 
 class BatchNormArgs(NamedTuple):
-    """The arguments of ``F.batch_norm``, by name (a plain function: ``torch.compile`` traces it,
-    where it breaks the graph at ``inspect.Signature.bind``)."""
+    """The arguments of ``F.batch_norm`` by name, defaults filled in: ``BatchNormArgs(*args,
+    **kwargs)`` (``torch.compile`` traces it, where it breaks the graph at
+    ``inspect.Signature.bind``)."""
 
     input: Tensor
     running_mean: Tensor | None
@@ -62,11 +62,6 @@ class BatchNormArgs(NamedTuple):
     training: bool = False
     momentum: float = 0.1
     eps: float = 1e-5
-
-
-def batch_norm_args(*args, **kwargs) -> BatchNormArgs:
-    """``F.batch_norm``'s call arguments with defaults filled in."""
-    return BatchNormArgs(*args, **kwargs)
 
 
 def check_bn_policy(policy: str) -> str:
@@ -159,7 +154,7 @@ class BatchNormMode(TorchFunctionMode):
         kwargs = kwargs or {}
         if func is not F.batch_norm:
             return func(*args, **kwargs)
-        a = batch_norm_args(*args, **kwargs)
+        a = BatchNormArgs(*args, **kwargs)
         if not self.vectorized:  # the native op: exact outside vmap, fused, closer in fp32
             if self.policy == "running":
                 return func(*args, **kwargs)  # the module decides; updates the buffers

@@ -287,12 +287,16 @@ def _pair(value) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else tuple(value)
 
 
-def _conv2d_arguments(args, kwargs) -> tuple:
-    """``F.conv2d``'s arguments in order, defaults filled in."""
-    names = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
-    defaults = {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1}
-    values = {**defaults, **dict(zip(names, args, strict=False)), **kwargs}
-    return tuple(values[n] for n in names)
+class _Conv2dArgs(NamedTuple):
+    """``F.conv2d``'s arguments by name, defaults filled in (as ``BatchNormArgs`` for BatchNorm)."""
+
+    input: Tensor
+    weight: Tensor
+    bias: Tensor | None = None
+    stride: int | tuple[int, int] = 1
+    padding: int | tuple[int, int] | str = 0
+    dilation: int | tuple[int, int] = 1
+    groups: int = 1
 
 
 class _BatchedWeightGradients(TorchFunctionMode):
@@ -302,11 +306,11 @@ class _BatchedWeightGradients(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if func is F.conv2d or func is torch.conv2d:
-            x, w, bias, stride, padding, dilation, groups = _conv2d_arguments(args, kwargs or {})
-            if groups == 1 and not isinstance(padding, str) and x.dim() == 4:
-                settings = Settings(_pair(stride), _pair(padding), _pair(dilation), self.matmul)
-                y = _Conv.apply(x, w, settings)
-                return y if bias is None else y + bias[:, None, None]
+            a = _Conv2dArgs(*args, **(kwargs or {}))
+            if a.groups == 1 and not isinstance(a.padding, str) and a.input.dim() == 4:
+                geometry = (_pair(a.stride), _pair(a.padding), _pair(a.dilation))
+                y = _Conv.apply(a.input, a.weight, Settings(*geometry, self.matmul))
+                return y if a.bias is None else y + a.bias[:, None, None]
         return func(*args, **(kwargs or {}))
 
 

@@ -9,7 +9,8 @@ towards the final step over the first training steps (MSL); per-step BatchNorm w
 (BNRS in the reference code calls batch_norm with ``training=True``, so statistics are those of
 the current batch); and derivative-order annealing, first-order meta-gradients for the first
 ``first_order_steps`` training steps and second order afterwards (DA). The learner counts its own
-training calls (``meta_loss`` or ``meta_backward`` in training mode with autograd on) in the ``training_step`` buffer.
+training calls (``meta_loss`` or ``meta_backward`` in training mode with autograd on) in the
+``training_step`` buffer.
 Cosine annealing of the outer learning rate belongs to the trainer (``lr_schedule='cosine'``).
 """
 
