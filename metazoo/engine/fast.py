@@ -108,10 +108,13 @@ def _vmapped_meta_loss(model, loop, lr, scale, lowering, weights, buffers, sx, s
     """``scale`` times the summed query loss of a chunk of tasks, as one functional program;
     ``lowering``: None (``vmap``'s own), ``"wgrad"`` or ``"matmul"`` (:mod:`.taskconv`)."""
 
+    grad_fn = partial(functorch_grads, first_order=loop.first_order)
+    convolutions = (
+        batched_weight_gradients(lowering == "matmul") if lowering else contextlib.nullcontext()
+    )
+
     def task(sx, sy, qx, qy):
-        grad_fn = partial(functorch_grads, first_order=loop.first_order)
-        matmul = lowering == "matmul"
-        with batched_weight_gradients(matmul) if lowering else contextlib.nullcontext():
+        with convolutions:
             trajectory, _ = run_inner_loop(model, weights, buffers, sx, sy, loop, lr, grad_fn)
             out = forward(model, trajectory[-1], buffers, qx)
         return task_loss(out, qy, loop.task, loop.ways), task_metric(out, qy, loop.task)
@@ -136,8 +139,9 @@ def compiled_meta_gradient(
     The program is ``torch.func.grad`` (outer) of ``vmap`` over tasks of the inner loop
     (``torch.func.grad`` inside), so the compiler sees all three differentiation orders at once.
     Each call adds the meta-gradient of a ``tasks``-task batch to the parameters' ``.grad``, one
-    chunk at a time, and returns ``(2,)``: the detached mean query loss and mean query metric. Supports a float inner learning
-    rate and no per-step overrides (MAML, first-order MAML, ANIL-style ``adapt_names``).
+    chunk at a time, and returns ``(2,)``: the detached mean query loss and mean query metric.
+    Supports a float inner learning rate and no per-step overrides (MAML, first-order MAML,
+    ANIL-style ``adapt_names``).
 
     Args:
         model: the network (BatchNorm with batch statistics, i.e. ``transductive``).
@@ -145,8 +149,8 @@ def compiled_meta_gradient(
         lr: the inner learning rate.
         tasks: the meta-batch size T every batch has (scales the loss by ``1/T``).
         chunk: tasks per compiled call (None: all T).
-        batched_weight_gradients: per-task convolution weight gradients as one batched matrix product
-            (:mod:`metazoo.engine.taskconv`); the program is then traced to ATen operations with
+        batched_weight_gradients: per-task convolution weight gradients as one batched matrix
+            product (:mod:`metazoo.engine.taskconv`); the program is then traced to ATen operations with
             ``make_fx`` on the first batch of each shape and that graph is compiled.
         matmul_convolutions: with ``batched_weight_gradients``, the per-task convolutions and
             input gradients as batched matrix products too.
@@ -228,6 +232,14 @@ class FastOptions:
     #: matrix products too (im2col, col2im), so no grouped convolution is left.
     matmul_convolutions: bool = False
 
+    def __post_init__(self) -> None:
+        for option, needs in (
+            ("batched_weight_gradients", "compile"),
+            ("matmul_convolutions", "batched_weight_gradients"),
+        ):
+            if getattr(self, option) and not getattr(self, needs):
+                raise ValueError(f"{option}=True needs {needs}=True")
+
 
 class FastMetaStep:
     """Meta-training steps of a MAML-style objective, as fast as the device allows.
@@ -269,11 +281,6 @@ class FastMetaStep:
                 chunk=chunk,
                 batched_weight_gradients=options.batched_weight_gradients,
                 matmul_convolutions=options.matmul_convolutions,
-            )
-        elif options.batched_weight_gradients or options.matmul_convolutions:
-            raise ValueError(
-                "FastOptions(batched_weight_gradients=True, matmul_convolutions=True) need "
-                "compile=True"
             )
         graph = device.type == "cuda" if options.cuda_graph is None else options.cuda_graph
         self.runner = GraphedMetaStep(

@@ -22,6 +22,7 @@ from metazoo.perf.report import (
     training_target_text,
 )
 from metazoo.readme import RESULTS, render_sections
+from metazoo.training.config import FAST_STEP_OPTIONS
 
 __all__ = [
     "load_results",
@@ -62,18 +63,7 @@ def _median_step_rate(history: list[dict]) -> float | None:
 def _training_row(name: str, run: dict) -> dict:
     trained, tested = run["train"], run["result"]
     config, learner = trained["config"], tested["provenance"]["config"]
-    options = [
-        k
-        for k in (
-            "fast_step",
-            "compile",
-            "channels_last",
-            "cudnn_benchmark",
-            "batched_weight_gradients",
-            "matmul_convolutions",
-        )
-        if config.get(k)
-    ]
+    options = [k for k in ("fast_step", *FAST_STEP_OPTIONS) if config.get(k)]
     seconds = trained.get("total_seconds", trained["seconds"])  # resumed runs: all their calls
     minutes, mean = seconds / 60, tested["mean"]
     reached = (

@@ -6,10 +6,25 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TrainConfig", "TrainResult", "NonFiniteLossError", "OPTIMIZERS", "SCHEDULES"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "NonFiniteLossError",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "FAST_STEP_OPTIONS",
+]
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = (None, "step", "cosine")
+#: The options of ``fast_step``: fields of both :class:`TrainConfig` and ``FastOptions``.
+FAST_STEP_OPTIONS = (
+    "compile",
+    "channels_last",
+    "cudnn_benchmark",
+    "batched_weight_gradients",
+    "matmul_convolutions",
+)
 
 
 @dataclass
@@ -93,18 +108,15 @@ class TrainConfig:
             raise ValueError(
                 f"TrainConfig.lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}"
             )
-        options = ("compile", "channels_last", "cudnn_benchmark", "batched_weight_gradients")
-        for option in (*options, "matmul_convolutions"):
+        for option in FAST_STEP_OPTIONS:
             if getattr(self, option) and not self.fast_step:
                 raise ValueError(
                     f"TrainConfig.{option}=True needs fast_step=True (an option of it)"
                 )
-        if self.batched_weight_gradients and not self.compile:
-            raise ValueError("TrainConfig.batched_weight_gradients=True needs compile=True")
-        if self.matmul_convolutions and not self.batched_weight_gradients:
-            raise ValueError(
-                "TrainConfig.matmul_convolutions=True needs batched_weight_gradients=True"
-            )
+        if self.fast_step:  # how the options combine is FastOptions' rule
+            from metazoo.engine.fast import FastOptions
+
+            FastOptions(**{option: getattr(self, option) for option in FAST_STEP_OPTIONS})
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"TrainConfig.max_minutes must be > 0 or None, got {self.max_minutes}")
         if self.resume and not self.checkpoint_dir:

@@ -25,7 +25,7 @@ from metazoo.engine.fast import FastMetaStep, FastOptions
 from metazoo.engine.functional import metric_name
 from metazoo.episode import EpisodeBatch
 from metazoo.learner import has_outer_step
-from metazoo.training.config import TrainConfig
+from metazoo.training.config import FAST_STEP_OPTIONS, TrainConfig
 
 __all__ = ["check_fast_step", "build_fast_step", "DeferredMetrics"]
 
@@ -58,14 +58,8 @@ def build_fast_step(
     ``optimizer`` must be built with ``capturable=True`` on CUDA (:func:`make_optimizer` does).
     """
     check_fast_step(learner)
-    options = FastOptions(
-        compile=config.compile,
-        channels_last=config.channels_last,
-        cudnn_benchmark=config.cudnn_benchmark,
-        batched_weight_gradients=config.batched_weight_gradients,
-        matmul_convolutions=config.matmul_convolutions,
-        grad_clip=config.grad_clip,
-    )
+    chosen = {option: getattr(config, option) for option in FAST_STEP_OPTIONS}
+    options = FastOptions(**chosen, grad_clip=config.grad_clip)
     loop = learner.inner_loop(training=True)
     lr = float(learner.learning_rates())
     return FastMetaStep(learner.model, loop, lr, optimizer, example, options)

@@ -31,7 +31,7 @@ from metazoo.evaluation.harness import (
 )
 from metazoo.learner import has_meta_backward, has_outer_step
 from metazoo.training.checkpoint import FORMAT, load_checkpoint, restore_rng, rng_state, save_atomic
-from metazoo.training.config import TrainConfig, TrainResult
+from metazoo.training.config import FAST_STEP_OPTIONS, TrainConfig, TrainResult
 from metazoo.training.divergence import diverged
 from metazoo.training.faststep import DeferredMetrics, build_fast_step
 from metazoo.training.optim import make_optimizer, make_scheduler
@@ -49,12 +49,8 @@ _RESUMABLE_CHANGES = {
     "log_every",
     "max_minutes",
     "fast_step",
-    "compile",
-    "channels_last",
-    "cudnn_benchmark",
+    *FAST_STEP_OPTIONS,
     "sample_on_device",
-    "batched_weight_gradients",
-    "matmul_convolutions",
 }
 
 

@@ -264,18 +264,14 @@ def test_compiled_fast_step_updates_like_a_plain_adam_step(batch):
     assert _rel(_flat([p.detach() for p in model.parameters()]) - before, expected - before) < 1e-8
 
 
-def test_batched_weight_gradients_need_compile(batch):
-    model = _conv()
-    optimizer = torch.optim.Adam(model.parameters())
-    with pytest.raises(ValueError, match="matmul_convolutions=True\\) need compile=True"):
-        FastMetaStep(
-            model,
-            InnerLoop(steps=1, ways=WAYS),
-            0.1,
-            optimizer,
-            batch,
-            FastOptions(batched_weight_gradients=True),
-        )
+def test_fast_options_say_what_each_lowering_needs():
+    with pytest.raises(ValueError, match=r"^batched_weight_gradients=True needs compile=True$"):
+        FastOptions(batched_weight_gradients=True)
+    with pytest.raises(
+        ValueError, match=r"^matmul_convolutions=True needs batched_weight_gradients=True$"
+    ):
+        FastOptions(compile=True, matmul_convolutions=True)
+    FastOptions(compile=True, batched_weight_gradients=True, matmul_convolutions=True)
 
 
 def test_compiled_meta_gradient_refuses_meta_learned_learning_rates():
