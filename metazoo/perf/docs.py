@@ -11,13 +11,11 @@ import json
 import statistics
 from pathlib import Path
 
-from metazoo.perf.report import (
+from metazoo.perf.report import result_stem, summary_table, targets_table
+from metazoo.perf.targets import (
     TRAINING_TARGET_BENCHMARK,
     TRAINING_TARGET_MINUTES,
     evaluate_targets,
-    result_stem,
-    summary_table,
-    targets_table,
     training_target_accuracy,
     training_target_text,
 )

@@ -1,4 +1,5 @@
-"""Result files of ``metazoo speed``: environment, file names, targets, Markdown tables.
+"""Result files of ``metazoo speed``: environment, file names, Markdown tables (the targets they
+report are judged in :mod:`metazoo.perf.targets`).
 
 Everything here reads the result document that :func:`metazoo.perf.runner.run_speed` returns (or
 a JSON file of it); no number is typed by hand.
@@ -17,73 +18,25 @@ from pathlib import Path
 
 import torch
 
+from metazoo.perf.targets import (
+    FP32_FLOOR_FACTOR,
+    LOOP,
+    by_name,
+    evaluate_targets,
+    gradient_correct,
+    rate_of,
+)
+
 __all__ = [
     "environment",
     "result_stem",
-    "evaluate_targets",
     "render_markdown",
     "write_result",
     "summary_table",
     "targets_table",
     "merge_documents",
     "short_table",
-    "GPU_TARGET_TASKS_PER_S",
-    "training_target_accuracy",
-    "training_target_text",
-    "FP32_FLOOR_FACTOR",
-    "fp32_tolerance",
-    "gradient_correct",
 ]
-
-#: Issue 7's GPU target at the first shape, fp32 with TF32 off (tasks/s).
-GPU_TARGET_TASKS_PER_S = 2500.0
-#: Issue 7's training target: MAML reaches its paper's accuracy (the ``maml`` card's result) on
-#: this benchmark within this many minutes of training on one GPU.
-TRAINING_TARGET_BENCHMARK, TRAINING_TARGET_MINUTES = "omniglot-5w1s", 15.0
-
-
-def training_target_accuracy() -> float:
-    """The paper's MAML accuracy on the training target's benchmark, from the ``maml`` card."""
-    from metazoo.cards import learner_card
-
-    return float(learner_card("maml")["results"][TRAINING_TARGET_BENCHMARK]["value"])
-
-
-def training_target_text() -> str:
-    """The training target in words, e.g. ``MAML to 98.7% on omniglot-5w1s in under 15 minutes``."""
-    return (
-        f"MAML to {training_target_accuracy():g}% on {TRAINING_TARGET_BENCHMARK} in under "
-        f"{TRAINING_TARGET_MINUTES:g} minutes on one GPU"
-    )
-
-
-#: The CPU target compares these two contenders at every shape.
-AUTO, LOOP = "metazoo-auto", "torch-loop"
-#: A ratio this close to 1 is inside the run-to-run noise of a shared machine.
-NOISE = 0.05
-#: Where the plain fp32 task loop itself is further from float64 than the tolerance (rounding
-#: amplified through several second-order inner steps), an fp32 contender may be this many times
-#: the loop's own error: what fp32 can do at that shape, not an engine defect.
-FP32_FLOOR_FACTOR = 2.0
-
-
-def fp32_tolerance(shape_result: dict, tolerance: float) -> float:
-    """The meta-gradient tolerance of fp32 contenders at one shape: ``tolerance``, or
-    :data:`FP32_FLOOR_FACTOR` times the plain fp32 task loop's error where the loop misses it."""
-    loop = _by_name(shape_result).get(LOOP) or {}
-    floor = loop.get("meta_grad_rel_error")
-    return tolerance if floor is None or floor <= tolerance else FP32_FLOOR_FACTOR * floor
-
-
-def gradient_correct(record: dict, shape_result: dict, tolerance: float) -> bool | None:
-    """Whether a contender's meta-gradient passes at its shape (None: not checked, or checked
-    against its own objective in float64 — a learner's fp32 error, shown but not gated)."""
-    error = record.get("meta_grad_rel_error")
-    if error is None or record.get("reference") == "own float64":
-        return None
-    if record.get("precision", "fp32") != "fp32":
-        return error <= tolerance
-    return error <= fp32_tolerance(shape_result, tolerance)
 
 
 def _version(distribution: str) -> str:
@@ -154,104 +107,6 @@ def result_stem(document: dict) -> str:
     return f"speed-{tag}-torch{torch_version}{suffix}"
 
 
-def _rate(record: dict | None, kind: str = "train") -> float | None:
-    if not record or record.get("status") != "ok":
-        return None
-    return (record.get(kind) or {}).get("per_s")
-
-
-def _by_name(shape_result: dict) -> dict[str, dict]:
-    return {r["name"]: r for r in shape_result["contenders"]}
-
-
-def _cpu_target(document: dict) -> dict:
-    ratios, details = [], []
-    for shape in document["shapes"]:
-        records = _by_name(shape)
-        auto, loop = _rate(records.get(AUTO)), _rate(records.get(LOOP))
-        if auto is None or loop is None:
-            details.append(f"{shape['shape']['name']}: not measured")
-            continue
-        ratios.append(auto / loop)
-        details.append(f"{shape['shape']['name']}: {auto / loop:.2f}x")
-    if not ratios or len(ratios) < len(document["shapes"]):
-        status = "not measured"
-    elif min(ratios) >= 1.0:
-        status = "met"
-    elif min(ratios) >= 1.0 - NOISE:
-        status = f"met within the {NOISE:.0%} run-to-run noise"
-    else:
-        status = "not met"
-    return {
-        "target": f"2 CPU cores: {AUTO} never slower than the task loop ({LOOP}) at any shape",
-        "status": status,
-        "detail": "; ".join(details),
-    }
-
-
-def _gpu_target(document: dict) -> dict:
-    target = {
-        "target": f"one H100/H200, omniglot-5w1s, fp32 TF32 off: >= {GPU_TARGET_TASKS_PER_S:.0f} tasks/s",
-    }
-    first = next((s for s in document["shapes"] if s["shape"]["name"] == "omniglot-5w1s"), None)
-    if document["environment"]["device"]["type"] != "cuda" or first is None:
-        return {**target, "status": "not measured here (needs a GPU)", "detail": ""}
-    best = max(
-        (
-            (_rate(r), r["name"])
-            for r in first["contenders"]
-            if r.get("precision") == "fp32" and r["name"].startswith("metazoo") and _rate(r)
-        ),
-        default=(None, None),
-    )
-    if best[0] is None:
-        return {**target, "status": "not measured", "detail": "no metazoo fp32 contender ran"}
-    status = "met" if best[0] >= GPU_TARGET_TASKS_PER_S else "not met"
-    full = first["shape"]["meta_batch"] == 32
-    detail = f"best {best[1]}: {best[0]:.0f} tasks/s" + ("" if full else " (reduced meta-batch)")
-    return {**target, "status": status, "detail": detail}
-
-
-def _correctness_target(document: dict, tolerance: float) -> dict:
-    bad, floors, checked = [], [], 0
-    for shape in document["shapes"]:
-        allowed = fp32_tolerance(shape, tolerance)
-        if allowed > tolerance:
-            floors.append(f"{shape['shape']['name']}: loop {allowed / FP32_FLOOR_FACTOR:.1e}")
-        for r in shape["contenders"]:
-            if r.get("precision") == "fp32" and gradient_correct(r, shape, tolerance) is not None:
-                checked += 1
-                if not gradient_correct(r, shape, tolerance):
-                    bad.append(
-                        f"{shape['shape']['name']}/{r['name']} {r['meta_grad_rel_error']:.1e}"
-                    )
-    detail = f"{checked} checked" + (": " + ", ".join(bad) if bad else "")
-    if floors:
-        detail += f"; fp32 floor where the plain loop misses {tolerance:g}: " + ", ".join(floors)
-    return {
-        "target": f"every fp32 contender's meta-gradient within {tolerance:g} relative of float64 "
-        f"(or {FP32_FLOOR_FACTOR:g}x the plain fp32 loop's own error where the loop misses it)",
-        "status": "not measured" if not checked else ("met" if not bad else "not met"),
-        "detail": detail,
-    }
-
-
-def evaluate_targets(document: dict) -> list[dict]:
-    """Where each of issue 7's targets stands according to this run."""
-    targets = [_correctness_target(document, document.get("tolerance", 1e-3))]
-    if document["environment"]["device"]["type"] == "cpu":
-        targets.append(_cpu_target(document))
-    targets.append(_gpu_target(document))
-    targets.append(
-        {
-            "target": training_target_text(),
-            "status": "not measured by metazoo speed (a training run on a GPU)",
-            "detail": "",
-        }
-    )
-    return targets
-
-
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
 
@@ -265,15 +120,15 @@ def _peak_memory(record: dict) -> float | None:
 
 
 def _shape_table(shape: dict, tolerance: float) -> list[str]:
-    records = _by_name(shape)
-    loop = _rate(records.get(LOOP))
+    records = by_name(shape)
+    loop = rate_of(records.get(LOOP))
     lines = [
         "| contender | precision | meta-grad rel. error | train tasks/s | × loop | eval episodes/s "
         "| peak MiB (train) | build s | note |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in shape["contenders"]:
-        rate, error = _rate(r), r.get("meta_grad_rel_error")
+        rate, error = rate_of(r), r.get("meta_grad_rel_error")
         cells = [
             f"`{r['name']}`",
             r.get("precision", "–"),
@@ -283,7 +138,7 @@ def _shape_table(shape: dict, tolerance: float) -> list[str]:
             + ("" if gradient_correct(r, shape, tolerance) is not False else " ✗"),
             _fmt(rate),
             "–" if rate is None or not loop else f"{rate / loop:.2f}",
-            _fmt(_rate(r, "eval")),
+            _fmt(rate_of(r, "eval")),
             _fmt(_peak_memory(r), 0),
             _fmt((r.get("details") or {}).get("build_seconds")),  # compile, capture: first step
             (
@@ -351,16 +206,16 @@ def summary_table(documents: list[dict]) -> str:
         device = document["environment"]["device"]
         where = f"{device['name']} ({device['threads']} threads)"
         for shape in document["shapes"]:
-            loop = _rate(_by_name(shape).get(LOOP))
+            loop = rate_of(by_name(shape).get(LOOP))
             for r in shape["contenders"]:
-                rate = _rate(r)
+                rate = rate_of(r)
                 if rate is None:
                     continue
                 error = r.get("meta_grad_rel_error")
                 lines.append(
                     f"| {where} | {shape['shape']['name']} | `{r['name']}` | {_fmt(rate)} | "
                     + ("–" if not loop else f"{rate / loop:.2f}")
-                    + f" | {_fmt(_rate(r, 'eval'))} | "
+                    + f" | {_fmt(rate_of(r, 'eval'))} | "
                     + ("–" if error is None else f"{error:.1e}")
                     + " |"
                 )
@@ -391,15 +246,15 @@ def short_table(document: dict) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for shape in document["shapes"]:
-        loop = _rate(_by_name(shape).get(LOOP))
+        loop = rate_of(by_name(shape).get(LOOP))
         for r in shape["contenders"]:
-            rate, error = _rate(r), r.get("meta_grad_rel_error")
+            rate, error = rate_of(r), r.get("meta_grad_rel_error")
             status = "" if r.get("status") == "ok" else f" ({r.get('status')})"
             lines.append(
                 f"| {shape['shape']['name']} | {r['name']}{status} | {r.get('precision', '–')} | "
                 + ("–" if error is None else f"{error:.1e}")
                 + f" | {_fmt(rate)} | "
                 + ("–" if rate is None or not loop else f"{rate / loop:.2f}")
-                + f" | {_fmt(_rate(r, 'eval'))} |"
+                + f" | {_fmt(rate_of(r, 'eval'))} |"
             )
     return "\n".join(lines)

@@ -293,7 +293,8 @@ def _timestamped(log: Log, began: float) -> Log:
 
 def run_speed(config: SpeedConfig, log: Log = print) -> dict:
     """Run every shape of ``config`` and return the result document (see :mod:`metazoo.perf.report`)."""
-    from metazoo.perf.report import environment, evaluate_targets
+    from metazoo.perf.report import environment
+    from metazoo.perf.targets import evaluate_targets
 
     device = torch.device(config.device)
     if device.type == "cuda" and not torch.cuda.is_available():

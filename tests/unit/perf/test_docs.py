@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from metazoo.perf.docs import readme_speed_table, training_table, update_speed_docs
-from metazoo.perf.report import _peak_memory, fp32_tolerance, gradient_correct
+from metazoo.perf.report import _peak_memory
+from metazoo.perf.targets import fp32_tolerance, gradient_correct
 
 REPO = Path(__file__).resolve().parents[3]
 
