@@ -62,7 +62,9 @@ from pathlib import Path
 
 from script_tools import REPO, latest_speed_result, run_logged
 
-sys.path.insert(0, str(REPO))  # the report tables, from a checkout without an install
+sys.path.insert(0, str(REPO))  # metazoo from a checkout without an install
+
+from metazoo.perf.contenders import CONTENDERS, CUDA_VARIANTS, train_overrides  # noqa: E402
 
 #: Speed contenders, most important first (the speed run stops starting new ones at its budget).
 SPEED_CONTENDERS = (
@@ -80,36 +82,11 @@ SPEED_CONTENDERS = (
     "metazoo-auto+channels-last",
     "metazoo-compiled",
 )
-#: fp32 fast-step contenders and the ``metazoo train`` options that run the same step.
+#: Fast-step contenders the trainer can run, and the ``metazoo train`` options that do.
 TRAIN_OPTIONS = {
-    "metazoo-auto": [],
-    "metazoo-auto+channels-last": ["channels_last=true"],
-    "metazoo-compiled": ["compile=true"],
-    "metazoo-compiled+channels-last": ["compile=true", "channels_last=true"],
-    "metazoo-compiled+channels-last+cudnn-benchmark": [
-        "compile=true",
-        "channels_last=true",
-        "cudnn_benchmark=true",
-    ],
-    "metazoo-compiled+channels-last+batched-wgrad": [
-        "compile=true",
-        "channels_last=true",
-        "batched_weight_gradients=true",
-    ],
-    "metazoo-compiled+channels-last+matmul-conv": [
-        "compile=true",
-        "channels_last=true",
-        "batched_weight_gradients=true",
-        "matmul_convolutions=true",
-    ],
-    # TF32 steps (~1% meta-gradient error): never picked by the fp32 check, only by --fast-step
-    "metazoo-compiled+channels-last+tf32": ["compile=true", "channels_last=true", "tf32=true"],
-    "metazoo-compiled+channels-last+batched-wgrad+tf32": [
-        "compile=true",
-        "channels_last=true",
-        "batched_weight_gradients=true",
-        "tf32=true",
-    ],
+    name: options
+    for name in (*CONTENDERS, *CUDA_VARIANTS)
+    if (options := train_overrides(name)) is not None
 }
 
 

@@ -23,6 +23,7 @@ from metazoo.engine.precision import tf32
 from metazoo.episode import EpisodeBatch
 from metazoo.perf import loops
 from metazoo.perf.shapes import SpeedShape
+from metazoo.training.config import FAST_STEP_OPTIONS
 
 __all__ = [
     "Builder",
@@ -33,6 +34,7 @@ __all__ = [
     "build_contender",
     "precision",
     "precision_of",
+    "train_overrides",
 ]
 
 
@@ -301,6 +303,7 @@ def _fast(name: str, options: FastOptions) -> Builder:
             model=model,
         )
 
+    build.options = options  # what train_overrides reads
     return build
 
 
@@ -349,6 +352,20 @@ CUDA_VARIANTS: dict[str, Callable] = _fast_variants(
     ),
     ("metazoo-auto+bf16", FastOptions(autocast=torch.bfloat16)),
 )
+
+
+def train_overrides(name: str) -> list[str] | None:
+    """The ``metazoo train`` overrides that train with contender ``name``'s step
+    (``fast_step=true`` plus these), or None when the trainer cannot set that step up (a forced
+    executor or CUDA graph, autocast, or not a fast step at all)."""
+    options = getattr({**CONTENDERS, **CUDA_VARIANTS}.get(name), "options", None)
+    if options is None:
+        return None
+    chosen = {option: getattr(options, option) for option in FAST_STEP_OPTIONS}
+    if options != FastOptions(**chosen):
+        return None
+    tf32_on = ["tf32=true"] if precision_of(name) == "tf32" else []
+    return [f"{option}=true" for option, on in chosen.items() if on] + tf32_on
 
 
 def build_contender(

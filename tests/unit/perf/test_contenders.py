@@ -150,3 +150,26 @@ def test_speed_docs_are_generated_from_full_result_files(tiny_run, tmp_path):
     assert f"| tiny | `torch-loop` | {loop['train']['per_s']:,.1f} | 1.00 |" in text
     assert "2 CPU cores: metazoo-auto never slower than the task loop" in text
     assert update_speed_docs(page, tmp_path / "results", check=True)
+
+
+def test_train_overrides_set_up_the_contenders_own_step():
+    from metazoo.perf.contenders import CONTENDERS, CUDA_VARIANTS, train_overrides
+    from metazoo.training import TrainConfig
+    from metazoo.training.config import FAST_STEP_OPTIONS
+
+    assert train_overrides("torch-loop+graph") is None  # a forced executor and graph
+    assert train_overrides("metazoo-auto+bf16") is None  # autocast: not a training setting
+    assert train_overrides("higher") is None
+    trainable = 0
+    for name, builder in {**CONTENDERS, **CUDA_VARIANTS}.items():
+        overrides = train_overrides(name)
+        if overrides is None:
+            continue
+        trainable += 1
+        values = {k: v == "true" for k, v in (o.split("=") for o in overrides)}
+        config = TrainConfig(fast_step=True, **values)
+        assert {k: getattr(config, k) for k in FAST_STEP_OPTIONS} == {
+            k: getattr(builder.options, k) for k in FAST_STEP_OPTIONS
+        }, name
+        assert (config.tf32 is True) == name.endswith("+tf32"), name
+    assert trainable >= 5
