@@ -65,6 +65,7 @@ from script_tools import REPO, latest_speed_result, run_logged
 sys.path.insert(0, str(REPO))  # metazoo from a checkout without an install
 
 from metazoo.perf.contenders import CONTENDERS, CUDA_VARIANTS, train_overrides  # noqa: E402
+from metazoo.training.config import FAST_STEP_OPTIONS  # noqa: E402  (profile_step's flags)
 
 #: Speed contenders, most important first (the speed run stops starting new ones at its budget).
 SPEED_CONTENDERS = (
@@ -240,10 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     _train(args, out, device, best, args.total - (time.perf_counter() - began))
     left = args.total - (time.perf_counter() - began)
     if not args.dry_run and left > 90:  # 3. where the step's time goes (compile cached)
-        from profile_step import SWITCHES  # its FastOptions flags (TF32 is a training setting)
-
         switches = [o.split("=")[0] for o in TRAIN_OPTIONS[best] if o.endswith("=true")]
-        flags = ["--" + o.replace("_", "-") for o in switches if o in SWITCHES]
+        flags = ["--" + o.replace("_", "-") for o in switches if o in FAST_STEP_OPTIONS]
         profile = [sys.executable, "benchmarks/profile_step.py", *flags]
         run_logged(profile, left - 20, out / "profile.log")
     if args.compile_cache:

@@ -28,6 +28,7 @@ from torch.profiler import ProfilerActivity, profile  # noqa: E402
 from metazoo.engine import InnerLoop  # noqa: E402
 from metazoo.engine.fast import FastMetaStep, FastOptions  # noqa: E402
 from metazoo.perf.shapes import get_shapes, make_model, synthetic_batches  # noqa: E402
+from metazoo.training.config import FAST_STEP_OPTIONS  # noqa: E402
 
 #: Kernel families by name fragment, first match wins (cuDNN's convolution kernels are "xmma",
 #: "implicit" or "conv"; Inductor's fused elementwise and reduction kernels start "triton").
@@ -58,14 +59,8 @@ def kernel_summary(rows, wall_us: float) -> str:
     return "\n".join(lines)
 
 
-#: The FastOptions switches this script takes, as ``--flag`` (``_`` written ``-``).
-SWITCHES = (
-    "compile",
-    "channels_last",
-    "cudnn_benchmark",
-    "batched_weight_gradients",
-    "matmul_convolutions",
-)
+#: The FastOptions switches this script takes, as ``--flag`` (``_`` written ``-``): the trainer's.
+SWITCHES = FAST_STEP_OPTIONS
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
