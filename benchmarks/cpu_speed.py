@@ -66,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     if not documents:
         print("no shape produced a result", file=sys.stderr)
         return 1
-    json_path, md_path = write_result(merge_documents(documents), args.out)
-    print(f"\nwrote {json_path} and {md_path}\n\n{short_table(merge_documents(documents))}")
+    merged = merge_documents(documents)
+    json_path, md_path = write_result(merged, args.out)
+    print(f"\nwrote {json_path} and {md_path}\n\n{short_table(merged)}")
     return 0
 
 
