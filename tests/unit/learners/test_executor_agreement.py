@@ -22,7 +22,7 @@ def test_vectorized_equals_sequential(name, kind):
     assert float((a - b).norm() / a.norm()) < 1e-8
 
 
-def _grad_after(learner, run) -> torch.Tensor:
+def _grad_after(learner, run) -> tuple[torch.Tensor, dict[str, float]]:
     learner.zero_grad(set_to_none=True)
     metrics = run()
     params = [p for p in learner.parameters() if p.requires_grad]
