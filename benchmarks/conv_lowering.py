@@ -13,12 +13,14 @@ second backward (what a second-order meta-gradient runs) for:
 * ``batched-wgrad`` / ``batched-wgrad-nhwc``: ``vmap`` under
   :func:`metazoo.engine.taskconv.batched_weight_gradients` (grouped convolutions, weight gradients
   as one ``bmm``; what ``FastOptions(batched_weight_gradients=True)`` runs);
-* ``matmul-conv-nhwc``: the same with ``matmul_convolutions=True`` (no grouped convolution left);
+* ``matmul-conv-nhwc``: the same with ``lowering="matmul"`` (no grouped convolution left);
+* ``triton`` / ``triton-nhwc``: with ``lowering="triton"``, all three as implicit-GEMM Triton
+  kernels (:mod:`metazoo.engine.implicit_gemm`; CUDA only, autotuned on first use);
 * ``unfold-bmm``: im2col (``F.unfold``) and one batched matrix product over tasks, for all three;
 * ``task-loop``: one ordinary convolution per task.
 
 Each lowering's output and both gradients are checked against ``grouped`` first (relative error
-printed), then timed with CUDA events (median of ``--repeats``), fp32 with TF32 off. On CUDA each
+printed; a case that fails is reported and the others go on), then timed with CUDA events (median of ``--repeats``), fp32 with TF32 off. On CUDA each
 case is captured in a CUDA graph first, as the fast step is, so launch overhead does not count;
 a case that cannot be captured is timed eagerly and marked so.
 """
@@ -50,13 +52,8 @@ def grouped(x: Tensor, w: Tensor) -> Tensor:
     return torch.func.vmap(lambda xi, wi: F.conv2d(xi, wi, padding=1))(x, w)
 
 
-def batched_wgrad(x: Tensor, w: Tensor) -> Tensor:
-    with batched_weight_gradients():
-        return grouped(x, w)
-
-
-def matmul_conv(x: Tensor, w: Tensor) -> Tensor:
-    with batched_weight_gradients(matmul_convolutions=True):
+def lowered(lowering: str, x: Tensor, w: Tensor) -> Tensor:
+    with batched_weight_gradients(lowering):
         return grouped(x, w)
 
 
@@ -155,19 +152,26 @@ def main(argv: list[str] | None = None) -> int:
         cases = {
             "grouped": partial(second_order, grouped, x, w, r, v),
             "grouped-nhwc": partial(second_order, grouped, xl, wl, r, v),
-            "batched-wgrad": partial(second_order, batched_wgrad, x, w, r, v),
-            "batched-wgrad-nhwc": partial(second_order, batched_wgrad, xl, wl, r, v),
-            "matmul-conv-nhwc": partial(second_order, matmul_conv, xl, wl, r, v),
+            "batched-wgrad": partial(second_order, partial(lowered, "grouped"), x, w, r, v),
+            "batched-wgrad-nhwc": partial(second_order, partial(lowered, "grouped"), xl, wl, r, v),
+            "matmul-conv-nhwc": partial(second_order, partial(lowered, "matmul"), xl, wl, r, v),
             "unfold-bmm": partial(second_order, unfold_bmm, x, w, r, v),
             "task-loop": partial(second_order, task_loop, x, w, r, v),
         }
+        if device.type == "cuda":  # the interpreter would take minutes on a CPU
+            cases["triton"] = partial(second_order, partial(lowered, "triton"), x, w, r, v)
+            cases["triton-nhwc"] = partial(second_order, partial(lowered, "triton"), xl, wl, r, v)
         reference = cases["grouped"]()
         base = None
         for name, fn in [*cases.items(), ("grouped-bench", cases["grouped-nhwc"])]:
             torch.backends.cudnn.benchmark = name == "grouped-bench"
-            fn, note = _graphed(fn) if device.type == "cuda" else (fn, "")
-            error = _error(fn(), reference)
-            ms = _timed(fn, args.repeats, device)
+            try:
+                fn, note = _graphed(fn) if device.type == "cuda" else (fn, "")
+                error = _error(fn(), reference)
+                ms = _timed(fn, args.repeats, device)
+            except Exception as failure:  # noqa: BLE001  (report it; time the other lowerings)
+                print(f"| {layer + 1} | {name} | failed: {str(failure).splitlines()[0][:80]} | | |")
+                continue
             base = base or ms
             totals[name] = totals.get(name, 0.0) + ms
             where = f"{layer + 1} ({channels}->{shape.hidden}, {size}px)"

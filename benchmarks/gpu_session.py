@@ -70,9 +70,11 @@ from metazoo.training.config import FAST_STEP_OPTIONS  # noqa: E402  (profile_st
 #: Speed contenders, most important first (the speed run stops starting new ones at its budget).
 SPEED_CONTENDERS = (
     "torch-loop",
+    "metazoo-compiled+channels-last+triton-conv",
     "metazoo-compiled+channels-last+batched-wgrad",
-    "metazoo-compiled+channels-last",
     "metazoo-compiled+channels-last+matmul-conv",
+    "metazoo-compiled+channels-last",
+    "metazoo-compiled+channels-last+triton-conv+tf32",
     "metazoo-compiled+channels-last+batched-wgrad+tf32",
     "metazoo-compiled+channels-last+tf32",
     "metazoo-auto",

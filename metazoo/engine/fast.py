@@ -16,7 +16,9 @@ tuned for throughput:
   (:class:`GraphedMetaStep`);
 * with ``batched_weight_gradients=True`` (and ``compile``) the per-task weight gradients of the
   convolutions are one batched matrix product instead of ``vmap``'s grouped convolution
-  (:mod:`metazoo.engine.taskconv`);
+  (:mod:`metazoo.engine.taskconv`), and with ``matmul_convolutions`` or ``triton_convolutions``
+  the per-task convolutions and input gradients too (im2col products, or implicit-GEMM Triton
+  kernels on CUDA, :mod:`metazoo.engine.implicit_gemm`);
 * ``channels_last`` and bf16 autocast are options, reported separately by ``metazoo speed``.
 
 The NaN check of ``adapt_and_query`` needs a host read, so it is not part of the step; check the
@@ -28,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -106,12 +109,10 @@ def _loss_and_metric(model, batch, loop, lr, executor, chunk) -> Tensor:
 
 def _vmapped_meta_loss(model, loop, lr, scale, lowering, weights, buffers, sx, sy, qx, qy):
     """``scale`` times the summed query loss of a chunk of tasks, as one functional program;
-    ``lowering``: None (``vmap``'s own), ``"wgrad"`` or ``"matmul"`` (:mod:`.taskconv`)."""
+    ``lowering``: None (``vmap``'s own) or one of :data:`.taskconv.LOWERINGS`."""
 
     grad_fn = partial(functorch_grads, first_order=loop.first_order)
-    convolutions = (
-        batched_weight_gradients(lowering == "matmul") if lowering else contextlib.nullcontext()
-    )
+    convolutions = batched_weight_gradients(lowering) if lowering else contextlib.nullcontext()
 
     def task(sx, sy, qx, qy):
         with convolutions:
@@ -131,8 +132,7 @@ def compiled_meta_gradient(
     tasks: int,
     *,
     chunk: int | None = None,
-    batched_weight_gradients: bool = False,
-    matmul_convolutions: bool = False,
+    lowering: str | None = None,
 ) -> Callable[[EpisodeBatch], Tensor]:
     """A ``torch.compile``-d accumulator of the vectorized meta-gradient, ``batch -> meta-loss``.
 
@@ -149,11 +149,11 @@ def compiled_meta_gradient(
         lr: the inner learning rate.
         tasks: the meta-batch size T every batch has (scales the loss by ``1/T``).
         chunk: tasks per compiled call (None: all T).
-        batched_weight_gradients: per-task convolution weight gradients as one batched matrix
-            product (:mod:`metazoo.engine.taskconv`); the program is then traced to ATen operations with
-            ``make_fx`` on the first batch of each shape and that graph is compiled.
-        matmul_convolutions: with ``batched_weight_gradients``, the per-task convolutions and
-            input gradients as batched matrix products too.
+        lowering: how per-task convolutions run: None keeps ``vmap``'s grouped convolutions;
+            a name of :data:`metazoo.engine.taskconv.LOWERINGS` batches the weight gradients
+            (and more), and the program is then traced to ATen operations with ``make_fx`` on
+            the first batch of each shape and that graph is compiled
+            (:attr:`FastOptions.lowering` names the choice of each option).
     """
     _check_policy(loop)
     if not isinstance(lr, float | int):
@@ -161,9 +161,6 @@ def compiled_meta_gradient(
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     params = dict(model.named_parameters())
     buffers = buffers_of(model, loop.bn_policy)
-    if matmul_convolutions and not batched_weight_gradients:
-        raise ValueError("matmul_convolutions=True needs batched_weight_gradients=True")
-    lowering = "matmul" if matmul_convolutions else "wgrad" if batched_weight_gradients else None
     program = partial(_vmapped_meta_loss, model, loop, float(lr), 1.0 / tasks, lowering)
     gradient = torch.func.grad(program, has_aux=True)
     step = _traced_then_compiled(gradient) if lowering else torch.compile(gradient, dynamic=False)
@@ -202,6 +199,20 @@ def _traced_then_compiled(function: Callable) -> Callable:
     return call
 
 
+def _check_triton(device: torch.device) -> None:
+    if device.type != "cuda":
+        raise ValueError(
+            f"triton_convolutions=True runs Triton kernels on a CUDA device, and the model is on "
+            f"{device}: leave it off there (batched_weight_gradients and matmul_convolutions run "
+            "on any device)"
+        )
+    if importlib.util.find_spec("triton") is None:
+        raise ValueError(
+            "triton_convolutions=True needs the triton package, which this PyTorch install "
+            "lacks: `pip install triton`, or leave the option off"
+        )
+
+
 @dataclass(frozen=True)
 class FastOptions:
     """Speed options of :class:`FastMetaStep` (each reported separately by ``metazoo speed``)."""
@@ -231,14 +242,32 @@ class FastOptions:
     #: with ``batched_weight_gradients``: the per-task convolutions and input gradients as batched
     #: matrix products too (im2col, col2im), so no grouped convolution is left.
     matmul_convolutions: bool = False
+    #: with ``batched_weight_gradients``: the per-task convolutions, input and weight gradients
+    #: as implicit-GEMM Triton kernels (:mod:`metazoo.engine.implicit_gemm`; CUDA only).
+    triton_convolutions: bool = False
 
     def __post_init__(self) -> None:
         for option, needs in (
             ("batched_weight_gradients", "compile"),
             ("matmul_convolutions", "batched_weight_gradients"),
+            ("triton_convolutions", "batched_weight_gradients"),
         ):
             if getattr(self, option) and not getattr(self, needs):
                 raise ValueError(f"{option}=True needs {needs}=True")
+        if self.matmul_convolutions and self.triton_convolutions:
+            raise ValueError(
+                "matmul_convolutions and triton_convolutions are two ways to run the same "
+                "convolutions; set one of them"
+            )
+
+    @property
+    def lowering(self) -> str | None:
+        """How per-task convolutions run (:func:`compiled_meta_gradient`'s ``lowering``)."""
+        if self.triton_convolutions:
+            return "triton"
+        if self.matmul_convolutions:
+            return "matmul"
+        return "grouped" if self.batched_weight_gradients else None
 
 
 class FastMetaStep:
@@ -265,6 +294,8 @@ class FastMetaStep:
     ):
         options = options or FastOptions()
         device = next(model.parameters()).device
+        if options.triton_convolutions:
+            _check_triton(device)
         self.plan = self._plan(model, loop, lr, example, options, device)
         if options.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -279,8 +310,7 @@ class FastMetaStep:
                 lr,
                 len(example),
                 chunk=chunk,
-                batched_weight_gradients=options.batched_weight_gradients,
-                matmul_convolutions=options.matmul_convolutions,
+                lowering=options.lowering,
             )
         graph = device.type == "cuda" if options.cuda_graph is None else options.cuda_graph
         self.runner = GraphedMetaStep(

@@ -11,16 +11,18 @@ of them are one ``bmm`` with T x (Cout x Cin*k*k) outputs and a reduction over t
 Under :func:`batched_weight_gradients` a model's ``F.conv2d`` calls go through ``autograd.Function``
 s whose ``vmap`` rules keep ``vmap``'s own lowering for the convolution and its input gradient
 (shared weights fold the tasks into the batch; per-task weights group them) and route every
-per-task weight gradient to the batched product. With ``matmul_convolutions=True`` the per-task
+per-task weight gradient to the batched product. With ``lowering="matmul"`` the per-task
 convolutions and input gradients are batched products too (im2col, and col2im for the input
-gradient), so no grouped convolution is left; which pays depends on the layer and the GPU
-(``benchmarks/conv_lowering.py`` measures each). Each function's backward is written with the
+gradient), so no grouped convolution is left; with ``lowering="triton"`` all three are
+implicit-GEMM Triton kernels (:mod:`metazoo.engine.implicit_gemm`), with no im2col buffer either.
+Which pays depends on the layer and the GPU (``benchmarks/conv_lowering.py`` measures each). Each function's backward is written with the
 others, so the set is closed under differentiation: second-order MAML through it equals plain
 ``vmap`` to rounding (tested in float64).
 
 ``torch.compile`` cannot trace ``autograd.Function`` s with custom ``vmap`` rules inside
 ``torch.func`` transforms, so :func:`metazoo.engine.fast.compiled_meta_gradient` first traces the
-whole program to ATen operations with ``make_fx`` and compiles that graph.
+whole program to ATen operations (and the Triton kernels' operators) with ``make_fx`` and
+compiles that graph.
 """
 
 from __future__ import annotations
@@ -38,7 +40,15 @@ __all__ = [
     "task_convolution",
     "task_input_gradient",
     "Settings",
+    "LOWERINGS",
 ]
+
+
+#: How per-task convolutions run under :func:`batched_weight_gradients`, by name: ``grouped``
+#: keeps ``vmap``'s grouped convolutions and input gradients, with the weight gradients as one
+#: ``bmm``; ``matmul`` makes all three batched products over im2col columns (col2im for the input
+#: gradient); ``triton`` runs all three as implicit-GEMM kernels (:mod:`.implicit_gemm`, CUDA).
+LOWERINGS = ("grouped", "matmul", "triton")
 
 
 class Settings(NamedTuple):
@@ -50,14 +60,20 @@ class Settings(NamedTuple):
     padding: tuple[int, int]
     #: ``(dh, dw)``.
     dilation: tuple[int, int]
-    #: per-task convolutions and input gradients as batched matrix products (im2col, col2im)
-    #: too; else ``vmap``'s grouped convolutions. Weight gradients are batched products always.
-    matmul: bool = False
+    #: how the per-task operations run (:data:`LOWERINGS`).
+    lowering: str = "grouped"
 
     @property
     def geometry(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
         """``(stride, padding, dilation)``, in ``torch.nn.grad``'s argument order."""
         return self.stride, self.padding, self.dilation
+
+
+def _implicit_gemm():
+    """The Triton kernels, imported on first use: CPU-only PyTorch builds have no Triton."""
+    from metazoo.engine import implicit_gemm
+
+    return implicit_gemm
 
 
 def _leading(t: Tensor, dim: int | None, size: int) -> Tensor:
@@ -183,7 +199,9 @@ class _TaskConv(_Op):
 
     @staticmethod
     def forward(x: Tensor, w: Tensor, settings: Settings) -> Tensor:
-        if settings.matmul:
+        if settings.lowering == "triton":
+            return _implicit_gemm().convolution(x, w, settings.geometry)
+        if settings.lowering == "matmul":
             return task_convolution(x, w, settings)
         return torch.func.vmap(_convolution, in_dims=(0, 0, None))(x, w, settings)
 
@@ -199,7 +217,9 @@ class _TaskInputGrad(_Op):
 
     @staticmethod
     def forward(grad_y: Tensor, w: Tensor, x_shape, settings: Settings) -> Tensor:
-        if settings.matmul:
+        if settings.lowering == "triton":
+            return _implicit_gemm().input_gradient(grad_y, w, x_shape, settings.geometry)
+        if settings.lowering == "matmul":
             return task_input_gradient(grad_y, w, x_shape, settings)
         per_task = torch.func.vmap(_input_gradient, in_dims=(0, 0, None, None))
         return per_task(grad_y, w, x_shape, settings)
@@ -216,6 +236,8 @@ class _TaskWeightGrad(_Op):
 
     @staticmethod
     def forward(x: Tensor, grad_y: Tensor, w_shape, settings: Settings) -> Tensor:
+        if settings.lowering == "triton":
+            return _implicit_gemm().weight_gradient(x, grad_y, w_shape, settings.geometry)
         return task_weight_gradient(x, grad_y, w_shape, settings)
 
     @staticmethod
@@ -300,27 +322,29 @@ class _Conv2dArgs(NamedTuple):
 
 
 class _BatchedWeightGradients(TorchFunctionMode):
-    def __init__(self, matmul: bool):
+    def __init__(self, lowering: str):
         super().__init__()
-        self.matmul = matmul
+        self.lowering = lowering
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if func is F.conv2d or func is torch.conv2d:
             a = _Conv2dArgs(*args, **(kwargs or {}))
             if a.groups == 1 and not isinstance(a.padding, str) and a.input.dim() == 4:
                 geometry = (_pair(a.stride), _pair(a.padding), _pair(a.dilation))
-                y = _Conv.apply(a.input, a.weight, Settings(*geometry, self.matmul))
+                y = _Conv.apply(a.input, a.weight, Settings(*geometry, self.lowering))
                 return y if a.bias is None else y + a.bias[:, None, None]
         return func(*args, **(kwargs or {}))
 
 
-def batched_weight_gradients(matmul_convolutions: bool = False) -> TorchFunctionMode:
+def batched_weight_gradients(lowering: str = "grouped") -> TorchFunctionMode:
     """A context in which ``F.conv2d`` (ungrouped, 4-D input) computes per-task weight gradients
-    as one batched matrix product when run under ``vmap`` over tasks; with
-    ``matmul_convolutions`` the per-task convolutions and input gradients too.
+    as one batched operation when run under ``vmap`` over tasks, and the per-task convolutions
+    and input gradients as ``lowering`` says (one of :data:`LOWERINGS`).
 
     Use it around the per-task function given to ``torch.func.vmap``; outside ``vmap`` it
     computes exactly ``F.conv2d`` (to every order of differentiation). Other convolutions
     (grouped, ``padding='same'``) are left to PyTorch.
     """
-    return _BatchedWeightGradients(matmul_convolutions)
+    if lowering not in LOWERINGS:
+        raise ValueError(f"unknown lowering {lowering!r}; choose one of {LOWERINGS}")
+    return _BatchedWeightGradients(lowering)

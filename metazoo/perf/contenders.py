@@ -230,6 +230,17 @@ def _fast_variants(*variants: tuple[str, FastOptions]) -> dict[str, Builder]:
     return {name: _fast(name, options) for name, options in variants}
 
 
+#: How a contender's description names each fast-step option.
+_PHRASES = {
+    "compile": "torch.compile",
+    "channels_last": "channels-last",
+    "cudnn_benchmark": "cuDNN benchmark",
+    "batched_weight_gradients": "batched weight gradients",
+    "matmul_convolutions": "matmul convolutions",
+    "triton_convolutions": "Triton implicit-GEMM convolutions",
+}
+
+
 def _fast(name: str, options: FastOptions) -> Builder:
     """metazoo's fast step (:class:`metazoo.engine.fast.FastMetaStep`) with ``options``, in the
     numeric mode its name says (:func:`precision_of`)."""
@@ -237,9 +248,8 @@ def _fast(name: str, options: FastOptions) -> Builder:
 
     def build(model: nn.Module, shape: SpeedShape, example: EpisodeBatch) -> Contender:
         device = next(model.parameters()).device
-        if (
-            options.cuda_graph or mode != "fp32" or options.channels_last
-        ) and device.type != "cuda":
+        cuda_only = options.cuda_graph or options.channels_last or options.triton_convolutions
+        if (cuda_only or mode != "fp32") and device.type != "cuda":
             raise Unavailable("CUDA-only variant")
         train, test = _loops(shape)
         cuda = device.type == "cuda"
@@ -280,11 +290,7 @@ def _fast(name: str, options: FastOptions) -> Builder:
             f"metazoo FastMetaStep: {plan.executor}"
             + (f" (chunks of {plan.chunk})" if plan.chunk else "")
             + (", whole step in one CUDA graph" if graph else "")
-            + (", channels-last" if options.channels_last else "")
-            + (", torch.compile" if options.compile else "")
-            + (", cuDNN benchmark" if options.cudnn_benchmark else "")
-            + (", batched weight gradients" if options.batched_weight_gradients else "")
-            + (", matmul convolutions" if options.matmul_convolutions else ""),
+            + "".join(f", {_PHRASES[o]}" for o in FAST_STEP_OPTIONS if getattr(options, o)),
             step,
             step.meta_gradient,
             evaluate,
@@ -294,10 +300,7 @@ def _fast(name: str, options: FastOptions) -> Builder:
                 "executor": plan.executor,
                 "chunk": plan.chunk,
                 "cuda_graph": graph,
-                "compile": options.compile,
-                "cudnn_benchmark": options.cudnn_benchmark,
-                "batched_weight_gradients": options.batched_weight_gradients,
-                "matmul_convolutions": options.matmul_convolutions,
+                **{option: getattr(options, option) for option in FAST_STEP_OPTIONS},
                 **memory,
             },
             model=model,
@@ -319,6 +322,9 @@ CONTENDERS: dict[str, Callable] = {
     "maml-learner": _maml_learner,
 }
 
+_TRITON = FastOptions(
+    compile=True, channels_last=True, batched_weight_gradients=True, triton_convolutions=True
+)
 #: Extra contenders on CUDA: graph capture, memory layout and reduced precision, each separately.
 CUDA_VARIANTS: dict[str, Callable] = _fast_variants(
     ("torch-loop+graph", FastOptions("sequential", cuda_graph=True)),
@@ -343,6 +349,7 @@ CUDA_VARIANTS: dict[str, Callable] = _fast_variants(
             matmul_convolutions=True,
         ),
     ),
+    ("metazoo-compiled+channels-last+triton-conv", _TRITON),
     ("metazoo-auto+tf32", FastOptions()),
     # what training may run (the training target does not rule TF32 out)
     ("metazoo-compiled+channels-last+tf32", FastOptions(compile=True, channels_last=True)),
@@ -350,6 +357,7 @@ CUDA_VARIANTS: dict[str, Callable] = _fast_variants(
         "metazoo-compiled+channels-last+batched-wgrad+tf32",
         FastOptions(compile=True, channels_last=True, batched_weight_gradients=True),
     ),
+    ("metazoo-compiled+channels-last+triton-conv+tf32", _TRITON),
     ("metazoo-auto+bf16", FastOptions(autocast=torch.bfloat16)),
 )
 

@@ -24,6 +24,7 @@ FAST_STEP_OPTIONS = (
     "cudnn_benchmark",
     "batched_weight_gradients",
     "matmul_convolutions",
+    "triton_convolutions",
 )
 
 
@@ -96,6 +97,9 @@ class TrainConfig:
     #: with ``batched_weight_gradients``: the per-task convolutions and input gradients as
     #: batched matrix products too.
     matmul_convolutions: bool = False
+    #: with ``batched_weight_gradients``: the per-task convolutions, input and weight gradients
+    #: as implicit-GEMM Triton kernels (CUDA only; ``metazoo.engine.implicit_gemm``).
+    triton_convolutions: bool = False
 
     def __post_init__(self) -> None:
         if self.steps < 1:

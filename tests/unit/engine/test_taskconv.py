@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from metazoo.engine.taskconv import (
+    LOWERINGS,
     Settings,
     batched_weight_gradients,
     task_convolution,
@@ -71,13 +72,13 @@ def _pair(value):
     return (value, value) if isinstance(value, int) else tuple(value)
 
 
-@pytest.mark.parametrize("matmul", [False, True])
+@pytest.mark.parametrize("lowering", LOWERINGS)
 @pytest.mark.parametrize("settings", SETTINGS)
-def test_per_task_weights_under_vmap_match_one_conv2d_per_task(settings, matmul):
+def test_per_task_weights_under_vmap_match_one_conv2d_per_task(settings, lowering):
     x, w, b = _inputs()
 
     def conv(x, w, b):
-        with batched_weight_gradients(matmul_convolutions=matmul):
+        with batched_weight_gradients(lowering):
             return F.conv2d(x, w, b, **settings)
 
     got = torch.func.vmap(conv)(x, w, b)
@@ -97,9 +98,8 @@ def _net(p, images):
 
 def _maml_meta_gradient(weights, x, y, lowering: str | None):
     """Second-order MAML, one inner step, of a two-convolution net; tasks under vmap, with
-    plain ``vmap`` (``lowering=None``), batched weight gradients (``"wgrad"``) or all three per-task
-    operations as batched products (``"matmul"``)."""
-    batched = batched_weight_gradients(matmul_convolutions=lowering == "matmul")
+    plain ``vmap`` (``lowering=None``) or a lowering of :data:`LOWERINGS`."""
+    batched = batched_weight_gradients(lowering or "grouped")
 
     def task(p, images, labels):
         with batched if lowering else contextlib.nullcontext():
@@ -112,7 +112,7 @@ def _maml_meta_gradient(weights, x, y, lowering: str | None):
     return torch.func.grad(meta_loss)(weights)
 
 
-@pytest.mark.parametrize("lowering", ["wgrad", "matmul"])
+@pytest.mark.parametrize("lowering", LOWERINGS)
 def test_second_order_maml_through_batched_products_is_exact(lowering):
     gen = torch.Generator().manual_seed(1)
     weights = {
@@ -166,9 +166,10 @@ def _grouped_convolutions(lowering: str | None) -> tuple[int, int]:
 
 
 def test_batched_products_leave_grouped_convolutions():
-    plain, batched, matmul = (
-        _grouped_convolutions(lowering) for lowering in (None, "wgrad", "matmul")
+    plain, batched, matmul, triton = (
+        _grouped_convolutions(lowering) for lowering in (None, *LOWERINGS)
     )
     assert plain[0] > 0 and plain[1] > 0  # what vmap runs
     assert batched[0] > 0 and batched[1] == 0
     assert matmul == (0, 0)
+    assert triton == (0, 0)

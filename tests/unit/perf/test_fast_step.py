@@ -220,8 +220,9 @@ def test_running_buffers_are_ignored_as_the_transductive_policy_says(batch, exec
     [
         (False, None, None),
         (True, None, None),
-        (False, "wgrad", None),
+        (False, "grouped", None),
         (False, "matmul", None),
+        (False, "triton", None),
         (False, "matmul", ("5.weight", "5.bias")),  # ANIL: the convolution's weights shared
     ],
 )
@@ -230,8 +231,8 @@ def test_compiled_meta_gradient_matches_the_sequential_executor(
 ):
     """torch.compile of grad(vmap(inner loop)): same float64 meta-gradient, BatchNorm included,
     chunked (3 tasks as 2 + 1 compiled calls) and accumulated into .grad; also with batched
-    weight gradients, and with all per-task convolutions as batched products (traced with make_fx,
-    then compiled)."""
+    weight gradients, and with all per-task convolutions as batched products or Triton kernels
+    (traced with make_fx, then compiled)."""
     model = _conv()
     loop = InnerLoop(steps=2, ways=WAYS, first_order=first_order, adapt_names=adapt)
     reference = _grads(model, lambda: accumulate_meta_gradient(model, batch, loop, 0.3))
@@ -241,8 +242,7 @@ def test_compiled_meta_gradient_matches_the_sequential_executor(
         0.3,
         len(batch),
         chunk=2,
-        batched_weight_gradients=lowering is not None,
-        matmul_convolutions=lowering == "matmul",
+        lowering=lowering,
     )
     got = _grads(model, lambda: compiled(batch))
     assert _rel(got, reference) < 1e-9
@@ -271,7 +271,39 @@ def test_fast_options_say_what_each_lowering_needs():
         ValueError, match=r"^matmul_convolutions=True needs batched_weight_gradients=True$"
     ):
         FastOptions(compile=True, matmul_convolutions=True)
-    FastOptions(compile=True, batched_weight_gradients=True, matmul_convolutions=True)
+    with pytest.raises(
+        ValueError, match=r"^triton_convolutions=True needs batched_weight_gradients=True$"
+    ):
+        FastOptions(compile=True, triton_convolutions=True)
+    with pytest.raises(ValueError, match="two ways to run the same convolutions; set one"):
+        FastOptions(
+            compile=True,
+            batched_weight_gradients=True,
+            matmul_convolutions=True,
+            triton_convolutions=True,
+        )
+    lowerings = {
+        (False, False, False): None,
+        (True, False, False): "grouped",
+        (True, True, False): "matmul",
+        (True, False, True): "triton",
+    }
+    for (batched, matmul, triton), lowering in lowerings.items():
+        options = FastOptions(
+            compile=True,
+            batched_weight_gradients=batched,
+            matmul_convolutions=matmul,
+            triton_convolutions=triton,
+        )
+        assert options.lowering == lowering
+
+
+def test_triton_convolutions_need_a_cuda_device(batch):
+    model = _conv()
+    options = FastOptions(compile=True, batched_weight_gradients=True, triton_convolutions=True)
+    optimizer = torch.optim.Adam(model.parameters())
+    with pytest.raises(ValueError, match=r"runs Triton kernels on a CUDA device.*leave it off"):
+        FastMetaStep(model, InnerLoop(steps=1, ways=WAYS), 0.1, optimizer, batch, options)
 
 
 def test_compiled_meta_gradient_refuses_meta_learned_learning_rates():

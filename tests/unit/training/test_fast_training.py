@@ -9,6 +9,7 @@ from torch import nn
 from metazoo import create_learner
 from metazoo.evaluation.synthetic import SyntheticBenchmark
 from metazoo.training import NonFiniteLossError, TrainConfig, load_checkpoint, train
+from metazoo.training.config import FAST_STEP_OPTIONS
 
 BENCH = SyntheticBenchmark(features=8, ways=3)
 
@@ -102,16 +103,7 @@ def test_fast_step_refuses_what_it_cannot_run(name, config, match):
     assert "fast_step=False" in str(error.value)
 
 
-@pytest.mark.parametrize(
-    "option",
-    [
-        "compile",
-        "channels_last",
-        "cudnn_benchmark",
-        "batched_weight_gradients",
-        "matmul_convolutions",
-    ],
-)
+@pytest.mark.parametrize("option", FAST_STEP_OPTIONS)
 def test_fast_step_options_need_the_fast_step(option):
     with pytest.raises(ValueError, match=f"{option}=True needs fast_step=True"):
         TrainConfig(**{option: True})
@@ -122,6 +114,8 @@ def test_batched_weight_gradients_need_compile():
         TrainConfig(fast_step=True, batched_weight_gradients=True)
     with pytest.raises(ValueError, match="matmul_convolutions=True needs batched_weight_gradients"):
         TrainConfig(fast_step=True, compile=True, matmul_convolutions=True)
+    with pytest.raises(ValueError, match="triton_convolutions=True needs batched_weight_gradients"):
+        TrainConfig(fast_step=True, compile=True, triton_convolutions=True)
 
 
 @pytest.mark.parametrize("setting", [False, True])

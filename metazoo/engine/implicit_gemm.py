@@ -1,0 +1,344 @@
+"""Per-task convolutions as implicit-GEMM Triton kernels: one launch for all tasks, no im2col.
+
+After one inner step of vectorized MAML every task has its own convolution weights. ``vmap``
+lowers such convolutions to grouped convolutions, which cuDNN runs group by group (most of a
+compiled step's time on an H200, ``benchmarks/results/gpu-logs``); im2col plus ``bmm``
+(:mod:`metazoo.engine.taskconv`) writes and reads a ``Cin*kh*kw``-times larger column buffer.
+Here each of the three per-task operations is one matrix product whose operand tiles are gathered
+straight from the images, with the task as the grid's third axis:
+
+=====================  ==========================  ==============  ==========================
+operation              rows                        columns         reduction
+=====================  ==========================  ==============  ==========================
+convolution            output pixels ``(n, p, q)``  ``Cout``        ``(Cin, i, j)``
+input gradient         input pixels ``(n, h, w)``   ``Cin``         ``(Cout, i, j)``
+weight gradient        ``Cout``                    ``(Cin, i, j)``  output pixels, split
+=====================  ==========================  ==============  ==========================
+
+Shapes: ``x`` ``(T, N, Cin, H, W)``, ``w`` ``(T, Cout, Cin, kh, kw)``, ``y`` ``(T, N, Cout, Ho,
+Wo)``, any strides (channels-last, or a task axis expanded with stride 0); outputs keep the
+input's layout. Accumulation is in the input's precision or fp32 (bf16); fp32 products use
+TF32 only when ``torch.backends.cudnn.allow_tf32`` is set, as cuDNN's convolutions do. On CUDA the
+tile sizes are autotuned per shape; CPU tensors run Triton's interpreter (exact, slow: for tests).
+The three are registered as ``torch.library`` operators so ``make_fx`` and ``torch.compile``
+treat them as opaque calls; derivatives come from :mod:`metazoo.engine.taskconv`, which writes
+each operation's backward with the other two.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+from triton.runtime.interpreter import InterpretedFunction
+
+__all__ = ["convolution", "input_gradient", "weight_gradient"]
+
+#: ``((sh, sw), (ph, pw), (dh, dw))``, as :attr:`metazoo.engine.taskconv.Settings.geometry`.
+Geometry = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
+
+
+@triton.jit
+def _convolution_kernel(
+    x, w, y, N, C, H, W, COUT, HO, WO,
+    xs_t, xs_n, xs_c, xs_h, xs_w, ws_t, ws_o, ws_c, ws_h, ws_w, ys_t, ys_n, ys_o, ys_h, ys_w,
+    SH, SW, PH, PW, DH, DW,
+    KH: tl.constexpr, KW: tl.constexpr, CHANNELS_INNER: tl.constexpr,
+    ACC: tl.constexpr, PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):  # fmt: skip
+    task = tl.program_id(2).to(tl.int64)
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)  # output pixels (n, p, q)
+    cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)  # output channels
+    n, p, q = rows // (HO * WO), (rows // WO) % HO, rows % WO
+    row_ok, col_ok = rows < N * HO * WO, cols < COUT
+    acc = tl.full((BLOCK_M, BLOCK_N), 0, dtype=ACC)
+    for start in range(0, C * KH * KW, BLOCK_K):
+        ks = start + tl.arange(0, BLOCK_K)  # (c, i, j), or (i, j, c) for channels-last
+        if CHANNELS_INNER:
+            i, j, c = ks // (KW * C), (ks // C) % KW, ks % C
+        else:
+            c, i, j = ks // (KH * KW), (ks // KW) % KH, ks % KW
+        k_ok = ks < C * KH * KW
+        h = p[:, None] * SH - PH + i[None, :] * DH
+        v = q[:, None] * SW - PW + j[None, :] * DW
+        inside = (h >= 0) & (h < H) & (v >= 0) & (v < W)
+        a = tl.load(
+            x + task * xs_t + (n * xs_n)[:, None] + (c * xs_c)[None, :] + h * xs_h + v * xs_w,
+            mask=row_ok[:, None] & k_ok[None, :] & inside,
+            other=0.0,
+        )
+        b = tl.load(
+            w + task * ws_t + (c * ws_c + i * ws_h + j * ws_w)[:, None] + (cols * ws_o)[None, :],
+            mask=k_ok[:, None] & col_ok[None, :],
+            other=0.0,
+        )
+        acc += tl.dot(a, b, input_precision=PRECISION, out_dtype=ACC)
+    out = y + task * ys_t + (n * ys_n + p * ys_h + q * ys_w)[:, None] + (cols * ys_o)[None, :]
+    tl.store(out, acc.to(y.dtype.element_ty), mask=row_ok[:, None] & col_ok[None, :])
+
+
+@triton.jit
+def _input_gradient_kernel(
+    gy, w, gx, N, C, H, W, COUT, HO, WO,
+    gys_t, gys_n, gys_o, gys_h, gys_w, ws_t, ws_o, ws_c, ws_h, ws_w,
+    gxs_t, gxs_n, gxs_c, gxs_h, gxs_w,
+    SH, SW, PH, PW, DH, DW,
+    KH: tl.constexpr, KW: tl.constexpr, CHANNELS_INNER: tl.constexpr,
+    ACC: tl.constexpr, PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):  # fmt: skip
+    task = tl.program_id(2).to(tl.int64)
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)  # input pixels (n, h, w)
+    cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)  # input channels
+    n, h, v = rows // (H * W), (rows // W) % H, rows % W
+    row_ok, col_ok = rows < N * H * W, cols < C
+    acc = tl.full((BLOCK_M, BLOCK_N), 0, dtype=ACC)
+    for start in range(0, COUT * KH * KW, BLOCK_K):
+        ks = start + tl.arange(0, BLOCK_K)  # (o, i, j), or (i, j, o) for channels-last
+        if CHANNELS_INNER:
+            i, j, o = ks // (KW * COUT), (ks // COUT) % KW, ks % COUT
+        else:
+            o, i, j = ks // (KH * KW), (ks // KW) % KH, ks % KW
+        k_ok = ks < COUT * KH * KW
+        # the output pixel (p, q) that tap (i, j) reads (h, v) from, where it exists
+        hs = h[:, None] + PH - i[None, :] * DH
+        vs = v[:, None] + PW - j[None, :] * DW
+        p, q = hs // SH, vs // SW
+        hit = (hs >= 0) & (vs >= 0) & (hs % SH == 0) & (vs % SW == 0) & (p < HO) & (q < WO)
+        a = tl.load(
+            gy + task * gys_t + (n * gys_n)[:, None] + (o * gys_o)[None, :] + p * gys_h + q * gys_w,
+            mask=row_ok[:, None] & k_ok[None, :] & hit,
+            other=0.0,
+        )
+        b = tl.load(
+            w + task * ws_t + (o * ws_o + i * ws_h + j * ws_w)[:, None] + (cols * ws_c)[None, :],
+            mask=k_ok[:, None] & col_ok[None, :],
+            other=0.0,
+        )
+        acc += tl.dot(a, b, input_precision=PRECISION, out_dtype=ACC)
+    out = gx + task * gxs_t + (n * gxs_n + h * gxs_h + v * gxs_w)[:, None] + (cols * gxs_c)[None, :]
+    tl.store(out, acc.to(gx.dtype.element_ty), mask=row_ok[:, None] & col_ok[None, :])
+
+
+@triton.jit
+def _weight_gradient_kernel(
+    x, gy, parts, N, C, H, W, COUT, HO, WO,
+    xs_t, xs_n, xs_c, xs_h, xs_w, gys_t, gys_n, gys_o, gys_h, gys_w,
+    SH, SW, PH, PW, DH, DW, SPLIT,
+    KH: tl.constexpr, KW: tl.constexpr, CHANNELS_INNER: tl.constexpr,
+    ACC: tl.constexpr, PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):  # fmt: skip
+    task, split = tl.program_id(2) // SPLIT, tl.program_id(2) % SPLIT
+    task = task.to(tl.int64)
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)  # output channels
+    cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)  # (c, i, j) or (i, j, c)
+    if CHANNELS_INNER:
+        i, j, c = cols // (KW * C), (cols // C) % KW, cols % C
+    else:
+        c, i, j = cols // (KH * KW), (cols // KW) % KH, cols % KW
+    row_ok, col_ok = rows < COUT, cols < C * KH * KW
+    pixels = N * HO * WO
+    share = (pixels + SPLIT - 1) // SPLIT  # this program's output pixels
+    share = (share + BLOCK_K - 1) // BLOCK_K * BLOCK_K
+    end = tl.minimum(split * share + share, pixels)
+    acc = tl.full((BLOCK_M, BLOCK_N), 0, dtype=ACC)
+    for start in range(split * share, end, BLOCK_K):
+        rs = start + tl.arange(0, BLOCK_K)  # output pixels (n, p, q)
+        n, p, q = rs // (HO * WO), (rs // WO) % HO, rs % WO
+        r_ok = rs < end
+        a = tl.load(
+            gy
+            + task * gys_t
+            + (rows * gys_o)[:, None]
+            + (n * gys_n + p * gys_h + q * gys_w)[None, :],
+            mask=row_ok[:, None] & r_ok[None, :],
+            other=0.0,
+        )
+        h = p[:, None] * SH - PH + i[None, :] * DH
+        v = q[:, None] * SW - PW + j[None, :] * DW
+        inside = (h >= 0) & (h < H) & (v >= 0) & (v < W)
+        b = tl.load(
+            x + task * xs_t + (n * xs_n)[:, None] + (c * xs_c)[None, :] + h * xs_h + v * xs_w,
+            mask=r_ok[:, None] & col_ok[None, :] & inside,
+            other=0.0,
+        )
+        acc += tl.dot(a, b, input_precision=PRECISION, out_dtype=ACC)
+    columns = C * KH * KW
+    out = parts + ((task * SPLIT + split) * COUT + rows)[:, None] * columns
+    out += ((c * KH + i) * KW + j)[None, :]  # stored as (Cout, Cin, kh, kw) either way
+    tl.store(out, acc, mask=row_ok[:, None] & col_ok[None, :])
+
+
+def _configs() -> list[triton.Config]:
+    """Tile sizes tried per shape on CUDA (fp32 products without TF32 run on the FMA units)."""
+    return [
+        triton.Config({"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k}, num_warps=warps, num_stages=3)
+        for m, n, k, warps in (
+            (64, 64, 32, 4),
+            (128, 64, 32, 4),
+            (64, 128, 32, 4),
+            (128, 128, 16, 8),
+        )
+    ]
+
+
+_KERNELS = (_convolution_kernel, _input_gradient_kernel, _weight_gradient_kernel)
+_TUNED = {
+    kernel: triton.autotune(_configs(), key=["N", "C", "H", "W", "COUT", "HO", "WO"])(kernel)
+    for kernel in _KERNELS
+}
+_INTERPRETED = {kernel: InterpretedFunction(kernel.fn) for kernel in _KERNELS}
+#: Tile sizes of the interpreter (CPU tensors): the smallest ``tl.dot`` takes.
+INTERPRETER_BLOCKS = {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 16}
+
+
+def _launch(kernel, grid, *args, device: torch.device, **constants) -> None:
+    """Run ``kernel`` over ``grid(tiles)``: autotuned on CUDA, interpreted on a CPU."""
+    if device.type == "cuda":
+        _TUNED[kernel][lambda meta: grid(meta)](*args, **constants)
+    else:
+        blocks = INTERPRETER_BLOCKS
+        _INTERPRETED[kernel][grid(blocks)](*args, **constants, **blocks)
+
+
+def _numerics(dtype: torch.dtype, tf32: bool) -> dict:
+    accumulator = tl.float64 if dtype == torch.float64 else tl.float32
+    return {"ACC": accumulator, "PRECISION": "tf32" if tf32 else "ieee"}
+
+
+def _channels_inner(t: Tensor) -> bool:
+    """Whether ``(T, N, C, H, W)`` ``t`` has channels innermost (channels-last images): then the
+    kernels walk the reduction channel-fastest, so neighbouring lanes read neighbouring memory."""
+    return t.stride(2) == 1 and t.shape[3] * t.shape[4] > 1
+
+
+def _empty(like: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """An empty ``(T, N, C, H, W)`` tensor with channels innermost when ``like``'s are."""
+    if not _channels_inner(like):
+        return like.new_empty(shape)
+    t, n, c, h, w = shape
+    return like.new_empty((t, n, h, w, c)).permute(0, 1, 4, 2, 3)
+
+
+def _output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@torch.library.custom_op("metazoo::task_convolution", mutates_args=())
+def _convolution_op(x: Tensor, w: Tensor, geometry: list[int], tf32: bool) -> Tensor:
+    y = _convolution_fake(x, w, geometry, tf32)
+    tasks, n, c, h, width = x.shape
+    o, _, kh, kw = w.shape[1:]
+    ho, wo = y.shape[-2:]
+    grid = lambda b: (_cdiv(n * ho * wo, b["BLOCK_M"]), _cdiv(o, b["BLOCK_N"]), tasks)  # noqa: E731
+    _launch(
+        _convolution_kernel, grid, x, w, y, n, c, h, width, o, ho, wo,
+        *x.stride(), *w.stride(), *y.stride(), *geometry,
+        KH=kh, KW=kw, CHANNELS_INNER=_channels_inner(x), device=x.device,
+        **_numerics(x.dtype, tf32),
+    )  # fmt: skip
+    return y
+
+
+@_convolution_op.register_fake
+def _convolution_fake(x: Tensor, w: Tensor, geometry: list[int], tf32: bool) -> Tensor:
+    sh, sw, ph, pw, dh, dw = geometry
+    kh, kw = w.shape[-2:]
+    ho = _output_size(x.shape[3], kh, sh, ph, dh)
+    wo = _output_size(x.shape[4], kw, sw, pw, dw)
+    return _empty(x, (*x.shape[:2], w.shape[1], ho, wo))
+
+
+@torch.library.custom_op("metazoo::task_input_gradient", mutates_args=())
+def _input_gradient_op(
+    grad_y: Tensor, w: Tensor, x_shape: list[int], geometry: list[int], tf32: bool
+) -> Tensor:
+    grad_x = _input_gradient_fake(grad_y, w, x_shape, geometry, tf32)
+    tasks, n, o, ho, wo = grad_y.shape
+    _, c, h, width = x_shape
+    kh, kw = w.shape[-2:]
+    grid = lambda b: (_cdiv(n * h * width, b["BLOCK_M"]), _cdiv(c, b["BLOCK_N"]), tasks)  # noqa: E731
+    _launch(
+        _input_gradient_kernel, grid, grad_y, w, grad_x, n, c, h, width, o, ho, wo,
+        *grad_y.stride(), *w.stride(), *grad_x.stride(), *geometry,
+        KH=kh, KW=kw, CHANNELS_INNER=_channels_inner(grad_y), device=grad_y.device,
+        **_numerics(grad_y.dtype, tf32),
+    )  # fmt: skip
+    return grad_x
+
+
+@_input_gradient_op.register_fake
+def _input_gradient_fake(
+    grad_y: Tensor, w: Tensor, x_shape: list[int], geometry: list[int], tf32: bool
+) -> Tensor:
+    return _empty(grad_y, (grad_y.shape[0], *x_shape))
+
+
+def _splits(tasks: int, blocks: int, pixels: int, device: torch.device) -> int:
+    """How many parts each task's reduction over output pixels is split into, so that the weight
+    gradient fills the GPU when a task has few output tiles (the first layer)."""
+    if device.type != "cuda":
+        return 1 + (pixels > 64)  # the interpreter: exercise a split on all but tiny inputs
+    processors = torch.cuda.get_device_properties(device).multi_processor_count
+    return max(1, min(_cdiv(2 * processors, tasks * blocks), pixels // 1024))
+
+
+@torch.library.custom_op("metazoo::task_weight_gradient", mutates_args=())
+def _weight_gradient_op(
+    x: Tensor, grad_y: Tensor, w_shape: list[int], geometry: list[int], tf32: bool
+) -> Tensor:
+    tasks, n, c, h, width = x.shape
+    o, _, kh, kw = w_shape
+    ho, wo = grad_y.shape[-2:]
+    columns = c * kh * kw
+    split = _splits(tasks, _cdiv(o, 64) * _cdiv(columns, 64), n * ho * wo, x.device)
+    accumulator = torch.float64 if x.dtype == torch.float64 else torch.float32
+    parts = x.new_empty((tasks, split, o, columns), dtype=accumulator)
+    grid = lambda b: (_cdiv(o, b["BLOCK_M"]), _cdiv(columns, b["BLOCK_N"]), tasks * split)  # noqa: E731
+    _launch(
+        _weight_gradient_kernel, grid, x, grad_y, parts, n, c, h, width, o, ho, wo,
+        *x.stride(), *grad_y.stride(), *geometry, split,
+        KH=kh, KW=kw, CHANNELS_INNER=_channels_inner(x), device=x.device,
+        **_numerics(x.dtype, tf32),
+    )  # fmt: skip
+    return parts.sum(1).view(tasks, *w_shape).to(x.dtype)
+
+
+@_weight_gradient_op.register_fake
+def _weight_gradient_fake(
+    x: Tensor, grad_y: Tensor, w_shape: list[int], geometry: list[int], tf32: bool
+) -> Tensor:
+    return x.new_empty((x.shape[0], *w_shape))
+
+
+def _flat(geometry: Geometry) -> list[int]:
+    return [v for pair in geometry for v in pair]
+
+
+def _tf32(t: Tensor) -> bool:
+    return t.dtype == torch.float32 and torch.backends.cudnn.allow_tf32
+
+
+def convolution(x: Tensor, w: Tensor, geometry: Geometry) -> Tensor:
+    """Each task's ``conv2d`` without bias: x ``(T, N, Cin, H, W)``, w ``(T, Cout, Cin, kh, kw)``
+    -> ``(T, N, Cout, Ho, Wo)``, in ``x``'s layout."""
+    return _convolution_op(x, w, _flat(geometry), _tf32(x))
+
+
+def input_gradient(grad_y: Tensor, w: Tensor, x_shape, geometry: Geometry) -> Tensor:
+    """Each task's ``conv2d`` input gradient: grad_y ``(T, N, Cout, Ho, Wo)``, w ``(T, Cout, Cin,
+    kh, kw)``, x_shape one task's input shape ``(N, Cin, H, W)`` -> ``(T, N, Cin, H, W)``."""
+    return _input_gradient_op(grad_y, w, list(x_shape), _flat(geometry), _tf32(grad_y))
+
+
+def weight_gradient(x: Tensor, grad_y: Tensor, w_shape, geometry: Geometry) -> Tensor:
+    """Each task's ``conv2d`` weight gradient: x ``(T, N, Cin, H, W)``, grad_y ``(T, N, Cout, Ho,
+    Wo)``, w_shape ``(Cout, Cin, kh, kw)`` -> ``(T, Cout, Cin, kh, kw)``."""
+    return _weight_gradient_op(x, grad_y, list(w_shape), _flat(geometry), _tf32(x))

@@ -1,0 +1,120 @@
+"""The implicit-GEMM Triton kernels (metazoo.engine.implicit_gemm), run by Triton's interpreter on
+the CPU in float64: each task's conv2d, input gradient and weight gradient, in every layout."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from metazoo.engine import implicit_gemm
+
+GEOMETRIES = [
+    ((1, 1), (1, 1), (1, 1)),
+    ((2, 2), (0, 0), (1, 1)),
+    ((1, 2), (2, 1), (2, 2)),
+]
+
+
+def _channels_last(t):
+    """``(T, N, C, H, W)`` with channels innermost in memory, as ``channels_last`` images."""
+    return t.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+
+
+LAYOUTS = {
+    "contiguous": lambda t: t,
+    "channels-last": _channels_last,
+    "task-expanded": lambda t: t[:1].expand_as(t),  # a task axis vmap added with stride 0
+}
+
+
+def _inputs(channels: int = 3, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(3, 2, channels, 7, 7, generator=gen, dtype=torch.float64)
+    w = torch.randn(3, 4, channels, 3, 3, generator=gen, dtype=torch.float64)
+    return x, w
+
+
+def _per_task(x, w, grad_y, geometry):
+    """Each task through PyTorch's own conv2d and its gradients, one task at a time."""
+    stride, padding, dilation = geometry
+    y = torch.stack([F.conv2d(a, b, None, stride, padding, dilation) for a, b in zip(x, w)])
+    by_x = [torch.nn.grad.conv2d_input(x.shape[1:], b, g, *geometry) for b, g in zip(w, grad_y)]
+    by_w = [torch.nn.grad.conv2d_weight(a, w.shape[1:], g, *geometry) for a, g in zip(x, grad_y)]
+    return y, torch.stack(by_x), torch.stack(by_w)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_each_kernel_is_every_tasks_conv2d_operation(geometry, layout):
+    x, w = _inputs()
+    x, w = LAYOUTS[layout](x), LAYOUTS[layout](w)
+    y = implicit_gemm.convolution(x, w, geometry)
+    grad_y = LAYOUTS[layout](torch.randn_like(y))
+    expected_y, expected_x, expected_w = _per_task(x, w, grad_y, geometry)
+    torch.testing.assert_close(y, expected_y, rtol=1e-12, atol=1e-12)
+    got_x = implicit_gemm.input_gradient(grad_y, w, x.shape[1:], geometry)
+    torch.testing.assert_close(got_x, expected_x, rtol=1e-12, atol=1e-12)
+    got_w = implicit_gemm.weight_gradient(x, grad_y, w.shape[1:], geometry)
+    torch.testing.assert_close(got_w, expected_w, rtol=1e-12, atol=1e-12)
+
+
+def test_outputs_keep_the_inputs_layout():
+    x, w = _inputs()
+    geometry = GEOMETRIES[0]
+    assert implicit_gemm.convolution(x, w, geometry).is_contiguous()
+    y = implicit_gemm.convolution(_channels_last(x), w, geometry)
+    assert y.stride(2) == 1  # summed channel-fastest there: equal to rounding, not bit for bit
+    torch.testing.assert_close(y, implicit_gemm.convolution(x, w, geometry), rtol=1e-12, atol=1e-12)
+    assert implicit_gemm.input_gradient(y, w, x.shape[1:], geometry).stride(2) == 1
+
+
+@pytest.mark.parametrize("blocks", [16, 32])
+def test_tiles_larger_than_the_problem_and_a_single_input_channel(monkeypatch, blocks):
+    """Masks at every edge: a first layer (one input channel, nine taps per output), tiles that
+    overhang every dimension, and the weight gradient's reduction split in parts."""
+    tile = {"BLOCK_M": blocks, "BLOCK_N": blocks, "BLOCK_K": blocks}
+    monkeypatch.setattr(implicit_gemm, "INTERPRETER_BLOCKS", tile)
+    x, w = _inputs(channels=1, seed=3)
+    geometry = GEOMETRIES[0]
+    grad_y = torch.randn(3, 2, 4, 7, 7, dtype=torch.float64)
+    expected = _per_task(x, w, grad_y, geometry)
+    got = (
+        implicit_gemm.convolution(x, w, geometry),
+        implicit_gemm.input_gradient(grad_y, w, x.shape[1:], geometry),
+        implicit_gemm.weight_gradient(x, grad_y, w.shape[1:], geometry),
+    )
+    for value, reference in zip(got, expected, strict=True):
+        torch.testing.assert_close(value, reference, rtol=1e-12, atol=1e-12)
+    assert implicit_gemm._splits(3, 1, 2 * 7 * 7, x.device) == 2  # the reduction was split
+
+
+def test_the_operators_pass_torch_library_checks():
+    """Fake (meta) implementations agree with the kernels in shape, strides and dtype, so
+    make_fx and torch.compile see what runs."""
+    x, w = _inputs()
+    geometry = [1, 1, 1, 1, 1, 1]
+    grad_y = torch.randn(3, 2, 4, 7, 7, dtype=torch.float64)
+    checks = ("test_schema", "test_faketensor")
+    ops = torch.ops.metazoo
+    torch.library.opcheck(ops.task_convolution, (x, w, geometry, False), test_utils=checks)
+    torch.library.opcheck(
+        ops.task_input_gradient, (grad_y, w, list(x.shape[1:]), geometry, False), test_utils=checks
+    )
+    torch.library.opcheck(
+        ops.task_weight_gradient, (x, grad_y, list(w.shape[1:]), geometry, False), test_utils=checks
+    )
+
+
+def test_tf32_follows_cudnns_flag_for_float32_only():
+    x, w = _inputs()
+    before = torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = True
+        assert implicit_gemm._tf32(x.float()) and not implicit_gemm._tf32(x)
+        torch.backends.cudnn.allow_tf32 = False
+        assert not implicit_gemm._tf32(x.float())
+    finally:
+        torch.backends.cudnn.allow_tf32 = before
+    assert implicit_gemm._numerics(torch.float32, True)["PRECISION"] == "tf32"
+    assert implicit_gemm._numerics(torch.float32, False)["PRECISION"] == "ieee"
