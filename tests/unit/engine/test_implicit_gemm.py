@@ -28,11 +28,16 @@ LAYOUTS = {
 }
 
 
-def _inputs(channels: int = 3, seed: int = 0):
+def _inputs(channels: int = 3, out_channels: int = 4, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(3, 2, channels, 7, 7, generator=gen, dtype=torch.float64)
-    w = torch.randn(3, 4, channels, 3, 3, generator=gen, dtype=torch.float64)
+    w = torch.randn(3, out_channels, channels, 3, 3, generator=gen, dtype=torch.float64)
     return x, w
+
+
+#: ``(Cin, Cout)``: reductions flattened over (channel, tap) pairs, and taps outer with a partial
+#: last channel block (``implicit_gemm.TAPS_OUTER_FROM`` channels and more).
+CHANNELS = {"few-channels": (3, 4), "taps-outer": (17, 18)}
 
 
 def _per_task(x, w, grad_y, geometry):
@@ -44,10 +49,12 @@ def _per_task(x, w, grad_y, geometry):
     return y, torch.stack(by_x), torch.stack(by_w)
 
 
+@pytest.mark.parametrize("channels", CHANNELS)
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("geometry", GEOMETRIES)
-def test_each_kernel_is_every_tasks_conv2d_operation(geometry, layout):
-    x, w = _inputs()
+def test_each_kernel_is_every_tasks_conv2d_operation(geometry, layout, channels):
+    x, w = _inputs(*CHANNELS[channels])
+    assert (x.shape[2] >= implicit_gemm.TAPS_OUTER_FROM) == (channels == "taps-outer")
     x, w = LAYOUTS[layout](x), LAYOUTS[layout](w)
     y = implicit_gemm.convolution(x, w, geometry)
     grad_y = LAYOUTS[layout](torch.randn_like(y))
@@ -118,3 +125,46 @@ def test_tf32_follows_cudnns_flag_for_float32_only():
         torch.backends.cudnn.allow_tf32 = before
     assert implicit_gemm._numerics(torch.float32, True)["PRECISION"] == "tf32"
     assert implicit_gemm._numerics(torch.float32, False)["PRECISION"] == "ieee"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("layout", ["contiguous", "channels-last"])
+@pytest.mark.parametrize("channels", CHANNELS)
+def test_on_cuda_the_autotuned_kernels_agree_with_cudnn(channels, layout):
+    """The compiled kernels (autotuned tiles), fp32 with TF32 off, against cuDNN task by task."""
+    from metazoo.engine.precision import tf32
+
+    x, w = (LAYOUTS[layout](t.float().cuda()) for t in _inputs(*CHANNELS[channels]))
+    geometry = GEOMETRIES[0]
+    with tf32(False):
+        y = implicit_gemm.convolution(x, w, geometry)
+        grad_y = torch.randn_like(y)
+        expected = _per_task(x, w, grad_y, geometry)
+        got = (
+            y,
+            implicit_gemm.input_gradient(grad_y, w, x.shape[1:], geometry),
+            implicit_gemm.weight_gradient(x, grad_y, w.shape[1:], geometry),
+        )
+    for value, reference in zip(got, expected, strict=True):
+        torch.testing.assert_close(value, reference, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_the_kernels_compile_for_an_h100_without_spilling_in_the_hot_loop():
+    """Ahead-of-time compilation for sm_90 with Triton's own ptxas: no GPU needed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[3] / "benchmarks" / "triton_kernels.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--dtypes", "fp32"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = [
+        line for line in done.stdout.splitlines() if line.startswith("| ") and "|---" not in line
+    ]
+    assert len(rows) == 1 + 3 * 2 * len(implicit_gemm._configs())  # header, kernels x paths x tiles
