@@ -236,8 +236,10 @@ def main(argv: list[str] | None = None) -> int:
         _make_skeleton(Path(args.data_skeleton), Path("/tmp/metazoo-data"))
     device = "cpu" if args.dry_run else "cuda"
     if args.compile_cache:  # the child processes compile into (and reuse) this folder
-        Path(args.compile_cache).mkdir(parents=True, exist_ok=True)
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(args.compile_cache).resolve())
+        cache = Path(args.compile_cache).resolve()
+        cache.mkdir(parents=True, exist_ok=True)
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache)
+        os.environ["TRITON_CACHE_DIR"] = str(cache / "triton-kernels")  # metazoo's own, tuned
     document = _speed(args, out, device)
     best = _fast_step(args, document)
     _train(args, out, device, best, args.total - (time.perf_counter() - began))

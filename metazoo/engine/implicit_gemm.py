@@ -214,8 +214,23 @@ def _configs() -> list[triton.Config]:
 
 
 _KERNELS = (_convolution_kernel, _input_gradient_kernel, _weight_gradient_kernel)
+
+
+def _quick_bench(kernel_call, quantiles):
+    """Autotuning's timer, shortened (Triton's default spends 125 ms per tile and shape; a
+    meta-training step has a few dozen shapes, tuned once per process and cached on disk)."""
+    from triton.testing import do_bench
+
+    return do_bench(kernel_call, warmup=5, rep=20, quantiles=quantiles)
+
+
 _TUNED = {
-    kernel: triton.autotune(_configs(), key=["N", "C", "H", "W", "COUT", "HO", "WO"])(kernel)
+    kernel: triton.autotune(
+        _configs(),
+        key=["N", "C", "H", "W", "COUT", "HO", "WO"],
+        do_bench=_quick_bench,
+        cache_results=True,
+    )(kernel)
     for kernel in _KERNELS
 }
 _INTERPRETED = {kernel: InterpretedFunction(kernel.fn) for kernel in _KERNELS}
