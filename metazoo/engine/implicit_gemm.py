@@ -19,7 +19,9 @@ Shapes: ``x`` ``(T, N, Cin, H, W)``, ``w`` ``(T, Cout, Cin, kh, kw)``, ``y`` ``(
 Wo)``, any strides (channels-last, or a task axis expanded with stride 0); outputs keep the
 input's layout. Accumulation is in the input's precision or fp32 (bf16); fp32 products use
 TF32 only when ``torch.backends.cudnn.allow_tf32`` is set, as cuDNN's convolutions do. On CUDA the
-tile sizes are autotuned per shape; CPU tensors run Triton's interpreter (exact, slow: for tests).
+tile sizes are autotuned per shape; CPU tensors run Triton's interpreter (exact, slow: for tests;
+checked with Triton 3.8, whose interpreter runs kernels without ``TRITON_INTERPRET``; 3.6's fails
+on their loops, while its compiler builds them for sm_90).
 The three are registered as ``torch.library`` operators so ``make_fx`` and ``torch.compile``
 treat them as opaque calls; derivatives come from :mod:`metazoo.engine.taskconv`, which writes
 each operation's backward with the other two.
@@ -204,8 +206,8 @@ def _weight_gradient_kernel(
 
 def _configs() -> list[triton.Config]:
     """Tile sizes tried per shape on CUDA: fp32 products without TF32 run on the FMA units and
-    hold their operands in registers, so these are the tiles that compile without spilling on
-    sm_90 (``benchmarks/triton_kernels.py`` checks, without a GPU)."""
+    hold their operands in registers, so these are tiles that compile for sm_90 without spilling
+    in the hot loop (``benchmarks/triton_kernels.py`` checks, without a GPU)."""
     tiles = ((64, 64, 16, 8), (64, 64, 32, 8), (32, 64, 32, 4), (128, 64, 32, 8))
     return [
         triton.Config({"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k}, num_warps=warps, num_stages=3)
