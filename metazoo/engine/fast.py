@@ -254,6 +254,11 @@ class FastOptions:
         ):
             if getattr(self, option) and not getattr(self, needs):
                 raise ValueError(f"{option}=True needs {needs}=True")
+        if self.triton_convolutions and self.autocast is not None:
+            raise ValueError(
+                "triton_convolutions=True runs in the inputs' own precision and does not "
+                "autocast: leave autocast=None with it, or use batched_weight_gradients alone"
+            )
         if self.matmul_convolutions and self.triton_convolutions:
             raise ValueError(
                 "matmul_convolutions and triton_convolutions are two ways to run the same "

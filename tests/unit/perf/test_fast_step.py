@@ -275,6 +275,13 @@ def test_fast_options_say_what_each_lowering_needs():
         ValueError, match=r"^triton_convolutions=True needs batched_weight_gradients=True$"
     ):
         FastOptions(compile=True, triton_convolutions=True)
+    with pytest.raises(ValueError, match="does not autocast: leave autocast=None"):
+        FastOptions(
+            compile=True,
+            batched_weight_gradients=True,
+            triton_convolutions=True,
+            autocast=torch.bfloat16,
+        )
     with pytest.raises(ValueError, match="two ways to run the same convolutions; set one"):
         FastOptions(
             compile=True,
