@@ -71,6 +71,7 @@ from metazoo.training.config import FAST_STEP_OPTIONS  # noqa: E402  (profile_st
 SPEED_CONTENDERS = (
     "torch-loop",
     "metazoo-compiled+channels-last+triton-conv",
+    "metazoo-compiled+channels-last+triton-conv+3xtf32",
     "metazoo-compiled+channels-last+batched-wgrad",
     "metazoo-compiled+channels-last+matmul-conv",
     "metazoo-compiled+channels-last",

@@ -1,6 +1,6 @@
 """Compile metazoo's Triton kernels for a GPU without one: every autotune tile, registers and spills.
 
-    python benchmarks/triton_kernels.py                # sm_90 (H100/H200), fp32 and TF32
+    python benchmarks/triton_kernels.py                # sm_90 (H100/H200): fp32, 3xTF32, TF32
     python benchmarks/triton_kernels.py --arch 80 --dtypes fp32 bf16 fp64
 
 Triton's interpreter checks the kernels' values on a CPU (``tests/unit/engine``) but not that
@@ -35,6 +35,7 @@ from metazoo.engine import implicit_gemm  # noqa: E402
 DTYPES = {
     "fp32": ("*fp32", tl.float32, "ieee"),
     "tf32": ("*fp32", tl.float32, "tf32"),
+    "3xtf32": ("*fp32", tl.float32, "tf32x3"),
     "bf16": ("*bf16", tl.float32, "ieee"),
     "fp64": ("*fp64", tl.float64, "ieee"),
 }
@@ -84,7 +85,7 @@ def _usage(cubin: bytes) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--arch", type=int, default=90, help="CUDA compute capability x 10")
-    parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=["fp32", "tf32"])
+    parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=["fp32", "3xtf32", "tf32"])
     parser.add_argument("--kernels", nargs="+", choices=KERNELS, default=list(KERNELS))
     args = parser.parse_args(argv)
     target = GPUTarget("cuda", args.arch, 32)

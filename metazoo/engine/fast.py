@@ -44,7 +44,7 @@ from metazoo.engine.cudagraph import GraphedMetaStep
 from metazoo.engine.executors import adapt_and_query
 from metazoo.engine.functional import buffers_of, forward, task_loss, task_metric
 from metazoo.engine.inner import InnerLoop, LearningRate, functorch_grads, run_inner_loop
-from metazoo.engine.taskconv import batched_weight_gradients
+from metazoo.engine.taskconv import FP32_PRODUCTS, batched_weight_gradients
 from metazoo.episode import EpisodeBatch
 
 __all__ = [
@@ -109,10 +109,10 @@ def _loss_and_metric(model, batch, loop, lr, executor, chunk) -> Tensor:
 
 def _vmapped_meta_loss(model, loop, lr, scale, lowering, weights, buffers, sx, sy, qx, qy):
     """``scale`` times the summed query loss of a chunk of tasks, as one functional program;
-    ``lowering``: None (``vmap``'s own) or one of :data:`.taskconv.LOWERINGS`."""
+    ``lowering``: None (``vmap``'s own), or :func:`.taskconv.batched_weight_gradients`' arguments."""
 
     grad_fn = partial(functorch_grads, first_order=loop.first_order)
-    convolutions = batched_weight_gradients(lowering) if lowering else contextlib.nullcontext()
+    convolutions = batched_weight_gradients(*lowering) if lowering else contextlib.nullcontext()
 
     def task(sx, sy, qx, qy):
         with convolutions:
@@ -133,6 +133,7 @@ def compiled_meta_gradient(
     *,
     chunk: int | None = None,
     lowering: str | None = None,
+    fp32_products: str = "ieee",
 ) -> Callable[[EpisodeBatch], Tensor]:
     """A ``torch.compile``-d accumulator of the vectorized meta-gradient, ``batch -> meta-loss``.
 
@@ -154,6 +155,8 @@ def compiled_meta_gradient(
             (and more), and the program is then traced to ATen operations with ``make_fx`` on
             the first batch of each shape and that graph is compiled
             (:attr:`FastOptions.lowering` names the choice of each option).
+        fp32_products: with ``lowering="triton"``, how its kernels multiply fp32 with TF32 off
+            (:data:`metazoo.engine.taskconv.FP32_PRODUCTS`).
     """
     _check_policy(loop)
     if not isinstance(lr, float | int):
@@ -161,7 +164,8 @@ def compiled_meta_gradient(
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     params = dict(model.named_parameters())
     buffers = buffers_of(model, loop.bn_policy)
-    program = partial(_vmapped_meta_loss, model, loop, float(lr), 1.0 / tasks, lowering)
+    convolutions = (lowering, fp32_products) if lowering else None
+    program = partial(_vmapped_meta_loss, model, loop, float(lr), 1.0 / tasks, convolutions)
     gradient = torch.func.grad(program, has_aux=True)
     step = _traced_then_compiled(gradient) if lowering else torch.compile(gradient, dynamic=False)
 
@@ -245,6 +249,10 @@ class FastOptions:
     #: with ``batched_weight_gradients``: the per-task convolutions, input and weight gradients
     #: as implicit-GEMM Triton kernels (:mod:`metazoo.engine.implicit_gemm`; CUDA only).
     triton_convolutions: bool = False
+    #: with ``triton_convolutions``: how its kernels multiply fp32 with TF32 off, ``ieee`` (plain
+    #: fp32) or ``tf32x3`` (three TF32 tensor-core products; errors of the order of fp32
+    #: rounding, reported as its own precision mode).
+    triton_fp32_products: str = "ieee"
 
     def __post_init__(self) -> None:
         for option, needs in (
@@ -259,6 +267,13 @@ class FastOptions:
                 "triton_convolutions=True runs in the inputs' own precision and does not "
                 "autocast: leave autocast=None with it, or use batched_weight_gradients alone"
             )
+        if self.triton_fp32_products not in FP32_PRODUCTS:
+            raise ValueError(
+                f"triton_fp32_products must be one of {FP32_PRODUCTS}, "
+                f"got {self.triton_fp32_products!r}"
+            )
+        if self.triton_fp32_products != "ieee" and not self.triton_convolutions:
+            raise ValueError("triton_fp32_products is an option of triton_convolutions=True")
         if self.matmul_convolutions and self.triton_convolutions:
             raise ValueError(
                 "matmul_convolutions and triton_convolutions are two ways to run the same "
@@ -316,6 +331,7 @@ class FastMetaStep:
                 len(example),
                 chunk=chunk,
                 lowering=options.lowering,
+                fp32_products=options.triton_fp32_products,
             )
         graph = device.type == "cuda" if options.cuda_graph is None else options.cuda_graph
         self.runner = GraphedMetaStep(

@@ -18,7 +18,8 @@ weight gradient        ``Cout``                    ``(Cin, i, j)``  output pixel
 Shapes: ``x`` ``(T, N, Cin, H, W)``, ``w`` ``(T, Cout, Cin, kh, kw)``, ``y`` ``(T, N, Cout, Ho,
 Wo)``, any strides (channels-last, or a task axis expanded with stride 0); outputs keep the
 input's layout. Accumulation is in the input's precision or fp32 (bf16); fp32 products use
-TF32 only when ``torch.backends.cudnn.allow_tf32`` is set, as cuDNN's convolutions do. On CUDA the
+TF32 only when ``torch.backends.cudnn.allow_tf32`` is set, as cuDNN's convolutions do, and are
+otherwise plain fp32 or, asked for, 3xTF32 (:data:`FP32_PRODUCTS`). On CUDA the
 tile sizes are autotuned per shape; CPU tensors run Triton's interpreter (exact, slow: for tests;
 checked with Triton 3.8, whose interpreter runs kernels without ``TRITON_INTERPRET``; 3.6's fails
 on their loops, while its compiler builds them for sm_90).
@@ -35,7 +36,9 @@ import triton.language as tl
 from torch import Tensor
 from triton.runtime.interpreter import InterpretedFunction
 
-__all__ = ["convolution", "input_gradient", "weight_gradient"]
+from metazoo.engine.taskconv import FP32_PRODUCTS
+
+__all__ = ["FP32_PRODUCTS", "convolution", "input_gradient", "weight_gradient"]
 
 #: ``((sh, sw), (ph, pw), (dh, dw))``, as :attr:`metazoo.engine.taskconv.Settings.geometry`.
 Geometry = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
@@ -249,9 +252,9 @@ def _launch(kernel, grid, *args, device: torch.device, **constants) -> None:
         _INTERPRETED[kernel][grid(blocks)](*args, **constants, **blocks)
 
 
-def _numerics(dtype: torch.dtype, tf32: bool) -> dict:
+def _numerics(dtype: torch.dtype, products: str) -> dict:
     accumulator = tl.float64 if dtype == torch.float64 else tl.float32
-    return {"ACC": accumulator, "PRECISION": "tf32" if tf32 else "ieee"}
+    return {"ACC": accumulator, "PRECISION": products}
 
 
 def _channels_last(t: Tensor) -> bool:
@@ -281,8 +284,8 @@ def _cdiv(a: int, b: int) -> int:
 
 
 @torch.library.custom_op("metazoo::task_convolution", mutates_args=())
-def _convolution_op(x: Tensor, w: Tensor, geometry: list[int], tf32: bool) -> Tensor:
-    y = _convolution_fake(x, w, geometry, tf32)
+def _convolution_op(x: Tensor, w: Tensor, geometry: list[int], products: str) -> Tensor:
+    y = _convolution_fake(x, w, geometry, products)
     tasks, n, c, h, width = x.shape
     o, _, kh, kw = w.shape[1:]
     ho, wo = y.shape[-2:]
@@ -291,13 +294,13 @@ def _convolution_op(x: Tensor, w: Tensor, geometry: list[int], tf32: bool) -> Te
         _convolution_kernel, grid, x, w, y, n, c, h, width, o, ho, wo,
         *x.stride(), *w.stride(), *y.stride(), *geometry,
         KH=kh, KW=kw, TAPS_OUTER=c >= TAPS_OUTER_FROM, device=x.device,
-        **_numerics(x.dtype, tf32),
+        **_numerics(x.dtype, products),
     )  # fmt: skip
     return y
 
 
 @_convolution_op.register_fake
-def _convolution_fake(x: Tensor, w: Tensor, geometry: list[int], tf32: bool) -> Tensor:
+def _convolution_fake(x: Tensor, w: Tensor, geometry: list[int], products: str) -> Tensor:
     sh, sw, ph, pw, dh, dw = geometry
     kh, kw = w.shape[-2:]
     ho = _output_size(x.shape[3], kh, sh, ph, dh)
@@ -307,9 +310,9 @@ def _convolution_fake(x: Tensor, w: Tensor, geometry: list[int], tf32: bool) -> 
 
 @torch.library.custom_op("metazoo::task_input_gradient", mutates_args=())
 def _input_gradient_op(
-    grad_y: Tensor, w: Tensor, x_shape: list[int], geometry: list[int], tf32: bool
+    grad_y: Tensor, w: Tensor, x_shape: list[int], geometry: list[int], products: str
 ) -> Tensor:
-    grad_x = _input_gradient_fake(grad_y, w, x_shape, geometry, tf32)
+    grad_x = _input_gradient_fake(grad_y, w, x_shape, geometry, products)
     tasks, n, o, ho, wo = grad_y.shape
     _, c, h, width = x_shape
     kh, kw = w.shape[-2:]
@@ -318,14 +321,14 @@ def _input_gradient_op(
         _input_gradient_kernel, grid, grad_y, w, grad_x, n, c, h, width, o, ho, wo,
         *grad_y.stride(), *w.stride(), *grad_x.stride(), *geometry,
         KH=kh, KW=kw, TAPS_OUTER=o >= TAPS_OUTER_FROM, device=grad_y.device,
-        **_numerics(grad_y.dtype, tf32),
+        **_numerics(grad_y.dtype, products),
     )  # fmt: skip
     return grad_x
 
 
 @_input_gradient_op.register_fake
 def _input_gradient_fake(
-    grad_y: Tensor, w: Tensor, x_shape: list[int], geometry: list[int], tf32: bool
+    grad_y: Tensor, w: Tensor, x_shape: list[int], geometry: list[int], products: str
 ) -> Tensor:
     return _empty(grad_y, (grad_y.shape[0], *x_shape))
 
@@ -342,7 +345,7 @@ def _splits(tasks: int, blocks: int, pixels: int, device: torch.device) -> int:
 
 @torch.library.custom_op("metazoo::task_weight_gradient", mutates_args=())
 def _weight_gradient_op(
-    x: Tensor, grad_y: Tensor, w_shape: list[int], geometry: list[int], tf32: bool
+    x: Tensor, grad_y: Tensor, w_shape: list[int], geometry: list[int], products: str
 ) -> Tensor:
     tasks, n, c, h, width = x.shape
     o, _, kh, kw = w_shape
@@ -360,14 +363,14 @@ def _weight_gradient_op(
         _weight_gradient_kernel, grid, x, grad_y, parts, n, c, h, width, o, ho, wo,
         *x.stride(), *grad_y.stride(), *geometry, split,
         KH=kh, KW=kw, TAPS_OUTER=taps_outer, device=x.device,
-        **_numerics(x.dtype, tf32),
+        **_numerics(x.dtype, products),
     )  # fmt: skip
     return parts.sum(1).view(tasks, *w_shape).to(x.dtype)
 
 
 @_weight_gradient_op.register_fake
 def _weight_gradient_fake(
-    x: Tensor, grad_y: Tensor, w_shape: list[int], geometry: list[int], tf32: bool
+    x: Tensor, grad_y: Tensor, w_shape: list[int], geometry: list[int], products: str
 ) -> Tensor:
     return x.new_empty((x.shape[0], *w_shape))
 
@@ -376,23 +379,35 @@ def _flat(geometry: Geometry) -> list[int]:
     return [v for pair in geometry for v in pair]
 
 
-def _tf32(t: Tensor) -> bool:
-    return t.dtype == torch.float32 and torch.backends.cudnn.allow_tf32
+def _products(t: Tensor, fp32_products: str) -> str:
+    """How the kernels multiply ``t``'s dtype: fp32 with TF32 where cuDNN's flag allows it, else
+    ``fp32_products``; other dtypes exactly."""
+    if t.dtype != torch.float32:
+        return "ieee"
+    if fp32_products not in FP32_PRODUCTS:
+        raise ValueError(f"fp32_products must be one of {FP32_PRODUCTS}, got {fp32_products!r}")
+    return "tf32" if torch.backends.cudnn.allow_tf32 else fp32_products
 
 
-def convolution(x: Tensor, w: Tensor, geometry: Geometry) -> Tensor:
+def convolution(x: Tensor, w: Tensor, geometry: Geometry, fp32_products: str = "ieee") -> Tensor:
     """Each task's ``conv2d`` without bias: x ``(T, N, Cin, H, W)``, w ``(T, Cout, Cin, kh, kw)``
-    -> ``(T, N, Cout, Ho, Wo)``, in ``x``'s layout."""
-    return _convolution_op(x, w, _flat(geometry), _tf32(x))
+    -> ``(T, N, Cout, Ho, Wo)``, in ``x``'s layout. ``fp32_products``: :data:`FP32_PRODUCTS`."""
+    return _convolution_op(x, w, _flat(geometry), _products(x, fp32_products))
 
 
-def input_gradient(grad_y: Tensor, w: Tensor, x_shape, geometry: Geometry) -> Tensor:
+def input_gradient(
+    grad_y: Tensor, w: Tensor, x_shape, geometry: Geometry, fp32_products: str = "ieee"
+) -> Tensor:
     """Each task's ``conv2d`` input gradient: grad_y ``(T, N, Cout, Ho, Wo)``, w ``(T, Cout, Cin,
     kh, kw)``, x_shape one task's input shape ``(N, Cin, H, W)`` -> ``(T, N, Cin, H, W)``."""
-    return _input_gradient_op(grad_y, w, list(x_shape), _flat(geometry), _tf32(grad_y))
+    products = _products(grad_y, fp32_products)
+    return _input_gradient_op(grad_y, w, list(x_shape), _flat(geometry), products)
 
 
-def weight_gradient(x: Tensor, grad_y: Tensor, w_shape, geometry: Geometry) -> Tensor:
+def weight_gradient(
+    x: Tensor, grad_y: Tensor, w_shape, geometry: Geometry, fp32_products: str = "ieee"
+) -> Tensor:
     """Each task's ``conv2d`` weight gradient: x ``(T, N, Cin, H, W)``, grad_y ``(T, N, Cout, Ho,
     Wo)``, w_shape ``(Cout, Cin, kh, kw)`` -> ``(T, Cout, Cin, kh, kw)``."""
-    return _weight_gradient_op(x, grad_y, list(w_shape), _flat(geometry), _tf32(x))
+    products = _products(x, fp32_products)
+    return _weight_gradient_op(x, grad_y, list(w_shape), _flat(geometry), products)

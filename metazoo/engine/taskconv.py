@@ -41,6 +41,7 @@ __all__ = [
     "task_input_gradient",
     "Settings",
     "LOWERINGS",
+    "FP32_PRODUCTS",
 ]
 
 
@@ -49,6 +50,10 @@ __all__ = [
 #: ``bmm``; ``matmul`` makes all three batched products over im2col columns (col2im for the input
 #: gradient); ``triton`` runs all three as implicit-GEMM kernels (:mod:`.implicit_gemm`, CUDA).
 LOWERINGS = ("grouped", "matmul", "triton")
+#: How the ``triton`` lowering multiplies fp32 operands when TF32 is off: ``ieee`` on the FMA units
+#: (plain fp32), or ``tf32x3`` as three TF32 tensor-core products of each operand's high and low
+#: parts (errors of the order of fp32 rounding; a separately reported mode, not plain fp32).
+FP32_PRODUCTS = ("ieee", "tf32x3")
 
 
 class Settings(NamedTuple):
@@ -62,6 +67,8 @@ class Settings(NamedTuple):
     dilation: tuple[int, int]
     #: how the per-task operations run (:data:`LOWERINGS`).
     lowering: str = "grouped"
+    #: the ``triton`` lowering's fp32 products (:data:`FP32_PRODUCTS`).
+    fp32_products: str = "ieee"
 
     @property
     def geometry(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
@@ -200,7 +207,7 @@ class _TaskConv(_Op):
     @staticmethod
     def forward(x: Tensor, w: Tensor, settings: Settings) -> Tensor:
         if settings.lowering == "triton":
-            return _implicit_gemm().convolution(x, w, settings.geometry)
+            return _implicit_gemm().convolution(x, w, settings.geometry, settings.fp32_products)
         if settings.lowering == "matmul":
             return task_convolution(x, w, settings)
         return torch.func.vmap(_convolution, in_dims=(0, 0, None))(x, w, settings)
@@ -218,7 +225,8 @@ class _TaskInputGrad(_Op):
     @staticmethod
     def forward(grad_y: Tensor, w: Tensor, x_shape, settings: Settings) -> Tensor:
         if settings.lowering == "triton":
-            return _implicit_gemm().input_gradient(grad_y, w, x_shape, settings.geometry)
+            products = settings.fp32_products
+            return _implicit_gemm().input_gradient(grad_y, w, x_shape, settings.geometry, products)
         if settings.lowering == "matmul":
             return task_input_gradient(grad_y, w, x_shape, settings)
         per_task = torch.func.vmap(_input_gradient, in_dims=(0, 0, None, None))
@@ -237,7 +245,8 @@ class _TaskWeightGrad(_Op):
     @staticmethod
     def forward(x: Tensor, grad_y: Tensor, w_shape, settings: Settings) -> Tensor:
         if settings.lowering == "triton":
-            return _implicit_gemm().weight_gradient(x, grad_y, w_shape, settings.geometry)
+            products = settings.fp32_products
+            return _implicit_gemm().weight_gradient(x, grad_y, w_shape, settings.geometry, products)
         return task_weight_gradient(x, grad_y, w_shape, settings)
 
     @staticmethod
@@ -322,24 +331,29 @@ class _Conv2dArgs(NamedTuple):
 
 
 class _BatchedWeightGradients(TorchFunctionMode):
-    def __init__(self, lowering: str):
+    def __init__(self, lowering: str, fp32_products: str):
         super().__init__()
-        self.lowering = lowering
+        self.lowering, self.fp32_products = lowering, fp32_products
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if func is F.conv2d or func is torch.conv2d:
             a = _Conv2dArgs(*args, **(kwargs or {}))
             if a.groups == 1 and not isinstance(a.padding, str) and a.input.dim() == 4:
                 geometry = (_pair(a.stride), _pair(a.padding), _pair(a.dilation))
-                y = _Conv.apply(a.input, a.weight, Settings(*geometry, self.lowering))
+                y = _Conv.apply(
+                    a.input, a.weight, Settings(*geometry, self.lowering, self.fp32_products)
+                )
                 return y if a.bias is None else y + a.bias[:, None, None]
         return func(*args, **(kwargs or {}))
 
 
-def batched_weight_gradients(lowering: str = "grouped") -> TorchFunctionMode:
+def batched_weight_gradients(
+    lowering: str = "grouped", fp32_products: str = "ieee"
+) -> TorchFunctionMode:
     """A context in which ``F.conv2d`` (ungrouped, 4-D input) computes per-task weight gradients
     as one batched operation when run under ``vmap`` over tasks, and the per-task convolutions
-    and input gradients as ``lowering`` says (one of :data:`LOWERINGS`).
+    and input gradients as ``lowering`` says (one of :data:`LOWERINGS`); ``fp32_products``
+    (:data:`FP32_PRODUCTS`) is the ``triton`` lowering's way to multiply fp32 with TF32 off.
 
     Use it around the per-task function given to ``torch.func.vmap``; outside ``vmap`` it
     computes exactly ``F.conv2d`` (to every order of differentiation). Other convolutions
@@ -347,4 +361,8 @@ def batched_weight_gradients(lowering: str = "grouped") -> TorchFunctionMode:
     """
     if lowering not in LOWERINGS:
         raise ValueError(f"unknown lowering {lowering!r}; choose one of {LOWERINGS}")
-    return _BatchedWeightGradients(lowering)
+    if fp32_products not in FP32_PRODUCTS:
+        raise ValueError(f"unknown fp32_products {fp32_products!r}; choose one of {FP32_PRODUCTS}")
+    if fp32_products != "ieee" and lowering != "triton":
+        raise ValueError(f"fp32_products={fp32_products!r} is a choice of the 'triton' lowering")
+    return _BatchedWeightGradients(lowering, fp32_products)

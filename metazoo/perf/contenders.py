@@ -12,7 +12,7 @@ import contextlib
 import copy
 import importlib.metadata
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor, nn
@@ -60,7 +60,7 @@ class Contender:
     meta_gradient: Callable[[EpisodeBatch], list[Tensor]]
     #: ``(T,)`` query accuracy in % after test-time adaptation; None when not timed.
     evaluate: Callable[[EpisodeBatch], Tensor] | None
-    #: numeric mode: ``fp32`` (TF32 off), ``tf32`` or ``bf16`` (autocast).
+    #: numeric mode: ``fp32`` (TF32 off), ``tf32``, ``3xtf32`` or ``bf16`` (autocast).
     precision: str = "fp32"
     #: anything a reader of the table should know (e.g. the executor ``auto`` chose).
     note: str = ""
@@ -74,7 +74,7 @@ class Contender:
 
 
 def precision(mode: str) -> contextlib.AbstractContextManager:
-    """TF32 off for ``fp32`` and ``bf16``, on for ``tf32``; restored on exit."""
+    """TF32 off for ``fp32``, ``3xtf32`` and ``bf16``, on for ``tf32``; restored on exit."""
     return tf32(mode == "tf32")
 
 
@@ -221,8 +221,12 @@ def _maml_learner(model: nn.Module, shape: SpeedShape, example: EpisodeBatch) ->
 
 
 def precision_of(name: str) -> str:
-    """A contender's numeric mode, from its name: ``+tf32`` and ``+bf16`` variants, else fp32."""
-    return "tf32" if name.endswith("+tf32") else "bf16" if name.endswith("+bf16") else "fp32"
+    """A contender's numeric mode, from its name: ``+tf32``, ``+3xtf32`` (Triton kernels' fp32
+    products as three TF32 products, everything else fp32) and ``+bf16`` variants, else fp32."""
+    for mode in ("tf32", "3xtf32", "bf16"):
+        if name.endswith(f"+{mode}"):
+            return mode
+    return "fp32"
 
 
 def _fast_variants(*variants: tuple[str, FastOptions]) -> dict[str, Builder]:
@@ -290,7 +294,8 @@ def _fast(name: str, options: FastOptions) -> Builder:
             f"metazoo FastMetaStep: {plan.executor}"
             + (f" (chunks of {plan.chunk})" if plan.chunk else "")
             + (", whole step in one CUDA graph" if graph else "")
-            + "".join(f", {_PHRASES[o]}" for o in FAST_STEP_OPTIONS if getattr(options, o)),
+            + "".join(f", {_PHRASES[o]}" for o in FAST_STEP_OPTIONS if getattr(options, o))
+            + (", fp32 products as 3xTF32" if options.triton_fp32_products == "tf32x3" else ""),
             step,
             step.meta_gradient,
             evaluate,
@@ -301,6 +306,7 @@ def _fast(name: str, options: FastOptions) -> Builder:
                 "chunk": plan.chunk,
                 "cuda_graph": graph,
                 **{option: getattr(options, option) for option in FAST_STEP_OPTIONS},
+                "triton_fp32_products": options.triton_fp32_products,
                 **memory,
             },
             model=model,
@@ -350,6 +356,10 @@ CUDA_VARIANTS: dict[str, Callable] = _fast_variants(
         ),
     ),
     ("metazoo-compiled+channels-last+triton-conv", _TRITON),
+    (
+        "metazoo-compiled+channels-last+triton-conv+3xtf32",
+        replace(_TRITON, triton_fp32_products="tf32x3"),
+    ),
     ("metazoo-auto+tf32", FastOptions()),
     # what training may run (the training target does not rule TF32 out)
     ("metazoo-compiled+channels-last+tf32", FastOptions(compile=True, channels_last=True)),

@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+import triton.language as tl
 
 from metazoo.engine import implicit_gemm
+from metazoo.engine.taskconv import FP32_PRODUCTS, batched_weight_gradients
 
 GEOMETRIES = [
     ((1, 1), (1, 1), (1, 1)),
@@ -104,46 +106,61 @@ def test_the_operators_pass_torch_library_checks():
     grad_y = torch.randn(3, 2, 4, 7, 7, dtype=torch.float64)
     checks = ("test_schema", "test_faketensor")
     ops = torch.ops.metazoo
-    torch.library.opcheck(ops.task_convolution, (x, w, geometry, False), test_utils=checks)
+    torch.library.opcheck(ops.task_convolution, (x, w, geometry, "ieee"), test_utils=checks)
     torch.library.opcheck(
-        ops.task_input_gradient, (grad_y, w, list(x.shape[1:]), geometry, False), test_utils=checks
+        ops.task_input_gradient, (grad_y, w, list(x.shape[1:]), geometry, "ieee"), test_utils=checks
     )
     torch.library.opcheck(
-        ops.task_weight_gradient, (x, grad_y, list(w.shape[1:]), geometry, False), test_utils=checks
+        ops.task_weight_gradient,
+        (x, grad_y, list(w.shape[1:]), geometry, "ieee"),
+        test_utils=checks,
     )
 
 
-def test_tf32_follows_cudnns_flag_for_float32_only():
-    x, w = _inputs()
+def test_fp32_products_are_tf32_where_cudnn_allows_it_else_as_asked():
+    x, _ = _inputs()
     before = torch.backends.cudnn.allow_tf32
     try:
         torch.backends.cudnn.allow_tf32 = True
-        assert implicit_gemm._tf32(x.float()) and not implicit_gemm._tf32(x)
+        assert implicit_gemm._products(x.float(), "ieee") == "tf32"
+        assert implicit_gemm._products(x, "tf32x3") == "ieee"  # float64: exact products always
         torch.backends.cudnn.allow_tf32 = False
-        assert not implicit_gemm._tf32(x.float())
+        assert implicit_gemm._products(x.float(), "ieee") == "ieee"
+        assert implicit_gemm._products(x.float(), "tf32x3") == "tf32x3"
     finally:
         torch.backends.cudnn.allow_tf32 = before
-    assert implicit_gemm._numerics(torch.float32, True)["PRECISION"] == "tf32"
-    assert implicit_gemm._numerics(torch.float32, False)["PRECISION"] == "ieee"
+    assert implicit_gemm._numerics(torch.float32, "tf32x3") == {
+        "ACC": tl.float32,
+        "PRECISION": "tf32x3",
+    }
+    assert implicit_gemm._numerics(torch.float64, "ieee")["ACC"] == tl.float64
+
+
+def test_unknown_fp32_products_are_refused_with_the_choices():
+    with pytest.raises(ValueError, match=r"unknown fp32_products 'tf32x9'; choose one of \('ieee'"):
+        batched_weight_gradients("triton", "tf32x9")
+    with pytest.raises(ValueError, match="a choice of the 'triton' lowering"):
+        batched_weight_gradients("matmul", "tf32x3")
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("products", FP32_PRODUCTS)
 @pytest.mark.parametrize("layout", ["contiguous", "channels-last"])
 @pytest.mark.parametrize("channels", CHANNELS)
-def test_on_cuda_the_autotuned_kernels_agree_with_cudnn(channels, layout):
+def test_on_cuda_the_autotuned_kernels_agree_with_cudnn(channels, layout, products):
     """The compiled kernels (autotuned tiles), fp32 with TF32 off, against cuDNN task by task."""
     from metazoo.engine.precision import tf32
 
     x, w = (LAYOUTS[layout](t.float().cuda()) for t in _inputs(*CHANNELS[channels]))
     geometry = GEOMETRIES[0]
     with tf32(False):
-        y = implicit_gemm.convolution(x, w, geometry)
+        y = implicit_gemm.convolution(x, w, geometry, products)
         grad_y = torch.randn_like(y)
         expected = _per_task(x, w, grad_y, geometry)
         got = (
             y,
-            implicit_gemm.input_gradient(grad_y, w, x.shape[1:], geometry),
-            implicit_gemm.weight_gradient(x, grad_y, w.shape[1:], geometry),
+            implicit_gemm.input_gradient(grad_y, w, x.shape[1:], geometry, products),
+            implicit_gemm.weight_gradient(x, grad_y, w.shape[1:], geometry, products),
         )
     for value, reference in zip(got, expected, strict=True):
         torch.testing.assert_close(value, reference, rtol=1e-4, atol=1e-4)
