@@ -5,7 +5,7 @@
 
 Triton's interpreter checks the kernels' values on a CPU (``tests/unit/engine``) but not that
 they compile for a GPU, nor what they cost there. This compiles each kernel of
-:mod:`metazoo.engine.implicit_gemm` ahead of time (Triton's bundled ``ptxas``), for both
+:mod:`metazoo.engine.implicit_gemm_kernels` ahead of time (Triton's bundled ``ptxas``), for both
 reductions (taps outer, flattened), each dtype and each autotune tile, and reads the cubin's
 registers and spill stack (``cuobjdump``). A spill of more than :data:`SPILL_LIMIT` bytes on the
 taps-outer path (every layer but the first), in a dtype that trains, means local-memory traffic in the hot loop: it fails
@@ -29,7 +29,7 @@ import triton.language as tl  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
-from metazoo.engine import implicit_gemm  # noqa: E402
+from metazoo.engine import implicit_gemm, implicit_gemm_kernels  # noqa: E402
 
 #: ``--dtypes`` choices: (pointer type, accumulator, dot input precision).
 DTYPES = {
@@ -42,9 +42,9 @@ DTYPES = {
 #: Spill bytes a taps-outer tile may have (a few loop-invariant values, not the operand tiles).
 SPILL_LIMIT = 64
 KERNELS = {
-    "convolution": implicit_gemm._convolution_kernel,
-    "input_gradient": implicit_gemm._input_gradient_kernel,
-    "weight_gradient": implicit_gemm._weight_gradient_kernel,
+    "convolution": implicit_gemm_kernels.convolution_kernel,
+    "input_gradient": implicit_gemm_kernels.input_gradient_kernel,
+    "weight_gradient": implicit_gemm_kernels.weight_gradient_kernel,
 }
 
 

@@ -31,7 +31,6 @@ import contextlib
 import copy
 import dataclasses
 import importlib.util
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -39,28 +38,18 @@ import torch
 from torch import Tensor, nn
 
 from metazoo.engine.autoselect import ExecutorPlan, plan_executor, saved_tensor_bytes
-from metazoo.engine.batchnorm import BatchNormMode
+from metazoo.engine.compiled import check_policy, compiled_meta_gradient
 from metazoo.engine.cudagraph import GraphedMetaStep
 from metazoo.engine.executors import adapt_and_query
-from metazoo.engine.functional import buffers_of, forward, task_loss, task_metric
-from metazoo.engine.inner import InnerLoop, LearningRate, functorch_grads, run_inner_loop
-from metazoo.engine.taskconv import FP32_PRODUCTS, batched_weight_gradients
+from metazoo.engine.inner import InnerLoop, LearningRate
+from metazoo.engine.taskconv import FP32_PRODUCTS
 from metazoo.episode import EpisodeBatch
 
 __all__ = [
     "FastMetaStep",
     "FastOptions",
     "accumulate_meta_gradient",
-    "compiled_meta_gradient",
 ]
-
-
-def _check_policy(loop: InnerLoop) -> None:
-    if loop.bn_policy == "running":
-        raise ValueError(
-            "the fast step supports bn_policy 'transductive' and 'per_step'; for running "
-            "statistics use metazoo.engine.adapt_and_query(..., executor='sequential')"
-        )
 
 
 def accumulate_meta_gradient(
@@ -90,7 +79,7 @@ def accumulate_meta_gradient(
 
 def _loss_and_metric(model, batch, loop, lr, executor, chunk) -> Tensor:
     """``accumulate_meta_gradient``'s work; returns ``(2,)``: mean query loss and metric."""
-    _check_policy(loop)
+    check_policy(loop)
     if executor not in ("sequential", "vectorized"):
         raise ValueError(f"executor must be 'sequential' or 'vectorized', got {executor!r}")
     loop = dataclasses.replace(loop, ways=loop.ways or batch.ways)
@@ -105,102 +94,6 @@ def _loss_and_metric(model, batch, loop, lr, executor, chunk) -> Tensor:
         check_finite=False,
     )
     return torch.stack([results.query_loss.mean(), results.metric.mean()])
-
-
-def _vmapped_meta_loss(model, loop, lr, scale, lowering, weights, buffers, sx, sy, qx, qy):
-    """``scale`` times the summed query loss of a chunk of tasks, as one functional program;
-    ``lowering``: None (``vmap``'s own), or :func:`.taskconv.batched_weight_gradients`' arguments."""
-
-    grad_fn = partial(functorch_grads, first_order=loop.first_order)
-    convolutions = batched_weight_gradients(*lowering) if lowering else contextlib.nullcontext()
-
-    def task(sx, sy, qx, qy):
-        with convolutions:
-            trajectory, _ = run_inner_loop(model, weights, buffers, sx, sy, loop, lr, grad_fn)
-            out = forward(model, trajectory[-1], buffers, qx)
-        return task_loss(out, qy, loop.task, loop.ways), task_metric(out, qy, loop.task)
-
-    with BatchNormMode(loop.bn_policy, vectorized=True):
-        losses, metrics = torch.func.vmap(task)(sx, sy, qx, qy)
-    return losses.sum() * scale, (losses.detach(), metrics)
-
-
-def compiled_meta_gradient(
-    model: nn.Module,
-    loop: InnerLoop,
-    lr: float,
-    tasks: int,
-    *,
-    chunk: int | None = None,
-    lowering: str | None = None,
-    fp32_products: str = "ieee",
-) -> Callable[[EpisodeBatch], Tensor]:
-    """A ``torch.compile``-d accumulator of the vectorized meta-gradient, ``batch -> meta-loss``.
-
-    The program is ``torch.func.grad`` (outer) of ``vmap`` over tasks of the inner loop
-    (``torch.func.grad`` inside), so the compiler sees all three differentiation orders at once.
-    Each call adds the meta-gradient of a ``tasks``-task batch to the parameters' ``.grad``, one
-    chunk at a time, and returns ``(2,)``: the detached mean query loss and mean query metric.
-    Supports a float inner learning rate and no per-step overrides (MAML, first-order MAML,
-    ANIL-style ``adapt_names``).
-
-    Args:
-        model: the network (BatchNorm with batch statistics, i.e. ``transductive``).
-        loop: inner-loop settings; ``loop.ways`` should be set.
-        lr: the inner learning rate.
-        tasks: the meta-batch size T every batch has (scales the loss by ``1/T``).
-        chunk: tasks per compiled call (None: all T).
-        lowering: how per-task convolutions run: None keeps ``vmap``'s grouped convolutions;
-            a name of :data:`metazoo.engine.taskconv.LOWERINGS` batches the weight gradients
-            (and more), and the program is then traced to ATen operations with ``make_fx`` on
-            the first batch of each shape and that graph is compiled
-            (:attr:`FastOptions.lowering` names the choice of each option).
-        fp32_products: with ``lowering="triton"``, how its kernels multiply fp32 with TF32 off
-            (:data:`metazoo.engine.taskconv.FP32_PRODUCTS`).
-    """
-    _check_policy(loop)
-    if not isinstance(lr, float | int):
-        raise ValueError("compiled_meta_gradient takes a float inner learning rate")
-    names = [n for n, p in model.named_parameters() if p.requires_grad]
-    params = dict(model.named_parameters())
-    buffers = buffers_of(model, loop.bn_policy)
-    convolutions = (lowering, fp32_products) if lowering else None
-    program = partial(_vmapped_meta_loss, model, loop, float(lr), 1.0 / tasks, convolutions)
-    gradient = torch.func.grad(program, has_aux=True)
-    step = _traced_then_compiled(gradient) if lowering else torch.compile(gradient, dynamic=False)
-
-    def accumulate(batch: EpisodeBatch) -> Tensor:
-        total = batch.query_x.new_zeros(2)
-        for part in batch.split(chunk or len(batch)):
-            weights = {n: p.detach() for n, p in params.items()}
-            grads, (losses, metrics) = step(
-                weights, buffers, part.support_x, part.support_y, part.query_x, part.query_y
-            )
-            for n in names:
-                p = params[n]
-                p.grad = grads[n] if p.grad is None else p.grad.add_(grads[n])
-            total = total + torch.stack([losses.sum(), metrics.sum()]) / tasks
-        return total
-
-    return accumulate
-
-
-def _traced_then_compiled(function: Callable) -> Callable:
-    """``function`` traced to ATen operations (``make_fx``, fake tensors) per input shape, then
-    compiled: ``torch.compile`` cannot trace the ``vmap`` rules of ``autograd.Function`` s."""
-    from torch.fx.experimental.proxy_tensor import make_fx
-
-    compiled: dict[tuple, Callable] = {}
-
-    def call(weights: dict, buffers: dict, *batch: Tensor):
-        leaves = [*weights.values(), *buffers.values(), *batch]
-        key = tuple((t.shape, t.stride(), t.dtype, t.device) for t in leaves)
-        if key not in compiled:
-            graph = make_fx(function, tracing_mode="fake")(weights, buffers, *batch)
-            compiled[key] = torch.compile(graph, dynamic=False)
-        return compiled[key](weights, buffers, *batch)
-
-    return call
 
 
 def _check_triton(device: torch.device) -> None:
@@ -237,7 +130,7 @@ class FastOptions:
     #: let cuDNN time its convolution algorithms for the step's (static) shapes on first use
     #: (``torch.backends.cudnn.benchmark`` while the step runs, then restored).
     cudnn_benchmark: bool = False
-    #: ``torch.compile`` the meta-gradient (:func:`compiled_meta_gradient`; a float inner learning
+    #: ``torch.compile`` the meta-gradient (:func:`.compiled.compiled_meta_gradient`; a float inner learning
     #: rate); the first step then takes the compile time (seconds to minutes).
     compile: bool = False
     #: with ``compile``: the convolutions' per-task weight gradients as one batched matrix product
@@ -282,7 +175,7 @@ class FastOptions:
 
     @property
     def lowering(self) -> str | None:
-        """How per-task convolutions run (:func:`compiled_meta_gradient`'s ``lowering``)."""
+        """How per-task convolutions run (:func:`.compiled.compiled_meta_gradient`'s ``lowering``)."""
         if self.triton_convolutions:
             return "triton"
         if self.matmul_convolutions:

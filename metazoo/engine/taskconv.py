@@ -20,9 +20,9 @@ others, so the set is closed under differentiation: second-order MAML through it
 ``vmap`` to rounding (tested in float64).
 
 ``torch.compile`` cannot trace ``autograd.Function`` s with custom ``vmap`` rules inside
-``torch.func`` transforms, so :func:`metazoo.engine.fast.compiled_meta_gradient` first traces the
-whole program to ATen operations (and the Triton kernels' operators) with ``make_fx`` and
-compiles that graph.
+``torch.func`` transforms, so :func:`metazoo.engine.compiled.compiled_meta_gradient` first
+traces the whole program to ATen operations (and the Triton kernels' operators) with ``make_fx``
+and compiles that graph.
 """
 
 from __future__ import annotations

@@ -8,13 +8,9 @@ import pytest
 import torch
 
 from metazoo.engine import InnerLoop, adapt_and_query, task_scores
+from metazoo.engine.compiled import compiled_meta_gradient
 from metazoo.engine.cudagraph import GraphedMetaStep, static_copy
-from metazoo.engine.fast import (
-    FastMetaStep,
-    FastOptions,
-    accumulate_meta_gradient,
-    compiled_meta_gradient,
-)
+from metazoo.engine.fast import FastMetaStep, FastOptions, accumulate_meta_gradient
 from metazoo.engine.gradcheck import tiny_batch, tiny_conv_net
 from metazoo.testing import synthetic_batch
 
