@@ -140,9 +140,9 @@ def test_grouped_and_same_padding_convolutions_are_left_to_pytorch():
     assert torch.equal(got_same, F.conv2d(x[0], w[0], padding="same"))
 
 
-def _grouped_convolutions(lowering: str | None) -> tuple[int, int]:
+def _grouped_convolutions(lowering: str | None) -> tuple[int, int, set[str]]:
     """How many grouped convolutions (forward or input gradient) and grouped weight gradients the
-    traced MAML meta-gradient runs."""
+    traced MAML meta-gradient runs, and which of metazoo's own operators it calls."""
     from torch.fx.experimental.proxy_tensor import make_fx
 
     gen = torch.Generator().manual_seed(2)
@@ -162,14 +162,16 @@ def _grouped_convolutions(lowering: str | None) -> tuple[int, int]:
     groups = {forward: lambda a: a[8], backward: lambda a: a[-2]}  # the ops' signatures
     grouped = [n for n in nodes if n.target in groups and groups[n.target](n.args) > 1]
     weight_gradients = [n for n in grouped if n.target is backward and n.args[-1][1]]
-    return len(grouped) - len(weight_gradients), len(weight_gradients)
+    ours = {n.target.name() for n in nodes if str(n.target).startswith("metazoo.")}
+    return len(grouped) - len(weight_gradients), len(weight_gradients), ours
 
 
 def test_batched_products_leave_grouped_convolutions():
     plain, batched, matmul, triton = (
         _grouped_convolutions(lowering) for lowering in (None, *LOWERINGS)
     )
-    assert plain[0] > 0 and plain[1] > 0  # what vmap runs
-    assert batched[0] > 0 and batched[1] == 0
-    assert matmul == (0, 0)
-    assert triton == (0, 0)
+    assert plain[0] > 0 and plain[1] > 0 and not plain[2]  # what vmap runs
+    assert batched[0] > 0 and batched[1] == 0 and not batched[2]
+    assert matmul == (0, 0, set())
+    kernels = {f"metazoo::task_{op}" for op in ("convolution", "input_gradient", "weight_gradient")}
+    assert triton == (0, 0, kernels)  # the three Triton operators, and no grouped convolution
