@@ -44,6 +44,20 @@ and packs the folder into ``$OUT/compile-cache.tar.gz``; unpacked into ``.gpu_ex
 carried to the next session, whose compiles of the same programs (same torch, same GPU kind) are
 cache hits. A timed training run then pays less compile time: say so with its result.
 
+The Triton lowering's first GPU run (not yet made): each compiled contender builds for about a
+minute (compile, then tile autotuning), and the speed run times nothing until every contender it
+starts is built, so give step 1 room for the four that matter and train in the second call::
+
+    ... gpu_session.py --data-skeleton .gpu_extra/omniglot-files.txt.gz \
+        --compile-cache .gpu_extra/compile-cache --speed-limit 520 --train-tf32 \
+        --contenders torch-loop metazoo-compiled+channels-last+triton-conv \
+        metazoo-compiled+channels-last+triton-conv+3xtf32 \
+        metazoo-compiled+channels-last+batched-wgrad \
+        metazoo-compiled+channels-last+triton-conv+tf32 --train-minutes 0.5 --total 580
+
+then ``--resume --train-minutes 4 --total 300`` as above. Before either, ``python3 -m pytest -q -m
+gpu tests/unit/engine/test_implicit_gemm.py`` (about a minute) checks the kernels against cuDNN.
+
 ``--train-tf32`` lets step 2 pick a TF32 step (the training target does not rule TF32 out; its
 meta-gradient is about 1% from float64). For the training target alone (15 minutes of device time
 hold about 12 of training), skip the speed step: ``--fast-step NAME --train-minutes 8.3 --total
