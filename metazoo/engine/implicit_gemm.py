@@ -61,9 +61,6 @@ def _configs() -> list[triton.Config]:
     ]
 
 
-_KERNELS = (convolution_kernel, input_gradient_kernel, weight_gradient_kernel)
-
-
 def _quick_bench(kernel_call, quantiles):
     """Autotuning's timer, shortened (Triton's default spends 125 ms per tile and shape; a
     meta-training step has a few dozen shapes, tuned once per process and cached on disk)."""
@@ -72,16 +69,19 @@ def _quick_bench(kernel_call, quantiles):
     return do_bench(kernel_call, warmup=5, rep=20, quantiles=quantiles)
 
 
-_TUNED = {
-    kernel: triton.autotune(
-        _configs(),
-        key=["N", "C", "H", "W", "COUT", "HO", "WO"],
-        do_bench=_quick_bench,
-        cache_results=True,
-    )(kernel)
-    for kernel in _KERNELS
+#: What a tuned tile is remembered by: the shape, the products' precision, the reduction's order
+#: and the memory layout (a channel stride) of the operand gathered along the reduction.
+_SHAPE = ["N", "C", "H", "W", "COUT", "HO", "WO", "PRECISION", "TAPS_OUTER"]
+_TUNING_KEYS = {
+    convolution_kernel: [*_SHAPE, "xs_c"],
+    input_gradient_kernel: [*_SHAPE, "gys_o"],
+    weight_gradient_kernel: [*_SHAPE, "xs_c", "SPLIT"],
 }
-_INTERPRETED = {kernel: InterpretedFunction(kernel.fn) for kernel in _KERNELS}
+_TUNED = {
+    kernel: triton.autotune(_configs(), key=keys, do_bench=_quick_bench, cache_results=True)(kernel)
+    for kernel, keys in _TUNING_KEYS.items()
+}
+_INTERPRETED = {kernel: InterpretedFunction(kernel.fn) for kernel in _TUNING_KEYS}
 #: Tile sizes of the interpreter (CPU tensors): the smallest ``tl.dot`` takes.
 INTERPRETER_BLOCKS = {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 16}
 
