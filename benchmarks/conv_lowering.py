@@ -20,9 +20,10 @@ second backward (what a second-order meta-gradient runs) for:
 * ``task-loop``: one ordinary convolution per task.
 
 Each lowering's output and both gradients are checked against ``grouped`` first (relative error
-printed; a case that fails is reported and the others go on), then timed with CUDA events (median of ``--repeats``), fp32 with TF32 off. On CUDA each
-case is captured in a CUDA graph first, as the fast step is, so launch overhead does not count;
-a case that cannot be captured is timed eagerly and marked so.
+printed; a case that fails is reported and the others go on), then timed with CUDA events
+(median of ``--repeats``), fp32 with TF32 off. On CUDA each case is captured in a CUDA graph
+first, as the fast step is, so launch overhead does not count; a case that cannot be captured is
+timed eagerly and marked so.
 """
 
 from __future__ import annotations

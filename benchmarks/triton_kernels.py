@@ -1,4 +1,4 @@
-"""Compile metazoo's Triton kernels for a GPU without one: every autotune tile, registers and spills.
+"""Compile metazoo's Triton kernels for a GPU without one: each autotune tile's registers, spills.
 
     python benchmarks/triton_kernels.py                # sm_90 (H100/H200): fp32, 3xTF32, TF32
     python benchmarks/triton_kernels.py --arch 80 --dtypes fp32 bf16 fp64
@@ -8,9 +8,10 @@ they compile for a GPU, nor what they cost there. This compiles each kernel of
 :mod:`metazoo.engine.implicit_gemm_kernels` ahead of time (Triton's bundled ``ptxas``), for both
 reductions (taps outer, flattened), each dtype and each autotune tile, and reads the cubin's
 registers and spill stack (``cuobjdump``). A spill of more than :data:`SPILL_LIMIT` bytes on the
-taps-outer path (every layer but the first), in a dtype that trains, means local-memory traffic in the hot loop: it fails
-the run, as does any compile error. (Triton 3.6, the GPU machines' version, spills 8 to 16 bytes
-in a few tiles; 3.8 none; the tiles these replaced spilled hundreds.)
+taps-outer path (every layer but the first), in a dtype that trains, means local-memory traffic
+in the hot loop: it fails the run, as does any compile error. (Triton 3.6, the GPU machines'
+version, spills 8 to 16 bytes in a few tiles; 3.8 none; the tiles these replaced spilled
+hundreds.)
 """
 
 from __future__ import annotations

@@ -35,7 +35,8 @@ def check_policy(loop: InnerLoop) -> None:
 
 def _vmapped_meta_loss(model, loop, lr, scale, lowering, weights, buffers, sx, sy, qx, qy):
     """``scale`` times the summed query loss of a chunk of tasks, as one functional program;
-    ``lowering``: None (``vmap``'s own), or :func:`.taskconv.batched_weight_gradients`' arguments."""
+    ``lowering``: None (``vmap``'s own), or the arguments of
+    :func:`.taskconv.batched_weight_gradients`."""
 
     grad_fn = partial(functorch_grads, first_order=loop.first_order)
     convolutions = batched_weight_gradients(*lowering) if lowering else contextlib.nullcontext()

@@ -130,8 +130,8 @@ class FastOptions:
     #: let cuDNN time its convolution algorithms for the step's (static) shapes on first use
     #: (``torch.backends.cudnn.benchmark`` while the step runs, then restored).
     cudnn_benchmark: bool = False
-    #: ``torch.compile`` the meta-gradient (:func:`.compiled.compiled_meta_gradient`; a float inner learning
-    #: rate); the first step then takes the compile time (seconds to minutes).
+    #: ``torch.compile`` the meta-gradient (:func:`.compiled.compiled_meta_gradient`; a float
+    #: inner learning rate); the first step then takes the compile time (seconds to minutes).
     compile: bool = False
     #: with ``compile``: the convolutions' per-task weight gradients as one batched matrix product
     #: instead of ``vmap``'s grouped convolution (:mod:`metazoo.engine.taskconv`).
@@ -175,7 +175,8 @@ class FastOptions:
 
     @property
     def lowering(self) -> str | None:
-        """How per-task convolutions run (:func:`.compiled.compiled_meta_gradient`'s ``lowering``)."""
+        """How per-task convolutions run (``lowering`` of
+        :func:`.compiled.compiled_meta_gradient`)."""
         if self.triton_convolutions:
             return "triton"
         if self.matmul_convolutions:

@@ -159,7 +159,8 @@ def _input_gradient_op(
     tasks, n, o, ho, wo = grad_y.shape
     _, c, h, width = x_shape
     kh, kw = w.shape[-2:]
-    grid = lambda b: (_cdiv(n * h * width, b["BLOCK_M"]), _cdiv(c, b["BLOCK_N"]), tasks)  # noqa: E731
+    pixels = n * h * width
+    grid = lambda b: (_cdiv(pixels, b["BLOCK_M"]), _cdiv(c, b["BLOCK_N"]), tasks)  # noqa: E731
     _launch(
         input_gradient_kernel, grid, grad_y, w, grad_x, n, c, h, width, o, ho, wo,
         *grad_y.stride(), *w.stride(), *grad_x.stride(), *geometry,
@@ -201,7 +202,8 @@ def _weight_gradient_op(
     split = _splits(tasks, _cdiv(o, 64) * column_blocks(64), n * ho * wo, x.device)
     accumulator = torch.float64 if x.dtype == torch.float64 else torch.float32
     parts = x.new_empty((tasks, split, o, c * kh * kw), dtype=accumulator)
-    grid = lambda b: (_cdiv(o, b["BLOCK_M"]), column_blocks(b["BLOCK_N"]), tasks * split)  # noqa: E731
+    programs = tasks * split
+    grid = lambda b: (_cdiv(o, b["BLOCK_M"]), column_blocks(b["BLOCK_N"]), programs)  # noqa: E731
     _launch(
         weight_gradient_kernel, grid, x, grad_y, parts, n, c, h, width, o, ho, wo,
         *x.stride(), *grad_y.stride(), *geometry, split,

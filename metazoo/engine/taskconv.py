@@ -15,9 +15,10 @@ per-task weight gradient to the batched product. With ``lowering="matmul"`` the 
 convolutions and input gradients are batched products too (im2col, and col2im for the input
 gradient), so no grouped convolution is left; with ``lowering="triton"`` all three are
 implicit-GEMM Triton kernels (:mod:`metazoo.engine.implicit_gemm`), with no im2col buffer either.
-Which pays depends on the layer and the GPU (``benchmarks/conv_lowering.py`` measures each). Each function's backward is written with the
-others, so the set is closed under differentiation: second-order MAML through it equals plain
-``vmap`` to rounding (tested in float64).
+Which pays depends on the layer and the GPU (``benchmarks/conv_lowering.py`` measures each).
+Each function's backward is written with the others, so the set is closed under
+differentiation: second-order MAML through it equals plain ``vmap`` to rounding (tested in
+float64).
 
 ``torch.compile`` cannot trace ``autograd.Function`` s with custom ``vmap`` rules inside
 ``torch.func`` transforms, so :func:`metazoo.engine.compiled.compiled_meta_gradient` first
