@@ -31,6 +31,8 @@ def run_logged(command: list[str], limit: float, log: Path) -> str:
 
 
 def latest_speed_result(folder: Path) -> dict | None:
-    """The newest ``results/speed-*.json`` document under ``folder``, or None."""
-    found = sorted((folder / "results").glob("speed-*.json"))
+    """The newest ``results/speed-*.json`` document under ``folder``; else the newest partial one
+    (``*.json.partial``: the run was killed before its end, and it says so); else None."""
+    results = folder / "results"
+    found = sorted(results.glob("speed-*.json")) or sorted(results.glob("speed-*.json.partial"))
     return json.loads(found[-1].read_text()) if found else None

@@ -63,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from metazoo.perf import SpeedConfig, run_speed, write_result
+    from metazoo.perf.report import write_partial
 
     if args.docs_only:
         from metazoo.perf.docs import load_results, update_speed_docs
@@ -100,7 +101,11 @@ def run(args: argparse.Namespace) -> int:
             setattr(config, field, value)
     if args.min_run is not None:
         config.min_run_s = args.min_run
-    document = run_speed(config, log=lambda line: print(line, flush=True))
+    document = run_speed(
+        config,
+        log=lambda line: print(line, flush=True),
+        progress=lambda so_far: write_partial(so_far, args.out),  # kept if the run is killed
+    )
     json_path, md_path = write_result(document, args.out)
     print(f"wrote {json_path} and {md_path}")
     for target in document["targets"]:

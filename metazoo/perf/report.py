@@ -32,6 +32,8 @@ __all__ = [
     "result_stem",
     "render_markdown",
     "write_result",
+    "write_partial",
+    "partial_path",
     "summary_table",
     "targets_table",
     "merge_documents",
@@ -158,6 +160,10 @@ def targets_table(document: dict) -> str:
     return "\n".join(lines)
 
 
+#: Said of a document whose run ended (or was killed) before it was whole.
+PARTIAL_NOTE = " (PARTIAL: the run stopped early; rates are over the rounds it timed)"
+
+
 def render_markdown(document: dict) -> str:
     """The full Markdown report of one run (one table per shape, then the targets)."""
     env, timing = document["environment"], document["timing"]
@@ -168,7 +174,7 @@ def render_markdown(document: dict) -> str:
         "",
         f"torch {versions['torch']}, Python {versions['python']}, higher {versions['higher']}, "
         f"learn2learn {versions['learn2learn']}, metazoo {versions['metazoo']} ({versions['git']}); "
-        f"mode {document['mode']}; 1-min load average {_fmt(load[0], 2)} before, {_fmt(load[1], 2)} after.",
+        f"mode {document['mode']}{PARTIAL_NOTE if document.get('partial') else ''}; 1-min load average {_fmt(load[0], 2)} before, {_fmt(load[1], 2)} after.",
         "",
         f"Timing: {timing['method']}; {timing['warmup']} warm-up call(s), {timing['repeats']} "
         f"rounds, runs of >= {timing['min_run_s']} s. Memory: {timing['memory']}. "
@@ -185,7 +191,8 @@ def render_markdown(document: dict) -> str:
 
 
 def write_result(document: dict, out_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``<out>/results/<stem>.json`` and ``<out>/tables/<stem>.md``; return both paths."""
+    """Write ``<out>/results/<stem>.json`` and ``<out>/tables/<stem>.md``; return both paths.
+    The run's partial result (:func:`write_partial`) is removed once the whole one is written."""
     out_dir = Path(out_dir)
     stem = result_stem(document)
     json_path, md_path = out_dir / "results" / f"{stem}.json", out_dir / "tables" / f"{stem}.md"
@@ -193,7 +200,24 @@ def write_result(document: dict, out_dir: str | Path) -> tuple[Path, Path]:
     md_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(document, indent=1, sort_keys=False) + "\n")
     md_path.write_text(render_markdown(document))
+    partial_path(document, out_dir).unlink(missing_ok=True)
     return json_path, md_path
+
+
+def partial_path(document: dict, out_dir: str | Path) -> Path:
+    """``<out>/results/<stem>.json.partial``: a run's document so far, beside where the whole one
+    will go, under a name that result globs (``*.json``) and ``metazoo docs`` do not read."""
+    return Path(out_dir) / "results" / f"{result_stem(document)}.json.partial"
+
+
+def write_partial(document: dict, out_dir: str | Path) -> Path:
+    """Replace the run's partial result with ``document`` (whole, never half written)."""
+    path = partial_path(document, out_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    unfinished = path.with_name(path.name + ".tmp")
+    unfinished.write_text(json.dumps(document, indent=1) + "\n")
+    unfinished.replace(path)
+    return path
 
 
 def summary_table(documents: list[dict]) -> str:
@@ -245,6 +269,8 @@ def short_table(document: dict) -> str:
         "| shape | contender | precision | rel. error | tasks/s | × loop | eval ep/s |",
         "|---|---|---|---|---|---|---|",
     ]
+    if document.get("partial"):
+        lines.insert(0, PARTIAL_NOTE.strip(" ()") + "\n")
     for shape in document["shapes"]:
         loop = rate_of(by_name(shape).get(LOOP))
         for r in shape["contenders"]:

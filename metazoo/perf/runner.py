@@ -129,9 +129,10 @@ class _Shape:
         device: torch.device,
         log: Log,
         deadline: float,
+        progress: Callable[[dict], None],
     ):
         self.shape, self.config, self.device, self.log = shape, config, device, log
-        self.deadline = deadline
+        self.deadline, self.progress = deadline, progress
         # warm-up and timing of the contenders built in time may run on for half a budget more
         budget = config.budget_s or math.inf
         self.timing_deadline = deadline + 0.5 * budget if budget < math.inf else math.inf
@@ -241,6 +242,11 @@ class _Shape:
                     self.fail(record, exc)
                     continue
                 info.setdefault("seconds_per_call", []).extend(timing.seconds_per_call)
+            self.summarise(kind)
+            self.progress(self.result())
+
+    def summarise(self, kind: str) -> None:
+        """Median, rate and spread of ``kind`` over the rounds timed so far."""
         for _, record in self.live:
             info = record.get(kind)
             if info and info.get("seconds_per_call"):
@@ -252,12 +258,26 @@ class _Shape:
                     spread=(max(times) - min(times)) / median,
                 )
 
+    def result(self) -> dict:
+        """This shape's part of the result document, as far as it has run."""
+        return {
+            "shape": asdict(self.shape),
+            "description": self.shape.describe(),
+            "reference": "metazoo sequential executor in float64 (engine.adapt_and_query)",
+            "contenders": self.records,
+        }
+
 
 def _run_shape(
-    shape: SpeedShape, config: SpeedConfig, device: torch.device, log: Log, deadline: float
+    shape: SpeedShape,
+    config: SpeedConfig,
+    device: torch.device,
+    log: Log,
+    deadline: float,
+    progress: Callable[[dict], None],
 ) -> dict:
     log(f"{shape.name}: {shape.describe()}")
-    state = _Shape(shape, config, device, log, deadline)
+    state = _Shape(shape, config, device, log, deadline, progress)
     start = time.perf_counter()
     reference = reference_gradient(state.model, shape, state.batches[0])
     log(f"  float64 reference meta-gradient: {time.perf_counter() - start:.1f} s")
@@ -266,6 +286,7 @@ def _run_shape(
             state.records.append({"name": name, "status": "skipped", "note": "time budget spent"})
             continue
         state.build_and_check(name, reference)
+        progress(state.result())
     for kind in ("train", "eval"):
         state.warm_up(kind)
         state.time_rounds(kind)
@@ -279,22 +300,23 @@ def _run_shape(
                     else ""
                 )
             )
-    return {
-        "shape": asdict(shape),
-        "description": shape.describe(),
-        "reference": "metazoo sequential executor in float64 (engine.adapt_and_query)",
-        "contenders": state.records,
-    }
+    return state.result()
 
 
 def _timestamped(log: Log, began: float) -> Log:
     return lambda line: log(f"[{time.perf_counter() - began:6.0f} s] {line}")
 
 
-def run_speed(config: SpeedConfig, log: Log = print) -> dict:
-    """Run every shape of ``config`` and return the result document (see :mod:`metazoo.perf.report`)."""
+def run_speed(
+    config: SpeedConfig, log: Log = print, progress: Callable[[dict], None] | None = None
+) -> dict:
+    """Run every shape of ``config`` and return the result document (see :mod:`metazoo.perf.report`).
+
+    ``progress``, if given, receives the document as far as it has run (``"partial": true``)
+    after each contender's build and check and after each timing round, so a caller can keep
+    what a run measured even if the run is killed before it ends (``metazoo speed`` does).
+    """
     from metazoo.perf.report import environment
-    from metazoo.perf.targets import evaluate_targets
 
     device = torch.device(config.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -310,8 +332,23 @@ def run_speed(config: SpeedConfig, log: Log = print) -> dict:
     if device.type == "cpu":
         env["allocator"] = keep_freed_memory()
     env["load_before"] = list(os.getloadavg())
-    results = [_run_shape(s, config, device, log, deadline) for s in shapes]
+    results: list[dict] = []
+
+    def partial(current: dict) -> None:
+        if progress is not None:
+            progress(_document(config, env, [*results, current], began, partial=True))
+
+    for shape in shapes:
+        results.append(_run_shape(shape, config, device, log, deadline, partial))
     env["load_after"] = list(os.getloadavg())
+    return _document(config, env, results, began)
+
+
+def _document(
+    config: SpeedConfig, env: dict, shapes: list[dict], began: float, partial: bool = False
+) -> dict:
+    from metazoo.perf.targets import evaluate_targets
+
     document = {
         "schema": "metazoo-speed/1",
         "mode": "quick" if config.quick else "full",
@@ -321,12 +358,14 @@ def run_speed(config: SpeedConfig, log: Log = print) -> dict:
             "repeats": config.repeats,
             "min_run_s": config.min_run_s,
             "method": "median of interleaved rounds; device synchronised around each timed run",
-            "memory": memory_kind(device),
+            "memory": memory_kind(torch.device(config.device)),
             "wall_s": time.perf_counter() - began,
         },
         "tolerance": config.tolerance,
         "tag": config.tag,
-        "shapes": results,
+        "shapes": shapes,
     }
+    if partial:  # a run still going, or killed: what it measured so far
+        document["partial"] = True
     document["targets"] = evaluate_targets(document)
     return document

@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[3]
 def test_quick_speed_run_writes_checked_results(tmp_path, capsys):
     assert main(["speed", "--quick", "--tasks", "1", "--out", str(tmp_path)]) == 0
     (json_path,) = (tmp_path / "results").glob("speed-cpu-*core-torch*-quick.json")
+    assert not list((tmp_path / "results").glob("*.partial"))  # the whole result replaced it
     document = json.loads(json_path.read_text())
     (shape,) = document["shapes"]
     assert shape["shape"]["name"] == "omniglot-5w1s" and shape["shape"]["meta_batch"] == 1
@@ -41,6 +42,40 @@ def test_quick_speed_run_writes_checked_results(tmp_path, capsys):
     assert table == render_markdown(document)
     out = capsys.readouterr().out
     assert "meta-gradient relative error" in out and f"wrote {json_path}" in out
+
+
+def test_a_killed_speed_run_leaves_what_it_measured(tmp_path, monkeypatch, capsys):
+    """Each progress report replaces the partial file; a run stopped before its end keeps the
+    last one, marked partial, where result globs and ``metazoo docs`` do not read it."""
+    import metazoo.perf
+
+    def killed_after_two_reports(config, log, progress):
+        for rounds in (1, 2):
+            document = {
+                "schema": "metazoo-speed/1",
+                "mode": "full",
+                "environment": {
+                    "device": {"type": "cpu", "threads": 2},
+                    "versions": {"torch": "2.14.1"},
+                },
+                "tag": None,
+                "partial": True,
+                "shapes": [{"rounds": rounds}],
+            }
+            progress(document)
+        raise KeyboardInterrupt  # what a timeout's kill leaves: no final document
+
+    monkeypatch.setattr(metazoo.perf, "run_speed", killed_after_two_reports)
+    assert main(["speed", "--out", str(tmp_path)]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    results = tmp_path / "results"
+    assert not list(results.glob("*.json"))
+    kept = json.loads((results / "speed-cpu-2core-torch2.14.1.json.partial").read_text())
+    assert kept["partial"] is True and kept["shapes"] == [{"rounds": 2}]
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from script_tools import latest_speed_result
+
+    assert latest_speed_result(tmp_path) == kept  # what gpu_session reports when killed
 
 
 @pytest.mark.slow

@@ -100,6 +100,27 @@ def tiny_run():
     return run_speed(config, log=lambda line: None)
 
 
+def test_run_speed_reports_progress_after_each_check_and_round():
+    snapshots = []  # as a file written at each report would hold them
+    config = SpeedConfig(
+        shapes=[TINY], contenders=["torch-loop", "metazoo-auto"], warmup=2, repeats=2, min_run_s=0
+    )
+    final = run_speed(
+        config, log=lambda line: None, progress=lambda d: snapshots.append(json.dumps(d))
+    )
+    seen = [json.loads(s) for s in snapshots]
+    assert all(d["partial"] for d in seen) and "partial" not in final
+    first, second = (d["shapes"][0]["contenders"] for d in seen[:2])
+    assert [r["name"] for r in first] == ["torch-loop"] and "train" not in first[0]
+    assert first[0]["meta_grad_rel_error"] < 1e-3  # checked, not yet timed
+    assert [r["name"] for r in second] == ["torch-loop", "metazoo-auto"]
+    assert len(seen) == 2 + 2 * 2  # two checks, then two train and two eval rounds
+    after_first_round = seen[2]["shapes"][0]["contenders"]
+    assert all(r["train"]["per_s"] > 0 and "eval" not in r for r in after_first_round)
+    whole = json.loads(json.dumps(final["shapes"]))
+    assert seen[-1]["shapes"] == whole  # the last report is the whole result
+
+
 def test_run_speed_records_failures_and_goes_on(tiny_run, tmp_path):
     document = tiny_run
     records = {r["name"]: r for r in document["shapes"][0]["contenders"]}
