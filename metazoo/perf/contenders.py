@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -22,6 +21,7 @@ from metazoo.engine.fast import FastMetaStep, FastOptions
 from metazoo.engine.precision import tf32
 from metazoo.episode import EpisodeBatch
 from metazoo.perf import loops
+from metazoo.perf.report import package_version
 from metazoo.perf.shapes import SpeedShape
 from metazoo.training.config import FAST_STEP_OPTIONS
 
@@ -78,13 +78,6 @@ def precision(mode: str) -> contextlib.AbstractContextManager:
     return tf32(mode == "tf32")
 
 
-def _version(distribution: str) -> str:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return "?"
-
-
 def _grads_of(model: nn.Module, accumulate: Callable[[], object]) -> list[Tensor]:
     model.zero_grad(set_to_none=True)
     accumulate()
@@ -126,7 +119,7 @@ def _higher(model: nn.Module, shape: SpeedShape, example: EpisodeBatch) -> Conte
     steps, test_steps, lr = shape.inner_steps, shape.test_inner_steps, shape.inner_lr
     return _loop_contender(
         "higher",
-        f"higher {_version('higher')} innerloop_ctx, task loop",
+        f"higher {package_version('higher')} innerloop_ctx, task loop",
         model,
         shape,
         lambda b: loops.higher_backward(model, b, steps, lr),
@@ -141,7 +134,7 @@ def _learn2learn(model: nn.Module, shape: SpeedShape, example: EpisodeBatch) -> 
     maml = l2l.algorithms.MAML(model, lr=shape.inner_lr, first_order=False)
     return _loop_contender(
         "learn2learn",
-        f"learn2learn {_version('learn2learn')} MAML.clone/adapt, task loop",
+        f"learn2learn {package_version('learn2learn')} MAML.clone/adapt, task loop",
         maml,
         shape,
         lambda b: loops.learn2learn_backward(maml, b, shape.inner_steps),

@@ -41,7 +41,8 @@ __all__ = [
 ]
 
 
-def _version(distribution: str) -> str:
+def package_version(distribution: str) -> str:
+    """An installed distribution's version, or ``not installed``."""
     try:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
@@ -87,8 +88,8 @@ def environment(device: torch.device) -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
-        "higher": _version("higher"),
-        "learn2learn": _version("learn2learn"),
+        "higher": package_version("higher"),
+        "learn2learn": package_version("learn2learn"),
         "metazoo": __version__,
         "git": _git_sha(),
     }
