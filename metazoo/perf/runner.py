@@ -141,6 +141,36 @@ class _Shape:
         self.live: list[tuple[Contender, dict]] = []
         self.records: list[dict] = []
 
+    def run(self) -> dict:
+        """Check every contender against float64, time those that pass the build, and return
+        this shape's part of the result document."""
+        self.log(f"{self.shape.name}: {self.shape.describe()}")
+        start = time.perf_counter()
+        reference = reference_gradient(self.model, self.shape, self.batches[0])
+        self.log(f"  float64 reference meta-gradient: {time.perf_counter() - start:.1f} s")
+        for name in self.config.contender_names(self.device):
+            if time.perf_counter() > self.deadline:
+                skipped = {"name": name, "status": "skipped", "note": "time budget spent"}
+                self.records.append(skipped)
+                continue
+            self.build_and_check(name, reference)
+            self.progress(self.result())
+        for kind in ("train", "eval"):
+            self.warm_up(kind)
+            self.time_rounds(kind)
+        for record in self.records:
+            if "train" in record and "per_s" in record["train"]:
+                evaluation = record.get("eval", {})
+                self.log(
+                    f"  {record['name']:<28} train {record['train']['per_s']:8.2f} tasks/s"
+                    + (
+                        f"  eval {evaluation['per_s']:8.2f} episodes/s"
+                        if "per_s" in evaluation
+                        else ""
+                    )
+                )
+        return self.result()
+
     def fail(self, record: dict, exc: BaseException) -> None:
         record["status"] = "failed"
         record["note"] = f"{type(exc).__name__}: {exc}"[:500]
@@ -268,41 +298,6 @@ class _Shape:
         }
 
 
-def _run_shape(
-    shape: SpeedShape,
-    config: SpeedConfig,
-    device: torch.device,
-    log: Log,
-    deadline: float,
-    progress: Callable[[dict], None],
-) -> dict:
-    log(f"{shape.name}: {shape.describe()}")
-    state = _Shape(shape, config, device, log, deadline, progress)
-    start = time.perf_counter()
-    reference = reference_gradient(state.model, shape, state.batches[0])
-    log(f"  float64 reference meta-gradient: {time.perf_counter() - start:.1f} s")
-    for name in config.contender_names(device):
-        if time.perf_counter() > deadline:
-            state.records.append({"name": name, "status": "skipped", "note": "time budget spent"})
-            continue
-        state.build_and_check(name, reference)
-        progress(state.result())
-    for kind in ("train", "eval"):
-        state.warm_up(kind)
-        state.time_rounds(kind)
-    for record in state.records:
-        if "train" in record and "per_s" in record["train"]:
-            log(
-                f"  {record['name']:<28} train {record['train']['per_s']:8.2f} tasks/s"
-                + (
-                    f"  eval {record['eval']['per_s']:8.2f} episodes/s"
-                    if "per_s" in record.get("eval", {})
-                    else ""
-                )
-            )
-    return state.result()
-
-
 def _timestamped(log: Log, began: float) -> Log:
     return lambda line: log(f"[{time.perf_counter() - began:6.0f} s] {line}")
 
@@ -339,7 +334,7 @@ def run_speed(
             progress(_document(config, env, [*results, current], began, partial=True))
 
     for shape in shapes:
-        results.append(_run_shape(shape, config, device, log, deadline, partial))
+        results.append(_Shape(shape, config, device, log, deadline, partial).run())
     env["load_after"] = list(os.getloadavg())
     return _document(config, env, results, began)
 
