@@ -227,10 +227,10 @@ def _flat(geometry: Geometry) -> list[int]:
 def _products(t: Tensor, fp32_products: str) -> str:
     """How the kernels multiply ``t``'s dtype: fp32 with TF32 where cuDNN's flag allows it, else
     ``fp32_products``; other dtypes exactly."""
-    if t.dtype != torch.float32:
-        return "ieee"
     if fp32_products not in FP32_PRODUCTS:
         raise ValueError(f"fp32_products must be one of {FP32_PRODUCTS}, got {fp32_products!r}")
+    if t.dtype != torch.float32:
+        return "ieee"
     return "tf32" if torch.backends.cudnn.allow_tf32 else fp32_products
 
 
