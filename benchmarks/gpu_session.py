@@ -44,19 +44,24 @@ and packs the folder into ``$OUT/compile-cache.tar.gz``; unpacked into ``.gpu_ex
 carried to the next session, whose compiles of the same programs (same torch, same GPU kind) are
 cache hits. A timed training run then pays less compile time: say so with its result.
 
-The Triton lowering's first GPU run (not yet made): each compiled contender builds for about a
-minute (compile, then tile autotuning), and the speed run times nothing until every contender it
-starts is built, so give step 1 room for the four that matter and train in the second call::
+The Triton lowering's first GPU run (not yet made). One omniglot-5w1s step launches 24 Triton
+kernels: 24 shapes to autotune and, from the layouts the program hands them, 12 to 13 distinct
+compilations, each for four tiles: about 50 Triton compiles per precision mode on top of the
+Inductor compile, so budget about two minutes to build each Triton contender (the Triton cache,
+kept by ``--compile-cache``, serves later processes). The speed run times nothing until every
+contender it starts is built, and keeps what it measured if it is killed (``*.json.partial``).
+So the first call is the speed check alone::
 
     ... gpu_session.py --data-skeleton .gpu_extra/omniglot-files.txt.gz \
-        --compile-cache .gpu_extra/compile-cache --speed-limit 520 --train-tf32 \
+        --compile-cache .gpu_extra/compile-cache --speed-limit 540 --train-minutes 0.1 \
         --contenders torch-loop metazoo-compiled+channels-last+triton-conv \
         metazoo-compiled+channels-last+triton-conv+3xtf32 \
-        metazoo-compiled+channels-last+batched-wgrad \
-        metazoo-compiled+channels-last+triton-conv+tf32 --train-minutes 0.5 --total 580
+        metazoo-compiled+channels-last+batched-wgrad --total 580
 
-then ``--resume --train-minutes 4 --total 300`` as above. Before either, ``python3 -m pytest -q -m
-gpu tests/unit/engine/test_implicit_gemm.py`` (about a minute) checks the kernels against cuDNN.
+and a second, if device time is left, trains the fastest trainable step it reported
+(``--fast-step NAME --train-minutes 4 --total 320``). If the Triton contenders fail their
+check, ``python3 -m pytest -q -m gpu tests/unit/engine/test_implicit_gemm.py`` compares each
+kernel with cuDNN.
 
 ``--train-tf32`` lets step 2 pick a TF32 step (the training target does not rule TF32 out; its
 meta-gradient is about 1% from float64). For the training target alone (15 minutes of device time
