@@ -53,7 +53,7 @@ contender it starts is built, and keeps what it measured if it is killed (``*.js
 So the first call is the speed check alone::
 
     ... gpu_session.py --data-skeleton .gpu_extra/omniglot-files.txt.gz \
-        --compile-cache .gpu_extra/compile-cache --speed-limit 540 --train-minutes 0.1 \
+        --compile-cache .gpu_extra/compile-cache --speed-limit 540 --speed-only \
         --contenders torch-loop metazoo-compiled+channels-last+triton-conv \
         metazoo-compiled+channels-last+triton-conv+3xtf32 \
         metazoo-compiled+channels-last+batched-wgrad --total 580
@@ -171,6 +171,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--steps", type=int, help="training steps (default 60000; dry run 3)")
     parser.add_argument(
+        "--speed-only", action="store_true", help="step 1 and its table only: no training"
+    )
+    parser.add_argument(
         "--compile-cache",
         help="TorchInductor's cache folder for every step (reused when it holds this torch's and "
         "GPU's compiled programs); packed into $OUT/compile-cache.tar.gz at the end",
@@ -222,13 +225,22 @@ def _train(args: argparse.Namespace, out: Path, device: str, best: str, left: fl
     run_logged(train, max(60.0, min(args.train_minutes * 60 + 240, left)), out / name)
 
 
+def _report_speed(document: dict) -> int:
+    """The speed check's short table (1 when the check produced no result)."""
+    if not document["shapes"]:
+        print("\nthe speed check produced no result; see speed.log")
+        return 1
+    from metazoo.perf.report import short_table
+
+    print(f"\n## Speed, omniglot-5w1s ({document['environment']['device']})\n")
+    print(short_table(document))
+    return 0
+
+
 def _report(document: dict, result_path: Path, out: Path, best: str) -> int:
     """Step 4: the short tables, last."""
     if document["shapes"]:
-        from metazoo.perf.report import short_table
-
-        print(f"\n## Speed, omniglot-5w1s ({document['environment']['device']})\n")
-        print(short_table(document))
+        _report_speed(document)
     if not result_path.is_file():
         print("\ntraining produced no result; see train.log")
         return 1
@@ -261,17 +273,24 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache)
         os.environ["TRITON_CACHE_DIR"] = str(cache / "triton-kernels")  # metazoo's own, tuned
     document = _speed(args, out, device)
-    best = _fast_step(args, document)
-    _train(args, out, device, best, args.total - (time.perf_counter() - began))
-    left = args.total - (time.perf_counter() - began)
-    if not args.dry_run and left > 90:  # 3. where the step's time goes (compile cached)
-        switches = [o.split("=")[0] for o in TRAIN_OPTIONS[best] if o.endswith("=true")]
-        flags = ["--" + o.replace("_", "-") for o in switches if o in FAST_STEP_OPTIONS]
-        profile = [sys.executable, "benchmarks/profile_step.py", *flags]
-        run_logged(profile, left - 20, out / "profile.log")
+    if not args.speed_only:
+        best = _fast_step(args, document)
+        _train(args, out, device, best, args.total - (time.perf_counter() - began))
+        left = args.total - (time.perf_counter() - began)
+        if not args.dry_run and left > 90:  # 3. where the step's time goes (compile cached)
+            _profile(best, left - 20, out)
     if args.compile_cache:
         _pack(Path(args.compile_cache), out / "compile-cache.tar.gz")
+    if args.speed_only:
+        return _report_speed(document)
     return _report(document, Path(args.run_dir) / "result.json", out, best)
+
+
+def _profile(best: str, limit: float, out: Path) -> None:
+    """Step 3: ``benchmarks/profile_step.py`` on the step that trained."""
+    switches = [o.split("=")[0] for o in TRAIN_OPTIONS[best] if o.endswith("=true")]
+    flags = ["--" + o.replace("_", "-") for o in switches if o in FAST_STEP_OPTIONS]
+    run_logged([sys.executable, "benchmarks/profile_step.py", *flags], limit, out / "profile.log")
 
 
 def _pack(folder: Path, archive: Path, limit_mb: float = 36.0) -> None:

@@ -143,6 +143,21 @@ def test_gpu_session_dry_run_checks_times_trains_and_reports(tmp_path):
 
 
 @pytest.mark.slow
+def test_gpu_session_speed_only_ends_with_the_speed_table_and_trains_nothing(tmp_path):
+    cache = tmp_path / "compile-cache"
+    done = _gpu_session(tmp_path, "--speed-only", "--compile-cache", str(cache))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "-m metazoo speed" in done.stdout and "-m metazoo train" not in done.stdout
+    lines = done.stdout.strip().splitlines()
+    assert (
+        lines[-5] == "| shape | contender | precision | rel. error | tasks/s | × loop | eval ep/s |"
+    )
+    assert lines[-1].startswith("| omniglot-5w1s | maml-learner | fp32 |")
+    assert (tmp_path / "out" / "compile-cache.tar.gz").is_file()  # packed for the next session
+    assert not (tmp_path / "out" / "train-result.json").exists()
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "script,args",
     [
