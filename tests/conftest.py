@@ -1,7 +1,8 @@
-"""Shared test setup: data location, cache folder, and the gpu marker."""
+"""Shared test setup: data location, cache folder, and the gpu and triton markers."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -17,12 +18,15 @@ os.environ.setdefault("METAZOO_CACHE", str(REPO / ".cache" / "metazoo"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if torch.cuda.is_available():
-        return
-    deselected = [item for item in items if "gpu" in item.keywords]
+    missing = {
+        "gpu": not torch.cuda.is_available(),
+        "triton": importlib.util.find_spec("triton") is None,  # its wheels are Linux-only
+    }
+    unrunnable = [m for m, absent in missing.items() if absent]
+    deselected = [item for item in items if any(m in item.keywords for m in unrunnable)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if "gpu" not in item.keywords]
+        items[:] = [item for item in items if item not in deselected]
 
 
 def omniglot_available() -> bool:

@@ -218,7 +218,7 @@ def test_running_buffers_are_ignored_as_the_transductive_policy_says(batch, exec
         (True, None, None),
         (False, "grouped", None),
         (False, "matmul", None),
-        (False, "triton", None),
+        pytest.param(False, "triton", None, marks=pytest.mark.triton),
         (False, "matmul", ("5.weight", "5.bias")),  # ANIL: the convolution's weights shared
     ],
 )
