@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from metazoo.cli.main import main
 from metazoo.perf.report import render_markdown
@@ -201,3 +202,19 @@ def test_gpu_session_trains_the_fastest_checked_step_tf32_only_when_allowed(monk
     assert gpu_session._best_fast_step(document)[0] == "metazoo-compiled+channels-last"
     best, options = gpu_session._best_fast_step(document, tf32=True)
     assert best == "metazoo-compiled+channels-last+tf32" and "tf32=true" in options
+
+
+def test_every_contender_the_gpu_session_names_is_registered(monkeypatch):
+    """A misspelt name would cost a GPU session's scarce minutes: its default list and the names
+    in its recipes are all contenders ``metazoo speed`` knows on CUDA."""
+    import re
+
+    from metazoo.perf.runner import SpeedConfig
+
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import gpu_session
+
+    named = re.findall(r"(?<![\w-])(torch-loop|metazoo-[\w+.-]*\w)", gpu_session.__doc__)
+    assert "metazoo-compiled+channels-last+triton-conv+3xtf32" in named
+    for names in (list(gpu_session.SPEED_CONTENDERS), named):
+        assert SpeedConfig(contenders=names).contender_names(torch.device("cuda")) == names
