@@ -50,13 +50,14 @@ compilations, each for four tiles: about 50 Triton compiles per precision mode o
 Inductor compile, so budget about two minutes to build each Triton contender (the Triton cache,
 kept by ``--compile-cache``, serves later processes). The speed run times nothing until every
 contender it starts is built, and keeps what it measured if it is killed (``*.json.partial``).
-So the first call is the speed check alone::
+So the first call is the speed check alone, with the fastest step so far (the baseline) built
+first: the run's build budget, half its limit (270 s), leaves out the last one if any::
 
     ... gpu_session.py --data-skeleton .gpu_extra/omniglot-files.txt.gz \
         --compile-cache .gpu_extra/compile-cache --speed-limit 540 --speed-only \
-        --contenders torch-loop metazoo-compiled+channels-last+triton-conv \
-        metazoo-compiled+channels-last+triton-conv+3xtf32 \
-        metazoo-compiled+channels-last+batched-wgrad --total 580
+        --contenders torch-loop metazoo-compiled+channels-last+batched-wgrad \
+        metazoo-compiled+channels-last+triton-conv \
+        metazoo-compiled+channels-last+triton-conv+3xtf32 --total 580
 
 and a second, if device time is left, trains the fastest trainable step it reported
 (``--fast-step NAME --train-minutes 4 --total 320``). If the Triton contenders fail their
