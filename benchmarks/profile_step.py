@@ -30,9 +30,16 @@ from metazoo.engine.fast import FastMetaStep, FastOptions  # noqa: E402
 from metazoo.perf.shapes import get_shapes, make_model, synthetic_batches  # noqa: E402
 from metazoo.training.config import FAST_STEP_OPTIONS  # noqa: E402
 
-#: Kernel families by name fragment, first match wins (cuDNN's convolution kernels are "xmma",
-#: "implicit" or "conv"; Inductor's fused elementwise and reduction kernels start "triton").
+try:  # kernel names only; the Triton kernels' module needs triton (Linux)
+    from metazoo.engine import implicit_gemm_kernels  # noqa: E402
+except ImportError:
+    implicit_gemm_kernels = None
+
+#: Kernel families by name fragment, first match wins (metazoo's own Triton convolutions are named
+#: after metazoo.engine.implicit_gemm_kernels; cuDNN's convolution kernels are "xmma", "implicit"
+#: or "conv"; Inductor's fused elementwise and reduction kernels start "triton").
 FAMILIES = (
+    ("metazoo triton convolution", tuple(getattr(implicit_gemm_kernels, "__all__", ()))),
     ("convolution", ("conv", "xmma", "implicit", "dgrad", "wgrad", "cudnn")),
     ("matrix product", ("gemm", "cutlass", "cublas")),
     ("triton (fused)", ("triton",)),

@@ -218,3 +218,25 @@ def test_every_contender_the_gpu_session_names_is_registered(monkeypatch):
     assert "metazoo-compiled+channels-last+triton-conv+3xtf32" in named
     for names in (list(gpu_session.SPEED_CONTENDERS), named):
         assert SpeedConfig(contenders=names).contender_names(torch.device("cuda")) == names
+
+
+@pytest.mark.triton  # the kernels' names come from their module, which needs triton
+def test_the_profile_counts_metazoos_triton_kernels_apart_from_cudnn(monkeypatch):
+    from types import SimpleNamespace
+
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import profile_step
+
+    rows = [
+        SimpleNamespace(key=name, self_device_time_total=us)
+        for name, us in (
+            ("weight_gradient_kernel", 3000.0),
+            ("convolution_kernel", 1000.0),
+            ("sm90_xmma_fprop_implicit_gemm_f32f32", 500.0),
+            ("triton_poi_fused_add_0", 500.0),
+        )
+    ]
+    table = profile_step.kernel_summary(rows, wall_us=10_000.0).splitlines()
+    assert table[2] == "| metazoo triton convolution | 4.00 | 80% |"
+    assert table[3] == "| convolution | 0.50 | 10% |"
+    assert table[-1] == "device busy 5.00 ms of 10.00 ms wall"
