@@ -33,13 +33,12 @@ def check_policy(loop: InnerLoop) -> None:
         )
 
 
-def _vmapped_meta_loss(model, loop, lr, scale, lowering, weights, buffers, sx, sy, qx, qy):
+def _vmapped_meta_loss(model, loop, lr, scale, convolutions, weights, buffers, sx, sy, qx, qy):
     """``scale`` times the summed query loss of a chunk of tasks, as one functional program;
-    ``lowering``: None (``vmap``'s own), or the arguments of
-    :func:`.taskconv.batched_weight_gradients`."""
+    ``convolutions()`` is the context the tasks' convolutions run in."""
 
     grad_fn = partial(functorch_grads, first_order=loop.first_order)
-    convolutions = batched_weight_gradients(*lowering) if lowering else contextlib.nullcontext()
+    convolutions = convolutions()
 
     def task(sx, sy, qx, qy):
         with convolutions:
@@ -91,7 +90,11 @@ def compiled_meta_gradient(
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     params = dict(model.named_parameters())
     buffers = buffers_of(model, loop.bn_policy)
-    convolutions = (lowering, fp32_products) if lowering else None
+    convolutions = (
+        partial(batched_weight_gradients, lowering, fp32_products)
+        if lowering
+        else contextlib.nullcontext
+    )
     program = partial(_vmapped_meta_loss, model, loop, float(lr), 1.0 / tasks, convolutions)
     gradient = torch.func.grad(program, has_aux=True)
     step = _traced_then_compiled(gradient) if lowering else torch.compile(gradient, dynamic=False)

@@ -42,7 +42,7 @@ from metazoo.engine.compiled import check_policy, compiled_meta_gradient
 from metazoo.engine.cudagraph import GraphedMetaStep
 from metazoo.engine.executors import adapt_and_query
 from metazoo.engine.inner import InnerLoop, LearningRate
-from metazoo.engine.taskconv import FP32_PRODUCTS
+from metazoo.engine.taskconv import check_lowering
 from metazoo.episode import EpisodeBatch
 
 __all__ = [
@@ -160,18 +160,12 @@ class FastOptions:
                 "triton_convolutions=True runs in the inputs' own precision and does not "
                 "autocast: leave autocast=None with it, or use batched_weight_gradients alone"
             )
-        if self.triton_fp32_products not in FP32_PRODUCTS:
-            raise ValueError(
-                f"triton_fp32_products must be one of {FP32_PRODUCTS}, "
-                f"got {self.triton_fp32_products!r}"
-            )
-        if self.triton_fp32_products != "ieee" and not self.triton_convolutions:
-            raise ValueError("triton_fp32_products is an option of triton_convolutions=True")
         if self.matmul_convolutions and self.triton_convolutions:
             raise ValueError(
                 "matmul_convolutions and triton_convolutions are two ways to run the same "
                 "convolutions; set one of them"
             )
+        check_lowering(self.lowering, self.triton_fp32_products)
 
     @property
     def lowering(self) -> str | None:

@@ -19,7 +19,7 @@ Shapes: ``x`` ``(T, N, Cin, H, W)``, ``w`` ``(T, Cout, Cin, kh, kw)``, ``y`` ``(
 Wo)``, any strides (channels-last, or a task axis expanded with stride 0); outputs keep the
 input's layout. Accumulation is in the input's precision or fp32 (bf16); fp32 products use
 TF32 only when ``torch.backends.cudnn.allow_tf32`` is set, as cuDNN's convolutions do, and are
-otherwise plain fp32 or, asked for, 3xTF32 (:data:`FP32_PRODUCTS`). On CUDA the
+otherwise plain fp32 or, asked for, 3xTF32 (:data:`.taskconv.FP32_PRODUCTS`). On CUDA the
 tile sizes are autotuned per shape; CPU tensors run Triton's interpreter (exact, slow: for tests;
 checked with Triton 3.8, whose interpreter runs kernels without ``TRITON_INTERPRET``; 3.6's fails
 on their loops, while its compiler builds them for sm_90).
@@ -42,9 +42,9 @@ from metazoo.engine.implicit_gemm_kernels import (
     input_gradient_kernel,
     weight_gradient_kernel,
 )
-from metazoo.engine.taskconv import FP32_PRODUCTS
+from metazoo.engine.taskconv import check_lowering
 
-__all__ = ["FP32_PRODUCTS", "convolution", "input_gradient", "weight_gradient"]
+__all__ = ["convolution", "input_gradient", "weight_gradient"]
 
 #: ``((sh, sw), (ph, pw), (dh, dw))``, as :attr:`metazoo.engine.taskconv.Settings.geometry`.
 Geometry = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
@@ -89,7 +89,7 @@ INTERPRETER_BLOCKS = {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 16}
 def _launch(kernel, grid, *args, device: torch.device, **constants) -> None:
     """Run ``kernel`` over ``grid(tiles)``: autotuned on CUDA, interpreted on a CPU."""
     if device.type == "cuda":
-        _TUNED[kernel][lambda meta: grid(meta)](*args, **constants)
+        _TUNED[kernel][grid](*args, **constants)
     else:
         blocks = INTERPRETER_BLOCKS
         _INTERPRETED[kernel][grid(blocks)](*args, **constants, **blocks)
@@ -210,7 +210,8 @@ def _weight_gradient_op(
         KH=kh, KW=kw, TAPS_OUTER=taps_outer, device=x.device,
         **_numerics(x.dtype, products),
     )  # fmt: skip
-    return parts.sum(1).view(tasks, *w_shape).to(x.dtype)
+    summed = parts[:, 0] if split == 1 else parts.sum(1)  # no copy when nothing was split
+    return summed.view(tasks, *w_shape).to(x.dtype)
 
 
 @_weight_gradient_op.register_fake
@@ -227,8 +228,7 @@ def _flat(geometry: Geometry) -> list[int]:
 def _products(t: Tensor, fp32_products: str) -> str:
     """How the kernels multiply ``t``'s dtype: fp32 with TF32 where cuDNN's flag allows it, else
     ``fp32_products``; other dtypes exactly."""
-    if fp32_products not in FP32_PRODUCTS:
-        raise ValueError(f"fp32_products must be one of {FP32_PRODUCTS}, got {fp32_products!r}")
+    check_lowering("triton", fp32_products)
     if t.dtype != torch.float32:
         return "ieee"
     return "tf32" if torch.backends.cudnn.allow_tf32 else fp32_products
@@ -236,7 +236,7 @@ def _products(t: Tensor, fp32_products: str) -> str:
 
 def convolution(x: Tensor, w: Tensor, geometry: Geometry, fp32_products: str = "ieee") -> Tensor:
     """Each task's ``conv2d`` without bias: x ``(T, N, Cin, H, W)``, w ``(T, Cout, Cin, kh, kw)``
-    -> ``(T, N, Cout, Ho, Wo)``, in ``x``'s layout. ``fp32_products``: :data:`FP32_PRODUCTS`."""
+    -> ``(T, N, Cout, Ho, Wo)``, in ``x``'s layout. ``fp32_products``: :data:`.taskconv.FP32_PRODUCTS`."""
     return _convolution_op(x, w, _flat(geometry), _products(x, fp32_products))
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "Settings",
     "LOWERINGS",
     "FP32_PRODUCTS",
+    "check_lowering",
 ]
 
 
@@ -162,6 +163,40 @@ def task_input_gradient(grad_y: Tensor, w: Tensor, x_shape, settings: Settings) 
     return images.unflatten(0, (tasks, n))
 
 
+def _grouped_convolution(x: Tensor, w: Tensor, settings: Settings) -> Tensor:
+    return torch.func.vmap(_convolution, in_dims=(0, 0, None))(x, w, settings)
+
+
+def _grouped_input_gradient(grad_y: Tensor, w: Tensor, x_shape, settings: Settings) -> Tensor:
+    per_task = torch.func.vmap(_input_gradient, in_dims=(0, 0, None, None))
+    return per_task(grad_y, w, x_shape, settings)
+
+
+#: Each lowering's per-task operations but the Triton ones, by name; each takes its tensors (and
+#: the shape it needs), then the settings.
+_FORMS = {
+    "grouped": {
+        "convolution": _grouped_convolution,
+        "input_gradient": _grouped_input_gradient,
+        "weight_gradient": task_weight_gradient,
+    },
+    "matmul": {
+        "convolution": task_convolution,
+        "input_gradient": task_input_gradient,
+        "weight_gradient": task_weight_gradient,
+    },
+}
+
+
+def _per_task(operation: str, settings: Settings, *args):
+    """Per-task ``operation`` (``convolution``, ``input_gradient``, ``weight_gradient``) of
+    ``args`` as ``settings.lowering`` runs it."""
+    if settings.lowering == "triton":
+        kernel = getattr(_implicit_gemm(), operation)
+        return kernel(*args, settings.geometry, settings.fp32_products)
+    return _FORMS[settings.lowering][operation](*args, settings)
+
+
 class _Op(torch.autograd.Function):
     """Each of the six functions saves its two tensor inputs; its last input is the settings."""
 
@@ -207,11 +242,7 @@ class _TaskConv(_Op):
 
     @staticmethod
     def forward(x: Tensor, w: Tensor, settings: Settings) -> Tensor:
-        if settings.lowering == "triton":
-            return _implicit_gemm().convolution(x, w, settings.geometry, settings.fp32_products)
-        if settings.lowering == "matmul":
-            return task_convolution(x, w, settings)
-        return torch.func.vmap(_convolution, in_dims=(0, 0, None))(x, w, settings)
+        return _per_task("convolution", settings, x, w)
 
     @staticmethod
     def backward(ctx, grad_y: Tensor):
@@ -225,13 +256,7 @@ class _TaskInputGrad(_Op):
 
     @staticmethod
     def forward(grad_y: Tensor, w: Tensor, x_shape, settings: Settings) -> Tensor:
-        if settings.lowering == "triton":
-            products = settings.fp32_products
-            return _implicit_gemm().input_gradient(grad_y, w, x_shape, settings.geometry, products)
-        if settings.lowering == "matmul":
-            return task_input_gradient(grad_y, w, x_shape, settings)
-        per_task = torch.func.vmap(_input_gradient, in_dims=(0, 0, None, None))
-        return per_task(grad_y, w, x_shape, settings)
+        return _per_task("input_gradient", settings, grad_y, w, x_shape)
 
     @staticmethod
     def backward(ctx, grad_grad_x: Tensor):
@@ -245,10 +270,7 @@ class _TaskWeightGrad(_Op):
 
     @staticmethod
     def forward(x: Tensor, grad_y: Tensor, w_shape, settings: Settings) -> Tensor:
-        if settings.lowering == "triton":
-            products = settings.fp32_products
-            return _implicit_gemm().weight_gradient(x, grad_y, w_shape, settings.geometry, products)
-        return task_weight_gradient(x, grad_y, w_shape, settings)
+        return _per_task("weight_gradient", settings, x, grad_y, w_shape)
 
     @staticmethod
     def backward(ctx, grad_grad_w: Tensor):
@@ -360,10 +382,19 @@ def batched_weight_gradients(
     computes exactly ``F.conv2d`` (to every order of differentiation). Other convolutions
     (grouped, ``padding='same'``) are left to PyTorch.
     """
-    if lowering not in LOWERINGS:
+    check_lowering(lowering, fp32_products)
+    return _BatchedWeightGradients(lowering, fp32_products)
+
+
+def check_lowering(lowering: str | None, fp32_products: str = "ieee") -> None:
+    """Refuse an unknown lowering or fp32 products, and fp32 products other than ``ieee``
+    anywhere but the ``triton`` lowering (None: ``vmap``'s own convolutions)."""
+    if lowering is not None and lowering not in LOWERINGS:
         raise ValueError(f"unknown lowering {lowering!r}; choose one of {LOWERINGS}")
     if fp32_products not in FP32_PRODUCTS:
         raise ValueError(f"unknown fp32_products {fp32_products!r}; choose one of {FP32_PRODUCTS}")
     if fp32_products != "ieee" and lowering != "triton":
-        raise ValueError(f"fp32_products={fp32_products!r} is a choice of the 'triton' lowering")
-    return _BatchedWeightGradients(lowering, fp32_products)
+        raise ValueError(
+            f"fp32_products={fp32_products!r} is a choice of the 'triton' lowering "
+            "(triton_convolutions=True)"
+        )
