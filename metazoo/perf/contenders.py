@@ -240,8 +240,10 @@ _PHRASES = {
 
 def _fast(name: str, options: FastOptions) -> Builder:
     """metazoo's fast step (:class:`metazoo.engine.fast.FastMetaStep`) with ``options``, in the
-    numeric mode its name says (:func:`precision_of`)."""
+    numeric mode its name says (:func:`precision_of`; ``3xtf32`` sets the Triton products)."""
     mode = precision_of(name)
+    if mode == "3xtf32":
+        options = replace(options, triton_fp32_products="tf32x3")
 
     def build(model: nn.Module, shape: SpeedShape, example: EpisodeBatch) -> Contender:
         device = next(model.parameters()).device
@@ -349,10 +351,7 @@ CUDA_VARIANTS: dict[str, Callable] = _fast_variants(
         ),
     ),
     ("metazoo-compiled+channels-last+triton-conv", _TRITON),
-    (
-        "metazoo-compiled+channels-last+triton-conv+3xtf32",
-        replace(_TRITON, triton_fp32_products="tf32x3"),
-    ),
+    ("metazoo-compiled+channels-last+triton-conv+3xtf32", _TRITON),
     ("metazoo-auto+tf32", FastOptions()),
     # what training may run (the training target does not rule TF32 out)
     ("metazoo-compiled+channels-last+tf32", FastOptions(compile=True, channels_last=True)),

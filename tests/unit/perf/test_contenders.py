@@ -174,13 +174,18 @@ def test_speed_docs_are_generated_from_full_result_files(tiny_run, tmp_path):
 
 
 def test_train_overrides_set_up_the_contenders_own_step():
-    from metazoo.perf.contenders import CONTENDERS, CUDA_VARIANTS, train_overrides
+    from metazoo.perf.contenders import CONTENDERS, CUDA_VARIANTS, precision_of, train_overrides
     from metazoo.training import TrainConfig
     from metazoo.training.config import FAST_STEP_OPTIONS
 
     assert train_overrides("torch-loop+graph") is None  # a forced executor and graph
     assert train_overrides("metazoo-auto+bf16") is None  # autocast: not a training setting
     assert train_overrides("higher") is None
+    # 3xTF32 products are not a training setting; the name alone sets them
+    three = "metazoo-compiled+channels-last+triton-conv+3xtf32"
+    assert train_overrides(three) is None and precision_of(three) == "3xtf32"
+    assert CUDA_VARIANTS[three].options.triton_fp32_products == "tf32x3"
+    assert CUDA_VARIANTS[three.removesuffix("+3xtf32")].options.triton_fp32_products == "ieee"
     trainable = 0
     for name, builder in {**CONTENDERS, **CUDA_VARIANTS}.items():
         overrides = train_overrides(name)
