@@ -16,7 +16,8 @@ second backward (what a second-order meta-gradient runs) for:
 * ``matmul-conv-nhwc``: the same with ``lowering="matmul"`` (no grouped convolution left);
 * ``triton`` / ``triton-nhwc``: with ``lowering="triton"``, all three as implicit-GEMM Triton
   kernels (:mod:`metazoo.engine.implicit_gemm`; CUDA only, autotuned on first use);
-* ``unfold-bmm``: im2col (``F.unfold``) and one batched matrix product over tasks, for all three;
+* ``unfold-bmm``: :func:`metazoo.engine.taskconv.task_convolution` (im2col and one batched
+  product over tasks), differentiated by autograd;
 * ``task-loop``: one ordinary convolution per task.
 
 Each lowering's output and both gradients are checked against ``grouped`` first (relative error
@@ -41,7 +42,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from metazoo.engine.taskconv import batched_weight_gradients  # noqa: E402
+from metazoo.engine.taskconv import Settings, batched_weight_gradients, task_convolution  # noqa: E402
 from metazoo.perf.shapes import get_shapes  # noqa: E402
 
 Conv = Callable[
@@ -59,11 +60,8 @@ def lowered(lowering: str, x: Tensor, w: Tensor) -> Tensor:
 
 
 def unfold_bmm(x: Tensor, w: Tensor) -> Tensor:
-    t, n, c, h, width = x.shape
-    cols = F.unfold(x.reshape(t * n, c, h, width), 3, padding=1)  # (T*N, C*9, H*W)
-    cols = cols.reshape(t, n, c * 9, h * width).transpose(2, 3).reshape(t, n * h * width, c * 9)
-    out = torch.bmm(cols, w.reshape(t, w.shape[1], c * 9).transpose(1, 2))  # (T, N*H*W, Cout)
-    return out.reshape(t, n, h, width, -1).permute(0, 1, 4, 2, 3)
+    """taskconv's im2col product, its gradients left to autograd (no custom backward)."""
+    return task_convolution(x, w, Settings((1, 1), (1, 1), (1, 1)))
 
 
 def task_loop(x: Tensor, w: Tensor) -> Tensor:
