@@ -42,7 +42,7 @@ from metazoo.engine.implicit_gemm_kernels import (
     input_gradient_kernel,
     weight_gradient_kernel,
 )
-from metazoo.engine.taskconv import check_lowering
+from metazoo.engine.taskconv import Settings, check_lowering
 
 __all__ = ["convolution", "input_gradient", "weight_gradient"]
 
@@ -118,10 +118,6 @@ def _empty(like: Tensor, shape: tuple[int, ...]) -> Tensor:
     return like.new_empty((t, n, h, w, c)).permute(0, 1, 4, 2, 3)
 
 
-def _output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-
-
 def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
@@ -145,9 +141,8 @@ def _convolution_op(x: Tensor, w: Tensor, geometry: list[int], products: str) ->
 @_convolution_op.register_fake
 def _convolution_fake(x: Tensor, w: Tensor, geometry: list[int], products: str) -> Tensor:
     sh, sw, ph, pw, dh, dw = geometry
-    kh, kw = w.shape[-2:]
-    ho = _output_size(x.shape[3], kh, sh, ph, dh)
-    wo = _output_size(x.shape[4], kw, sw, pw, dw)
+    settings = Settings((sh, sw), (ph, pw), (dh, dw))
+    ho, wo = settings.output_size(tuple(x.shape[-2:]), tuple(w.shape[-2:]))
     return _empty(x, (*x.shape[:2], w.shape[1], ho, wo))
 
 

@@ -77,6 +77,13 @@ class Settings(NamedTuple):
         """``(stride, padding, dilation)``, in ``torch.nn.grad``'s argument order."""
         return self.stride, self.padding, self.dilation
 
+    def output_size(self, size: tuple[int, int], kernel: tuple[int, int]) -> tuple[int, int]:
+        """``(Ho, Wo)`` of an ``(H, W)`` input and a ``(kh, kw)`` filter."""
+        return tuple(
+            (n + 2 * p - d * (k - 1) - 1) // s + 1
+            for n, k, s, p, d in zip(size, kernel, *self.geometry, strict=True)
+        )
+
 
 def _implicit_gemm():
     """The Triton kernels, imported on first use: CPU-only PyTorch builds have no Triton."""
@@ -134,13 +141,12 @@ def task_convolution(x: Tensor, w: Tensor, settings: Settings) -> Tensor:
         ``(T, N, Cout, Ho, Wo)``, channels-last in memory.
     """
     stride, padding, dilation = settings.geometry
-    tasks, n, _, height, width = x.shape
-    kh, kw = w.shape[-2:]
-    columns = F.unfold(x.flatten(0, 1), (kh, kw), dilation, padding, stride)  # (T*N, K, L)
+    tasks, n = x.shape[:2]
+    kernel = tuple(w.shape[-2:])
+    columns = F.unfold(x.flatten(0, 1), kernel, dilation, padding, stride)  # (T*N, K, L)
     out = torch.einsum("tok,tnkl->tnlo", w.flatten(2), columns.unflatten(0, (tasks, n)))
-    out_h = (height + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    out_w = (width + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    return out.unflatten(2, (out_h, out_w)).permute(0, 1, 4, 2, 3)
+    out_size = settings.output_size(tuple(x.shape[-2:]), kernel)
+    return out.unflatten(2, out_size).permute(0, 1, 4, 2, 3)
 
 
 def task_input_gradient(grad_y: Tensor, w: Tensor, x_shape, settings: Settings) -> Tensor:
