@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from metazoo._atomic import write_json_atomic
 from metazoo.perf.targets import (
     FP32_FLOOR_FACTOR,
     LOOP,
@@ -213,12 +214,7 @@ def partial_path(document: dict, out_dir: str | Path) -> Path:
 
 def write_partial(document: dict, out_dir: str | Path) -> Path:
     """Replace the run's partial result with ``document`` (whole, never half written)."""
-    path = partial_path(document, out_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    unfinished = path.with_name(path.name + ".tmp")
-    unfinished.write_text(json.dumps(document, indent=1) + "\n")
-    unfinished.replace(path)
-    return path
+    return write_json_atomic(document, partial_path(document, out_dir))
 
 
 def summary_table(documents: list[dict]) -> str:
