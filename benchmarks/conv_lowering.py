@@ -13,10 +13,12 @@ second backward (what a second-order meta-gradient runs) for:
 * ``batched-wgrad`` / ``batched-wgrad-nhwc``: ``vmap`` under
   :func:`metazoo.engine.taskconv.batched_weight_gradients` (grouped convolutions, weight gradients
   as one ``bmm``; what ``FastOptions(batched_weight_gradients=True)`` runs);
-* ``matmul-conv-nhwc``: the same with ``lowering="matmul"`` (no grouped convolution left);
-* ``triton`` / ``triton-nhwc``: with ``lowering="triton"``, all three as implicit-GEMM Triton
-  kernels (:mod:`metazoo.engine.implicit_gemm`; CUDA only, autotuned on first use);
-* ``unfold-bmm``: :func:`metazoo.engine.taskconv.task_convolution` (im2col and one batched
+* ``matmul-conv-nhwc``: the same with the experimental ``lowering="matmul"`` (no grouped
+  convolution left; :mod:`metazoo.experimental.lowerings`, imported here);
+* ``triton`` / ``triton-nhwc``: with the experimental ``lowering="triton"``, all three as
+  implicit-GEMM Triton kernels (:mod:`metazoo.experimental.implicit_gemm`; CUDA only, autotuned
+  on first use);
+* ``unfold-bmm``: :func:`metazoo.experimental.lowerings.task_convolution` (im2col and one batched
   product over tasks), differentiated by autograd;
 * ``task-loop``: one ordinary convolution per task.
 
@@ -42,8 +44,9 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from metazoo.engine.taskconv import Settings, batched_weight_gradients, task_convolution  # noqa: E402
-from metazoo.perf.shapes import get_shapes  # noqa: E402
+from benchmarks.speedlab.shapes import get_shapes  # noqa: E402
+from metazoo.engine.taskconv import Settings, batched_weight_gradients  # noqa: E402
+from metazoo.experimental.lowerings import task_convolution  # noqa: E402  (registers matmul, triton)
 
 Conv = Callable[
     [Tensor, Tensor], Tensor
@@ -77,7 +80,8 @@ def second_order(conv: Conv, x: Tensor, w: Tensor, r: Tensor, v: Tensor) -> list
 
 
 def _graphed(fn: Callable[[], list[Tensor]]) -> tuple[Callable[[], list[Tensor]], str]:
-    """``fn`` captured in a CUDA graph (warmed up on a side stream), or ``fn`` itself if that fails."""
+    """``fn`` captured in a CUDA graph (warmed up on a side stream), or ``fn`` itself if that
+    fails."""
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
@@ -125,7 +129,9 @@ def _error(got: list[Tensor], want: list[Tensor]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--shape", default="omniglot-5w1s", help="a metazoo speed shape")
+    parser.add_argument(
+        "--shape", default="omniglot-5w1s", help="a speed-lab shape (benchmarks/speedlab/shapes.py)"
+    )
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--tasks", type=int, help="override the meta-batch size")
     parser.add_argument("--repeats", type=int, default=10)

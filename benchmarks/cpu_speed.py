@@ -1,4 +1,4 @@
-"""The committed CPU speed table: every shape in its own ``metazoo speed`` process, then merged.
+"""The committed CPU speed table: every shape in its own speed-lab process, then merged.
 
     python benchmarks/cpu_speed.py            # about 20 minutes on 2 cores; writes benchmarks/
     python benchmarks/cpu_speed.py --out DIR  # elsewhere
@@ -6,7 +6,7 @@
 One process per shape keeps one shape's memory high-water mark out of the next one's figures. At
 ``omniglot-20w1s`` the engine's unchunked ``vmap`` executor is left out: all 16 tasks' graphs at
 once need more than this machine's 24 GB (the kernel killed it). Then
-``metazoo speed --docs-only`` regenerates ``docs/speed.md``.
+``python tools/docs.py`` regenerates ``docs/speed.md``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from script_tools import REPO, latest_speed_result, run_logged
 
 sys.path.insert(0, str(REPO))
 
-from metazoo.perf.report import merge_documents, short_table, write_result  # noqa: E402
+from benchmarks.speedlab.report import merge_documents, short_table, write_result  # noqa: E402
 
 #: (shape, contenders or None for all): the vectorized executor does not fit 24 GB at 20-way.
 CPU_PLAN = (
@@ -56,7 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     documents = []
     for shape, contenders in CPU_PLAN:
         work = Path(args.work) / shape
-        command = [sys.executable, "-m", "metazoo.cli.speed", "--shapes", shape, "--out", str(work)]
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.speedlab",
+            "--shapes",
+            shape,
+            "--out",
+            str(work),
+        ]
         command += ["--threads", str(args.threads)]
         command += ["--contenders", *contenders] if contenders else []
         if not args.merge_only:  # a shape takes minutes on 2 cores; an hour means it hung

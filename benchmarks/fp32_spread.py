@@ -2,7 +2,7 @@
 
     python benchmarks/fp32_spread.py --shape miniimagenet-5w1s --batches 6
 
-For each synthetic batch of a ``metazoo speed`` shape (seeds 0, 1, ...), prints the relative error
+For each synthetic batch of a speed-lab shape (seeds 0, 1, ...), prints the relative error
 of the sequential and the vectorized executors' fp32 meta-gradients against the sequential float64
 one (same weights and batch), and the float64 vectorized one against it. A speed run checks one
 batch; this shows whether an executor's miss there is the executor (always worse than the
@@ -20,16 +20,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 import torch  # noqa: E402
 
-from metazoo.engine import InnerLoop  # noqa: E402
-from metazoo.engine.fast import accumulate_meta_gradient  # noqa: E402
-from metazoo.perf.shapes import get_shapes, make_model, synthetic_batches  # noqa: E402
+from benchmarks.speedlab.shapes import get_shapes, make_model, synthetic_batches  # noqa: E402
+from metazoo.engine import (  # noqa: E402
+    InnerLoop,
+    MetaParams,
+    accumulate_meta_gradient,
+    parameters_of,
+)
 
 EXECUTORS = ("sequential", "vectorized")
 
 
 def _meta_gradient(model, batch, loop, lr, executor) -> torch.Tensor:
     model.zero_grad(set_to_none=True)
-    accumulate_meta_gradient(model, batch, loop, lr, executor=executor)
+    meta = MetaParams(parameters_of(model), lr)
+    accumulate_meta_gradient(model, batch, loop, meta, executor=executor)
     return torch.cat([p.grad.flatten().double() for p in model.parameters()])
 
 
@@ -39,7 +44,11 @@ def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--shape", default="miniimagenet-5w1s", help="a metazoo speed shape")
+    parser.add_argument(
+        "--shape",
+        default="miniimagenet-5w1s",
+        help="a speed-lab shape (benchmarks/speedlab/shapes.py)",
+    )
     parser.add_argument("--batches", type=int, default=6, help="batches (seeds 0..N-1)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
@@ -47,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     shape = get_shapes([args.shape])[0]
     model = make_model(shape)
     exact = copy.deepcopy(model).double()
-    loop = InnerLoop(steps=shape.inner_steps, ways=shape.ways)
+    loop = InnerLoop(steps=shape.inner_steps)
     print(f"{shape.name}: {shape.describe()}; CPU, {args.threads} threads")
     print("| batch seed | fp32 sequential | fp32 vectorized | float64 vectorized |")
     print("|---|---|---|---|")

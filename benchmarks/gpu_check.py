@@ -4,7 +4,7 @@
     python benchmarks/gpu_check.py --minutes 4 # a tighter hard limit for the three shapes
     python benchmarks/gpu_check.py --dry-run   # on a CPU: the same steps, tiny and fast
 
-Each shape runs in its own ``metazoo speed`` process with a hard time limit, so a contender that
+Each shape runs in its own speed-lab process with a hard time limit, so a contender that
 hangs or breaks the CUDA context costs one shape, not the session. Inside a shape every contender's
 meta-gradient is first compared with the float64 sequential reference (TF32 off), then timed
 (fp32 with TF32 off; the TF32-on and bf16-autocast variants are separate rows). Outputs go to
@@ -24,7 +24,7 @@ from script_tools import REPO, latest_speed_result, run_logged
 
 sys.path.insert(0, str(REPO))
 
-from metazoo.perf.report import (  # noqa: E402
+from benchmarks.speedlab.report import (  # noqa: E402
     merge_documents,
     render_markdown,
     short_table,
@@ -38,7 +38,7 @@ DRY_CONTENDERS = ("torch-loop", "metazoo-auto", "metazoo-vectorized+graph", "met
 
 
 def _command(shape: str, limit: float, dry_run: bool, out: Path) -> list[str]:
-    command = [sys.executable, "-m", "metazoo.cli.speed", "--shapes", shape, "--out", str(out)]
+    command = [sys.executable, "-m", "benchmarks.speedlab", "--shapes", shape, "--out", str(out)]
     if dry_run:
         rehearsal = "--device cpu --threads 1 --quick --tasks 1 --contenders"
         return [*command, *rehearsal.split(), *DRY_CONTENDERS]

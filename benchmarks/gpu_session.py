@@ -3,7 +3,7 @@
     python benchmarks/gpu_session.py                       # on the GPU machine; installs nothing
     python benchmarks/gpu_session.py --dry-run             # on a CPU: the same steps, tiny
 
-1. ``metazoo speed`` at ``omniglot-5w1s`` (fp32, TF32 off unless a row says otherwise): every
+1. ``python -m benchmarks.speedlab`` at ``omniglot-5w1s`` (fp32, TF32 off unless a row says otherwise): every
    contender's meta-gradient is checked against float64 first, then timed.
 2. The fastest fp32 fast-step configuration that passed the check (or ``--fast-step NAME``, which
    skips step 1) trains MAML on Omniglot 5-way 1-shot with ``metazoo train`` for
@@ -61,7 +61,7 @@ first: the run's build budget, half its limit (270 s), leaves out the last one i
 
 and a second, if device time is left, trains the fastest trainable step it reported
 (``--fast-step NAME --train-minutes 4 --total 320``). If the Triton contenders fail their
-check, ``python3 -m pytest -q -m gpu tests/unit/engine/test_implicit_gemm.py`` compares each
+check, ``python3 -m pytest -q -m gpu tests/unit/experimental/test_implicit_gemm.py`` compares each
 kernel with cuDNN.
 
 ``--train-tf32`` lets step 2 pick a TF32 step (the training target does not rule TF32 out; its
@@ -84,7 +84,7 @@ from script_tools import REPO, latest_speed_result, run_logged
 
 sys.path.insert(0, str(REPO))  # metazoo from a checkout without an install
 
-from metazoo.perf.contenders import CONTENDERS, CUDA_VARIANTS, train_overrides  # noqa: E402
+from benchmarks.speedlab.contenders import CONTENDERS, CUDA_VARIANTS, train_overrides  # noqa: E402
 from metazoo.training.config import FAST_STEP_OPTIONS  # noqa: E402  (profile_step's flags)
 
 #: Speed contenders, most important first (the speed run stops starting new ones at its budget).
@@ -190,7 +190,7 @@ def _speed(args: argparse.Namespace, out: Path, device: str) -> dict:
     """Step 1: the speed check and timing; the result document (empty when skipped)."""
     if args.resume or args.fast_step:
         return {"shapes": []}
-    speed = [sys.executable, "-m", "metazoo", "speed", "--device", device]
+    speed = [sys.executable, "-m", "benchmarks.speedlab", "--device", device]
     speed += ["--shapes", "omniglot-5w1s", "--out", str(out / "speed")]
     if args.dry_run:
         speed += ["--quick", "--tasks", "2", "--threads", "1"]
@@ -231,7 +231,7 @@ def _report_speed(document: dict) -> int:
     if not document["shapes"]:
         print("\nthe speed check produced no result; see speed.log")
         return 1
-    from metazoo.perf.report import short_table
+    from benchmarks.speedlab.report import short_table
 
     print(f"\n## Speed, omniglot-5w1s ({document['environment']['device']})\n")
     print(short_table(document))

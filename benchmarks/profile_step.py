@@ -4,7 +4,7 @@
     python benchmarks/profile_step.py --compile --channels-last    # the fastest configuration
     python benchmarks/profile_step.py --device cpu --tasks 2       # a rehearsal on the CPU
 
-Builds a :class:`metazoo.engine.fast.FastMetaStep` for a ``metazoo speed`` shape (synthetic
+Builds a :class:`metazoo.engine.fast.FastMetaStep` for a speed-lab shape (synthetic
 episodes, the speed benchmark's model), runs the warm-up steps, then profiles ``--steps`` steps with
 ``torch.profiler`` and prints the ``--top`` rows sorted by device time (CPU time on a CPU). The
 table also goes to ``$OUT/profile-<shape>.txt`` when ``$OUT`` is set. For the next GPU session of
@@ -25,19 +25,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
-from metazoo.engine import InnerLoop  # noqa: E402
+import metazoo  # noqa: E402
+import metazoo.experimental.lowerings  # noqa: E402, F401  (--matmul/--triton-convolutions)
+from benchmarks.speedlab.shapes import get_shapes, make_model, synthetic_batches  # noqa: E402
 from metazoo.engine.fast import FastMetaStep, FastOptions  # noqa: E402
-from metazoo.perf.shapes import get_shapes, make_model, synthetic_batches  # noqa: E402
 from metazoo.training.config import FAST_STEP_OPTIONS  # noqa: E402
 
 try:  # kernel names only; the Triton kernels' module needs triton (Linux)
-    from metazoo.engine import implicit_gemm_kernels  # noqa: E402
+    from metazoo.experimental import implicit_gemm_kernels  # noqa: E402
 except ImportError:
     implicit_gemm_kernels = None
 
 #: Kernel families by name fragment, first match wins (metazoo's own Triton convolutions are named
-#: after metazoo.engine.implicit_gemm_kernels; cuDNN's convolution kernels are "xmma", "implicit"
-#: or "conv"; Inductor's fused elementwise and reduction kernels start "triton").
+#: after metazoo.experimental.implicit_gemm_kernels; cuDNN's convolution kernels are "xmma",
+#: "implicit" or "conv"; Inductor's fused elementwise and reduction kernels start "triton").
 FAMILIES = (
     ("metazoo triton convolution", tuple(getattr(implicit_gemm_kernels, "__all__", ()))),
     ("convolution", ("conv", "xmma", "implicit", "dgrad", "wgrad", "cudnn")),
@@ -72,7 +73,9 @@ SWITCHES = FAST_STEP_OPTIONS
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--shape", default="omniglot-5w1s", help="a metazoo speed shape")
+    parser.add_argument(
+        "--shape", default="omniglot-5w1s", help="a speed-lab shape (benchmarks/speedlab/shapes.py)"
+    )
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu")
     parser.add_argument("--tasks", type=int, help="override the meta-batch size")
     parser.add_argument("--steps", type=int, default=5, help="profiled steps (default 5)")
@@ -91,10 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # fp32
     model = make_model(shape).to(device)
     batches = synthetic_batches(shape, 2, device=device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=device.type == "cuda")
+    learner = metazoo.create_learner(
+        "maml", model, inner_lr=shape.inner_lr, inner_steps=shape.inner_steps
+    )
+    optimizer = torch.optim.Adam(learner.parameters(), lr=1e-3, capturable=device.type == "cuda")
     options = FastOptions(**{switch: getattr(args, switch) for switch in SWITCHES})
-    loop = InnerLoop(steps=shape.inner_steps, ways=shape.ways)
-    step = FastMetaStep(model, loop, shape.inner_lr, optimizer, batches[0], options)
+    step = FastMetaStep(learner, optimizer, batches[0], options)
     step(batches[1])
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -110,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = ", ".join(s for s in SWITCHES if getattr(args, s)) or "no switches"
     header = (
         f"{shape.name}: {shape.describe()}; plan {step.plan}; {chosen}; "
-        f"graph={step.runner.graph is not None}; {seconds * 1e3:.1f} ms/step under the profiler "
+        f"graph={step.graph}; {seconds * 1e3:.1f} ms/step under the profiler "
         f"({shape.meta_batch / seconds:.0f} tasks/s)"
     )
     summary = kernel_summary(prof.key_averages(), seconds * args.steps * 1e6)

@@ -1,4 +1,5 @@
-"""``python benchmarks/speed.py [--quick] [--device cuda] ...``: the same as ``metazoo speed``."""
+"""``python benchmarks/speed.py [--quick] [--device cuda] ...``: the same as
+``python -m benchmarks.speedlab`` (the speed lab; ``--help`` lists its options)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from metazoo.cli.main import main  # noqa: E402
+from benchmarks.speedlab.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(main(["speed", *sys.argv[1:]]))
+    raise SystemExit(main(sys.argv[1:]))

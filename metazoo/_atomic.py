@@ -14,7 +14,19 @@ from typing import IO, Any
 
 import torch
 
-__all__ = ["write_atomic", "write_text_atomic", "write_json_atomic", "save_atomic"]
+__all__ = ["write_atomic", "write_text_atomic", "write_json_atomic", "save_atomic", "json_safe"]
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with dict keys as strings, tuples as lists and other objects as their ``repr``,
+    so ``json.dumps`` accepts it (configs and sampler overrides recorded in results)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
 
 
 def write_atomic(path: str | Path, write: Callable[[IO], None], binary: bool = False) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import importlib.util
 import inspect
 import os
 import pkgutil
@@ -35,6 +36,8 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "metazoo.learners"
+#: The package whose modules are the built-in learners.
+BUILTIN_PACKAGE = "metazoo.learners"
 BUILTIN_PROVIDER = "metazoo"
 
 
@@ -162,11 +165,11 @@ def _load_builtins() -> None:
     if _LOADED["builtins"]:
         return
     _LOADED["builtins"] = True
-    import metazoo.learners as package
-
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+    # discovered by name, as entry points are: the registry sits below the learners it loads
+    spec = importlib.util.find_spec(BUILTIN_PACKAGE)
+    for info in sorted(pkgutil.iter_modules(spec.submodule_search_locations), key=lambda m: m.name):
         if not info.name.startswith("_"):
-            importlib.import_module(f"{package.__name__}.{info.name}")
+            importlib.import_module(f"{BUILTIN_PACKAGE}.{info.name}")
 
 
 def _disabled_plugins() -> set[str]:

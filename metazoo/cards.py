@@ -1,6 +1,8 @@
 """YAML cards: what the registry knows about a learner (paper, numbers) or a benchmark (protocol).
 
-Cards live in ``registry/learners/<name>.yaml`` and ``registry/benchmarks/<name>.yaml``. Tables take
+Cards are edited in the checkout's ``registry/learners/<name>.yaml`` and
+``registry/benchmarks/<name>.yaml``, and ship inside the package as ``metazoo.registry`` (package
+data, read with ``importlib.resources``), so an installed wheel finds the same cards. Tables take
 titles, citations and "paper" columns from them; nothing there is typed into a table by hand.
 """
 
@@ -8,12 +10,16 @@ from __future__ import annotations
 
 import functools
 import os
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from metazoo.learner import FAMILIES
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 __all__ = [
     "CardError",
@@ -26,6 +32,7 @@ __all__ = [
     "validate_benchmark_card",
     "check_card",
     "load_card_file",
+    "yaml_files",
 ]
 
 MODEL_KINDS = ("classifier", "embedding", "none")
@@ -84,30 +91,39 @@ class CardError(ValueError):
     """A malformed card: the message names the file and the field."""
 
 
-def registry_dir() -> Path:
-    """The folder holding ``learners/`` and ``benchmarks/`` cards.
+def registry_dir() -> Traversable:
+    """The folder holding the ``learners/`` and ``benchmarks/`` cards and the built-in ``suites/``.
 
-    ``METAZOO_REGISTRY`` overrides; otherwise the ``registry/`` folder of the checkout this package
-    was installed from (``pip install -e``).
+    ``METAZOO_REGISTRY`` (a folder path) overrides; otherwise the ``metazoo.registry`` package data:
+    the checkout's ``registry/`` in an editable install, the copy inside the wheel otherwise. The
+    result is a :class:`~importlib.resources.abc.Traversable` (a :class:`~pathlib.Path` on disk).
     """
     env = os.environ.get("METAZOO_REGISTRY")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "registry"
+    return resources.files("metazoo.registry")
 
 
-def load_card_file(path: str | Path) -> dict[str, Any]:
-    """Parse one YAML card; errors name the file."""
-    path = Path(path)
+def load_card_file(path: str | Path | Traversable) -> dict[str, Any]:
+    """Parse one YAML card (a path, or a file of the shipped registry); errors name the file."""
+    if isinstance(path, str):
+        path = Path(path)
     if not path.is_file():
         raise CardError(f"{path}: no such card file")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise CardError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict):
         raise CardError(f"{path}: a card must be a YAML mapping, got {type(data).__name__}")
     return data
+
+
+def yaml_files(folder: Traversable) -> list[Traversable]:
+    """The ``*.yaml`` files of a registry folder, sorted by name (none when it does not exist)."""
+    if not folder.is_dir():
+        return []
+    return sorted((f for f in folder.iterdir() if f.name.endswith(".yaml")), key=lambda f: f.name)
 
 
 def _check_fields(data: dict, spec: dict, where: str) -> None:
@@ -181,17 +197,17 @@ def check_card(path: str | Path) -> tuple[str, dict[str, Any]]:
 
 @functools.cache
 def _cards(kind: str) -> dict[str, dict[str, Any]]:
-    folder = registry_dir() / kind
     cards = {}
-    for path in sorted(folder.glob("*.yaml")):
+    for path in yaml_files(registry_dir() / kind):
         data = load_card_file(path)
         validate = validate_learner_card if kind == "learners" else validate_benchmark_card
         validate(data, str(path))
-        if data["name"] != path.stem:
+        stem = path.name.removesuffix(".yaml")
+        if data["name"] != stem:
             raise CardError(
-                f"{path}: field 'name' is {data['name']!r} but the file is named {path.stem!r}"
+                f"{path}: field 'name' is {data['name']!r} but the file is named {stem!r}"
             )
-        cards[path.stem] = data
+        cards[stem] = data
     return cards
 
 

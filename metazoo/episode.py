@@ -137,6 +137,15 @@ class EpisodeBatch(_EpisodeTensors):
     def __iter__(self):
         return (self.task(i) for i in range(len(self)))
 
+    def task_tensors(self, index: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(support_x, support_y, query_x, query_y)`` of task ``index``, without checks."""
+        return (
+            self.support_x[index],
+            self.support_y[index],
+            self.query_x[index],
+            self.query_y[index],
+        )
+
     def split(self, chunk: int) -> list[EpisodeBatch]:
         """Consecutive sub-batches of at most ``chunk`` tasks (for chunked execution)."""
         return [

@@ -6,8 +6,10 @@ Shared behaviour lives in free functions (``metazoo.engine``), never in a base c
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+import contextlib
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
+import torch
 from torch import Tensor, nn
 
 from metazoo.episode import EpisodeBatch
@@ -16,7 +18,8 @@ __all__ = [
     "MetaLearner",
     "TaskState",
     "FAMILIES",
-    "has_meta_backward",
+    "adapts_by_gradient",
+    "adaptation_grad_mode",
     "has_outer_step",
     "has_score_episodes",
 ]
@@ -37,10 +40,16 @@ class MetaLearner(Protocol):
         config: the learner's config dataclass instance (recorded with every result).
         model: the ``nn.Module`` given to :func:`metazoo.create_learner`, used as given (never copied),
             or None for learners that build their whole network from the config.
+        adapts_by_gradient: class attribute; True when ``adapt`` takes gradient steps (the MAML
+            family, fine-tuning), False when it is a forward pass (metric and model-based
+            learners). The harness runs ``adapt`` under ``torch.enable_grad()`` or
+            ``torch.no_grad()`` accordingly (see :func:`adaptation_grad_mode`), so no learner has
+            to manage grad mode itself. Optional; undeclared means True.
     """
 
     config: Any
     model: nn.Module | None
+    adapts_by_gradient: ClassVar[bool]
 
     def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
         """The outer objective on a meta-batch.
@@ -80,20 +89,11 @@ class MetaLearner(Protocol):
 def has_outer_step(learner: nn.Module) -> bool:
     """True for learners (Reptile) whose outer update is not the gradient of ``meta_loss``.
 
-    Such a learner defines ``outer_step(batch, optimizer) -> dict[str, float]``, which performs a
-    whole meta-update; the trainer calls it instead of ``meta_loss(...).backward(); optimizer.step()``.
+    Such a learner defines ``outer_step(batch, optimizer, step) -> dict[str, float]``, which
+    performs a whole meta-update at 0-based training ``step`` (schedules read it); the trainer
+    calls it instead of ``meta_loss(...).backward(); optimizer.step()``.
     """
     return callable(getattr(learner, "outer_step", None))
-
-
-def has_meta_backward(learner: nn.Module) -> bool:
-    """True for learners that backpropagate their meta-loss task by task (the MAML family).
-
-    Such a learner defines ``meta_backward(batch, scale=1.0) -> dict[str, float]``, which adds the
-    gradient of ``scale * meta_loss(batch)[0]`` to ``.grad`` with one task's graph alive at a time
-    and returns ``meta_loss``'s metrics; the trainer calls it instead of ``meta_loss(...).backward()``.
-    """
-    return callable(getattr(learner, "meta_backward", None))
 
 
 def has_score_episodes(learner: nn.Module) -> bool:
@@ -104,3 +104,20 @@ def has_score_episodes(learner: nn.Module) -> bool:
     harness calls it on blocks of episodes.
     """
     return callable(getattr(learner, "score_episodes", None))
+
+
+def adapts_by_gradient(learner: nn.Module) -> bool:
+    """The learner's ``adapts_by_gradient`` class attribute; True where it does not declare one.
+
+    Undeclared means True so that a plugin whose ``adapt`` takes gradient steps keeps working; a
+    forward-pass plugin that forgets to declare False is caught by ``metazoo.testing.check_learner``
+    (its eval-mode ``adapt`` builds a graph back to its parameters).
+    """
+    return bool(getattr(learner, "adapts_by_gradient", True))
+
+
+def adaptation_grad_mode(learner: nn.Module) -> contextlib.AbstractContextManager:
+    """The grad mode test-time ``adapt`` runs under: ``torch.enable_grad()`` for learners that
+    adapt by gradient steps (in eval mode they build no graph back to their parameters),
+    ``torch.no_grad()`` for forward-pass adaptation."""
+    return torch.enable_grad() if adapts_by_gradient(learner) else torch.no_grad()

@@ -23,10 +23,10 @@ import torch
 
 import metazoo
 from metazoo import engine
-from metazoo.engine.gradcheck import check_meta_gradient, tiny_learner
 from metazoo.episode import EpisodeBatch
 from metazoo.evaluation.provenance import environment, environment_tag
 from metazoo.models import make_backbone
+from metazoo.testing import check_meta_gradient, tiny_learner
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 

@@ -12,18 +12,17 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from metazoo._optional import require
 from metazoo.bench.results import load_results
 
 __all__ = ["plot_results", "learning_curves", "score_vs_shots"]
 
 
 def _pyplot():
-    import matplotlib
-
+    # matplotlib is the `plotting` extra: imported here, when a figure is drawn, never at import
+    matplotlib = require("matplotlib", "plotting", "metazoo plot")
     matplotlib.use("Agg")  # files only: no display needed
-    import matplotlib.pyplot as plt
-
-    return plt
+    return require("matplotlib.pyplot", "plotting", "metazoo plot")
 
 
 def _mean_curve(histories: list[list[dict[str, Any]]], kind: str, key: str) -> tuple[list, list]:

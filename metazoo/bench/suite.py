@@ -1,6 +1,6 @@
 """Benchmark suites: learners × benchmarks × seeds, with per-pair settings, read from YAML.
 
-A suite file (``benchmarks/suites/<name>.yaml``) looks like::
+A suite file (any path, or a built-in: ``registry/suites/<name>.yaml``) looks like::
 
     # Run with: metazoo bench example --out results/example
     name: example
@@ -25,11 +25,16 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from metazoo.cards import registry_dir, yaml_files
+from metazoo.overrides import typed_values
 from metazoo.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 __all__ = ["Cell", "Suite", "load_suite", "suite_dir", "parse_shard", "SETTINGS"]
 
@@ -49,9 +54,10 @@ _TOP_KEYS = {
 }
 
 
-def suite_dir() -> Path:
-    """``benchmarks/suites`` of the checkout metazoo is installed from."""
-    return Path(__file__).resolve().parent.parent.parent / "benchmarks" / "suites"
+def suite_dir() -> Traversable:
+    """The built-in suites: ``suites/`` of the registry shipped in the package (see
+    :func:`metazoo.cards.registry_dir`), the checkout's ``registry/suites`` in an editable install."""
+    return registry_dir() / "suites"
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,8 @@ def _check_block(block: Any, where: str) -> dict[str, Any]:
         bad = sorted(set(block.get(name) or {}) - set(allowed))
         if bad:
             raise ValueError(f"{where}.{name}: unknown key(s) {bad}; allowed: {sorted(allowed)}")
+    if block.get("train"):  # typed as `metazoo train` overrides are: `lr: 1e-3` is a float
+        block = {**block, "train": typed_values(TrainConfig, block["train"], f"{where}.train")}
     return block
 
 
@@ -132,19 +140,19 @@ class Suite:
 
 
 def load_suite(spec: str | Path) -> Suite:
-    """A suite from a path, or by name from ``benchmarks/suites/<name>.yaml``."""
-    path = Path(spec)
+    """A suite from a path, or by name from the built-in suites (``registry/suites/<name>.yaml``)."""
+    path: Path | Traversable = Path(spec)
     if not path.is_file():
-        named = suite_dir() / f"{spec}.yaml"
-        if not named.is_file():
-            known = sorted(p.stem for p in suite_dir().glob("*.yaml"))
+        path = suite_dir() / f"{spec}.yaml"
+        if not path.is_file():
+            known = [f.name.removesuffix(".yaml") for f in yaml_files(suite_dir())]
             raise FileNotFoundError(
-                f"no suite {str(spec)!r}: not a file, and not one of the suites in {suite_dir()} "
-                f"({', '.join(known) or 'none'})"
+                f"no suite {str(spec)!r}: not a file, and not one of the built-in suites "
+                f"({', '.join(known) or 'none'}); give the path of a suite YAML file"
             )
-        path = named
-    data = yaml.safe_load(path.read_text()) or {}
-    return parse_suite(data, path)
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    # a built-in suite inside a zipped install has no file-system path to record
+    return parse_suite(data, path if isinstance(path, Path) else None)
 
 
 def parse_suite(data: dict[str, Any], path: Path | None = None) -> Suite:

@@ -1,8 +1,9 @@
 """``metazoo bench SUITE [--out DIR] [--shard i/n]``: run a benchmark suite, then print its table.
 
-SUITE is a path or a name in ``benchmarks/suites/``. Each (learner, benchmark, seed) cell writes
-one JSON result file; finished cells are skipped, so rerunning a killed suite resumes it. A failing
-cell is recorded and the suite goes on. Missing Omniglot is downloaded into ``$METAZOO_DATA``.
+SUITE is a path or the name of a built-in suite (``registry/suites/``, shipped in the package).
+Each (learner, benchmark, seed) cell writes one JSON result file; finished cells are skipped, so
+rerunning a killed suite resumes it. A failing cell is recorded and the suite goes on. Missing
+Omniglot is downloaded into ``$METAZOO_DATA``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
-from metazoo.cli.train import ProgressReporter, add_threads_argument, set_threads
+from metazoo.cli.progress import ProgressReporter, add_threads_argument, set_threads
 
 __all__ = ["register", "run", "ensure_data"]
 
@@ -20,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench",
         help="run a benchmark suite (train + evaluate every cell) and print its table",
-        description="Run SUITE (a YAML path, or a name in benchmarks/suites/, e.g. quickstart).",
+        description="Run SUITE (a YAML path, or the name of a built-in suite, e.g. quickstart).",
     )
     parser.add_argument("suite", help="suite name (e.g. quickstart) or path to a suite YAML")
     parser.add_argument("--out", help="results folder (default: results/<suite name>)")

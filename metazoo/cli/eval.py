@@ -9,7 +9,7 @@ __all__ = ["register", "run", "load_trained"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from metazoo.cli.train import add_threads_argument
+    from metazoo.cli.progress import add_threads_argument
 
     parser = subparsers.add_parser(
         "eval",
@@ -38,7 +38,7 @@ def load_trained(path: str | Path, device: str | None = None):
     """``(learner, checkpoint)``: the learner a checkpoint was trained as, with its weights."""
     from metazoo._registry import get_learner
     from metazoo.build import build_learner
-    from metazoo.cli.train import typed_values
+    from metazoo.overrides import typed_values
     from metazoo.training import load_checkpoint
 
     path = Path(path)
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from metazoo import distributed as dist
     from metazoo._atomic import write_json_atomic
     from metazoo.cards import benchmark_card
-    from metazoo.cli.train import ProgressReporter, set_threads
+    from metazoo.cli.progress import ProgressReporter, set_threads
     from metazoo.evaluation import evaluate
 
     set_threads(args.threads)

@@ -13,7 +13,7 @@ import sys
 
 from metazoo import __version__
 
-SUBCOMMANDS = ("ls", "card", "train", "eval", "bench", "table", "plot", "speed", "docs")
+SUBCOMMANDS = ("ls", "card", "train", "eval", "bench", "table", "plot", "speed")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,23 +1,25 @@
-"""``metazoo speed``: meta-training and evaluation throughput against ``higher`` and learn2learn.
+"""``metazoo speed LEARNER BENCHMARK``: tasks/s, peak memory and the fp32 meta-gradient check here.
 
-Writes ``<out>/results/<stem>.json`` and ``<out>/tables/<stem>.md``, the stem naming the device
-and the torch version (``speed-cpu-2core-torch2.14.1``); ``--update-docs`` then regenerates the
-tables in ``docs/speed.md`` from every committed result file.
+Any registered learner (plugins included) is built for the benchmark as ``build_learner`` builds
+it and timed on synthetic episodes of the benchmark's shape (no dataset needed); its fp32
+meta-gradient is compared with the same learner's in float64 on the same batch. Comparisons with
+other libraries and the project's speed targets are the lab's: ``python -m benchmarks.speedlab``
+in a checkout (docs/speed.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
-
-from metazoo.perf.shapes import SHAPES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "speed",
-        help="time meta-training and evaluation against higher and learn2learn",
+        help="time a learner's meta-training and check its fp32 meta-gradient on this machine",
         description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(parser)
     parser.set_defaults(func=run)
@@ -25,106 +27,54 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``metazoo speed``."""
-    parser.add_argument("--quick", action="store_true", help="CI-sized run (well under a minute)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("learner", help="a registered learner (see `metazoo ls learners`)")
+    parser.add_argument("benchmark", help="a benchmark card, e.g. omniglot-5w1s")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--tasks", type=int, help="tasks per training step (default: the card's)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs (default 5)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed calls first (default 2)")
     parser.add_argument(
-        "--shapes", nargs="+", choices=sorted(SHAPES), help="shapes to run (default: all)"
+        "--min-run", type=float, default=0.5, help="seconds per timed run (default 0.5)"
     )
-    parser.add_argument("--tasks", type=int, help="override every shape's meta-batch size")
-    parser.add_argument("--contenders", nargs="+", help="only these contenders")
-    parser.add_argument(
-        "--learners",
-        nargs="+",
-        metavar="NAME",
-        help="also race these registered learners (or 'all') as the trainer and harness run them",
-    )
-    parser.add_argument("--tag", help="added to the result file's name, e.g. learners")
-    parser.add_argument("--repeats", type=int, help="timed rounds (default 5, quick 3)")
-    parser.add_argument("--warmup", type=int, help="untimed calls per contender (default 2)")
-    parser.add_argument("--min-run", type=float, help="seconds per timed run (default 0.5)")
-    parser.add_argument("--budget", type=float, help="stop starting contenders after N seconds")
+    parser.add_argument("--seed", type=int, default=0, help="initialisation and episodes")
+    parser.add_argument("--tf32", action="store_true", help="allow TF32 (default: plain fp32)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
-    parser.add_argument("--out", default="benchmarks", help="folder for results/ and tables/")
     parser.add_argument(
-        "--update-docs",
-        metavar="MARKDOWN",
-        nargs="?",
-        const="docs/speed.md",
-        help="after the run, regenerate the tables in this file (default docs/speed.md)",
+        "--max-error",
+        type=float,
+        help="exit 1 when the fp32 meta-gradient is further than this from float64 (relative)",
     )
-    parser.add_argument(
-        "--docs-only",
-        action="store_true",
-        help="run nothing: only regenerate <out>/tables and --update-docs (default docs/speed.md) "
-        "from <out>/results",
-    )
+    parser.add_argument("--json", type=Path, help="also write the measurements to this file")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
 def run(args: argparse.Namespace) -> int:
-    from metazoo.perf import SpeedConfig, run_speed, write_result
-    from metazoo.perf.report import write_partial
+    import torch
 
-    if args.docs_only:
-        from metazoo.perf.docs import load_results, update_speed_docs
-        from metazoo.perf.report import render_markdown, result_stem
+    from metazoo.bench.speed import measure_speed
 
-        for document in load_results(f"{args.out}/results"):  # each run's own table
-            table = Path(args.out, "tables", f"{result_stem(document)}.md")
-            table.parent.mkdir(parents=True, exist_ok=True)
-            table.write_text(render_markdown(document))
-        target = args.update_docs or "docs/speed.md"
-        fresh = update_speed_docs(target, f"{args.out}/results")
-        print(f"{target} was up to date" if fresh else f"updated {target}")
-        return 0
     if args.threads:
-        import torch
-
         torch.set_num_threads(args.threads)
-    config = SpeedConfig(
+    report = measure_speed(
+        args.learner,
+        args.benchmark,
         device=args.device,
-        shapes=args.shapes,
-        quick=args.quick,
-        tasks=args.tasks,
-        contenders=args.contenders,
-        budget_s=args.budget,
-        tag=args.tag,
+        meta_batch=args.tasks,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        min_run_s=args.min_run,
+        seed=args.seed,
+        tf32=args.tf32,
     )
-    if args.learners:
-        from metazoo.perf.learners import learner_contenders
-
-        config.extra_contenders = learner_contenders(args.learners)
-        if config.contenders:  # --contenders limits the built-in ones; the learners come after
-            config.contenders = [*config.contenders, *config.extra_contenders]
-    for field, value in (("repeats", args.repeats), ("warmup", args.warmup)):
-        if value is not None:
-            setattr(config, field, value)
-    if args.min_run is not None:
-        config.min_run_s = args.min_run
-    document = run_speed(
-        config,
-        log=lambda line: print(line, flush=True),
-        progress=lambda so_far: write_partial(so_far, args.out),  # kept if the run is killed
-    )
-    json_path, md_path = write_result(document, args.out)
-    print(f"wrote {json_path} and {md_path}")
-    for target in document["targets"]:
-        print(f"target: {target['target']}: {target['status']} {target['detail']}")
-    if args.update_docs:
-        from metazoo.perf.docs import update_speed_docs
-
-        update_speed_docs(args.update_docs, f"{args.out}/results")
-        print(f"updated {args.update_docs}")
+    print(report.render())
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    if args.max_error is not None and report.meta_grad_rel_error > args.max_error:
+        print(
+            f"{report.checked} error {report.meta_grad_rel_error:.2e} is above --max-error "
+            f"{args.max_error:g}: try fewer inner steps, or float64 for this learner"
+        )
+        return 1
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m metazoo.cli.speed``: the subcommand without the other subcommands' imports
-    (what ``benchmarks/gpu_check.py`` runs on a bare GPU machine)."""
-    parser = argparse.ArgumentParser(prog="metazoo speed", description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

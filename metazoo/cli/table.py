@@ -30,10 +30,26 @@ def expected_cells(results_dir: str | Path, suite: str | None = None) -> list[st
     if suite is None:
         records = load_results(results_dir)
         paths = [r.get("suite_path") for r in records if r.get("suite_path")]
-        suite = next((p for p in paths if Path(p).is_file()), None)
+        suite = next((p for p in paths if Path(p).is_file()), None) or _builtin_suite(records)
         if suite is None:
             return None
     return [cell.key for cell in load_suite(suite).cells()]
+
+
+def _builtin_suite(records: list[dict]) -> str | None:
+    """The built-in suite the records name, when its cells hold every recorded cell (results
+    written on another machine, or before the built-in suites moved into the package)."""
+    from metazoo.bench import load_suite
+    from metazoo.bench.suite import suite_dir
+    from metazoo.cards import yaml_files
+
+    builtin = {f.name.removesuffix(".yaml") for f in yaml_files(suite_dir())}
+    for name in dict.fromkeys(r.get("suite") for r in records):
+        if name in builtin:
+            keys = {cell.key for cell in load_suite(name).cells()}
+            if all(r.get("cell") in keys for r in records if r.get("suite") == name):
+                return name
+    return None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -39,7 +39,11 @@ def cached(folder: str, stem: str, build: Callable[[], dict[str, Any]]) -> dict[
 
 def read_split_list(dataset: str, name: str) -> list[str]:
     """Lines of the shipped ``metazoo/data/splits/<dataset>/<name>.txt`` (blank lines dropped)."""
-    text = resources.files("metazoo.data").joinpath(f"splits/{dataset}/{name}.txt").read_text()
+    text = (
+        resources.files("metazoo.data")
+        .joinpath(f"splits/{dataset}/{name}.txt")
+        .read_text(encoding="utf-8")
+    )
     return [line for line in text.splitlines() if line.strip()]
 
 

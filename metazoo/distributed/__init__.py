@@ -7,11 +7,11 @@ Training step on ``W`` ranks with global meta-batch ``m``::
 
     batch = dist.local_batch(sampler, step, m)          # tasks r*m/W .. (r+1)*m/W - 1
     loss, metrics = learner.meta_loss(batch)
-    loss.backward()                                     # or learner.meta_backward(batch)
+    loss.backward()                                     # or the engine's chunked backward
     dist.average_gradients(learner.parameters(), len(batch), m)   # mean over all m tasks
     optimizer.step()
 
-Reptile-like learners: ``dist.outer_step(learner, batch, optimizer, m)``.
+Reptile-like learners: ``dist.outer_step(learner, batch, optimizer, m, step)``.
 """
 
 from metazoo.distributed.env import (

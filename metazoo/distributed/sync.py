@@ -164,9 +164,13 @@ class AveragingOptimizer:
 
 
 def outer_step(
-    learner: nn.Module, batch: EpisodeBatch, optimizer: torch.optim.Optimizer, global_tasks: int
+    learner: nn.Module,
+    batch: EpisodeBatch,
+    optimizer: torch.optim.Optimizer,
+    global_tasks: int,
+    step: int | None = None,
 ) -> dict[str, float]:
-    """Distributed ``learner.outer_step(batch, optimizer)`` on this rank's tasks ``batch``.
+    """Distributed ``learner.outer_step(batch, optimizer, step=step)`` on this rank's tasks.
 
     A learner that updates through ``optimizer.step()`` gets its gradients averaged first (see
     :class:`AveragingOptimizer`). One that writes its parameters itself has its parameter deltas
@@ -174,11 +178,11 @@ def outer_step(
     """
     local = len(batch)
     if not is_distributed():
-        return learner.outer_step(batch, optimizer)
+        return learner.outer_step(batch, optimizer, step=step)
     params = [p for p in learner.parameters() if p.requires_grad]
     before = [p.detach().clone() for p in params]
     wrapped = AveragingOptimizer(optimizer, local, global_tasks)
-    metrics = learner.outer_step(batch, wrapped)
+    metrics = learner.outer_step(batch, wrapped, step=step)
     if wrapped.steps == 0:
         with torch.no_grad():
             deltas = [p.detach() - b for p, b in zip(params, before)]

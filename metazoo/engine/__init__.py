@@ -1,20 +1,23 @@
 """Functional adaptation for the optimization-based learners (MAML family).
 
 Fast weights are ``dict[str, Tensor]`` run through ``torch.func.functional_call``, so any
-``nn.Module`` works as given, BatchNorm included. The public free functions:
+``nn.Module`` works as given, BatchNorm included. One function,
+:func:`~metazoo.engine.task.task_objective`, defines a task's inner loop and query loss; every
+way of running a meta-batch calls it:
 
-* :func:`adapt_and_query` ``(model, batch, loop, lr, *, params, overrides, executor, chunk_size,
-  return_weights, backward_scale) -> TaskResults``: adapt every task of a meta-batch and compute
-  its query loss (attached to the outer graph) and metric;
-* :func:`adapt` / :func:`predict`: one task, for ``MetaLearner.adapt`` / ``predict``;
-* :func:`meta_objective` / :func:`adapt_task` / :func:`task_scores` (evaluation): the same with
-  grad-mode handling and task checks,
-  what learners' ``meta_loss`` / ``adapt`` call;
+* :func:`run_tasks` ``(model, batch, loop, meta, *, outer, every_step, executor, chunk_size)
+  -> TaskResults``: per-task query losses, metrics, support losses and fast weights, by the
+  ``sequential`` (reference) or ``vectorized`` (``vmap``, chunked) executor, ``auto`` choosing;
+* :func:`backward_in_chunks`: the backward taken chunk by chunk, so memory holds one chunk's graph;
+* :func:`meta_objective` / :func:`accumulate_meta_gradient` / :func:`task_scores` /
+  :func:`adapt_task`: what learners' ``meta_loss``, training step, ``score_episodes`` and
+  ``adapt`` call (task checks, grad mode, reductions);
+* :class:`~metazoo.engine.fast.FastMetaStep` (``metazoo.engine.fast``): the training step of any
+  MAML-family learner: eager, compiled (``torch.compile`` of the vectorized executor's
+  meta-gradient) or replayed from a CUDA graph, chosen by :class:`~metazoo.engine.fast.FastOptions`;
 * :class:`InnerLoop`: the static settings (steps, first order, ``sgd``/``adam``, task type,
-  BatchNorm policy, which weights adapt); learning rates (:data:`LearningRate`: float,
-  per-parameter tensors, or per-step dicts) and per-step overrides are passed separately, so
-  meta-learned rates (Meta-SGD, MAML++) receive gradients;
-* executors ``sequential`` (reference) and ``vectorized`` (``vmap``, chunked), ``auto`` choosing;
+  BatchNorm policy, which weights adapt); :class:`MetaParams`: the tensors the outer loop learns
+  (weights, learning rates: :data:`LearningRate`, per-step overrides);
 * :class:`BatchNormMode` and :data:`BN_POLICIES` (``transductive``, ``per_step``, ``running``);
 * :func:`reproducible` and :func:`precision_mode` (TF32 off, deterministic cuDNN, recorded).
 """
@@ -25,9 +28,11 @@ from metazoo.engine.executors import (
     InnerLoopDivergence,
     TaskResults,
     adapt,
-    adapt_and_query,
+    backward_in_chunks,
     predict,
+    raise_if_diverged,
     resolve_executor,
+    run_tasks,
 )
 from metazoo.engine.functional import (
     buffers_of,
@@ -40,13 +45,16 @@ from metazoo.engine.functional import (
 )
 from metazoo.engine.inner import INNER_OPTIMIZERS, InnerLoop, LearningRate
 from metazoo.engine.objective import (
+    accumulate_meta_gradient,
     adapt_task,
     check_task_of,
     meta_objective,
+    objective_of,
     summarize,
     task_scores,
 )
 from metazoo.engine.precision import precision_mode, reproducible
+from metazoo.engine.task import MetaParams, TaskOutput, task_objective
 
 __all__ = [
     "BN_POLICIES",
@@ -56,25 +64,32 @@ __all__ = [
     "InnerLoop",
     "InnerLoopDivergence",
     "LearningRate",
+    "MetaParams",
+    "TaskOutput",
     "TaskResults",
+    "accumulate_meta_gradient",
     "adapt",
-    "adapt_and_query",
     "adapt_task",
-    "check_task_of",
-    "meta_objective",
-    "task_scores",
-    "summarize",
+    "backward_in_chunks",
     "batch_norm_plain",
     "buffers_of",
     "check_bn_policy",
+    "check_task_of",
     "forward",
     "infer_task",
+    "meta_objective",
     "metric_name",
+    "objective_of",
     "parameters_of",
     "precision_mode",
     "predict",
+    "raise_if_diverged",
     "reproducible",
     "resolve_executor",
+    "run_tasks",
+    "summarize",
     "task_loss",
     "task_metric",
+    "task_objective",
+    "task_scores",
 ]

@@ -1,27 +1,44 @@
 """The vectorized meta-gradient as one compiled program (``FastOptions(compile=True)``).
 
-``torch.func.grad`` (outer) of ``vmap`` over tasks of the inner loop (``torch.func.grad``
-inside): the compiler sees all three differentiation orders at once and fuses the plain-ops
-BatchNorm and the elementwise work around the convolutions. With a per-task convolution lowering
+The program is ``torch.func.grad`` (outer) of the vectorized executor
+(:func:`metazoo.engine.executors.vectorized`, ``vmap`` over tasks of the one per-task function,
+``torch.func.grad`` inside), taken with respect to every trainable tensor of the learner: the
+initial weights and, for Meta-SGD and MAML++, the learned rates and per-step BatchNorm weights.
+The compiler sees all three differentiation orders at once and fuses the plain-ops BatchNorm and
+the elementwise work around the convolutions. With a per-task convolution lowering
 (:mod:`metazoo.engine.taskconv`) the program is first traced to ATen operations with ``make_fx``.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
 
-from metazoo.engine.batchnorm import BatchNormMode
-from metazoo.engine.functional import buffers_of, forward, task_loss, task_metric
-from metazoo.engine.inner import InnerLoop, functorch_grads, run_inner_loop
+from metazoo.engine.executors import vectorized
+from metazoo.engine.functional import buffers_of
+from metazoo.engine.inner import InnerLoop
+from metazoo.engine.objective import objective_of
+from metazoo.engine.task import MetaParams
 from metazoo.engine.taskconv import batched_weight_gradients
 from metazoo.episode import EpisodeBatch
 
-__all__ = ["compiled_meta_gradient", "check_policy"]
+__all__ = ["GradientLearner", "compiled_meta_gradient", "check_policy"]
+
+
+class GradientLearner(Protocol):
+    """What the engine's training step needs of a MAML-family learner (``metazoo.learners.MAML``
+    provides it): its network, and its tensors mapped to :class:`MetaParams`."""
+
+    model: nn.Module
+
+    def named_parameters(self): ...
+
+    def meta_params(self, tensors: Mapping[str, Tensor] | None = None) -> MetaParams: ...
 
 
 def check_policy(loop: InnerLoop) -> None:
@@ -29,87 +46,80 @@ def check_policy(loop: InnerLoop) -> None:
     if loop.bn_policy == "running":
         raise ValueError(
             "the fast step supports bn_policy 'transductive' and 'per_step'; for running "
-            "statistics use metazoo.engine.adapt_and_query(..., executor='sequential')"
+            "statistics use metazoo.engine.run_tasks(..., executor='sequential')"
         )
 
 
-def _vmapped_meta_loss(model, loop, lr, scale, convolutions, weights, buffers, sx, sy, qx, qy):
-    """``scale`` times the summed query loss of a chunk of tasks, as one functional program;
-    ``convolutions()`` is the context the tasks' convolutions run in."""
-
-    grad_fn = partial(functorch_grads, first_order=loop.first_order)
-    convolutions = convolutions()
-
-    def task(sx, sy, qx, qy):
-        with convolutions:
-            trajectory, _ = run_inner_loop(model, weights, buffers, sx, sy, loop, lr, grad_fn)
-            out = forward(model, trajectory[-1], buffers, qx)
-        return task_loss(out, qy, loop.task, loop.ways), task_metric(out, qy, loop.task)
-
-    with BatchNormMode(loop.bn_policy, vectorized=True):
-        losses, metrics = torch.func.vmap(task)(sx, sy, qx, qy)
-    return losses.sum() * scale, (losses.detach(), metrics)
+def _program(learner, loop, frozen, ways, scale, convolutions, tensors, buffers, sw, *task):
+    """``scale`` times the chunk's summed objective, and ``(objectives, metrics)`` detached."""
+    meta = learner.meta_params({**frozen, **tensors})
+    batch = EpisodeBatch(*task, ways=ways)
+    with convolutions():
+        results = vectorized(
+            learner.model, loop, meta, buffers, batch, ways=ways, every_step=sw is not None,
+            outer=True,
+        )  # fmt: skip
+    objectives = objective_of(results, sw)
+    return objectives.sum() * scale, (objectives.detach(), results.metric)
 
 
 def compiled_meta_gradient(
-    model: nn.Module,
+    learner: GradientLearner,
     loop: InnerLoop,
-    lr: float,
     tasks: int,
+    ways: int | None,
     *,
     chunk: int | None = None,
+    multi_step: bool = False,
     lowering: str | None = None,
     fp32_products: str = "ieee",
-) -> Callable[[EpisodeBatch], Tensor]:
-    """A ``torch.compile``-d accumulator of the vectorized meta-gradient, ``batch -> meta-loss``.
+) -> Callable[[EpisodeBatch, Tensor | None], Tensor]:
+    """A compiled accumulator of the meta-gradient, ``(batch, step_weights) -> (2,)``.
 
-    The program is ``torch.func.grad`` (outer) of ``vmap`` over tasks of the inner loop
-    (``torch.func.grad`` inside), so the compiler sees all three differentiation orders at once.
-    Each call adds the meta-gradient of a ``tasks``-task batch to the parameters' ``.grad``, one
-    chunk at a time, and returns ``(2,)``: the detached mean query loss and mean query metric.
-    Supports a float inner learning rate and no per-step overrides (MAML, first-order MAML,
-    ANIL-style ``adapt_names``).
+    Each call adds the meta-gradient of a ``tasks``-task batch to the learner's ``.grad``, one
+    chunk at a time, and returns ``(2,)``: the detached mean objective and mean query metric.
 
     Args:
-        model: the network (BatchNorm with batch statistics, i.e. ``transductive``).
-        loop: inner-loop settings; ``loop.ways`` should be set.
-        lr: the inner learning rate.
+        learner: the MAML-family learner (see :class:`GradientLearner`).
+        loop: inner-loop settings, ``adapt_names`` resolved (``InnerLoop.bound_to``).
         tasks: the meta-batch size T every batch has (scales the loss by ``1/T``).
+        ways: N of the classification episodes, None for regression.
         chunk: tasks per compiled call (None: all T).
+        multi_step: the objective weights the query losses after every step by the
+            ``(steps,)`` ``step_weights`` each call passes (MAML++), instead of the last one.
         lowering: how per-task convolutions run: None keeps ``vmap``'s grouped convolutions;
             a name of :data:`metazoo.engine.taskconv.LOWERINGS` batches the weight gradients
             (and more), and the program is then traced to ATen operations with ``make_fx`` on
-            the first batch of each shape and that graph is compiled
-            (:attr:`FastOptions.lowering` names the choice of each option).
-        fp32_products: with ``lowering="triton"``, how its kernels multiply fp32 with TF32 off
-            (:data:`metazoo.engine.taskconv.FP32_PRODUCTS`).
+            the first batch of each shape and that graph is compiled.
+        fp32_products: the lowering's fp32 products (:func:`metazoo.engine.taskconv.check_lowering`).
     """
     check_policy(loop)
-    if not isinstance(lr, float | int):
-        raise ValueError("compiled_meta_gradient takes a float inner learning rate")
-    names = [n for n, p in model.named_parameters() if p.requires_grad]
-    params = dict(model.named_parameters())
-    buffers = buffers_of(model, loop.bn_policy)
+    named = dict(learner.named_parameters())
+    trainable = {n: p for n, p in named.items() if p.requires_grad}
+    frozen = {n: p.detach() for n, p in named.items() if not p.requires_grad}
+    buffers = buffers_of(learner.model, loop.bn_policy)
     convolutions = (
         partial(batched_weight_gradients, lowering, fp32_products)
         if lowering
         else contextlib.nullcontext
     )
-    program = partial(_vmapped_meta_loss, model, loop, float(lr), 1.0 / tasks, convolutions)
+    program = partial(_program, learner, loop, frozen, ways, 1.0 / tasks, convolutions)
     gradient = torch.func.grad(program, has_aux=True)
     step = _traced_then_compiled(gradient) if lowering else torch.compile(gradient, dynamic=False)
 
-    def accumulate(batch: EpisodeBatch) -> Tensor:
+    def accumulate(batch: EpisodeBatch, step_weights: Tensor | None = None) -> Tensor:
+        if multi_step != (step_weights is not None):
+            raise ValueError("pass step_weights exactly when the program was built multi_step")
         total = batch.query_x.new_zeros(2)
         for part in batch.split(chunk or len(batch)):
-            weights = {n: p.detach() for n, p in params.items()}
-            grads, (losses, metrics) = step(
-                weights, buffers, part.support_x, part.support_y, part.query_x, part.query_y
-            )
-            for n in names:
-                p = params[n]
+            tensors = {n: p.detach() for n, p in trainable.items()}
+            grads, (objectives, metrics) = step(
+                tensors, buffers, step_weights,
+                part.support_x, part.support_y, part.query_x, part.query_y,
+            )  # fmt: skip
+            for n, p in trainable.items():
                 p.grad = grads[n] if p.grad is None else p.grad.add_(grads[n])
-            total = total + torch.stack([losses.sum(), metrics.sum()]) / tasks
+            total = total + torch.stack([objectives.sum(), metrics.sum()]) / tasks
         return total
 
     return accumulate
@@ -122,12 +132,14 @@ def _traced_then_compiled(function: Callable) -> Callable:
 
     compiled: dict[tuple, Callable] = {}
 
-    def call(weights: dict, buffers: dict, *batch: Tensor):
-        leaves = [*weights.values(), *buffers.values(), *batch]
+    def call(tensors: dict, buffers: dict, step_weights, *batch: Tensor):
+        leaves = [*tensors.values(), *buffers.values(), *batch]
+        if step_weights is not None:
+            leaves.append(step_weights)
         key = tuple((t.shape, t.stride(), t.dtype, t.device) for t in leaves)
         if key not in compiled:
-            graph = make_fx(function, tracing_mode="fake")(weights, buffers, *batch)
+            graph = make_fx(function, tracing_mode="fake")(tensors, buffers, step_weights, *batch)
             compiled[key] = torch.compile(graph, dynamic=False)
-        return compiled[key](weights, buffers, *batch)
+        return compiled[key](tensors, buffers, step_weights, *batch)
 
     return call

@@ -69,7 +69,8 @@ class GraphedMetaStep:
         capture: record a CUDA graph (default: when the parameters live on a CUDA device). With
             False the step runs eagerly through the same static buffers.
         channels_last: keep image buffers channels-last (see :func:`static_copy`).
-        before_step: called between the backward and the optimizer step (gradient clipping); it
+        before_step: called with ``accumulate``'s output between the backward and the optimizer
+            step (gradient clipping); it
             becomes part of the captured step, so it must not read values back to the host.
 
     The warm-up steps change the weights and the optimizer state; both are restored afterwards
@@ -86,7 +87,7 @@ class GraphedMetaStep:
         warmup: int = 3,
         capture: bool | None = None,
         channels_last: bool = False,
-        before_step: Callable[[], None] | None = None,
+        before_step: Callable[[Tensor], None] | None = None,
     ):
         self.accumulate = accumulate
         self.before_step = before_step
@@ -131,7 +132,7 @@ class GraphedMetaStep:
     def _eager_step(self, batch: EpisodeBatch | None = None) -> Tensor:
         loss = self.accumulate(self.static if batch is None else batch)
         if self.before_step is not None:
-            self.before_step()
+            self.before_step(loss)
         self.optimizer.step()
         return loss
 

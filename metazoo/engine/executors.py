@@ -1,4 +1,4 @@
-"""Executors: adapt every task of a meta-batch and evaluate its query set.
+"""Executors: run :func:`~metazoo.engine.task.task_objective` over the tasks of a meta-batch.
 
 Two executors with the same semantics (checked to 1e-8 relative in float64 by the tests):
 
@@ -12,14 +12,15 @@ Two executors with the same semantics (checked to 1e-8 relative in float64 by th
     Sequential on the CPU (vmap measured 4.5x slower there), for meta-batches under 4 tasks and
     for ``bn_policy='running'`` while training; vectorized otherwise.
 
-Entry points: :func:`adapt_and_query` (a meta-batch), :func:`adapt` and :func:`predict` (one
-task, for ``MetaLearner.adapt``/``predict``).
+Entry points: :func:`run_tasks` (a meta-batch, per-task results), :func:`backward_in_chunks`
+(the same with the backward taken chunk by chunk, so memory holds one chunk's graph),
+:func:`raise_if_diverged`, and :func:`adapt` / :func:`predict` (one task, for
+``MetaLearner.adapt`` / ``predict``).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 
@@ -27,15 +28,9 @@ import torch
 from torch import Tensor, nn
 
 from metazoo.engine.batchnorm import BatchNormMode, bn_mode
-from metazoo.engine.functional import buffers_of, forward, parameters_of, task_loss, task_metric
-from metazoo.engine.inner import (
-    InnerLoop,
-    LearningRate,
-    autograd_grads,
-    functorch_grads,
-    override_at,
-    run_inner_loop,
-)
+from metazoo.engine.functional import buffers_of, forward
+from metazoo.engine.inner import InnerLoop, autograd_grads, functorch_grads, run_inner_loop
+from metazoo.engine.task import MetaParams, TaskOutput, detached, task_objective
 from metazoo.episode import EpisodeBatch
 
 __all__ = [
@@ -43,7 +38,9 @@ __all__ = [
     "TaskResults",
     "InnerLoopDivergence",
     "resolve_executor",
-    "adapt_and_query",
+    "run_tasks",
+    "backward_in_chunks",
+    "raise_if_diverged",
     "adapt",
     "predict",
 ]
@@ -55,7 +52,6 @@ EXECUTORS = ("auto", "sequential", "vectorized")
 MIN_VECTORIZED_BATCH = 4
 
 Weights = dict[str, Tensor]
-Overrides = Sequence[Mapping[str, Tensor]] | None
 
 
 class InnerLoopDivergence(FloatingPointError):
@@ -64,21 +60,40 @@ class InnerLoopDivergence(FloatingPointError):
 
 @dataclass
 class TaskResults:
-    """What :func:`adapt_and_query` returns for a meta-batch of T tasks.
+    """Per-task results of a meta-batch of T tasks.
 
     Attributes:
-        query_loss: ``(T,)`` query loss after the last step (attached to the outer graph).
-        step_query_losses: ``(T, steps)`` query loss after each step (``loop.query_every_step``).
-        metric: ``(T,)`` detached accuracy or MSE on the query set after the last step.
+        query_losses: ``(T, S)`` query loss after each kept step (``S = steps`` with
+            ``every_step``, else 1); attached to the outer graph unless detached.
+        metric: ``(T,)`` detached accuracy in % or MSE on the query set after the last step.
         support_losses: ``(T, steps)`` detached support loss before each step.
-        fast_weights: name -> ``(T, *shape)`` adapted weights (when ``return_weights``).
+        fast_weights: name -> ``(T, *shape)`` adapted weights, or None where not kept.
     """
 
-    query_loss: Tensor
-    step_query_losses: Tensor | None
+    query_losses: Tensor
     metric: Tensor
     support_losses: Tensor
     fast_weights: Weights | None = None
+
+    @property
+    def query_loss(self) -> Tensor:
+        """``(T,)`` query loss after the last step."""
+        return self.query_losses[:, -1]
+
+    @staticmethod
+    def concatenate(parts: list[TaskResults]) -> TaskResults:
+        """The results of consecutive chunks as one."""
+        weights = None
+        if all(p.fast_weights is not None for p in parts):
+            weights = {
+                n: torch.cat([p.fast_weights[n] for p in parts]) for n in parts[0].fast_weights
+            }
+        return TaskResults(
+            torch.cat([p.query_losses for p in parts]),
+            torch.cat([p.metric for p in parts]),
+            torch.cat([p.support_losses for p in parts]),
+            weights,
+        )
 
 
 def resolve_executor(
@@ -96,94 +111,145 @@ def resolve_executor(
     return "vectorized"
 
 
-def _initial_weights(params: Weights, loop: InnerLoop) -> Weights:
-    """Outer weights as given, or detached copies that still accept inner gradients."""
-    if loop.track_outer:
-        return dict(params)
-    return {
-        n: p.detach().requires_grad_(n in set(loop.adaptable(params))) for n, p in params.items()
-    }
+def _without_outer_graph(meta: MetaParams, loop: InnerLoop) -> MetaParams:
+    """Detached copies of ``meta``; the adapted weights still accept inner gradients."""
+    names = set(loop.adaptable(meta.weights))
+    weights = {n: w.detach().requires_grad_(n in names) for n, w in meta.weights.items()}
+    return MetaParams(weights, detached(meta.lr), detached(meta.overrides))
 
 
-def _detached(tree):
-    """``lr`` or ``overrides`` with every tensor detached (no graph back to meta-learned values)."""
-    if isinstance(tree, Tensor):
-        return tree.detach()
-    if isinstance(tree, Mapping):
-        return {k: _detached(v) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return [_detached(v) for v in tree]
-    return tree
+def _stack(outputs: list[TaskOutput]) -> TaskResults:
+    q, m, s, w = zip(*outputs)
+    weights = {n: torch.stack([f[n] for f in w]) for n in w[0]}
+    return TaskResults(torch.stack(q), torch.stack(m), torch.stack(s), weights)
 
 
-def _frozen_adapt_names(params: Weights, loop: InnerLoop) -> InnerLoop:
-    """Leave frozen (``requires_grad=False``) parameters out of the inner loop."""
-    if not loop.track_outer or all(params[n].requires_grad for n in loop.adaptable(params)):
-        return loop
-    names = tuple(n for n in loop.adaptable(params) if params[n].requires_grad)
-    return dataclasses.replace(loop, adapt_names=names)
-
-
-def _query_losses(
-    model: nn.Module,
-    trajectory: list[Weights],
-    buffers: Mapping[str, Tensor],
-    qx: Tensor,
-    qy: Tensor,
-    loop: InnerLoop,
-    overrides: Overrides,
-) -> tuple[Tensor, Tensor]:
-    """Query losses along the trajectory ``(len(trajectory),)`` and the final metric."""
-    first = loop.steps - len(trajectory)  # index of the step that produced trajectory[0], minus 1
-    losses, out = [], None
-    for i, weights in enumerate(trajectory):
-        out = forward(model, weights, buffers, qx, override_at(overrides, first + i))
-        losses.append(task_loss(out, qy, loop.task, loop.ways))
-    return torch.stack(losses), task_metric(out, qy, loop.task)
-
-
-def _one_task(model, params, buffers, loop, lr, overrides, grad_fn, sx, sy, qx, qy):
-    trajectory, support = run_inner_loop(
-        model, params, buffers, sx, sy, loop, lr, grad_fn, overrides
-    )
-    query, metric = _query_losses(model, trajectory, buffers, qx, qy, loop, overrides)
-    support = torch.stack(support) if support else qx.new_zeros(0)
-    return query, metric, support, trajectory[-1]
-
-
-def _sequential(model, params, buffers, batch, loop, lr, overrides, return_weights):
-    grad_fn = partial(autograd_grads, create_graph=loop.track_outer and not loop.first_order)
-    rows = []
+def sequential(model, loop, meta, buffers, batch, *, ways, every_step, outer) -> TaskResults:
+    """:func:`task_objective` task by task, inner gradients by ``torch.autograd.grad``."""
+    grad_fn = partial(autograd_grads, create_graph=outer and not loop.first_order)
     with bn_mode(model, loop.bn_policy, vectorized=False):
-        for t in range(len(batch)):
-            sx, sy = batch.support_x[t], batch.support_y[t]
-            qx, qy = batch.query_x[t], batch.query_y[t]
-            rows.append(
-                _one_task(model, params, buffers, loop, lr, overrides, grad_fn, sx, sy, qx, qy)
-            )
-    query, metric, support, fast = zip(*rows)
-    weights = {n: torch.stack([f[n] for f in fast]) for n in fast[0]} if return_weights else None
-    return torch.stack(query), torch.stack(metric), torch.stack(support), weights
+        outputs = [
+            task_objective(
+                model,
+                loop,
+                meta,
+                buffers,
+                grad_fn,
+                batch.task_tensors(t),
+                ways=ways,
+                every_step=every_step,
+            )  # fmt: skip
+            for t in range(len(batch))
+        ]
+    return _stack(outputs)
 
 
-def _vectorized(model, params, buffers, batch, loop, lr, overrides, return_weights):
-    grad_fn = partial(functorch_grads, first_order=loop.first_order or not loop.track_outer)
+def vectorized(model, loop, meta, buffers, batch, *, ways, every_step, outer) -> TaskResults:
+    """:func:`task_objective` under ``torch.func.vmap`` over the tasks of ``batch``."""
+    grad_fn = partial(functorch_grads, first_order=loop.first_order or not outer)
 
-    def task_fn(sx, sy, qx, qy):
-        query, metric, support, fast = _one_task(
-            model, params, buffers, loop, lr, overrides, grad_fn, sx, sy, qx, qy
+    def one(*task: Tensor) -> TaskOutput:
+        return task_objective(
+            model, loop, meta, buffers, grad_fn, task, ways=ways, every_step=every_step
         )
-        return query, metric, support, (fast if return_weights else {})
 
     with BatchNormMode(loop.bn_policy, vectorized=True):
-        query, metric, support, weights = torch.func.vmap(task_fn, randomness="different")(
+        out = torch.func.vmap(one, randomness="different")(
             batch.support_x, batch.support_y, batch.query_x, batch.query_y
         )
-    return query, metric, support, (weights if return_weights else None)
+    return TaskResults(*out)
 
 
-def _check_finite(query: Tensor, support: Tensor, offset: int, steps: int) -> None:
-    """Raise :class:`InnerLoopDivergence` at the first non-finite support or query loss."""
+_RUN = {"sequential": sequential, "vectorized": vectorized}
+
+
+def run_tasks(
+    model: nn.Module,
+    batch: EpisodeBatch,
+    loop: InnerLoop,
+    meta: MetaParams,
+    *,
+    outer: bool = True,
+    every_step: bool = False,
+    executor: str = "auto",
+    chunk_size: int | None = None,
+) -> TaskResults:
+    """Adapt each task of ``batch`` on its support set and evaluate its query set.
+
+    Args:
+        model: any ``nn.Module`` (not modified; its buffers are copied unless ``bn_policy`` is
+            ``running``).
+        batch: T tasks; ``support_x (T, N*K, *x)``, ``query_x (T, N*Q, *x)``.
+        loop: static inner-loop settings.
+        meta: outer weights, learning rates and overrides (tensors may require grad).
+        outer: keep the graph back to ``meta`` (meta-training); False adapts detached copies
+            (evaluation; cheaper).
+        every_step: also the query loss after every inner step (MAML++'s multi-step loss).
+        executor: ``auto``, ``sequential`` or ``vectorized`` (see the module docstring).
+        chunk_size: tasks per ``vmap`` call in the vectorized executor (None: all at once).
+
+    Returns:
+        :class:`TaskResults` for the T tasks, in order, with the fast weights.
+
+    Raises:
+        ValueError: a model output that does not fit the task, or a bad executor or chunk size.
+    """
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive number of tasks or None, got {chunk_size}")
+    if outer:  # frozen parameters stay out; evaluation adapts detached copies of all chosen
+        loop = loop.bound_to(meta.weights)
+    else:
+        meta = _without_outer_graph(meta, loop)
+    name = resolve_executor(
+        executor, batch.support_x.device, len(batch), loop.bn_policy, model.training
+    )
+    if name == "vectorized" and loop.bn_policy == "running" and model.training:
+        raise RuntimeError(
+            "bn_policy='running' updates BatchNorm running statistics in place, which vmap cannot "
+            "do while training; use executor='sequential' or bn_policy='transductive'"
+        )
+    buffers = buffers_of(model, loop.bn_policy)
+    ways = batch.ways if loop.task == "classification" else None
+    chunks = batch.split(chunk_size) if name == "vectorized" and chunk_size else [batch]
+    facts = {"ways": ways, "every_step": every_step, "outer": outer}
+    parts = [_RUN[name](model, loop, meta, buffers, chunk, **facts) for chunk in chunks]
+    return parts[0] if len(parts) == 1 else TaskResults.concatenate(parts)
+
+
+def backward_in_chunks(
+    run: Callable[[EpisodeBatch], TaskResults],
+    batch: EpisodeBatch,
+    chunk_size: int,
+    loss_of: Callable[[TaskResults], Tensor],
+) -> TaskResults:
+    """``loss_of(run(chunk)).backward()`` chunk by chunk: one chunk's graph alive at a time.
+
+    Args:
+        run: a chunk's per-task results (e.g. :func:`run_tasks` with the learner's settings).
+        batch: T tasks.
+        chunk_size: tasks per chunk (1 for the sequential executor).
+        loss_of: the chunk's share of the objective to backpropagate (e.g. ``scale *`` the sum of
+            its query losses).
+
+    Returns:
+        the detached :class:`TaskResults` of all T tasks, without fast weights.
+    """
+    parts = []
+    for chunk in batch.split(chunk_size) if chunk_size < len(batch) else [batch]:
+        results = run(chunk)
+        loss_of(results).backward()
+        parts.append(
+            TaskResults(results.query_losses.detach(), results.metric, results.support_losses)
+        )
+    return parts[0] if len(parts) == 1 else TaskResults.concatenate(parts)
+
+
+def raise_if_diverged(results: TaskResults, steps: int) -> None:
+    """Raise :class:`InnerLoopDivergence` at the first non-finite support or query loss.
+
+    Reads values back to the host: a captured CUDA graph cannot contain it.
+    """
+    query, support = results.query_losses.detach(), results.support_losses
     if bool(torch.isfinite(support).all()) and bool(torch.isfinite(query).all()):
         return
     for t in range(query.shape[0]):
@@ -191,107 +257,14 @@ def _check_finite(query: Tensor, support: Tensor, offset: int, steps: int) -> No
             if not torch.isfinite(support[t, s]):
                 raise InnerLoopDivergence(
                     f"non-finite support loss ({support[t, s].item()}) at inner step {s} of "
-                    f"{steps}, task {offset + t} of the meta-batch: lower inner_lr, or check the "
+                    f"{steps}, task {t} of the meta-batch: lower inner_lr, or check the "
                     "inputs of that task"
                 )
         if not torch.isfinite(query[t]).all():
             raise InnerLoopDivergence(
-                f"non-finite query loss after {steps} inner steps, task {offset + t} of the "
+                f"non-finite query loss after {steps} inner steps, task {t} of the "
                 "meta-batch: lower inner_lr or inner_steps, or check the inputs of that task"
             )
-
-
-def _chunks(batch: EpisodeBatch, executor: str, chunk_size: int | None, backward: bool):
-    """The pieces of ``batch`` one executor call handles: a chunk of ``chunk_size`` tasks
-    (vectorized), one task (sequential with the backward inside: one task's graph at a time),
-    else the whole batch."""
-    size = chunk_size if executor == "vectorized" else (1 if backward else None)
-    return batch.split(size) if size and size < len(batch) else [batch]
-
-
-def adapt_and_query(
-    model: nn.Module,
-    batch: EpisodeBatch,
-    loop: InnerLoop,
-    lr: LearningRate,
-    *,
-    params: Weights | None = None,
-    overrides: Overrides = None,
-    executor: str = "auto",
-    chunk_size: int | None = None,
-    return_weights: bool = False,
-    backward_scale: float | None = None,
-    step_weights: Tensor | None = None,
-    check_finite: bool = True,
-) -> TaskResults:
-    """Adapt each task of ``batch`` on its support set and evaluate the query set.
-
-    Args:
-        model: any ``nn.Module`` (not modified; its buffers are copied unless ``bn_policy`` is
-            ``running``).
-        batch: T tasks; ``support_x (T, N*K, *x)``, ``query_x (T, N*Q, *x)``.
-        loop: static inner-loop settings.
-        lr: inner learning rates; tensors in it may require grad (meta-learned rates).
-        params: the outer weights (name -> tensor); default ``model.named_parameters()``.
-        overrides: per-step weights replacing entries of ``params`` in forward passes.
-        executor: ``auto``, ``sequential`` or ``vectorized`` (see the module docstring).
-        chunk_size: tasks per ``vmap`` call in the vectorized executor (None: all at once).
-        return_weights: also return the adapted weights (Reptile).
-        backward_scale: when set, backpropagate ``scale`` times the tasks' summed query loss
-            (each task's ``step_weights``-weighted per-step losses when given) task by task
-            (sequential) or chunk by chunk (vectorized) and return detached losses, so memory
-            stays bounded by one task's or one chunk's graph.
-        step_weights: ``(loop.steps,)`` weights of the per-step query losses in the backward
-            (needs ``loop.query_every_step``); None: the last step's loss only.
-        check_finite: raise :class:`InnerLoopDivergence` at a non-finite loss. The check reads
-            values back to the host; a captured CUDA graph cannot contain it (check the returned
-            loss instead).
-
-    Returns:
-        :class:`TaskResults` for the T tasks, in order.
-
-    Raises:
-        InnerLoopDivergence: a non-finite loss, naming the step and the task.
-        ValueError: a model output that does not fit the task.
-    """
-    if chunk_size is not None and chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive number of tasks or None, got {chunk_size}")
-    params = dict(parameters_of(model) if params is None else params)
-    loop = _frozen_adapt_names(params, loop)
-    weights = _initial_weights(params, loop)
-    buffers = buffers_of(model, loop.bn_policy)
-    if not loop.track_outer:
-        lr, overrides = _detached(lr), _detached(overrides)
-    device = batch.support_x.device
-    name = resolve_executor(executor, device, len(batch), loop.bn_policy, model.training)
-    if name == "vectorized" and loop.bn_policy == "running" and model.training:
-        raise RuntimeError(
-            "bn_policy='running' updates BatchNorm running statistics in place, which vmap cannot "
-            "do while training; use executor='sequential' or bn_policy='transductive'"
-        )
-    run = _sequential if name == "sequential" else _vectorized
-    parts, offset = [], 0
-    for chunk in _chunks(batch, name, chunk_size, backward_scale is not None):
-        query, metric, support, fast = run(
-            model, weights, buffers, chunk, loop, lr, overrides, return_weights
-        )
-        if check_finite:
-            _check_finite(query.detach(), support, offset, loop.steps)
-        if backward_scale is not None:
-            last = query[:, -1] if step_weights is None else query @ step_weights
-            (last.sum() * backward_scale).backward()
-            query = query.detach()
-        parts.append((query, metric, support, fast))
-        offset += len(chunk)
-    query = torch.cat([p[0] for p in parts])
-    fast = {n: torch.cat([p[3][n] for p in parts]) for n in parts[0][3]} if return_weights else None
-    return TaskResults(
-        query_loss=query[:, -1],
-        step_query_losses=query if loop.query_every_step else None,
-        metric=torch.cat([p[1] for p in parts]),
-        support_losses=torch.cat([p[2] for p in parts]),
-        fast_weights=fast,
-    )
 
 
 def adapt(
@@ -299,35 +272,39 @@ def adapt(
     support_x: Tensor,
     support_y: Tensor,
     loop: InnerLoop,
-    lr: LearningRate,
+    meta: MetaParams,
     *,
-    params: Weights | None = None,
-    overrides: Overrides = None,
+    outer: bool,
 ) -> Weights:
-    """Adapted weights for one task (sequential executor).
+    """Adapted weights for one task: :func:`run_inner_loop` alone, no query set.
 
     Args:
         support_x: ``(N*K, *x)`` support inputs.
         support_y: ``(N*K,)`` labels or ``(N*K, *y)`` targets.
+        outer: keep the graph back to ``meta``; False returns detached weights.
 
     Returns:
-        name -> tensor for every parameter; detached when ``loop.track_outer`` is False.
+        name -> tensor for every parameter.
     """
-    params = dict(parameters_of(model) if params is None else params)
-    loop = _frozen_adapt_names(params, loop)
-    weights = _initial_weights(params, loop)
+    if outer:  # frozen parameters stay out; evaluation adapts detached copies of all chosen
+        loop = loop.bound_to(meta.weights)
+    else:
+        meta = _without_outer_graph(meta, loop)
     buffers = buffers_of(model, loop.bn_policy)
-    if not loop.track_outer:
-        lr, overrides = _detached(lr), _detached(overrides)
-    grad_fn = partial(autograd_grads, create_graph=loop.track_outer and not loop.first_order)
+    ways = int(support_y.max()) + 1 if loop.task == "classification" else None
+    grad_fn = partial(autograd_grads, create_graph=outer and not loop.first_order)
     with bn_mode(model, loop.bn_policy, vectorized=False):
         trajectory, losses = run_inner_loop(
-            model, weights, buffers, support_x, support_y, loop, lr, grad_fn, overrides
-        )
+            model, meta.weights, buffers, support_x, support_y, loop, meta.lr, grad_fn,
+            meta.overrides, ways=ways,
+        )  # fmt: skip
     if losses:
-        _check_finite(support_x.new_zeros(1), torch.stack(losses)[None], 0, loop.steps)
+        support = torch.stack(losses)[None]
+        raise_if_diverged(
+            TaskResults(support_x.new_zeros(1, 1), support[:, -1], support), loop.steps
+        )
     fast = trajectory[-1]
-    return fast if loop.track_outer else {n: w.detach() for n, w in fast.items()}
+    return fast if outer else {n: w.detach() for n, w in fast.items()}
 
 
 def predict(

@@ -1,36 +1,35 @@
-"""The fast meta-training step: automatic executor, bounded memory, compilation, CUDA graph, bf16.
+"""The training step of any MAML-family learner: executor, bounded memory, compilation, CUDA graph.
 
-:class:`FastMetaStep` runs the same meta-objective as :func:`metazoo.engine.adapt_and_query` (mean
-over tasks of the query loss after the inner loop, BatchNorm with transductive batch statistics),
-tuned for throughput:
+:class:`FastMetaStep` is how the engine steps a learner of the MAML family (MAML, first-order
+MAML, ANIL, Meta-SGD's and MAML++'s learned rates and per-step weights included): the meta-gradient
+of the learner's objective (the mean over tasks of the query loss after the inner loop, or
+MAML++'s multi-step loss) accumulated into ``.grad``, then the optimizer step. What the options
+change is where the time goes, never the gradient:
 
 * the executor comes from :func:`metazoo.engine.autoselect.plan_executor` (sequential on a CPU,
   vectorized in memory-bounded chunks on a GPU), and the backward runs per task or per chunk
-  (``adapt_and_query(backward_scale=...)``), so at most one chunk's graph is alive;
-* with ``compile=True`` the vectorized meta-gradient is one functional program
-  (``torch.func.grad`` of ``vmap`` over tasks of the inner loop) handed to ``torch.compile``,
-  which fuses the plain-ops BatchNorm and the elementwise work of all three differentiation
-  orders into few kernels;
-* nothing in the step reads a value back to the host (``check_finite=False``), so on CUDA the
-  whole step (forward, both backward orders, optimizer) is captured once and replayed
+  (:func:`metazoo.engine.accumulate_meta_gradient`), so at most one chunk's graph is alive;
+* with ``compile=True`` the vectorized meta-gradient is one functional program handed to
+  ``torch.compile`` (:mod:`metazoo.engine.compiled`);
+* nothing in the step reads a value back to the host, so on CUDA the whole step (forward, both
+  backward orders, optimizer) is captured once per schedule phase and replayed
   (:class:`GraphedMetaStep`);
 * with ``batched_weight_gradients=True`` (and ``compile``) the per-task weight gradients of the
-  convolutions are one batched matrix product instead of ``vmap``'s grouped convolution
-  (:mod:`metazoo.engine.taskconv`), and with ``matmul_convolutions`` or ``triton_convolutions``
-  the per-task convolutions and input gradients too (im2col products, or implicit-GEMM Triton
-  kernels on CUDA, :mod:`metazoo.engine.implicit_gemm`);
-* ``channels_last`` and bf16 autocast are options, reported separately by ``metazoo speed``.
+  convolutions are one batched matrix product (:mod:`metazoo.engine.taskconv`); the experimental
+  lowerings (``matmul_convolutions``, ``triton_convolutions``) need
+  ``import metazoo.experimental.lowerings`` first;
+* ``channels_last`` and bf16 autocast are options, reported separately by the speed lab.
 
-The NaN check of ``adapt_and_query`` needs a host read, so it is not part of the step; check the
-returned loss (``torch.isfinite``) when you log it.
+Schedules (MAML++'s first-order warm-up and multi-step loss) read the training step passed to
+each call; a change of phase builds (and on CUDA captures) the step for the new phase.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -38,62 +37,15 @@ import torch
 from torch import Tensor, nn
 
 from metazoo.engine.autoselect import ExecutorPlan, plan_executor, saved_tensor_bytes
-from metazoo.engine.compiled import check_policy, compiled_meta_gradient
+from metazoo.engine.compiled import GradientLearner, check_policy, compiled_meta_gradient
 from metazoo.engine.cudagraph import GraphedMetaStep
-from metazoo.engine.executors import adapt_and_query
-from metazoo.engine.inner import InnerLoop, LearningRate
+from metazoo.engine.executors import run_tasks
+from metazoo.engine.inner import InnerLoop
+from metazoo.engine.objective import accumulate_meta_gradient, objective_of
 from metazoo.engine.taskconv import check_lowering
 from metazoo.episode import EpisodeBatch
 
-__all__ = [
-    "FastMetaStep",
-    "FastOptions",
-    "accumulate_meta_gradient",
-]
-
-
-def accumulate_meta_gradient(
-    model: nn.Module,
-    batch: EpisodeBatch,
-    loop: InnerLoop,
-    lr: LearningRate,
-    *,
-    executor: str = "sequential",
-    chunk: int | None = None,
-) -> Tensor:
-    """Add the meta-gradient of ``batch`` to the parameters' ``.grad``; no host synchronisation.
-
-    Args:
-        model: any ``nn.Module`` with BatchNorm or not.
-        batch: T tasks; ``support_x (T, N*K, *x)``, ``query_x (T, N*Q, *x)``.
-        loop: inner-loop settings (``bn_policy`` ``transductive`` or ``per_step``).
-        lr: inner learning rate(s).
-        executor: ``sequential`` (backward per task) or ``vectorized`` (backward per chunk).
-        chunk: tasks per ``vmap`` call (None: all).
-
-    Returns:
-        the detached meta-loss: the mean over the T tasks of the query loss.
-    """
-    return _loss_and_metric(model, batch, loop, lr, executor, chunk)[0]
-
-
-def _loss_and_metric(model, batch, loop, lr, executor, chunk) -> Tensor:
-    """``accumulate_meta_gradient``'s work; returns ``(2,)``: mean query loss and metric."""
-    check_policy(loop)
-    if executor not in ("sequential", "vectorized"):
-        raise ValueError(f"executor must be 'sequential' or 'vectorized', got {executor!r}")
-    loop = dataclasses.replace(loop, ways=loop.ways or batch.ways)
-    results = adapt_and_query(
-        model,
-        batch,
-        loop,
-        lr,
-        executor=executor,
-        chunk_size=chunk,
-        backward_scale=1 / len(batch),
-        check_finite=False,
-    )
-    return torch.stack([results.query_loss.mean(), results.metric.mean()])
+__all__ = ["FastMetaStep", "FastOptions", "SteppedLearner"]
 
 
 def _check_triton(device: torch.device) -> None:
@@ -106,7 +58,7 @@ def _check_triton(device: torch.device) -> None:
     if importlib.util.find_spec("triton") is None:
         raise ValueError(
             "triton_convolutions=True needs the triton package, which this PyTorch install "
-            "lacks: `pip install triton`, or leave the option off"
+            "lacks: `pip install 'metazoo[kernels]'`, or leave the option off"
         )
 
 
@@ -140,7 +92,7 @@ class FastOptions:
     #: matrix products too (im2col, col2im), so no grouped convolution is left.
     matmul_convolutions: bool = False
     #: with ``batched_weight_gradients``: the per-task convolutions, input and weight gradients
-    #: as implicit-GEMM Triton kernels (:mod:`metazoo.engine.implicit_gemm`; CUDA only).
+    #: as implicit-GEMM Triton kernels (experimental: :mod:`metazoo.experimental.implicit_gemm`; CUDA only).
     triton_convolutions: bool = False
     #: with ``triton_convolutions``: how its kernels multiply fp32 with TF32 off, ``ieee`` (plain
     #: fp32) or ``tf32x3`` (three TF32 tensor-core products; errors of the order of fp32
@@ -178,106 +130,149 @@ class FastOptions:
         return "grouped" if self.batched_weight_gradients else None
 
 
+class SteppedLearner(GradientLearner):
+    """A MAML-family learner as :class:`FastMetaStep` steps it (``metazoo.learners.MAML``)."""
+
+    def inner_loop(self, training: bool, step: int | None = None) -> InnerLoop: ...
+
+    def step_weights(self, step: int | None) -> Tensor | None: ...
+
+
 class FastMetaStep:
-    """Meta-training steps of a MAML-style objective, as fast as the device allows.
+    """Meta-training steps of a MAML-family learner, as fast as the device allows.
 
     Args:
-        model: the network being meta-trained (updated in place by ``optimizer``).
-        loop: inner-loop settings.
-        lr: inner learning rate(s).
-        optimizer: the outer optimizer over ``model.parameters()``; ``capturable=True`` for a
+        learner: the learner being meta-trained (updated in place by ``optimizer``).
+        optimizer: the outer optimizer over ``learner.parameters()``; ``capturable=True`` for a
             CUDA graph (``torch.optim.Adam(..., capturable=True)``).
         example: a meta-batch with the shapes of every later one.
         options: see :class:`FastOptions`.
+        before_step: called with the step's ``(2,)`` detached (objective, metric) between the
+            backward and the optimizer step (before ``options.grad_clip``); it may raise to stop
+            the update (a non-finite loss) or average gradients across processes. It reads the
+            host, so it is refused with a CUDA graph.
     """
 
     def __init__(
         self,
-        model: nn.Module,
-        loop: InnerLoop,
-        lr: LearningRate,
+        learner: SteppedLearner,
         optimizer: torch.optim.Optimizer,
         example: EpisodeBatch,
         options: FastOptions | None = None,
+        before_step: Callable[[Tensor], None] | None = None,
     ):
         options = options or FastOptions()
-        device = next(model.parameters()).device
+        device = next(learner.parameters()).device
         if options.triton_convolutions:
             _check_triton(device)
-        self.plan = self._plan(model, loop, lr, example, options, device)
+        self.graph = device.type == "cuda" if options.cuda_graph is None else options.cuda_graph
+        if self.graph and before_step is not None:
+            raise ValueError("before_step reads the step on the host: use cuda_graph=False")
         if options.channels_last:
-            model.to(memory_format=torch.channels_last)
-        self.model, self.loop, self.lr, self.options = model, loop, lr, options
-        self.compiled = None
-        if options.compile:
-            chunk = self.plan.chunk if self.plan.executor == "vectorized" else 1
-            loop = dataclasses.replace(loop, ways=loop.ways or example.ways)
-            self.compiled = compiled_meta_gradient(
-                model,
-                loop,
-                lr,
-                len(example),
-                chunk=chunk,
-                lowering=options.lowering,
-                fp32_products=options.triton_fp32_products,
-            )
-        graph = device.type == "cuda" if options.cuda_graph is None else options.cuda_graph
-        self.runner = GraphedMetaStep(
-            self._accumulate,
-            model.parameters(),
-            optimizer,
-            example,
-            capture=graph,
-            channels_last=options.channels_last,
-            before_step=self._clip if options.grad_clip is not None else None,
-        )
+            learner.model.to(memory_format=torch.channels_last)
+        self.learner, self.optimizer, self.options = learner, optimizer, options
+        self.example, self.before_step = example, before_step
+        self.weights_buffer: Tensor | None = None  # multi-step loss weights, read by the graph
+        self.phases: dict[tuple, GraphedMetaStep] = {}
         self.last_metric: Tensor | None = None
 
-    @staticmethod
-    def _plan(model, loop, lr, example, options, device) -> ExecutorPlan:
-        if options.executor == "sequential":
-            return ExecutorPlan("sequential", None, "requested")
-        if options.executor == "vectorized":
-            return ExecutorPlan("vectorized", options.chunk, "requested")
-        if options.executor != "auto":
-            raise ValueError(
-                f"executor must be auto, sequential or vectorized, got {options.executor!r}"
-            )
-        task_bytes = None
-        if device.type == "cuda":  # bound the chunk by memory: measure one task's saved tensors
-            task_bytes = saved_tensor_bytes(partial(_one_task_loss, model, example, loop, lr))
-        return plan_executor(len(example), device, task_bytes=task_bytes)
+    def _phase(self, step: int | None) -> GraphedMetaStep:
+        """The step for the schedule phase at ``step`` (built on first use)."""
+        loop = self.learner.inner_loop(True, step).bound_to(
+            dict(self.learner.model.named_parameters())
+        )
+        weights = self.learner.step_weights(step)
+        if weights is not None:
+            weights = weights.to(self.example.query_x.device, self.example.query_x.dtype)
+            if self.weights_buffer is None:
+                self.weights_buffer = weights.clone()
+            self.weights_buffer.copy_(weights)
+        key = (loop, weights is not None)
+        if key not in self.phases:
+            self.phases[key] = self._build(loop, weights is not None)
+        return self.phases[key]
 
-    def _clip(self) -> None:
-        params = [p for p in self.model.parameters() if p.grad is not None]
-        nn.utils.clip_grad_norm_(params, self.options.grad_clip, foreach=True)
+    def _build(self, loop: InnerLoop, multi_step: bool) -> GraphedMetaStep:
+        if self.options.compile or self.graph:
+            check_policy(loop)
+        plan = self.plan = _plan(self.learner, loop, self.example, self.options)
+        if self.options.compile:
+            chunk = plan.chunk if plan.executor == "vectorized" else 1
+            ways = self.example.ways if loop.task == "classification" else None
+            compiled = compiled_meta_gradient(
+                self.learner, loop, len(self.example), ways, chunk=chunk, multi_step=multi_step,
+                lowering=self.options.lowering, fp32_products=self.options.triton_fp32_products,
+            )  # fmt: skip
+            gradient = partial(self._compiled, compiled, multi_step)
+        else:
+            gradient = partial(self._eager, loop, plan, multi_step)
+        return GraphedMetaStep(
+            partial(self._accumulate, gradient),
+            self.learner.parameters(),
+            self.optimizer,
+            self.example,
+            capture=self.graph,
+            channels_last=self.options.channels_last,
+            before_step=self._before_step,
+        )
 
-    def _accumulate(self, batch: EpisodeBatch) -> Tensor:
+    def _eager(self, loop: InnerLoop, plan: ExecutorPlan, multi_step: bool, batch) -> Tensor:
+        weights = self.weights_buffer if multi_step else None
+        results = accumulate_meta_gradient(
+            self.learner.model, batch, loop, self.learner.meta_params(), step_weights=weights,
+            executor=plan.executor, chunk_size=plan.chunk,
+        )  # fmt: skip
+        return torch.stack([objective_of(results, weights).mean(), results.metric.mean()])
+
+    def _compiled(self, compiled, multi_step: bool, batch: EpisodeBatch) -> Tensor:
+        return compiled(batch, self.weights_buffer if multi_step else None)
+
+    def _before_step(self, out: Tensor) -> None:
+        if self.before_step is not None:
+            self.before_step(out)
+        if self.options.grad_clip is not None:
+            params = [p for p in self.learner.parameters() if p.grad is not None]
+            nn.utils.clip_grad_norm_(params, self.options.grad_clip, foreach=True)
+
+    def _accumulate(self, gradient, batch: EpisodeBatch) -> Tensor:
         ctx = (
             torch.autocast(batch.query_x.device.type, self.options.autocast, cache_enabled=False)
             if self.options.autocast is not None
             else contextlib.nullcontext()
         )
         with ctx, _cudnn_benchmark(self.options.cudnn_benchmark):
-            if self.compiled is not None:
-                return self.compiled(batch)
-            return _loss_and_metric(
-                self.model, batch, self.loop, self.lr, self.plan.executor, self.plan.chunk
-            )
+            return gradient(batch)
 
-    def __call__(self, batch: EpisodeBatch) -> Tensor:
-        """One meta-training step on ``batch``; returns the detached meta-loss (on the device).
+    def __call__(self, batch: EpisodeBatch, step: int | None = None) -> Tensor:
+        """One meta-training step on ``batch`` at 0-based training ``step`` (None: past every
+        schedule); returns the detached objective (on the device).
 
         The mean query metric of the same step (accuracy in %, or MSE) is then ``last_metric``.
         Both are device tensors that a captured step overwrites on the next call.
         """
-        out = self.runner(batch)
+        out = self._phase(step)(batch)
         self.last_metric = out[1]
         return out[0]
 
-    def meta_gradient(self, batch: EpisodeBatch) -> list[Tensor]:
+    def meta_gradient(self, batch: EpisodeBatch, step: int | None = None) -> list[Tensor]:
         """The meta-gradient of ``batch`` at the current weights, one tensor per parameter."""
-        return self.runner.meta_gradient(batch)
+        return self._phase(step).meta_gradient(batch)
+
+
+def _plan(learner, loop: InnerLoop, example: EpisodeBatch, options: FastOptions) -> ExecutorPlan:
+    if options.executor == "sequential":
+        return ExecutorPlan("sequential", None, "requested")
+    if options.executor == "vectorized":
+        return ExecutorPlan("vectorized", options.chunk, "requested")
+    if options.executor != "auto":
+        raise ValueError(
+            f"executor must be auto, sequential or vectorized, got {options.executor!r}"
+        )
+    device = example.query_x.device
+    task_bytes = None
+    if device.type == "cuda":  # bound the chunk by memory: measure one task's saved tensors
+        task_bytes = saved_tensor_bytes(partial(_one_task_loss, learner, example, loop))
+    return plan_executor(len(example), device, task_bytes=task_bytes)
 
 
 def _cudnn_benchmark(on: bool) -> contextlib.AbstractContextManager:
@@ -293,13 +288,12 @@ def _cudnn_benchmark(on: bool) -> contextlib.AbstractContextManager:
     )
 
 
-def _one_task_loss(model: nn.Module, batch: EpisodeBatch, loop: InnerLoop, lr) -> Tensor:
-    """The meta-loss of the first task of ``batch`` as one graph (for memory estimation).
+def _one_task_loss(learner, batch: EpisodeBatch, loop: InnerLoop) -> Tensor:
+    """The objective of the first task of ``batch`` as one graph (for memory estimation).
 
-    Built on a copy of the model: a graph on the real parameters would create their gradient
+    Built on a copy of the learner: a graph on the real parameters would create their gradient
     accumulators on the current stream, which a later CUDA graph capture must not inherit.
     """
-    loop = dataclasses.replace(loop, ways=loop.ways or batch.ways)
+    twin = copy.deepcopy(learner)
     one = batch.split(1)[0]
-    results = adapt_and_query(copy.deepcopy(model), one, loop, lr, check_finite=False)
-    return results.query_loss.sum()
+    return run_tasks(twin.model, one, loop, twin.meta_params()).query_loss.sum()

@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from metazoo.metrics import accuracy
+
 __all__ = [
     "TASKS",
     "parameters_of",
@@ -117,7 +119,7 @@ def task_metric(out: Tensor, y: Tensor, task: str) -> Tensor:
     """Accuracy in % (classification, as every learner reports it) or MSE (regression), 0-dim, detached."""
     out = out.detach()
     if task == "classification":
-        return 100.0 * (out.argmax(dim=-1) == y).to(out.dtype).mean()
+        return accuracy(out, y)
     return F.mse_loss(out, y)
 
 

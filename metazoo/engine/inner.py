@@ -9,6 +9,7 @@ code runs with ``torch.autograd.grad`` (sequential executor) and ``torch.func.gr
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -45,7 +46,11 @@ GradFn = Callable[[LossFn, Weights, Mapping[str, Tensor]], tuple[Weights, Tensor
 
 @dataclass(frozen=True)
 class InnerLoop:
-    """Static settings of one task's adaptation."""
+    """Static settings of one task's adaptation: fixed for a learner in a mode.
+
+    Facts of one call (the episodes' ways, whether the outer graph is kept, multi-step losses)
+    are arguments of the executors, never fields patched in here.
+    """
 
     #: Gradient steps on the support set (0: no adaptation).
     steps: int
@@ -55,16 +60,10 @@ class InnerLoop:
     optimizer: str = "sgd"
     #: ``classification`` (cross-entropy) or ``regression`` (mean squared error).
     task: str = "classification"
-    #: N for classification, checked against the model's output width; None to skip the check.
-    ways: int | None = None
     #: BatchNorm policy, see :mod:`metazoo.engine.batchnorm`.
     bn_policy: str = "transductive"
     #: Names of the weights the inner loop updates; None for all the model's parameters.
     adapt_names: tuple[str, ...] | None = None
-    #: False: no graph back to the outer weights (test-time adaptation; cheaper).
-    track_outer: bool = True
-    #: Also compute the query loss after every step (MAML++'s multi-step loss).
-    query_every_step: bool = False
     #: Adam's (beta1, beta2).
     adam_betas: tuple[float, float] = (0.9, 0.999)
     #: Adam's epsilon (also keeps ``sqrt`` differentiable at a zero second moment).
@@ -95,6 +94,14 @@ class InnerLoop:
                 f"parameters are {list(weights)}"
             )
         return [n for n in weights if n in chosen]
+
+    def bound_to(self, params: Mapping[str, Tensor]) -> InnerLoop:
+        """These settings with ``adapt_names`` resolved for ``params``: frozen parameters
+        (``requires_grad=False``) stay out of the inner loop. Idempotent."""
+        names = tuple(n for n in self.adaptable(params) if params[n].requires_grad)
+        if names == self.adapt_names:
+            return self
+        return dataclasses.replace(self, adapt_names=names)
 
 
 def lr_at(lr: LearningRate, step: int, name: str) -> Tensor | float:
@@ -185,6 +192,9 @@ def run_inner_loop(
     lr: LearningRate,
     grad_fn: GradFn,
     overrides: Sequence[Mapping[str, Tensor]] | None = None,
+    *,
+    ways: int | None = None,
+    every_step: bool = False,
 ) -> tuple[list[Weights], list[Tensor]]:
     """Adapt ``weights`` to one task's support set.
 
@@ -199,10 +209,12 @@ def run_inner_loop(
         grad_fn: ``(loss_fn, adapted, buffers) -> (grads, loss)``; see :func:`autograd_grads`,
             :func:`functorch_grads`.
         overrides: per-step weights replacing entries of ``weights`` in the forward passes.
+        ways: N of a classification task, checked against the model's output width.
+        every_step: keep the weights after every step (multi-step query loss), not only the last.
 
     Returns:
         ``(trajectory, support_losses)``: the full weight dict after each step (only the final one
-        unless ``loop.query_every_step``; the initial weights when ``steps == 0``) and the
+        unless ``every_step``; the initial weights when ``steps == 0``) and the
         support loss before each step (``steps`` 0-dim tensors).
     """
     names = loop.adaptable(weights)
@@ -217,7 +229,7 @@ def run_inner_loop(
             out = forward(
                 model, {**fixed, **current}, buffers, support_x, override_at(overrides, step)
             )
-            return task_loss(out, support_y, loop.task, loop.ways)
+            return task_loss(out, support_y, loop.task, ways)
 
         grads, loss = grad_fn(support_loss, adapted, buffers)
         losses.append(loss.detach())
@@ -227,7 +239,7 @@ def run_inner_loop(
             )
         else:
             adapted = sgd_update(adapted, grads, lr, step)
-        if loop.query_every_step or step == loop.steps - 1:
+        if every_step or step == loop.steps - 1:
             trajectory.append({**fixed, **adapted})
     if not trajectory:
         trajectory.append(dict(weights))

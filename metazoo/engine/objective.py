@@ -1,25 +1,41 @@
-"""The meta-objective and task adaptation as learners call them: grad mode, task checks, metrics.
+"""The meta-objective as MAML-family learners use it: grad mode, task checks, reductions.
 
-Learners of the MAML family are thin: they choose an :class:`~metazoo.engine.inner.InnerLoop`,
-learning rates and overrides, and call :func:`meta_objective` (``meta_loss``) and
-:func:`adapt_task` (``adapt``). Both switch autograd on for the inner loop, so they work when the
-caller is under ``torch.no_grad()`` (validation); then no graph back to the learner is built.
+A learner of the MAML family chooses an :class:`~metazoo.engine.inner.InnerLoop`, its
+:class:`~metazoo.engine.task.MetaParams` and (MAML++) multi-step loss weights, and calls
+:func:`meta_objective` (``meta_loss``), :func:`accumulate_meta_gradient` (the training step,
+memory bounded by one chunk's graph), :func:`task_scores` (evaluation) or :func:`adapt_task`
+(``adapt``). All of them run :func:`metazoo.engine.executors.run_tasks`, so one per-task function
+computes every number. Autograd is switched on for the inner loop, which is part of the
+computation; whether the outer graph is built follows the caller's grad mode.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping, Sequence
-
 import torch
 from torch import Tensor, nn
 
-from metazoo.engine.executors import TaskResults, adapt, adapt_and_query
+from metazoo.engine.executors import (
+    TaskResults,
+    adapt,
+    backward_in_chunks,
+    raise_if_diverged,
+    resolve_executor,
+    run_tasks,
+)
 from metazoo.engine.functional import metric_name
-from metazoo.engine.inner import InnerLoop, LearningRate
+from metazoo.engine.inner import InnerLoop
+from metazoo.engine.task import MetaParams
 from metazoo.episode import EpisodeBatch
 
-__all__ = ["check_task_of", "meta_objective", "adapt_task", "summarize", "task_scores"]
+__all__ = [
+    "check_task_of",
+    "meta_objective",
+    "accumulate_meta_gradient",
+    "adapt_task",
+    "summarize",
+    "task_scores",
+    "objective_of",
+]
 
 
 def check_task_of(task: str, is_regression: bool) -> None:
@@ -32,27 +48,25 @@ def check_task_of(task: str, is_regression: bool) -> None:
         )
 
 
+def objective_of(results: TaskResults, step_weights: Tensor | None = None) -> Tensor:
+    """``(T,)`` each task's objective: its final query loss, or the ``step_weights``-weighted
+    sum of its query losses after each step (MAML++'s multi-step loss)."""
+    if step_weights is None:
+        return results.query_loss
+    return results.query_losses @ step_weights.to(results.query_losses)
+
+
 def summarize(
     results: TaskResults, task: str, step_weights: Tensor | None = None
 ) -> tuple[Tensor, dict[str, float]]:
-    """Mean query loss over tasks (or the ``step_weights``-weighted multi-step loss) and metrics.
-
-    Args:
-        results: what :func:`adapt_and_query` returned for T tasks.
-        task: ``classification`` or ``regression``.
-        step_weights: ``(steps,)`` weights of the query losses after each step (MAML++); needs
-            ``results.step_query_losses``.
-    """
-    if step_weights is None:
-        loss = results.query_loss.mean()
-    else:
-        loss = (results.step_query_losses.mean(dim=0) * step_weights).sum()
+    """The mean objective over tasks, and the metrics ``accuracy``/``mse``, ``loss`` and
+    ``support_loss`` (before adaptation)."""
+    loss = objective_of(results, step_weights).mean()
+    support = results.support_losses
     metrics = {
         metric_name(task): float(results.metric.mean()),
         "loss": float(loss.detach()),
-        "support_loss": float(results.support_losses[:, 0].mean())
-        if results.support_losses.shape[1]
-        else float("nan"),
+        "support_loss": float(support[:, 0].mean()) if support.shape[1] else float("nan"),
     }
     return loss, metrics
 
@@ -61,71 +75,88 @@ def meta_objective(
     model: nn.Module,
     batch: EpisodeBatch,
     loop: InnerLoop,
-    lr: LearningRate,
+    meta: MetaParams,
     *,
-    overrides: Sequence[Mapping[str, Tensor]] | None = None,
+    step_weights: Tensor | None = None,
     executor: str = "auto",
     chunk_size: int | None = None,
-    step_weights: Tensor | None = None,
-    params: dict[str, Tensor] | None = None,
-    backward_scale: float | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
-    """The learner-level ``meta_loss``: adapt every task, average the query losses.
+    """The learner-level ``meta_loss``: adapt every task, average the objectives.
 
-    Under ``torch.no_grad()`` the inner loop still runs (with autograd on) but the returned loss is
+    Under ``torch.no_grad()`` the inner loop still runs (autograd on) but the returned loss is
     detached and nothing links back to the learner.
 
     Args:
         batch: T tasks; ``support_x (T, N*K, *x)``, ``query_x (T, N*Q, *x)``.
-        loop: inner-loop settings (``ways`` is filled from the batch).
         step_weights: ``(loop.steps,)`` multi-step loss weights, or None for the final loss only.
-        backward_scale: when set, add the gradient of ``backward_scale * loss`` to ``.grad`` task
-            by task (or chunk by chunk), so one task's graph is alive at a time, and return the
-            loss detached (the learner-level ``meta_backward``).
 
-    Returns:
-        ``(loss, metrics)`` with ``accuracy`` or ``mse``, ``loss`` and ``support_loss`` (before
-        adaptation).
+    Raises:
+        InnerLoopDivergence: a non-finite loss, naming the task and the step.
     """
-    outer = torch.is_grad_enabled() and loop.track_outer
-    results = _adapt_batch(
-        model,
-        batch,
-        loop,
-        lr,
-        outer=outer,
-        step_weights=step_weights,
-        params=params,
-        overrides=overrides,
-        executor=executor,
-        chunk_size=chunk_size,
-        backward_scale=None if backward_scale is None else backward_scale / len(batch),
-    )
+    check_task_of(loop.task, batch.is_regression)
+    outer = torch.is_grad_enabled()
+    with torch.enable_grad():
+        results = run_tasks(
+            model, batch, loop, meta, outer=outer, every_step=step_weights is not None,
+            executor=executor, chunk_size=chunk_size,
+        )  # fmt: skip
+    raise_if_diverged(results, loop.steps)
     loss, metrics = summarize(results, loop.task, step_weights)
-    return (loss if outer and backward_scale is None else loss.detach()), metrics
+    return (loss if outer else loss.detach()), metrics
 
 
-def _adapt_batch(
+def accumulate_meta_gradient(
     model: nn.Module,
     batch: EpisodeBatch,
     loop: InnerLoop,
-    lr: LearningRate,
+    meta: MetaParams,
     *,
-    outer: bool,
     step_weights: Tensor | None = None,
-    **options,
+    executor: str = "auto",
+    chunk_size: int | None = None,
+    scale: float = 1.0,
 ) -> TaskResults:
-    """``adapt_and_query`` with the task checked, ``ways`` filled from the batch, the outer graph
-    kept or not, and autograd on for the inner loop."""
+    """Add the gradient of ``scale *`` the meta-objective's mean to ``.grad``, holding one
+    task's (sequential) or one chunk's (vectorized) graph at a time; no host read.
+
+    Returns:
+        the detached per-task results (check them with ``raise_if_diverged`` where a host read
+        is allowed).
+    """
     check_task_of(loop.task, batch.is_regression)
-    loop = dataclasses.replace(
-        loop,
-        ways=batch.ways if loop.task == "classification" else None,
-        track_outer=outer,
-        query_every_step=step_weights is not None,
+    name = resolve_executor(
+        executor, batch.support_x.device, len(batch), loop.bn_policy, model.training
     )
+    size = (chunk_size or len(batch)) if name == "vectorized" else 1
+    every_step = step_weights is not None
+
+    def run(chunk: EpisodeBatch) -> TaskResults:
+        return run_tasks(model, chunk, loop, meta, every_step=every_step, executor=name)
+
+    def loss_of(results: TaskResults) -> Tensor:
+        return objective_of(results, step_weights).sum() * (scale / len(batch))
+
     with torch.enable_grad():
-        return adapt_and_query(model, batch, loop, lr, step_weights=step_weights, **options)
+        return backward_in_chunks(run, batch, size, loss_of)
+
+
+def task_scores(
+    model: nn.Module,
+    batch: EpisodeBatch,
+    loop: InnerLoop,
+    meta: MetaParams,
+    *,
+    executor: str = "auto",
+    chunk_size: int | None = None,
+) -> Tensor:
+    """``(T,)`` each task's query score after adaptation (accuracy in % or MSE), with no graph
+    back to the learner: what ``adapt`` then ``predict`` give task by task."""
+    check_task_of(loop.task, batch.is_regression)
+    with torch.enable_grad():
+        results = run_tasks(
+            model, batch, loop, meta, outer=False, executor=executor, chunk_size=chunk_size
+        )
+    return results.metric
 
 
 def adapt_task(
@@ -133,11 +164,9 @@ def adapt_task(
     support_x: Tensor,
     support_y: Tensor,
     loop: InnerLoop,
-    lr: LearningRate,
+    meta: MetaParams,
     *,
     training: bool,
-    overrides: Sequence[Mapping[str, Tensor]] | None = None,
-    params: dict[str, Tensor] | None = None,
 ) -> dict[str, Tensor]:
     """The learner-level ``adapt`` for one task.
 
@@ -150,27 +179,6 @@ def adapt_task(
         name -> adapted tensor for every parameter of ``model``.
     """
     check_task_of(loop.task, torch.is_floating_point(support_y))
-    ways = int(support_y.max()) + 1 if loop.task == "classification" else None
-    outer = training and torch.is_grad_enabled() and loop.track_outer
-    loop = dataclasses.replace(loop, ways=ways, track_outer=outer)
+    outer = training and torch.is_grad_enabled()
     with torch.enable_grad():
-        return adapt(model, support_x, support_y, loop, lr, params=params, overrides=overrides)
-
-
-def task_scores(
-    model: nn.Module,
-    batch: EpisodeBatch,
-    loop: InnerLoop,
-    lr: LearningRate,
-    *,
-    overrides: Sequence[Mapping[str, Tensor]] | None = None,
-    executor: str = "auto",
-    chunk_size: int | None = None,
-) -> Tensor:
-    """Each task's query score after adaptation, with no graph back to the learner (evaluation).
-
-    Returns:
-        ``(T,)`` accuracy in % or MSE: what ``adapt`` then ``predict`` give task by task.
-    """
-    options = {"overrides": overrides, "executor": executor, "chunk_size": chunk_size}
-    return _adapt_batch(model, batch, loop, lr, outer=False, **options).metric
+        return adapt(model, support_x, support_y, loop, meta, outer=outer)

@@ -9,25 +9,26 @@ weight gradient is the product of the output gradient with the unfolded input (i
 of them are one ``bmm`` with T x (Cout x Cin*k*k) outputs and a reduction over the task's pixels.
 
 Under :func:`batched_weight_gradients` a model's ``F.conv2d`` calls go through ``autograd.Function``
-s whose ``vmap`` rules keep ``vmap``'s own lowering for the convolution and its input gradient
-(shared weights fold the tasks into the batch; per-task weights group them) and route every
-per-task weight gradient to the batched product. With ``lowering="matmul"`` the per-task
-convolutions and input gradients are batched products too (im2col, and col2im for the input
-gradient), so no grouped convolution is left; with ``lowering="triton"`` all three are
-implicit-GEMM Triton kernels (:mod:`metazoo.engine.implicit_gemm`), with no im2col buffer either.
-Which pays depends on the layer and the GPU (``benchmarks/conv_lowering.py`` measures each).
-Each function's backward is written with the others, so the set is closed under
-differentiation: second-order MAML through it equals plain ``vmap`` to rounding (tested in
-float64).
+s whose ``vmap`` rules send the per-task convolution, input gradient and weight gradient to a
+*lowering* (:class:`Lowering`). The one built in, ``grouped``, keeps ``vmap``'s own grouped
+convolutions and input gradients and routes every per-task weight gradient to the batched
+product; it was measured faster than plain ``vmap`` on an H200 (``docs/speed.md``). Other
+lowerings are registered with :func:`register_lowering`: ``metazoo.experimental.lowerings`` adds
+``matmul`` (im2col/col2im products) and ``triton`` (implicit-GEMM kernels), not yet shown faster
+on a GPU. Each function's backward is written with the others, so the set is closed under
+differentiation: second-order MAML through any lowering equals plain ``vmap`` to rounding (tested
+in float64).
 
 ``torch.compile`` cannot trace ``autograd.Function`` s with custom ``vmap`` rules inside
 ``torch.func`` transforms, so :func:`metazoo.engine.compiled.compiled_meta_gradient` first
-traces the whole program to ATen operations (and the Triton kernels' operators) with ``make_fx``
-and compiles that graph.
+traces the whole program to ATen operations (and any custom operators a lowering calls) with
+``make_fx`` and compiles that graph.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from types import MappingProxyType
 from typing import NamedTuple
 
 import torch
@@ -38,24 +39,29 @@ from torch.overrides import TorchFunctionMode
 __all__ = [
     "batched_weight_gradients",
     "task_weight_gradient",
-    "task_convolution",
-    "task_input_gradient",
     "Settings",
+    "Lowering",
+    "register_lowering",
+    "get_lowering",
     "LOWERINGS",
     "FP32_PRODUCTS",
     "check_lowering",
 ]
 
-
-#: How per-task convolutions run under :func:`batched_weight_gradients`, by name: ``grouped``
-#: keeps ``vmap``'s grouped convolutions and input gradients, with the weight gradients as one
-#: ``bmm``; ``matmul`` makes all three batched products over im2col columns (col2im for the input
-#: gradient); ``triton`` runs all three as implicit-GEMM kernels (:mod:`.implicit_gemm`, CUDA).
-LOWERINGS = ("grouped", "matmul", "triton")
-#: How the ``triton`` lowering multiplies fp32 operands when TF32 is off: ``ieee`` on the FMA units
-#: (plain fp32), or ``tf32x3`` as three TF32 tensor-core products of each operand's high and low
-#: parts (errors of the order of fp32 rounding; a separately reported mode, not plain fp32).
+#: The ways a lowering may multiply fp32 operands when TF32 is off: ``ieee`` (plain fp32, what
+#: every lowering does) or ``tf32x3`` (three TF32 tensor-core products of each operand's high and
+#: low parts; errors of the order of fp32 rounding, a separately reported mode). Which of them a
+#: lowering offers is its :attr:`Lowering.fp32_products`.
 FP32_PRODUCTS = ("ieee", "tf32x3")
+
+#: Lowerings that an optional module registers, and what a user does to get each.
+_OPTIONAL = {
+    "matmul": "`import metazoo.experimental.lowerings` first",
+    "triton": (
+        "`pip install 'metazoo[kernels]'` (Triton, Linux) and "
+        "`import metazoo.experimental.lowerings` first"
+    ),
+}
 
 
 class Settings(NamedTuple):
@@ -67,9 +73,9 @@ class Settings(NamedTuple):
     padding: tuple[int, int]
     #: ``(dh, dw)``.
     dilation: tuple[int, int]
-    #: how the per-task operations run (:data:`LOWERINGS`).
+    #: how the per-task operations run (a name of :data:`LOWERINGS`).
     lowering: str = "grouped"
-    #: the ``triton`` lowering's fp32 products (:data:`FP32_PRODUCTS`).
+    #: how the lowering multiplies fp32 with TF32 off (:data:`FP32_PRODUCTS`).
     fp32_products: str = "ieee"
 
     @property
@@ -85,11 +91,85 @@ class Settings(NamedTuple):
         )
 
 
-def _implicit_gemm():
-    """The Triton kernels, imported on first use: CPU-only PyTorch builds have no Triton."""
-    from metazoo.engine import implicit_gemm
+class Lowering(NamedTuple):
+    """How the three per-task operations of a convolution run, for ``T`` tasks at once.
 
-    return implicit_gemm
+    Each callable takes its tensors (task first), the shape it needs, then the :class:`Settings`:
+
+    * ``convolution(x, w, settings)``: x ``(T, N, Cin, H, W)``, w ``(T, Cout, Cin, kh, kw)``
+      -> ``(T, N, Cout, Ho, Wo)``;
+    * ``input_gradient(grad_y, w, x_shape, settings)``: grad_y ``(T, N, Cout, Ho, Wo)``, x_shape
+      one task's ``(N, Cin, H, W)`` -> ``(T, N, Cin, H, W)``;
+    * ``weight_gradient(x, grad_y, w_shape, settings)``: w_shape ``(Cout, Cin, kh, kw)``
+      -> ``(T, Cout, Cin, kh, kw)``.
+
+    They need not be differentiable: :func:`batched_weight_gradients` writes each one's
+    derivatives with the other two.
+    """
+
+    convolution: Callable[..., Tensor]
+    input_gradient: Callable[..., Tensor]
+    weight_gradient: Callable[..., Tensor]
+    #: the :data:`FP32_PRODUCTS` it offers.
+    fp32_products: tuple[str, ...] = ("ieee",)
+
+
+_REGISTRY: dict[str, Lowering] = {}
+#: The registered lowerings by name (a read-only view; :func:`register_lowering` adds to it).
+LOWERINGS = MappingProxyType(_REGISTRY)
+
+
+def register_lowering(name: str, lowering: Lowering) -> None:
+    """Make ``lowering`` available as ``batched_weight_gradients(name)``.
+
+    Raises:
+        ValueError: ``name`` is taken by another lowering, or ``lowering`` offers fp32 products
+            outside :data:`FP32_PRODUCTS`.
+    """
+    unknown = set(lowering.fp32_products) - set(FP32_PRODUCTS)
+    if unknown or "ieee" not in lowering.fp32_products:
+        raise ValueError(
+            f"lowering {name!r} offers fp32_products {lowering.fp32_products}; they must include "
+            f"'ieee' and come from {FP32_PRODUCTS}"
+        )
+    if _REGISTRY.get(name, lowering) != lowering:
+        raise ValueError(
+            f"a lowering named {name!r} is already registered ({_REGISTRY[name].convolution}); "
+            "register yours under another name"
+        )
+    _REGISTRY[name] = lowering
+
+
+def get_lowering(name: str) -> Lowering:
+    """The lowering registered as ``name``.
+
+    Raises:
+        ValueError: none is; the message says how to get an optional one.
+    """
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if name in _OPTIONAL:
+        raise ValueError(f"the {name!r} lowering is experimental: {_OPTIONAL[name]}")
+    raise ValueError(f"unknown lowering {name!r}; choose one of {tuple(_REGISTRY)}")
+
+
+def check_lowering(lowering: str | None, fp32_products: str = "ieee") -> None:
+    """Refuse an unknown or unregistered lowering, unknown fp32 products, and fp32 products the
+    lowering does not offer (None: ``vmap``'s own convolutions, plain fp32 products)."""
+    if fp32_products not in FP32_PRODUCTS:
+        raise ValueError(f"unknown fp32_products {fp32_products!r}; choose one of {FP32_PRODUCTS}")
+    offered = ("ieee",) if lowering is None else get_lowering(lowering).fp32_products
+    if fp32_products in offered:
+        return
+    offering = " or ".join(
+        repr(n) for n, e in _REGISTRY.items() if fp32_products in e.fp32_products
+    )
+    where = (
+        f"the {offering} lowering"
+        if offering
+        else f"the experimental 'triton' lowering: {_OPTIONAL['triton']}"
+    )
+    raise ValueError(f"fp32_products={fp32_products!r} is a choice of {where}")
 
 
 def _leading(t: Tensor, dim: int | None, size: int) -> Tensor:
@@ -129,46 +209,6 @@ def task_weight_gradient(x: Tensor, grad_y: Tensor, w_shape, settings: Settings)
     return torch.einsum("tnol,tnkl->tok", grad, columns).reshape(tasks, *w_shape)
 
 
-def task_convolution(x: Tensor, w: Tensor, settings: Settings) -> Tensor:
-    """Each task's ``conv2d`` as one batched matrix product over im2col columns.
-
-    Args:
-        x: ``(T, N, Cin, H, W)`` each task's inputs.
-        w: ``(T, Cout, Cin, kh, kw)`` each task's weights.
-        settings: the convolution's :class:`Settings`.
-
-    Returns:
-        ``(T, N, Cout, Ho, Wo)``, channels-last in memory.
-    """
-    stride, padding, dilation = settings.geometry
-    tasks, n = x.shape[:2]
-    kernel = tuple(w.shape[-2:])
-    columns = F.unfold(x.flatten(0, 1), kernel, dilation, padding, stride)  # (T*N, K, L)
-    out = torch.einsum("tok,tnkl->tnlo", w.flatten(2), columns.unflatten(0, (tasks, n)))
-    out_size = settings.output_size(tuple(x.shape[-2:]), kernel)
-    return out.unflatten(2, out_size).permute(0, 1, 4, 2, 3)
-
-
-def task_input_gradient(grad_y: Tensor, w: Tensor, x_shape, settings: Settings) -> Tensor:
-    """Each task's ``conv2d`` input gradient as one batched matrix product, then col2im.
-
-    Args:
-        grad_y: ``(T, N, Cout, Ho, Wo)`` the gradient of each task's outputs.
-        w: ``(T, Cout, Cin, kh, kw)`` each task's weights.
-        x_shape: one task's input shape ``(N, Cin, H, W)``.
-        settings: the convolution's :class:`Settings`.
-
-    Returns:
-        ``(T, N, Cin, H, W)``.
-    """
-    stride, padding, dilation = settings.geometry
-    tasks, n = grad_y.shape[:2]
-    columns = torch.einsum("tok,tnol->tnkl", w.flatten(2), grad_y.flatten(3))  # (T, N, K, L)
-    size, kernel = tuple(x_shape[-2:]), tuple(w.shape[-2:])
-    images = F.fold(columns.flatten(0, 1), size, kernel, dilation, padding, stride)
-    return images.unflatten(0, (tasks, n))
-
-
 def _grouped_convolution(x: Tensor, w: Tensor, settings: Settings) -> Tensor:
     return torch.func.vmap(_convolution, in_dims=(0, 0, None))(x, w, settings)
 
@@ -178,29 +218,15 @@ def _grouped_input_gradient(grad_y: Tensor, w: Tensor, x_shape, settings: Settin
     return per_task(grad_y, w, x_shape, settings)
 
 
-#: Each lowering's per-task operations but the Triton ones, by name; each takes its tensors (and
-#: the shape it needs), then the settings.
-_FORMS = {
-    "grouped": {
-        "convolution": _grouped_convolution,
-        "input_gradient": _grouped_input_gradient,
-        "weight_gradient": task_weight_gradient,
-    },
-    "matmul": {
-        "convolution": task_convolution,
-        "input_gradient": task_input_gradient,
-        "weight_gradient": task_weight_gradient,
-    },
-}
+register_lowering(
+    "grouped", Lowering(_grouped_convolution, _grouped_input_gradient, task_weight_gradient)
+)
 
 
-def _per_task(operation: str, settings: Settings, *args):
-    """Per-task ``operation`` (``convolution``, ``input_gradient``, ``weight_gradient``) of
-    ``args`` as ``settings.lowering`` runs it."""
-    if settings.lowering == "triton":
-        kernel = getattr(_implicit_gemm(), operation)
-        return kernel(*args, settings.geometry, settings.fp32_products)
-    return _FORMS[settings.lowering][operation](*args, settings)
+def _per_task(operation: str, settings: Settings, *args) -> Tensor:
+    """Per-task ``operation`` (a field of :class:`Lowering`) of ``args`` as ``settings.lowering``
+    runs it."""
+    return getattr(get_lowering(settings.lowering), operation)(*args, settings)
 
 
 class _Op(torch.autograd.Function):
@@ -379,28 +405,21 @@ class _BatchedWeightGradients(TorchFunctionMode):
 def batched_weight_gradients(
     lowering: str = "grouped", fp32_products: str = "ieee"
 ) -> TorchFunctionMode:
-    """A context in which ``F.conv2d`` (ungrouped, 4-D input) computes per-task weight gradients
-    as one batched operation when run under ``vmap`` over tasks, and the per-task convolutions
-    and input gradients as ``lowering`` says (one of :data:`LOWERINGS`); ``fp32_products``
-    (:data:`FP32_PRODUCTS`) is the ``triton`` lowering's way to multiply fp32 with TF32 off.
+    """A context in which ``F.conv2d`` (ungrouped, 4-D input) run under ``vmap`` over tasks
+    computes its per-task operations as the registered lowering ``lowering`` says (the built-in
+    ``grouped``: each weight gradient of all tasks as one batched product).
 
     Use it around the per-task function given to ``torch.func.vmap``; outside ``vmap`` it
     computes exactly ``F.conv2d`` (to every order of differentiation). Other convolutions
     (grouped, ``padding='same'``) are left to PyTorch.
+
+    Args:
+        lowering: a name of :data:`LOWERINGS`.
+        fp32_products: how the lowering multiplies fp32 with TF32 off (:data:`FP32_PRODUCTS`;
+            one its :attr:`Lowering.fp32_products` offers).
+
+    Raises:
+        ValueError: see :func:`check_lowering`.
     """
     check_lowering(lowering, fp32_products)
     return _BatchedWeightGradients(lowering, fp32_products)
-
-
-def check_lowering(lowering: str | None, fp32_products: str = "ieee") -> None:
-    """Refuse an unknown lowering or fp32 products, and fp32 products other than ``ieee``
-    anywhere but the ``triton`` lowering (None: ``vmap``'s own convolutions)."""
-    if lowering is not None and lowering not in LOWERINGS:
-        raise ValueError(f"unknown lowering {lowering!r}; choose one of {LOWERINGS}")
-    if fp32_products not in FP32_PRODUCTS:
-        raise ValueError(f"unknown fp32_products {fp32_products!r}; choose one of {FP32_PRODUCTS}")
-    if fp32_products != "ieee" and lowering != "triton":
-        raise ValueError(
-            f"fp32_products={fp32_products!r} is a choice of the 'triton' lowering "
-            "(triton_convolutions=True)"
-        )

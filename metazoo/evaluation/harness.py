@@ -18,10 +18,12 @@ import torch
 from torch import Tensor, nn
 
 from metazoo import distributed as dist
+from metazoo._atomic import json_safe
 from metazoo.episode import Episode, EpisodeBatch
 from metazoo.evaluation.provenance import MemoryMeter, environment
 from metazoo.evaluation.stats import mean_ci95
-from metazoo.learner import has_score_episodes
+from metazoo.learner import adaptation_grad_mode, has_score_episodes
+from metazoo.metrics import episode_score
 
 __all__ = [
     "EvalResult",
@@ -146,30 +148,18 @@ def learner_name(learner: nn.Module) -> str:
     return getattr(learner, "registered_name", type(learner).__name__)
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return repr(value)
-
-
 def config_dict(learner: nn.Module) -> dict[str, Any]:
     """The learner's config as a JSON-safe dict (empty when it has none)."""
     config = getattr(learner, "config", None)
     if config is None:
         return {}
     raw = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else vars(config)
-    return _json_safe(raw)
+    return json_safe(raw)
 
 
 def score_episode(prediction: Tensor, query_y: Tensor) -> float:
     """Accuracy in % of ``(N*Q, N)`` logits against ``(N*Q,)`` labels, or MSE of regression outputs."""
-    if query_y.is_floating_point():
-        return float(torch.mean((prediction.reshape(query_y.shape) - query_y) ** 2))
-    return float((prediction.argmax(-1) == query_y).float().mean() * 100.0)
+    return float(episode_score(prediction, query_y))
 
 
 def _first_field(config: dict[str, Any], names: tuple[str, ...]) -> Any:
@@ -205,9 +195,9 @@ def _resolve_device(learner: nn.Module, device: torch.device | str | None) -> to
 
 
 def _run_episode(learner: nn.Module, episode: Episode) -> float:
-    # Adaptation may differentiate (MAML's inner loop) but builds no graph to the learner's
-    # parameters in eval mode; predictions never need a graph.
-    with torch.enable_grad():
+    # The harness, not the learner, sets grad mode: gradient steps need autograd (and build no
+    # graph to the parameters in eval mode), forward-pass adaptation runs without it.
+    with adaptation_grad_mode(learner):
         state = learner.adapt(episode.support_x, episode.support_y)
     with torch.no_grad():
         prediction = learner.predict(state, episode.query_x)
@@ -238,7 +228,9 @@ def evaluate(
     """Evaluate ``learner`` on episodes ``0 .. episodes-1`` of ``benchmark``'s ``split``.
 
     The learner is put in eval mode (its mode is restored afterwards); ``adapt`` runs under
-    ``torch.enable_grad()``, ``predict`` under ``torch.no_grad()``. Learners with
+    ``torch.enable_grad()`` when the learner adapts by gradient steps, else under
+    ``torch.no_grad()`` (:func:`metazoo.learner.adaptation_grad_mode`); ``predict`` always under
+    ``torch.no_grad()``. Learners with
     ``score_episodes`` (the MAML family) score blocks of :data:`EVAL_BLOCK` episodes at once (the
     same per-episode numbers; ``vmap`` over the episodes on a GPU).
 

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from metazoo._registry import register_learner
 from metazoo.episode import EpisodeBatch
-from metazoo.learners.protonet import class_means, classification_metrics, graph_only_in_training
+from metazoo.learners.episodic import class_means, episodic_loss
 from metazoo.models import MLP, make_backbone
 
 __all__ = ["CNP"]
@@ -40,6 +40,8 @@ class CNP(nn.Module):
         model: must be None; the CNP builds its encoder and decoder from the config.
         config: a :class:`CNP.Config`.
     """
+
+    adapts_by_gradient = False  # the context is encoded by a forward pass
 
     @dataclass
     class Config:
@@ -86,7 +88,6 @@ class CNP(nn.Module):
         """``x (n, *input_shape)`` -> ``(n, x_dim)`` (Conv-4 embedding for images)."""
         return self.image_encoder(x) if self.image_encoder is not None else x.flatten(1)
 
-    @graph_only_in_training
     def adapt(self, support_x: Tensor, support_y: Tensor) -> Tensor:
         """The aggregated representation.
 
@@ -142,13 +143,7 @@ class CNP(nn.Module):
             nll = torch.stack([gaussian_nll(m, s, y) for m, s, y in zip(mean, std, targets)])
             mse = F.mse_loss(mean.detach().reshape(batch.query_y.shape), batch.query_y)
             return nll.mean(), {"mse": mse.item()}
-        losses, outputs = [], []
-        for task in batch:
-            logits = self.predict(self.adapt(task.support_x, task.support_y), task.query_x)
-            losses.append(F.cross_entropy(logits, task.query_y))
-            outputs.append(logits.detach())
-        metrics = classification_metrics(torch.stack(outputs), batch.query_y)
-        return torch.stack(losses).mean(), metrics
+        return episodic_loss(self, batch, F.cross_entropy)
 
 
 def gaussian_nll(mean: Tensor, std: Tensor, target: Tensor) -> Tensor:

@@ -23,6 +23,8 @@ from torch import Tensor, nn
 from metazoo import engine
 from metazoo._registry import register_learner
 from metazoo.episode import EpisodeBatch
+from metazoo.learners.episodic import episodic_loss
+from metazoo.metrics import accuracy
 from metazoo.models import feature_dim
 
 __all__ = ["FineTune"]
@@ -34,6 +36,7 @@ class FineTune(nn.Module):
 
     tasks = ("classification", "regression")
     model_kind = "embedding"
+    adapts_by_gradient = True  # per-task fine-tuning takes gradient steps
 
     @dataclass
     class Config:
@@ -100,8 +103,7 @@ class FineTune(nn.Module):
                 "head: set num_classes to the training split's class count (build_learner does)"
             )
         loss = F.cross_entropy(logits, labels)
-        accuracy = float((logits.argmax(-1) == labels).double().mean())
-        return loss, {"accuracy": accuracy, "loss": float(loss.detach())}
+        return loss, {"accuracy": float(accuracy(logits, labels)), "loss": float(loss.detach())}
 
     def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
         """Training mode: the supervised pre-training loss on all tasks' images, labelled with
@@ -109,22 +111,18 @@ class FineTune(nn.Module):
         engine.check_task_of(self.config.task, batch.is_regression)
         if self.training:
             return self._pretrain_loss(batch)
-        losses, metrics = [], []
-        for task in batch:
-            out = self.predict(self.adapt(task.support_x, task.support_y), task.query_x)
-            losses.append(engine.task_loss(out, task.query_y, self.config.task).detach())
-            metrics.append(engine.task_metric(out, task.query_y, self.config.task))
-        loss = torch.stack(losses).mean()
-        name = engine.metric_name(self.config.task)
-        return loss, {name: float(torch.stack(metrics).mean()), "loss": float(loss)}
+        loss, metrics = episodic_loss(self, batch, self._query_loss)
+        return loss, {**metrics, "loss": float(loss)}
 
-    def _loop(self, ways: int | None) -> engine.InnerLoop:
+    def _query_loss(self, out: Tensor, y: Tensor) -> Tensor:
+        # test-time fine-tuning is not meta-trained: no graph back to the parameters
+        return engine.task_loss(out, y, self.config.task).detach()
+
+    def _loop(self) -> engine.InnerLoop:
         return engine.InnerLoop(
             steps=self.config.test_inner_steps,
             task=self.config.task,
-            ways=ways,
             bn_policy=self.config.bn_policy,
-            track_outer=False,
         )
 
     def adapt(self, support_x: Tensor, support_y: Tensor) -> dict[str, Tensor]:
@@ -136,19 +134,19 @@ class FineTune(nn.Module):
         engine.check_task_of(self.config.task, torch.is_floating_point(support_y))
         with torch.enable_grad():
             if self.config.task == "regression":
-                params = dict(self.network.named_parameters())
-                loop = self._loop(None)
+                meta = engine.MetaParams(
+                    dict(self.network.named_parameters()), self.config.inner_lr
+                )
                 return engine.adapt(
-                    self.network, support_x, support_y, loop, self.config.inner_lr, params=params
+                    self.network, support_x, support_y, self._loop(), meta, outer=False
                 )
             with torch.no_grad():
                 feats = self._features(support_x)
             ways = int(support_y.max()) + 1
             head = nn.Linear(feats.shape[-1], ways).to(feats)
             zeros = {n: torch.zeros_like(p) for n, p in head.named_parameters()}
-            return engine.adapt(
-                head, feats, support_y, self._loop(ways), self.config.inner_lr, params=zeros
-            )
+            meta = engine.MetaParams(zeros, self.config.inner_lr)
+            return engine.adapt(head, feats, support_y, self._loop(), meta, outer=False)
 
     def predict(self, state: dict[str, Tensor], query_x: Tensor) -> Tensor:
         """Logits ``(N*Q, N)`` or outputs ``(N*Q, 1)`` for ``query_x (N*Q, *x)``."""

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from metazoo._registry import register_learner
 from metazoo.episode import EpisodeBatch
-from metazoo.learners.protonet import classification_metrics, graph_only_in_training
+from metazoo.metrics import accuracy
 from metazoo.models import feature_dim
 
 __all__ = ["MANN", "MemoryState"]
@@ -58,6 +58,8 @@ class MANN(nn.Module):
         model: None (raw flattened inputs, as in the paper) or an embedding network ``(B, *x) -> (B, D)``.
         config: a :class:`MANN.Config`.
     """
+
+    adapts_by_gradient = False  # the memory is written by a forward pass
 
     @dataclass
     class Config:
@@ -171,7 +173,6 @@ class MANN(nn.Module):
             )
         return F.one_hot(labels, self.config.ways).to(dtype)
 
-    @graph_only_in_training
     def adapt(self, support_x: Tensor, support_y: Tensor) -> MemoryState:
         """The recurrent state after reading ``support_x (L, *x)`` with labels ``support_y (L,)``."""
         features = self.features(support_x)
@@ -188,7 +189,7 @@ class MANN(nn.Module):
         state = self.read_support(support, self._one_hot(batch.support_y, support.dtype))
         logits = self.query_logits(state, queries)  # (T, M, N)
         losses = torch.stack([F.cross_entropy(lg, y) for lg, y in zip(logits, batch.query_y)])
-        return losses.mean(), classification_metrics(logits.detach(), batch.query_y)
+        return losses.mean(), {"accuracy": float(accuracy(logits, batch.query_y))}
 
 
 def _least_used(usage: Tensor, n: int) -> Tensor:

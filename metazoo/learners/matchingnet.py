@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from metazoo._registry import register_learner
 from metazoo.episode import EpisodeBatch
-from metazoo.learners.protonet import classification_metrics, graph_only_in_training
+from metazoo.learners.episodic import episodic_loss
 from metazoo.models import feature_dim
 
 __all__ = ["MatchingNet"]
@@ -84,6 +84,8 @@ class MatchingNet(nn.Module):
         config: a :class:`MatchingNet.Config`.
     """
 
+    adapts_by_gradient = False  # support embeddings are a forward pass
+
     @dataclass
     class Config:
         """Matching network options."""
@@ -121,7 +123,6 @@ class MatchingNet(nn.Module):
         """``x (B, *x)`` -> ``(B, D)``."""
         return self.model(x).flatten(1)
 
-    @graph_only_in_training
     def adapt(self, support_x: Tensor, support_y: Tensor) -> tuple[Tensor, Tensor]:
         """``(g(S) (n, D), one-hot labels (n, N))`` from ``support_x (n, *x)``, ``support_y (n,)``."""
         support = self.embed(support_x)
@@ -143,10 +144,4 @@ class MatchingNet(nn.Module):
 
     def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
         """Mean query negative log-likelihood over tasks, and the query accuracy (%)."""
-        losses, logits_all = [], []
-        for task in batch:
-            logits = self.predict(self.adapt(task.support_x, task.support_y), task.query_x)
-            losses.append(F.nll_loss(logits, task.query_y))
-            logits_all.append(logits.detach())
-        metrics = classification_metrics(torch.stack(logits_all), batch.query_y)
-        return torch.stack(losses).mean(), metrics
+        return episodic_loss(self, batch, F.nll_loss)

@@ -11,65 +11,18 @@ here as ``distance: cosine`` with a fixed logit scale.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from metazoo._registry import register_learner
 from metazoo.episode import EpisodeBatch
+from metazoo.learners.episodic import class_means, episodic_loss
 
-__all__ = ["ProtoNet", "class_means", "classification_metrics", "graph_only_in_training"]
+__all__ = ["ProtoNet"]
 
 DISTANCES = ("euclidean", "cosine")
-
-
-Method = TypeVar("Method", bound=Callable)
-
-
-def graph_only_in_training(method: Method) -> Method:
-    """Run ``method`` (an ``adapt``) without autograd while the learner is in eval mode.
-
-    The harness calls ``adapt`` under ``torch.enable_grad()``; a learner whose adaptation is a
-    forward pass must then build no graph back to its parameters. In training mode the graph is
-    kept, so ``meta_loss`` can backpropagate through ``adapt``.
-    """
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        with torch.set_grad_enabled(torch.is_grad_enabled() and self.training):
-            return method(self, *args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def class_means(features: Tensor, labels: Tensor, ways: int) -> Tensor:
-    """Mean feature of each class.
-
-    Args:
-        features: ``(n, *f)`` support features.
-        labels: ``(n,)`` labels in ``0..ways-1``; every class must occur.
-        ways: N.
-
-    Returns:
-        ``(N, *f)`` per-class means.
-    """
-    one_hot = F.one_hot(labels, ways).to(features.dtype)  # (n, N)
-    counts = one_hot.sum(0)
-    if bool((counts == 0).any()):
-        missing = (counts == 0).nonzero().flatten().tolist()
-        raise ValueError(f"classes {missing} have no support sample; every way needs a shot")
-    sums = torch.einsum("nc,nf->cf", one_hot, features.flatten(1))
-    return (sums / counts[:, None]).reshape(ways, *features.shape[1:])
-
-
-def classification_metrics(logits: Tensor, labels: Tensor) -> dict[str, float]:
-    """``{"accuracy": %}`` of ``logits (m, N)`` against ``labels (m,)``."""
-    return {"accuracy": 100.0 * (logits.argmax(-1) == labels).float().mean().item()}
 
 
 @register_learner("protonet", family="metric")
@@ -80,6 +33,8 @@ class ProtoNet(nn.Module):
         model: embedding network ``(B, *x) -> (B, D)`` (or any shape, flattened).
         config: a :class:`ProtoNet.Config`.
     """
+
+    adapts_by_gradient = False  # prototypes are a forward pass
 
     @dataclass
     class Config:
@@ -107,7 +62,6 @@ class ProtoNet(nn.Module):
         """``x (B, *x)`` -> flat embeddings ``(B, D)``."""
         return self.model(x).flatten(1)
 
-    @graph_only_in_training
     def adapt(self, support_x: Tensor, support_y: Tensor) -> Tensor:
         """Prototypes ``(N, D)`` from ``support_x (N*K, *x)`` and ``support_y (N*K,)``."""
         ways = int(support_y.max().item()) + 1
@@ -126,10 +80,4 @@ class ProtoNet(nn.Module):
 
     def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
         """Mean query cross-entropy over the tasks of ``batch``, and the query accuracy (%)."""
-        losses, logits_all = [], []
-        for task in batch:
-            logits = self.predict(self.adapt(task.support_x, task.support_y), task.query_x)
-            losses.append(F.cross_entropy(logits, task.query_y))
-            logits_all.append(logits.detach())
-        metrics = classification_metrics(torch.stack(logits_all), batch.query_y)
-        return torch.stack(losses).mean(), metrics
+        return episodic_loss(self, batch, F.cross_entropy)

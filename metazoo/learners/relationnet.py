@@ -22,9 +22,9 @@ from torch import Tensor, nn
 
 from metazoo._registry import register_learner
 from metazoo.episode import EpisodeBatch
-from metazoo.learners.protonet import classification_metrics, graph_only_in_training
+from metazoo.learners.episodic import episodic_loss
 
-__all__ = ["RelationNet", "RelationModule"]
+__all__ = ["RelationNet", "RelationModule", "relation_loss"]
 
 
 def _relation_block(c_in: int, c_out: int, size: int) -> tuple[nn.Sequential, int]:
@@ -75,6 +75,8 @@ class RelationNet(nn.Module):
         config: a :class:`RelationNet.Config`.
     """
 
+    adapts_by_gradient = False  # class feature maps are a forward pass
+
     @dataclass
     class Config:
         """Relation network options."""
@@ -114,7 +116,6 @@ class RelationNet(nn.Module):
         out = self.model(x)
         return out.flatten(1)[:, :, None, None] if out.dim() != 4 else out
 
-    @graph_only_in_training
     def adapt(self, support_x: Tensor, support_y: Tensor) -> Tensor:
         """Per-class sums of the support maps ``(N, C, H, W)`` (the paper's K-shot pooling)."""
         maps = self.feature_maps(support_x)
@@ -137,11 +138,9 @@ class RelationNet(nn.Module):
 
     def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
         """Mean over tasks of the MSE between relation scores and one-hot targets; accuracy (%)."""
-        losses, scores_all = [], []
-        for task in batch:
-            scores = self.predict(self.adapt(task.support_x, task.support_y), task.query_x)
-            target = F.one_hot(task.query_y, scores.shape[1]).to(scores.dtype)
-            losses.append(F.mse_loss(scores, target))
-            scores_all.append(scores.detach())
-        metrics = classification_metrics(torch.stack(scores_all), batch.query_y)
-        return torch.stack(losses).mean(), metrics
+        return episodic_loss(self, batch, relation_loss)
+
+
+def relation_loss(scores: Tensor, labels: Tensor) -> Tensor:
+    """The paper's MSE between relation ``scores (M, N)`` and the one-hot ``labels (M,)``."""
+    return F.mse_loss(scores, F.one_hot(labels, scores.shape[1]).to(scores.dtype))

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from metazoo._registry import register_learner
 from metazoo.episode import EpisodeBatch
-from metazoo.learners.protonet import classification_metrics, graph_only_in_training
+from metazoo.metrics import accuracy
 from metazoo.models import feature_dim
 
 __all__ = ["SNAIL", "DenseBlock", "AttentionBlock", "SnailCore"]
@@ -152,6 +152,8 @@ class SNAIL(nn.Module):
         config: a :class:`SNAIL.Config`.
     """
 
+    adapts_by_gradient = False  # the support sequence is encoded by a forward pass
+
     @dataclass
     class Config:
         """SNAIL options (defaults: the paper's Omniglot architecture)."""
@@ -195,7 +197,6 @@ class SNAIL(nn.Module):
             one_hot = F.one_hot(labels, self.config.ways).to(features.dtype)
         return torch.cat([features, one_hot], dim=-1)
 
-    @graph_only_in_training
     def adapt(self, support_x: Tensor, support_y: Tensor) -> list[Tensor]:
         """Each layer's activations over the support sequence (a list of ``(1, N*K, C_i)``)."""
         if int(support_y.max()) >= self.config.ways:
@@ -217,4 +218,4 @@ class SNAIL(nn.Module):
         losses = torch.stack(
             [F.cross_entropy(task_logits, y) for task_logits, y in zip(logits, batch.query_y)]
         )
-        return losses.mean(), classification_metrics(logits.detach(), batch.query_y)
+        return losses.mean(), {"accuracy": float(accuracy(logits, batch.query_y))}

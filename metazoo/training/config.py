@@ -17,7 +17,8 @@ __all__ = [
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = (None, "step", "cosine")
-#: The options of ``fast_step``: fields of both :class:`TrainConfig` and ``FastOptions``.
+#: The options of ``fast_step``: fields of both :class:`TrainConfig` and ``FastOptions`` (the
+#: engine step's, :mod:`metazoo.engine.fast`), passed through by :mod:`metazoo.training.step`.
 FAST_STEP_OPTIONS = (
     "compile",
     "channels_last",
@@ -79,9 +80,9 @@ class TrainConfig:
     #: stop after this many minutes of training (then validate and checkpoint, and say so in the
     #: result's ``stopped``); None: run all ``steps``. For fixed time budgets (Slurm limits).
     max_minutes: float | None = None
-    #: step MAML-style learners (``maml``, ``fomaml``, ``anil``) through
-    #: ``metazoo.engine.FastMetaStep``: vectorized tasks in memory-bounded chunks and, on CUDA, the
-    #: whole step replayed from one CUDA graph. The same meta-gradient; logs loss and accuracy.
+    #: the fast step for the MAML family (every variant; the engine's ``FastMetaStep`` steps them
+    #: always): metrics read back every ``log_every`` steps, not every step, and on CUDA the
+    #: whole step replayed from one CUDA graph. The same meta-gradient. Unlocks the options below.
     fast_step: bool = False
     #: with ``fast_step``: ``torch.compile`` the meta-gradient (the first step pays the compile).
     compile: bool = False
@@ -95,10 +96,11 @@ class TrainConfig:
     #: (``metazoo.engine.taskconv``).
     batched_weight_gradients: bool = False
     #: with ``batched_weight_gradients``: the per-task convolutions and input gradients as
-    #: batched matrix products too.
+    #: batched matrix products too (experimental: ``metazoo.experimental.lowerings``).
     matmul_convolutions: bool = False
     #: with ``batched_weight_gradients``: the per-task convolutions, input and weight gradients
-    #: as implicit-GEMM Triton kernels (CUDA only; ``metazoo.engine.implicit_gemm``).
+    #: as implicit-GEMM Triton kernels (experimental, CUDA only, ``pip install 'metazoo[kernels]'``;
+    #: ``metazoo.experimental.implicit_gemm``).
     triton_convolutions: bool = False
 
     def __post_init__(self) -> None:
@@ -120,6 +122,8 @@ class TrainConfig:
         if self.fast_step:  # how the options combine is FastOptions' rule
             from metazoo.engine.fast import FastOptions
 
+            if self.matmul_convolutions or self.triton_convolutions:
+                import metazoo.experimental.lowerings  # noqa: F401  (registers them)
             FastOptions(**{option: getattr(self, option) for option in FAST_STEP_OPTIONS})
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"TrainConfig.max_minutes must be > 0 or None, got {self.max_minutes}")

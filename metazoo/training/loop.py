@@ -12,6 +12,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +20,20 @@ import torch
 from torch import nn
 
 from metazoo import distributed as dist
+from metazoo._atomic import json_safe
 from metazoo.engine.precision import tf32
-from metazoo.episode import EpisodeBatch
 from metazoo.evaluation.harness import (
-    _json_safe,
     benchmark_name,
     config_dict,
     evaluate,
     learner_name,
     open_sampler,
 )
-from metazoo.learner import has_meta_backward, has_outer_step
 from metazoo.training.checkpoint import FORMAT, load_checkpoint, restore_rng, rng_state, save_atomic
 from metazoo.training.config import FAST_STEP_OPTIONS, TrainConfig, TrainResult
 from metazoo.training.divergence import diverged
-from metazoo.training.faststep import DeferredMetrics, build_fast_step
 from metazoo.training.optim import make_optimizer, make_scheduler
+from metazoo.training.step import DeferredMetrics, build_train_step
 
 __all__ = ["train", "make_optimizer", "make_scheduler"]
 
@@ -109,8 +108,8 @@ def _header(run: _Run) -> dict[str, Any]:
         "learner": learner_name(run.learner),
         "learner_config": config_dict(run.learner),
         "benchmark": benchmark_name(run.benchmark),
-        "sampler_overrides": _json_safe(run.overrides),
-        "train_sampler_overrides": _json_safe(run.train_overrides),
+        "sampler_overrides": json_safe(run.overrides),
+        "train_sampler_overrides": json_safe(run.train_overrides),
         "train_config": dataclasses.asdict(run.config),
         "metadata": run.metadata,
         "meta_batch": run.meta_batch,
@@ -185,37 +184,6 @@ def _restore(run: _Run) -> bool:
     return True
 
 
-def _train_step(run: _Run, batch: EpisodeBatch) -> dict[str, float]:
-    learner, optimizer = run.learner, run.optimizer
-    if has_outer_step(learner):
-        metrics = dist.outer_step(learner, batch, optimizer, run.meta_batch)  # ranks averaged
-        metrics = {k: float(v) for k, v in metrics.items()}
-        params_ok = all(bool(torch.isfinite(p).all()) for p in learner.parameters())
-        if not math.isfinite(metrics.get("loss", 0.0)) or not params_ok:
-            raise diverged(run, batch, metrics.get("loss", math.nan))
-        return metrics
-    optimizer.zero_grad(set_to_none=True)
-    loss = None
-    if has_meta_backward(learner):  # one task's graph alive at a time (the MAML family)
-        metrics = learner.meta_backward(batch)
-    else:
-        loss, metrics = learner.meta_loss(batch)
-        metrics = {**metrics, "loss": float(loss.detach())}
-    # Metrics of the global meta-batch; a NaN on any rank makes every rank raise (before the
-    # optimizer step, so the weights stay those of the last good step).
-    metrics = dist.average_metrics(metrics, len(batch), run.meta_batch)
-    if not math.isfinite(metrics["loss"]):
-        raise diverged(run, batch, metrics["loss"])
-    if loss is not None:  # meta_backward has already backpropagated
-        loss.backward()
-    dist.average_gradients(learner.parameters(), len(batch), run.meta_batch)  # mean over all tasks
-    dist.average_buffers(learner, len(batch), run.meta_batch)  # BatchNorm running stats agree
-    if run.config.grad_clip is not None:
-        nn.utils.clip_grad_norm_(learner.parameters(), run.config.grad_clip)
-    optimizer.step()
-    return metrics
-
-
 def _log(run: _Run, step: int, metrics: dict[str, float], seconds: float) -> None:
     """Log the metrics of step ``step`` (counted from 1); the history gets window means."""
     lr = metrics.get("lr", run.optimizer.param_groups[0]["lr"])
@@ -229,9 +197,9 @@ def _log(run: _Run, step: int, metrics: dict[str, float], seconds: float) -> Non
         run.window = []
 
 
-def _log_deferred(run: _Run, deferred: DeferredMetrics, sampler: Any, device) -> None:
-    """Log the fast steps read back together; a non-finite loss raises as in the standard step,
-    though that step's update and the later ones of the window are applied by then."""
+def _log_pending(run: _Run, deferred: DeferredMetrics, sampler: Any, device) -> None:
+    """Log the steps read back together; a non-finite loss of a graphed step raises as in the
+    others, though that step's update and the later ones of the window are applied by then."""
     for index, metrics, seconds in deferred.flush():
         if not math.isfinite(metrics["loss"]):
             batch = dist.local_tasks(sampler.batch(index, run.meta_batch)).to(device)
@@ -275,10 +243,10 @@ def train(
 ) -> TrainResult:
     """Meta-train ``learner`` on ``benchmark``'s train split; validate on fixed ``val`` episodes.
 
-    Each step calls ``learner.outer_step(batch, optimizer)`` when the learner has one (Reptile),
-    otherwise ``learner.meta_backward(batch)`` when it has one (the MAML family: the same gradient,
-    one task's graph alive at a time) or ``meta_loss(batch)[0].backward()``, then
-    ``optimizer.step()``. A fresh run seeds torch's
+    Each step is :func:`metazoo.training.step.build_train_step`'s: the engine's
+    :class:`~metazoo.engine.fast.FastMetaStep` for the MAML family (one task's graph alive at a
+    time), ``learner.outer_step`` for Reptile, ``meta_loss(batch)[0].backward()`` then
+    ``optimizer.step()`` for every other learner. A fresh run seeds torch's
     global RNG with ``config.seed`` (learner-internal randomness); a resumed one restores its state.
     At the end the learner holds the best-validation weights (the last ones without validation).
 
@@ -339,39 +307,34 @@ def train(
 
 def _loop(run: _Run, sampler: Any, device: torch.device) -> str | None:
     """Train until ``config.steps`` or the time limit; returns why it stopped early, or None."""
-    config, began, fast = run.config, time.perf_counter(), None
-    deferred = DeferredMetrics(run.learner.config.task) if config.fast_step else None
+    config, began, step = run.config, time.perf_counter(), None
+    deferred = DeferredMetrics()
     run.learner.train()
     saved_at = run.step
     while run.step < config.steps:
         if config.time_is_up(began):
             break
-        tick = time.perf_counter()
         batch = dist.local_tasks(sampler.batch(run.step, run.meta_batch)).to(device)
-        if deferred is not None:  # metrics read back every log_every steps, not every step
-            fast = fast or build_fast_step(run.learner, run.optimizer, batch, config)
-            loss = fast(batch)
-        else:
-            metrics = _train_step(run, batch)
+        if step is None:
+            fail = partial(diverged, run)
+            step = build_train_step(run.learner, run.optimizer, batch, config, run.meta_batch, fail)
+        metrics = step(batch, run.step)
         if run.scheduler is not None:
             run.scheduler.step()
-        if deferred is not None:
-            deferred.add(run.step, loss, fast, run.optimizer.param_groups[0]["lr"])
+        deferred.add(run.step, metrics, run.optimizer.param_groups[0]["lr"])
         run.step += 1
         last = run.step == config.steps
         validate = config.val_every > 0 and (run.step % config.val_every == 0 or last)
         save = run.step % config.save_every == 0 or last
-        if deferred is None:
-            _log(run, run.step, metrics, time.perf_counter() - tick)
-        elif validate or save or run.step % config.log_every == 0:
-            _log_deferred(run, deferred, sampler, device)  # before anything is validated or saved
+        # a graphed fast step is read back every log_every steps; any other step every step
+        if not config.fast_step or validate or save or run.step % config.log_every == 0:
+            _log_pending(run, deferred, sampler, device)  # before anything is validated or saved
         if validate:
             _validate(run)
         if save:
             _save_last(run)
             saved_at = run.step
-    if deferred is not None:
-        _log_deferred(run, deferred, sampler, device)
+    _log_pending(run, deferred, sampler, device)
     stopped = None
     if run.step < config.steps:
         stopped = f"max_minutes={config.max_minutes} reached after step {run.step}"

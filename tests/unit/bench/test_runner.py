@@ -11,7 +11,7 @@ import torch
 from metazoo.bench import parse_suite, run_suite
 from metazoo.bench.runner import write_json_atomic
 from metazoo.evaluation.provenance import environment_tag
-from metazoo.evaluation.synthetic import TinyLearner, registered
+from metazoo.testing import TinyLearner, registered
 
 
 class BrokenLearner(TinyLearner):

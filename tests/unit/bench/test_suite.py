@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from metazoo.bench import load_suite, parse_shard, parse_suite
 from metazoo.bench.suite import suite_dir
+from metazoo.cards import yaml_files
 
 SUITE = {
     "name": "s",
@@ -74,12 +73,12 @@ def test_errors_name_the_problem():
 
 
 def test_shipped_suites_parse_and_open_with_their_command():
-    paths = sorted(suite_dir().glob("*.yaml"))
-    assert any(p.stem == "quickstart" for p in paths)
-    for path in paths:
-        first = Path(path).read_text().splitlines()[0]
-        assert first.startswith("# Run with: metazoo bench"), path
-        assert load_suite(path.stem).cells()
+    names = [f.name.removesuffix(".yaml") for f in yaml_files(suite_dir())]
+    assert {"quickstart", "sinusoid", "omniglot-5way"} <= set(names)
+    for name in names:
+        first = (suite_dir() / f"{name}.yaml").read_text().splitlines()[0]
+        assert first.startswith(f"# Run with: metazoo bench {name}"), name
+        assert load_suite(name).cells()
 
 
 def test_shipped_suites_name_registered_learners_and_valid_settings():
@@ -89,8 +88,8 @@ def test_shipped_suites_name_registered_learners_and_valid_settings():
     from metazoo.cards import benchmark_card
     from metazoo.training import TrainConfig
 
-    for path in sorted(suite_dir().glob("*.yaml")):
-        for cell in load_suite(path).cells():
+    for path in yaml_files(suite_dir()):
+        for cell in load_suite(path.name.removesuffix(".yaml")).cells():
             fields = {f.name for f in dataclasses.fields(get_learner(cell.learner).cls.Config)}
             assert set(cell.section("config")) <= fields, (path.name, cell.key)
             benchmark_card(cell.benchmark)

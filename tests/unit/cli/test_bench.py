@@ -10,7 +10,7 @@ import yaml
 from metazoo.cli.bench import ensure_data
 from metazoo.cli.main import main
 from metazoo.evaluation.provenance import environment_tag
-from metazoo.evaluation.synthetic import TinyLearner, registered
+from metazoo.testing import TinyLearner, registered
 
 
 class Broken(TinyLearner):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from metazoo.cli.main import main
-from metazoo.evaluation.synthetic import registered
+from metazoo.testing import registered
 
 
 def test_eval_reproduces_the_scores_of_the_trained_learner(tmp_path, capsys):

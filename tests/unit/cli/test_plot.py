@@ -6,7 +6,7 @@ from metazoo.bench import parse_suite, run_suite
 from metazoo.bench.plot import score_vs_shots
 from metazoo.bench.results import load_results
 from metazoo.cli.main import main
-from metazoo.evaluation.synthetic import registered
+from metazoo.testing import registered
 
 
 def test_plot_writes_curves_and_shots_figures(tmp_path, capsys):

@@ -6,7 +6,7 @@ import pytest
 
 from metazoo.bench import parse_suite, run_suite
 from metazoo.cli.main import main
-from metazoo.evaluation.synthetic import registered
+from metazoo.testing import registered
 
 
 @pytest.fixture(scope="module")

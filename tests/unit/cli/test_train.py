@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from metazoo.cli.main import main
-from metazoo.cli.train import ProgressReporter, parse_overrides
-from metazoo.evaluation.synthetic import registered
+from metazoo.cli.progress import ProgressReporter
+from metazoo.cli.train import parse_overrides
+from metazoo.testing import registered
 from metazoo.training import load_checkpoint
 
 

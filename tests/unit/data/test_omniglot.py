@@ -13,7 +13,6 @@ import torch
 from PIL import Image
 
 from metazoo.data import EpisodeSampler, MissingDataError, SamplerConfig, make_sampler
-from metazoo.data.make_splits import maml_split, vinyals_split
 from metazoo.data.omniglot import (
     download,
     list_characters,
@@ -21,6 +20,7 @@ from metazoo.data.omniglot import (
     omniglot_split,
     split_classes,
 )
+from tools.make_splits import maml_split, vinyals_split
 
 needs_omniglot = pytest.mark.skipif(
     not (Path(os.environ["METAZOO_DATA"]) / "omniglot-py" / "images_background").is_dir(),

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from metazoo import engine
-from metazoo.engine.gradcheck import tiny_batch, tiny_conv_net
+from metazoo.testing import tiny_batch, tiny_conv_net
 
 
 @pytest.fixture(autouse=True)
@@ -61,17 +61,21 @@ def test_running_policy_uses_running_statistics_in_eval_mode():
     assert not torch.allclose(out, batch_stats)
 
 
+def _meta(model: nn.Module, lr: float) -> engine.MetaParams:
+    return engine.MetaParams(engine.parameters_of(model), lr)
+
+
 def test_running_policy_refuses_vectorized_training_with_a_clear_error():
     model = tiny_conv_net(track_running_stats=True).train()
-    loop = engine.InnerLoop(steps=1, ways=3, bn_policy="running")
+    loop = engine.InnerLoop(steps=1, bn_policy="running")
     with pytest.raises(RuntimeError, match="use executor='sequential'"):
-        engine.adapt_and_query(model, tiny_batch(), loop, 0.1, executor="vectorized")
+        engine.run_tasks(model, tiny_batch(), loop, _meta(model, 0.1), executor="vectorized")
 
 
 def test_running_policy_sequential_training_updates_the_models_buffers():
     model = tiny_conv_net(track_running_stats=True).train()
-    loop = engine.InnerLoop(steps=1, ways=3, bn_policy="running")
-    engine.adapt_and_query(model, tiny_batch(), loop, 0.1, executor="auto")
+    loop = engine.InnerLoop(steps=1, bn_policy="running")
+    engine.run_tasks(model, tiny_batch(), loop, _meta(model, 0.1), executor="auto")
     assert int(model[1].num_batches_tracked) == 3 * 2  # 3 tasks: one support, one query pass
     assert not torch.equal(model[1].running_mean, torch.zeros(3))
 
@@ -94,3 +98,39 @@ def test_the_mode_reroutes_batch_norm_of_any_module():
     with Counting("transductive"):
         model(torch.randn(5, 4))
     assert len(calls) == 1
+
+
+def _per_step_overrides(model: nn.Module, steps: int) -> list[dict[str, torch.Tensor]]:
+    """Distinct BatchNorm affine weights for inner steps 1.. (step 0 uses the model's own)."""
+    g = torch.Generator().manual_seed(1)
+    bn = model[1]
+    return [{}] + [
+        {
+            "1.weight": (bn.weight.detach() + 0.2 * torch.randn(3, generator=g)).requires_grad_(),
+            "1.bias": (0.2 * torch.randn(3, generator=g)).requires_grad_(),
+        }
+        for _ in range(1, steps)
+    ]
+
+
+def test_per_step_overrides_agree_between_executors_and_receive_gradients():
+    torch.manual_seed(0)
+    model, batch = tiny_conv_net(), tiny_batch(tasks=4)
+    overrides = _per_step_overrides(model, 3)
+    names = [n for n, _ in model.named_parameters() if not n.startswith("1.")]
+    loop = engine.InnerLoop(steps=3, bn_policy="per_step", adapt_names=tuple(names))
+    meta = engine.MetaParams(engine.parameters_of(model), 0.3, overrides)
+    leaves = [*model.parameters(), *(t for o in overrides for t in o.values())]
+    grads, losses = [], []
+    for executor in ("sequential", "vectorized"):
+        results = engine.run_tasks(
+            model, batch, loop, meta, every_step=True, executor=executor, chunk_size=3
+        )
+        losses.append(results.query_losses)
+        grads.append(torch.autograd.grad(results.query_losses.mean(), leaves))
+    torch.testing.assert_close(losses[1], losses[0], rtol=1e-10, atol=0)
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-8, atol=1e-12)
+    assert all(float(g.abs().sum()) > 0 for g in grads[0][-4:])  # every override is used
+    plain = engine.run_tasks(model, batch, loop, engine.MetaParams(meta.weights, 0.3))
+    assert not torch.allclose(plain.query_loss, losses[0][:, -1])

@@ -1,27 +1,28 @@
 """Batched per-task weight gradients (metazoo.engine.taskconv): F.conv2d's values and derivatives,
-in float64."""
+in float64, through the built-in ``grouped`` lowering; and the registry of lowerings. The
+experimental ``matmul`` and ``triton`` lowerings are tested in tests/unit/experimental."""
 
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from metazoo.engine import taskconv
 from metazoo.engine.taskconv import (
     LOWERINGS,
+    Lowering,
     Settings,
     batched_weight_gradients,
-    task_convolution,
-    task_input_gradient,
+    check_lowering,
+    register_lowering,
     task_weight_gradient,
 )
 
-#: Every lowering; the Triton one needs the triton package (``triton`` marker).
-LOWERING_PARAMS = [
-    pytest.param(name, marks=pytest.mark.triton) if name == "triton" else name for name in LOWERINGS
-]
 SETTINGS = [
     {"stride": 1, "padding": 1, "dilation": 1},
     {"stride": 2, "padding": 0, "dilation": 1},
@@ -35,6 +36,10 @@ def _inputs(tasks: int = 3, seed: int = 0):
     w = torch.randn(tasks, 4, 3, 3, 3, generator=gen, dtype=torch.float64)
     b = torch.randn(tasks, 4, generator=gen, dtype=torch.float64)
     return x, w, b
+
+
+def _pair(value):
+    return (value, value) if isinstance(value, int) else tuple(value)
 
 
 @pytest.mark.parametrize("settings", SETTINGS)
@@ -51,38 +56,24 @@ def test_outside_vmap_it_is_conv2d_to_second_order(settings):
 
 
 @pytest.mark.parametrize("settings", SETTINGS)
-def test_batched_products_are_each_tasks_conv2d_and_its_gradients(settings):
+def test_the_batched_weight_gradient_is_each_tasks_conv2d_weight_gradient(settings):
     x, w, _ = _inputs()
     geometry = Settings(*(_pair(settings[k]) for k in ("stride", "padding", "dilation")))
-    pairs = list(zip(x, w, strict=True))
-    y = torch.stack([F.conv2d(a, b, **settings) for a, b in pairs])
-    torch.testing.assert_close(task_convolution(x, w, geometry), y, rtol=1e-12, atol=1e-12)
-    grad_y = torch.randn_like(y)
+    grad_y = torch.randn_like(torch.stack([F.conv2d(a, b, **settings) for a, b in zip(x, w)]))
     by_w = [
         torch.nn.grad.conv2d_weight(a, w.shape[1:], g, **settings)
         for a, g in zip(x, grad_y, strict=True)
     ]
     got = task_weight_gradient(x, grad_y, w.shape[1:], geometry)
     torch.testing.assert_close(got, torch.stack(by_w), rtol=1e-12, atol=1e-12)
-    by_x = [
-        torch.nn.grad.conv2d_input(x.shape[1:], b, g, **settings)
-        for b, g in zip(w, grad_y, strict=True)
-    ]
-    got = task_input_gradient(grad_y, w, x.shape[1:], geometry)
-    torch.testing.assert_close(got, torch.stack(by_x), rtol=1e-12, atol=1e-12)
 
 
-def _pair(value):
-    return (value, value) if isinstance(value, int) else tuple(value)
-
-
-@pytest.mark.parametrize("lowering", LOWERING_PARAMS)
 @pytest.mark.parametrize("settings", SETTINGS)
-def test_per_task_weights_under_vmap_match_one_conv2d_per_task(settings, lowering):
+def test_per_task_weights_under_vmap_match_one_conv2d_per_task(settings):
     x, w, b = _inputs()
 
     def conv(x, w, b):
-        with batched_weight_gradients(lowering):
+        with batched_weight_gradients("grouped"):
             return F.conv2d(x, w, b, **settings)
 
     got = torch.func.vmap(conv)(x, w, b)
@@ -102,7 +93,7 @@ def _net(p, images):
 
 def _maml_meta_gradient(weights, x, y, lowering: str | None):
     """Second-order MAML, one inner step, of a two-convolution net; tasks under vmap, with
-    plain ``vmap`` (``lowering=None``) or a lowering of :data:`LOWERINGS`."""
+    plain ``vmap`` (``lowering=None``) or a registered lowering."""
     batched = batched_weight_gradients(lowering or "grouped")
 
     def task(p, images, labels):
@@ -116,8 +107,7 @@ def _maml_meta_gradient(weights, x, y, lowering: str | None):
     return torch.func.grad(meta_loss)(weights)
 
 
-@pytest.mark.parametrize("lowering", LOWERING_PARAMS)
-def test_second_order_maml_through_batched_products_is_exact(lowering):
+def test_second_order_maml_through_batched_weight_gradients_is_exact():
     gen = torch.Generator().manual_seed(1)
     weights = {
         "w1": torch.randn(4, 3, 3, 3, generator=gen, dtype=torch.float64),
@@ -127,7 +117,7 @@ def test_second_order_maml_through_batched_products_is_exact(lowering):
     }
     x = torch.randn(3, 10, 3, 7, 7, generator=gen, dtype=torch.float64)
     y = torch.randint(0, 3, (3, 10), generator=gen)
-    got = _maml_meta_gradient(weights, x, y, lowering)
+    got = _maml_meta_gradient(weights, x, y, "grouped")
     expected = _maml_meta_gradient(weights, x, y, None)
     for name in weights:
         torch.testing.assert_close(got[name], expected[name], rtol=1e-10, atol=1e-12)
@@ -170,16 +160,90 @@ def _grouped_convolutions(lowering: str | None) -> tuple[int, int, set[str]]:
     return len(grouped) - len(weight_gradients), len(weight_gradients), ours
 
 
-def test_batched_products_leave_grouped_convolutions():
-    plain, batched, matmul = (
-        _grouped_convolutions(lowering) for lowering in (None, "grouped", "matmul")
-    )
+def test_batched_weight_gradients_leave_no_grouped_weight_gradient():
+    plain, batched = (_grouped_convolutions(lowering) for lowering in (None, "grouped"))
     assert plain[0] > 0 and plain[1] > 0 and not plain[2]  # what vmap runs
     assert batched[0] > 0 and batched[1] == 0 and not batched[2]
-    assert matmul == (0, 0, set())
 
 
-@pytest.mark.triton
-def test_the_triton_lowering_runs_its_three_operators_and_no_grouped_convolution():
-    kernels = {f"metazoo::task_{op}" for op in ("convolution", "input_gradient", "weight_gradient")}
-    assert _grouped_convolutions("triton") == (0, 0, kernels)
+@pytest.fixture
+def registry():
+    """The registry as the engine alone leaves it (``grouped`` only), restored afterwards."""
+    saved = dict(taskconv._REGISTRY)
+    taskconv._REGISTRY.clear()
+    taskconv._REGISTRY["grouped"] = saved["grouped"]
+    yield taskconv._REGISTRY
+    taskconv._REGISTRY.clear()
+    taskconv._REGISTRY.update(saved)
+
+
+def test_experimental_lowerings_not_imported_say_what_to_do(registry):
+    with pytest.raises(
+        ValueError,
+        match=r"^the 'matmul' lowering is experimental: "
+        r"`import metazoo\.experimental\.lowerings` first$",
+    ):
+        batched_weight_gradients("matmul")
+    with pytest.raises(
+        ValueError,
+        match=r"^the 'triton' lowering is experimental: `pip install 'metazoo\[kernels\]'` "
+        r"\(Triton, Linux\) and `import metazoo\.experimental\.lowerings` first$",
+    ):
+        check_lowering("triton", "tf32x3")
+    with pytest.raises(
+        ValueError,
+        match=r"^fp32_products='tf32x3' is a choice of the experimental 'triton' lowering: "
+        r"`pip install",
+    ):
+        check_lowering("grouped", "tf32x3")
+    with pytest.raises(ValueError, match=r"^unknown lowering 'fft'; choose one of \('grouped',\)$"):
+        batched_weight_gradients("fft")
+
+
+def test_fp32_products_are_checked_against_the_lowering(registry):
+    with pytest.raises(
+        ValueError, match=r"^unknown fp32_products 'fp16'; choose one of \('ieee', 'tf32x3'\)$"
+    ):
+        check_lowering(None, "fp16")
+    ops = registry["grouped"][:3]
+    register_lowering("three", Lowering(*ops, fp32_products=("ieee", "tf32x3")))
+    check_lowering("three", "tf32x3")
+    with pytest.raises(ValueError, match=r"^fp32_products='tf32x3' is a choice of the 'three' "):
+        check_lowering(None, "tf32x3")
+    with pytest.raises(ValueError, match=r"must include 'ieee' and come from \('ieee', 'tf32x3'\)"):
+        register_lowering("odd", Lowering(*ops, fp32_products=("tf32",)))
+
+
+def test_a_registered_lowering_runs_under_vmap_and_a_name_is_taken_once(registry):
+    calls = []
+
+    def convolution(x, w, settings):
+        calls.append(settings)
+        return registry["grouped"].convolution(x, w, settings)
+
+    mine = Lowering(convolution, *registry["grouped"][1:])
+    register_lowering("mine", mine)
+    register_lowering("mine", mine)  # the same again (a module imported twice) is fine
+    assert tuple(LOWERINGS) == ("grouped", "mine")
+    with pytest.raises(ValueError, match=r"^a lowering named 'mine' is already registered"):
+        register_lowering("mine", Lowering(*registry["grouped"][:3]))
+    x, w, b = _inputs()
+
+    def conv(x, w):
+        with batched_weight_gradients("mine"):
+            return F.conv2d(x, w, padding=1)
+
+    got = torch.func.vmap(conv)(x, w)
+    torch.testing.assert_close(got, torch.stack([F.conv2d(a, c, padding=1) for a, c in zip(x, w)]))
+    assert calls == [Settings((1, 1), (1, 1), (1, 1), "mine", "ieee")]
+
+
+def test_the_engine_imports_no_experimental_module():
+    code = (
+        "import importlib, pkgutil, sys, metazoo.engine as e;"
+        "names = [m.name for m in pkgutil.iter_modules(e.__path__, 'metazoo.engine.')];"
+        "[importlib.import_module(name) for name in names];"
+        "print(sorted(m for m in sys.modules if m.startswith('metazoo.experimental')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

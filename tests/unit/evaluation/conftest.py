@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from metazoo.evaluation.synthetic import SyntheticBenchmark, TinyLearner
+from metazoo.testing import SyntheticBenchmark, TinyLearner
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from torch import nn
 from metazoo import create_learner
 from metazoo.evaluation import evaluate
 from metazoo.evaluation.harness import EVAL_BLOCK, _run_episode
-from metazoo.evaluation.synthetic import SyntheticBenchmark
 from metazoo.learner import has_score_episodes
+from metazoo.testing import SyntheticBenchmark
 
 
 def _learner(name: str, task: str, features: int):

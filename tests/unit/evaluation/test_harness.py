@@ -13,7 +13,7 @@ import torch
 import metazoo
 from metazoo.evaluation import EvalResult, compare, evaluate
 from metazoo.evaluation.harness import score_episode
-from metazoo.evaluation.synthetic import SyntheticBenchmark, TinyLearner
+from metazoo.testing import SyntheticBenchmark, TinyLearner
 
 
 class Recording(TinyLearner):
@@ -79,6 +79,23 @@ def test_grad_modes_and_training_flag_are_restored(make_tiny):
     assert learner.training
     assert result.metric == "mse" and not result.higher_is_better
     assert all(p.grad is None for p in learner.parameters())
+
+
+class ForwardRecording(Recording):
+    """A learner whose adaptation is a forward pass (prototypes only, classification)."""
+
+    adapts_by_gradient = False
+
+
+def test_forward_adaptation_runs_without_grad_and_builds_no_graph(make_tiny, bench):
+    learner = ForwardRecording(make_tiny(0).model, TinyLearner.Config())
+    with torch.enable_grad():  # the harness sets the mode, whatever the caller's
+        evaluate(learner, bench, episodes=2)
+    assert learner.modes == [("adapt", False, False), ("predict", False, False)] * 2
+    learner.eval()
+    with metazoo.learner.adaptation_grad_mode(learner):
+        state = learner.adapt(torch.randn(6, 8), torch.arange(3).repeat(2))
+    assert not state.requires_grad
 
 
 def test_provenance_names_code_machine_and_run(tiny, bench):

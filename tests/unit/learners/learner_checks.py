@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from metazoo.episode import EpisodeBatch
+from metazoo.learner import adaptation_grad_mode, adapts_by_gradient
 from metazoo.models import make_backbone
 from metazoo.testing import IMAGE_SHAPE, WAYS
 
@@ -70,14 +71,18 @@ def _tensors(state: object) -> list[Tensor]:
 
 
 def assert_no_graph_in_eval(learner: nn.Module, batch: EpisodeBatch) -> None:
-    """In eval mode ``adapt`` builds no graph even under ``enable_grad``; in train mode it does."""
+    """A forward-pass learner: it declares ``adapts_by_gradient = False``, so the harness runs its
+    eval-mode ``adapt`` under ``no_grad`` and no graph is built; in train mode (what ``meta_loss``
+    backpropagates through) ``adapt`` builds one."""
+    assert adapts_by_gradient(learner) is False
     task = batch.task(0)
     with torch.enable_grad():
         trained_state = _tensors(learner.adapt(task.support_x, task.support_y))
-        learner.eval()
-        try:
+    learner.eval()
+    try:
+        with adaptation_grad_mode(learner):
             eval_state = _tensors(learner.adapt(task.support_x, task.support_y))
-        finally:
-            learner.train()
+    finally:
+        learner.train()
     assert eval_state and not any(t.requires_grad for t in eval_state)
     assert any(t.requires_grad for t in trained_state)

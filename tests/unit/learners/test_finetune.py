@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import metazoo
-from metazoo.engine.gradcheck import check_meta_gradient, tiny_batch, tiny_mlp
+from metazoo.testing import check_meta_gradient, tiny_batch, tiny_mlp
 
 pytestmark = pytest.mark.usefixtures("float64_one_thread")
 
@@ -49,6 +49,20 @@ def test_pretraining_labels_are_the_dataset_wide_classes():
     expected = F.cross_entropy(learner.pretrain_head(learner.model(x)), y)
     torch.testing.assert_close(loss, expected)
     assert set(metrics) == {"accuracy", "loss"}
+
+
+def test_pretraining_accuracy_is_in_percent_like_every_other_metric():
+    learner, batch = _learner("conv")
+    y = torch.gather(batch.classes, 1, torch.cat([batch.support_y, batch.query_y], 1)).flatten()
+    common = int(torch.mode(y).values)
+    with torch.no_grad():  # a head that always answers the most common class
+        learner.pretrain_head.weight.zero_()
+        learner.pretrain_head.bias.zero_()
+        learner.pretrain_head.bias[common] = 1.0
+    _, metrics = learner.meta_loss(batch)
+    expected = 100.0 * (y == common).double().mean().item()
+    assert expected >= 10.0  # so a fraction (0-1) cannot pass
+    assert metrics["accuracy"] == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("steps", [1, 3])

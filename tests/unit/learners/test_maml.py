@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 import metazoo
 from metazoo import engine
-from metazoo.engine.gradcheck import check_meta_gradient, tiny_batch, tiny_conv_net, tiny_mlp
-from metazoo.testing import check_learner
+from metazoo.learners.maml import MAML
+from metazoo.testing import check_learner, check_meta_gradient, tiny_batch, tiny_conv_net, tiny_mlp
 
 
 @pytest.fixture(autouse=True)
@@ -110,14 +110,44 @@ def test_fomaml_is_registered_as_first_order():
     assert metazoo.create_learner("maml", tiny_conv_net()).config.first_order is False
 
 
+def test_the_family_is_one_class_with_registered_settings():
+    """Each variant is MAML with the settings that name it; none keeps the removed methods."""
+    expected = {
+        "maml": {"first_order": False, "adapt": "all", "learned_lrs": "none"},
+        "fomaml": {"first_order": True},
+        "anil": {"adapt": "head"},
+        "metasgd": {"learned_lrs": "per_parameter"},
+        "mamlpp": {
+            "inner_steps": 5, "bn_policy": "per_step", "learned_lrs": "per_step",
+            "multi_step_loss": True, "per_step_bn_weights": True,
+        },
+    }  # fmt: skip
+    for name, settings in expected.items():
+        learner = metazoo.create_learner(name, tiny_conv_net())
+        assert type(learner) is MAML, name
+        assert {k: getattr(learner.config, k) for k in settings} == settings, name
+        for gone in ("meta_backward", "learning_rates", "overrides", "training_step"):
+            assert not hasattr(learner, gone), (name, gone)
+
+
+def test_bad_choices_name_the_valid_ones():
+    with pytest.raises(ValueError, match="learned_lrs must be one of .* got 'per_layer'"):
+        metazoo.create_learner("maml", tiny_conv_net(), learned_lrs="per_layer")
+    with pytest.raises(ValueError, match="executor must be one of .* got 'parallel'"):
+        metazoo.create_learner("maml", tiny_conv_net(), executor="parallel")
+    with pytest.raises(ValueError, match="inner_optimizer must be one of .* got 'rmsprop'"):
+        metazoo.create_learner("maml", tiny_conv_net(), inner_optimizer="rmsprop")
+
+
 def test_eval_mode_uses_test_steps_and_builds_no_graph(float64):
     learner, batch = _setup("conv", 1, test_inner_steps=4)
     task = batch.task(0)
     learner.eval()
     state = learner.adapt(task.support_x, task.support_y)
     assert all(not w.requires_grad for w in state.values())
+    meta = engine.MetaParams(engine.parameters_of(learner.model), 0.3)
     expected = engine.adapt(
-        learner.model, task.support_x, task.support_y, engine.InnerLoop(steps=4, ways=3), 0.3
+        learner.model, task.support_x, task.support_y, engine.InnerLoop(steps=4), meta, outer=True
     )
     for name, value in state.items():
         torch.testing.assert_close(value, expected[name].detach())

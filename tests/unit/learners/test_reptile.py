@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from metazoo import engine
-from metazoo.engine.gradcheck import tiny_learner
+from metazoo.testing import tiny_learner
 
 pytestmark = pytest.mark.usefixtures("float64_one_thread")
 
@@ -37,10 +37,13 @@ def test_outer_step_interpolates_toward_the_mean_adapted_weights(kind, steps, ex
     target = _manual_adapted_mean(
         learner.model, batch, steps, learner.config.inner_lr, learner.config.task
     )
-    metrics = learner.outer_step(batch, None)
+    buffers = {n: b.clone() for n, b in learner.named_buffers()}
+    metrics = learner.outer_step(batch, None, step=7)
     after = torch.cat([p.detach().flatten() for p in learner.model.parameters()])
     torch.testing.assert_close(after, theta + 0.5 * (target - theta), rtol=1e-10, atol=1e-12)
-    assert metrics["epsilon"] == 0.5 and int(learner.outer_steps_done) == 1
+    assert metrics["epsilon"] == 0.5  # no annealing configured: constant at every step
+    for name, value in learner.named_buffers():  # no step counter or other state kept
+        assert torch.equal(value, buffers[name]), name
 
 
 @pytest.mark.parametrize("kind", ["conv", "mlp"])
@@ -85,8 +88,11 @@ def test_optimizer_variant_and_epsilon_annealing():
     for p, q in zip(a.model.parameters(), b.model.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
     annealed, _ = tiny_learner("reptile", "conv", 1, epsilon=1.0, epsilon_final=0.0, anneal_steps=4)
-    seen = [annealed.outer_step(batch, None)["epsilon"] for _ in range(5)]
-    assert seen == [1.0, 0.75, 0.5, 0.25, 0.0]
+    seen = [annealed.outer_step(batch, None, step=step)["epsilon"] for step in range(6)]
+    assert seen == [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
+    # the schedule reads the step passed in, not how many updates ran before
+    assert [annealed.epsilon_at(s) for s in (2, 0, None, 100)] == [0.5, 1.0, 1.0, 0.0]
+    assert annealed.outer_step(batch, None, step=1)["epsilon"] == 0.75
     with pytest.raises(ValueError, match="outer_update must be one of"):
         tiny_learner("reptile", "conv", 1, outer_update="adam")
 

@@ -11,6 +11,7 @@ from metazoo import _registry
 from metazoo.cards import (
     CardError,
     check_card,
+    learner_card,
     list_benchmark_cards,
     list_learner_cards,
     registry_dir,
@@ -146,3 +147,61 @@ def test_benchmark_config_must_be_a_mapping():
     card = {**learner_card("maml"), "benchmark_config": {"omniglot-5w1s": 0.4}}
     with pytest.raises(CardError, match=r"benchmark_config.omniglot-5w1s must be a mapping"):
         validate_learner_card(card, "maml.yaml")
+
+
+def _plain(value):
+    """YAML gives lists where a Config default may be a tuple: compare them as lists."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _defaults(name: str) -> dict:
+    """The config learner ``name`` gets without a card: its Config defaults, then its variant's."""
+    import dataclasses
+
+    entry = _registry.get_learner(name)
+    values = {
+        f.name: f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        for f in dataclasses.fields(entry.cls.Config)
+    }
+    return {**values, **entry.defaults}
+
+
+def _card_sections(name: str) -> list[tuple[str, dict]]:
+    card = learner_card(name)
+    sections = [("config", card.get("config") or {})]
+    for bench, config in (card.get("benchmark_config") or {}).items():
+        sections.append((f"benchmark_config.{bench}", config))
+    return sections
+
+
+@pytest.mark.parametrize("name", list_learner_cards())
+def test_every_card_config_key_is_a_field_of_the_learners_config(name):
+    fields = set(_defaults(name))
+    for section, config in _card_sections(name):
+        unknown = sorted(set(config) - fields)
+        assert not unknown, (
+            f"registry/learners/{name}.yaml: {section} has {unknown}, not fields of "
+            f"{_registry.get_learner(name).cls.__name__}.Config ({sorted(fields)})"
+        )
+
+
+@pytest.mark.parametrize("name", list_learner_cards())
+def test_cards_carry_paper_settings_not_copies_of_the_defaults(name):
+    defaults = _defaults(name)
+    copies = {
+        key: value
+        for key, value in (learner_card(name).get("config") or {}).items()
+        if key in defaults and _plain(value) == _plain(defaults[key])
+    }
+    assert not copies, f"registry/learners/{name}.yaml: config restates the defaults {copies}"
+
+
+def test_card_benchmark_keys_name_benchmark_cards():
+    known = set(list_benchmark_cards())
+    for name in list_learner_cards():
+        card = learner_card(name)
+        for section in ("benchmark_config", "results"):
+            unknown = sorted(set(card.get(section) or {}) - known)
+            assert not unknown, f"registry/learners/{name}.yaml: {section} names {unknown}"

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from metazoo import create_learner
-from metazoo.evaluation.synthetic import SyntheticBenchmark
+from metazoo.testing import SyntheticBenchmark
 from metazoo.training import NonFiniteLossError, TrainConfig, load_checkpoint, train
 from metazoo.training.config import FAST_STEP_OPTIONS
 
@@ -24,7 +24,7 @@ def _weights(learner) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for p in learner.parameters()])
 
 
-@pytest.mark.parametrize("name", ["maml", "fomaml", "anil"])
+@pytest.mark.parametrize("name", ["maml", "fomaml", "anil", "metasgd", "mamlpp"])
 def test_fast_step_trains_to_the_weights_of_the_standard_step(name):
     config = dict(steps=6, lr=1e-2, val_every=3, val_episodes=8, log_every=1, grad_clip=1.0)
     standard, fast = _maml(name), _maml(name)
@@ -92,7 +92,6 @@ def test_time_limit_stops_validates_and_says_so(tmp_path):
 @pytest.mark.parametrize(
     "name,config,match",
     [
-        ("metasgd", {}, "float inner learning rate and no per-step weights"),
         ("reptile", {}, "MAML-style meta-gradients; reptile has none"),
         ("maml", {"bn_policy": "running"}, "bn_policy='running'"),
     ],

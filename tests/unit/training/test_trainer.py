@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from metazoo.evaluation import evaluate
-from metazoo.evaluation.synthetic import SyntheticBenchmark, TinyLearner
+from metazoo.testing import SyntheticBenchmark, TinyLearner
 from metazoo.training import NonFiniteLossError, TrainConfig, load_checkpoint, train
 from metazoo.training.checkpoint import save_atomic
 
@@ -57,7 +57,7 @@ class OuterStepLearner(TinyLearner):
         super().__init__(model, config)
         self.outer_calls = 0
 
-    def outer_step(self, batch, optimizer):
+    def outer_step(self, batch, optimizer, step=None):
         self.outer_calls += 1
         with torch.no_grad():
             for p in self.parameters():

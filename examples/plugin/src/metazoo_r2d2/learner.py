@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from metazoo import EpisodeBatch
+from metazoo.metrics import accuracy
 
 
 class R2D2(nn.Module):
@@ -30,6 +31,7 @@ class R2D2(nn.Module):
     family = "optimization"
     model_kind = "embedding"
     tasks = ("classification",)
+    adapts_by_gradient = False  # closed form: the harness runs adapt under torch.no_grad()
     card_path = Path(__file__).with_name("r2d2.yaml")
 
     @dataclass
@@ -62,9 +64,10 @@ class R2D2(nn.Module):
         return self.scale * (self.model(query_x).flatten(1) @ state) + self.bias
 
     def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
-        losses, correct = [], 0.0
+        """Mean query cross-entropy over tasks, and the query accuracy (%)."""
+        losses, scores = [], []
         for task in batch:
             logits = self.predict(self.adapt(task.support_x, task.support_y), task.query_x)
             losses.append(F.cross_entropy(logits, task.query_y))
-            correct += (logits.argmax(1) == task.query_y).float().mean().item()
-        return torch.stack(losses).mean(), {"accuracy": 100.0 * correct / len(batch)}
+            scores.append(accuracy(logits, task.query_y))
+        return torch.stack(losses).mean(), {"accuracy": float(torch.stack(scores).mean())}

@@ -1,0 +1,179 @@
+"""Typed ``key=value`` settings: parse text as YAML and check it against a dataclass's field types.
+
+One parser for every place settings arrive as text or loose YAML: ``metazoo train`` overrides
+(``inner_lr=0.4 steps=500``), suite files (``train: {lr: 1e-3}``) and configs read back from JSON
+checkpoints. Numbers in exponent form without a dot (``1e-3``) are floats here, as in YAML 1.2,
+although PyYAML (YAML 1.1) reads them as strings. Depends on nothing else in metazoo.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+__all__ = ["coerce", "convert", "load_value", "split_overrides", "typed_values"]
+
+#: YAML 1.2 floats, including ``1e-3`` and ``5E+2`` that YAML 1.1 reads as strings.
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads ``1e-3`` as a float."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+def load_value(text: str) -> Any:
+    """``text`` parsed as one YAML value (``1e-3`` a float); unparsable text stays a string."""
+    if text == "":
+        return ""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError:
+        return text
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _convert_sequence(value: Any, hint: Any, args: tuple) -> tuple[bool, Any]:
+    if not isinstance(value, (list, tuple)):
+        return False, value
+    inner = args[0] if args and args[-1] is not Ellipsis or len(args) == 2 else Any
+    items = [convert(v, inner) for v in value]
+    kind = tuple if (typing.get_origin(hint) or hint) is tuple else list
+    return all(ok for ok, _ in items), kind(v for _, v in items)
+
+
+def convert(value: Any, hint: Any) -> tuple[bool, Any]:
+    """``(ok, converted)``: whether ``value`` fits the type ``hint``, and the value in that type.
+
+    ``int`` fits ``float`` (converted); a numeric string such as ``"1e-3"`` fits ``float``; lists
+    fit tuples (converted); ``bool`` never fits ``int``. Types it cannot check are accepted.
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True, value
+    if origin in (typing.Union, types.UnionType):
+        results = [convert(value, option) for option in args]
+        return next(((True, v) for ok, v in results if ok), (False, value))
+    if hint is type(None):
+        return value is None, value
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if hint is float:
+        if isinstance(value, str) and _FLOAT.match(value.strip()):
+            return True, float(value)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
+    if hint is str:
+        return isinstance(value, str), value
+    if origin in (tuple, list) or hint in (tuple, list):
+        return _convert_sequence(value, hint, args)
+    if origin is dict or hint is dict:
+        return isinstance(value, dict), value
+    if origin is typing.Literal:
+        return value in args, value
+    return True, value  # a type we cannot check: let the dataclass decide
+
+
+def coerce(key: str, value: Any, hint: Any) -> Any:
+    """``value`` checked against ``hint`` and converted; text is parsed as YAML first.
+
+    A ``str`` field takes text as it is written.
+
+    Raises:
+        TypeError: ``"key='ten': expected int, got str"``.
+    """
+    parsed = load_value(value) if isinstance(value, str) else value
+    if hint is str and isinstance(value, str):
+        parsed = value
+    ok, converted = convert(parsed, hint)
+    if not ok:
+        raise TypeError(
+            f"{key}={value!r}: expected {_type_name(hint)}, got {type(parsed).__name__}"
+        )
+    return converted
+
+
+def typed_values(cls: type, values: Mapping[str, Any], where: str | None = None) -> dict[str, Any]:
+    """``values`` converted to dataclass ``cls``'s field types (lists to tuples, ``1e-3`` to float).
+
+    Args:
+        cls: a dataclass whose type hints name each field's type.
+        values: field name -> value (parsed YAML or JSON); unknown names pass through unchecked.
+        where: where the values come from; when given, a value of the wrong type raises a
+            ``TypeError`` naming it (``suite.yaml: train.lr='fast': expected float, got str``),
+            otherwise it passes through for the dataclass to judge.
+    """
+    hints = typing.get_type_hints(cls)
+    if where is None:
+        return {k: convert(v, hints.get(k, Any))[1] for k, v in values.items()}
+    try:
+        return {k: coerce(k, v, hints.get(k, Any)) for k, v in values.items()}
+    except TypeError as exc:
+        raise TypeError(f"{where}: {exc}") from None
+
+
+def split_overrides(
+    pairs: list[str],
+    targets: Mapping[str, type],
+    labels: Mapping[str, str] | None = None,
+    what: str = "setting",
+) -> dict[str, dict[str, Any]]:
+    """Sort ``key=value`` pairs among dataclasses by field name, each value type-checked.
+
+    Args:
+        pairs: ``["inner_lr=0.4", "train.steps=500"]``; ``target.key`` picks a target when two
+            share a field name.
+        targets: target name -> dataclass, e.g. ``{"learner": MAML.Config, "train": TrainConfig}``.
+        labels: target name -> how error messages name it (default: the target name).
+        what: a word for the settings in error messages.
+
+    Returns:
+        target name -> {field: typed value}, one entry per target.
+
+    Raises:
+        ValueError: a pair without ``=``.
+        TypeError: an unknown or ambiguous key (listing the valid ones), or a value of the wrong type.
+    """
+    hints = {name: typing.get_type_hints(cls) for name, cls in targets.items()}
+    found: dict[str, dict[str, Any]] = {name: {} for name in targets}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {pair!r} is not key=value (e.g. lr=0.001 or steps=500)")
+        prefix, dot, field = key.partition(".")
+        if not (dot and prefix in targets):
+            field = key
+        owners = [prefix] if dot and prefix in targets else list(targets)
+        owners = [n for n in owners if field in hints[n]]
+        if len(owners) != 1:
+            raise _unknown_key(key, owners, hints, labels or {}, what)
+        found[owners[0]][field] = coerce(key, text, hints[owners[0]][field])
+    return found
+
+
+def _unknown_key(
+    key: str, owners: list[str], hints: dict[str, dict], labels: Mapping[str, str], what: str
+) -> TypeError:
+    if len(owners) > 1:
+        spelled = " or ".join(f"{o}.{key}=..." for o in owners)
+        return TypeError(f"{key!r} is both a {' and a '.join(owners)} {what}: write {spelled}")
+    takes = "; ".join(
+        f"{labels.get(name, name)} takes: {', '.join(fields)}" for name, fields in hints.items()
+    )
+    return TypeError(f"unknown key {key!r}; {takes}")

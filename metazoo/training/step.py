@@ -1,0 +1,184 @@
+"""The trainer's one step protocol: ``step(batch, index) -> metrics`` for every learner.
+
+:func:`build_train_step` returns a :data:`TrainStep` for the learner's kind, and every kind gives
+the same output, a dict of detached 0-dim tensors (``loss``, then ``accuracy`` or ``mse`` and any
+other metric), read back by :class:`DeferredMetrics`:
+
+* the MAML family (learners with ``meta_params``): :class:`metazoo.engine.fast.FastMetaStep`, the
+  engine's step, with the options of the :class:`TrainConfig` (eager, one task's graph at a time
+  on a CPU by default; with ``fast_step`` on CUDA the whole step replayed from a CUDA graph);
+* learners with an ``outer_step`` (Reptile): their own update;
+* every other learner: ``meta_loss(batch)[0].backward()`` then the optimizer step.
+
+Unless the step is captured in a CUDA graph, a non-finite loss raises before the optimizer step
+(so the weights stay those of the last good step), and gradients are averaged across processes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from metazoo import distributed as dist
+from metazoo.engine.fast import FastMetaStep, FastOptions
+from metazoo.engine.functional import metric_name
+from metazoo.episode import EpisodeBatch
+from metazoo.learner import has_outer_step
+from metazoo.training.config import FAST_STEP_OPTIONS, TrainConfig
+
+__all__ = ["TrainStep", "build_train_step", "steps_by_gradient", "DeferredMetrics"]
+
+#: One meta-update: ``(batch, 0-based step) -> metrics`` as detached 0-dim tensors.
+TrainStep = Callable[[EpisodeBatch, int], dict[str, Tensor]]
+#: ``(batch, loss) -> the exception to raise`` for a non-finite loss.
+Failure = Callable[[EpisodeBatch, float], Exception]
+
+
+def steps_by_gradient(learner: nn.Module) -> bool:
+    """True for MAML-family learners, which the engine's :class:`FastMetaStep` steps."""
+    return not has_outer_step(learner) and callable(getattr(learner, "meta_params", None))
+
+
+def _tensors(metrics: dict[str, float]) -> dict[str, Tensor]:
+    return {k: torch.tensor(float(v), dtype=torch.float64) for k, v in metrics.items()}
+
+
+def _check_fast_step(learner: nn.Module) -> None:
+    """Raise a ValueError naming why ``learner`` cannot train with ``fast_step``."""
+    name = getattr(learner, "registered_name", type(learner).__name__)
+    fix = "train it with fast_step=False (the default)"
+    if not steps_by_gradient(learner):
+        raise ValueError(f"fast_step runs MAML-style meta-gradients; {name} has none: {fix}")
+    if learner.inner_loop(training=True).bn_policy == "running":
+        raise ValueError(f"fast_step uses batch statistics; {name} has bn_policy='running': {fix}")
+    if dist.is_distributed():
+        raise ValueError(f"fast_step runs in one process; this run has several: {fix}")
+
+
+def build_train_step(
+    learner: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    example: EpisodeBatch,
+    config: TrainConfig,
+    meta_batch: int,
+    fail: Failure,
+) -> TrainStep:
+    """The step for ``learner``, shaped like ``example`` (every later batch has its shapes).
+
+    Args:
+        meta_batch: tasks of the global meta-batch (all processes), for averaging.
+        fail: builds the error raised for a non-finite loss (naming the step and the tasks).
+    """
+    if config.fast_step:
+        _check_fast_step(learner)
+    if has_outer_step(learner):
+        return _outer_step(learner, optimizer, meta_batch, fail)
+    if steps_by_gradient(learner):
+        return _gradient_step(learner, optimizer, example, config, meta_batch, fail)
+    return _loss_step(learner, optimizer, config, meta_batch, fail)
+
+
+def _outer_step(learner, optimizer, meta_batch: int, fail: Failure) -> TrainStep:
+    """Reptile-style: the learner's own ``outer_step``, averaged across processes."""
+
+    def step(batch: EpisodeBatch, index: int) -> dict[str, Tensor]:
+        metrics = dist.outer_step(learner, batch, optimizer, meta_batch, step=index)
+        params_ok = all(bool(torch.isfinite(p).all()) for p in learner.parameters())
+        if not math.isfinite(metrics.get("loss", 0.0)) or not params_ok:
+            raise fail(batch, metrics.get("loss", math.nan))
+        return _tensors(metrics)
+
+    return step
+
+
+def _synchronise(learner, batch, metrics, meta_batch: int, fail: Failure) -> dict[str, float]:
+    """Average metrics across processes, raise on a non-finite loss (every process alike), then
+    average gradients and BatchNorm buffers over all tasks."""
+    metrics = dist.average_metrics(metrics, len(batch), meta_batch)
+    if not math.isfinite(metrics["loss"]):
+        raise fail(batch, metrics["loss"])
+    dist.average_gradients(learner.parameters(), len(batch), meta_batch)
+    dist.average_buffers(learner, len(batch), meta_batch)
+    return metrics
+
+
+def _gradient_step(learner, optimizer, example, config, meta_batch, fail) -> TrainStep:
+    """The MAML family: the engine's :class:`FastMetaStep` with the config's options."""
+    chosen = {option: getattr(config, option) for option in FAST_STEP_OPTIONS}
+    cuda_graph = None if config.fast_step else False
+    options = FastOptions(
+        **chosen,
+        executor=learner.config.executor,
+        chunk=learner.config.chunk_size,
+        cuda_graph=cuda_graph,
+        grad_clip=config.grad_clip,
+    )
+    metric = metric_name(learner.config.task)
+    current: dict[str, Any] = {}
+
+    def check(out: Tensor) -> None:
+        loss, value = out.tolist()
+        metrics = {"loss": loss, metric: value}
+        current["metrics"] = _synchronise(learner, current["batch"], metrics, meta_batch, fail)
+
+    graphed = cuda_graph is None and next(learner.parameters()).device.type == "cuda"
+    fast = FastMetaStep(learner, optimizer, example, options, None if graphed else check)
+
+    def step(batch: EpisodeBatch, index: int) -> dict[str, Tensor]:
+        current["batch"] = batch
+        loss = fast(batch, index)
+        if graphed:  # read back later, together (DeferredMetrics)
+            return {"loss": loss, metric: fast.last_metric}
+        return _tensors(current.pop("metrics"))
+
+    return step
+
+
+def _loss_step(learner, optimizer, config, meta_batch: int, fail: Failure) -> TrainStep:
+    """Any learner: ``meta_loss(batch)[0].backward()``, then the optimizer step."""
+
+    def step(batch: EpisodeBatch, index: int) -> dict[str, Tensor]:
+        optimizer.zero_grad(set_to_none=True)
+        loss, metrics = learner.meta_loss(batch)
+        metrics = {**metrics, "loss": float(loss.detach())}
+        loss.backward()
+        metrics = _synchronise(learner, batch, metrics, meta_batch, fail)
+        if config.grad_clip is not None:
+            nn.utils.clip_grad_norm_(learner.parameters(), config.grad_clip)
+        optimizer.step()
+        return _tensors(metrics)
+
+    return step
+
+
+class DeferredMetrics:
+    """Steps' metrics and learning rates, kept (on the device for a graphed step) until read
+    together: one host read per :meth:`flush` returns every pending step's values."""
+
+    def __init__(self):
+        self.pending: list[tuple[int, list[str], Tensor]] = []
+        self.since = time.perf_counter()
+
+    def add(self, index: int, metrics: dict[str, Tensor], lr: Any) -> None:
+        """Keep step ``index``'s ``metrics`` (copied now: a captured step overwrites them) and
+        learning rate (a float or a tensor)."""
+        values = [v.detach().to(torch.float64) for v in metrics.values()]
+        lr = lr.detach() if isinstance(lr, Tensor) else torch.tensor(float(lr))
+        values = torch.stack([*(v.to(values[0].device) for v in values), lr.to(values[0])])
+        self.pending.append((index, [*metrics, "lr"], values))
+
+    def flush(self) -> list[tuple[int, dict[str, float], float]]:
+        """``(index, metrics, seconds)`` of each pending step, oldest first; ``seconds`` is the
+        mean wall time per step since the last flush (one host synchronisation)."""
+        if not self.pending:
+            return []
+        rows = [(index, names, values.tolist()) for index, names, values in self.pending]
+        now = time.perf_counter()
+        seconds, self.since = (now - self.since) / len(rows), now
+        self.pending = []
+        return [(i, dict(zip(names, vals, strict=True)), seconds) for i, names, vals in rows]

@@ -1,0 +1,60 @@
+"""``tools/docs.py``: the README's generated sections are current, the generator checks and
+rewrites marked sections, and the Quickstart holds exactly two commands."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tools.docs import main, render_sections
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_generated_sections_are_current():
+    text = README.read_text()
+    assert "<!-- metazoo:learners -->" in text
+    assert render_sections(text) == text, (
+        "README is stale: run `python tools/docs.py` and commit README.md"
+    )
+
+
+def test_quickstart_has_exactly_two_commands():
+    text = README.read_text()
+    quickstart = text.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", quickstart, re.S).group(1)
+    commands = [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
+    assert len(commands) == 2
+    assert commands[1] == "pip install -e '.[dev]' && pytest"
+
+
+def test_render_replaces_only_marked_sections():
+    text = "a\n<!-- metazoo:x -->\nold\n<!-- /metazoo:x -->\nb\n"
+    assert (
+        render_sections(text, {"x": lambda: "new"})
+        == "a\n<!-- metazoo:x -->\nnew\n<!-- /metazoo:x -->\nb\n"
+    )
+
+
+def test_the_generator_checks_the_readme_and_docs_and_changes_nothing(capsys):
+    before = {p: p.read_text() for p in [README, *sorted((README.parent / "docs").glob("*.md"))]}
+    assert main(["--check"]) == 0
+    assert "all up to date" in capsys.readouterr().out
+    assert {p: p.read_text() for p in before} == before
+
+
+def test_the_generator_names_a_stale_file_and_fails_the_check(tmp_path, capsys):
+    page = tmp_path / "page.md"
+    page.write_text(
+        "<!-- metazoo:x -->\n<!-- /metazoo:x -->\n<!-- metazoo:learners -->\nold\n<!-- /metazoo:learners -->\n"
+    )
+    assert main(["--check", str(page)]) == 1
+    assert f"{page}: stale" in capsys.readouterr().out
+    assert main([str(page)]) == 0 and "| `maml` | optimization |" in page.read_text()
+    assert main(["--check", str(page)]) == 0
+
+
+def test_metazoo_has_no_docs_subcommand():
+    from metazoo.cli.main import SUBCOMMANDS
+
+    assert "docs" not in SUBCOMMANDS

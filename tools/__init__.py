@@ -1,0 +1,1 @@
+"""Development tools that edit this repository (``python tools/docs.py``); not part of the package."""
