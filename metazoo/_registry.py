@@ -28,6 +28,7 @@ __all__ = [
     "LearnerEntry",
     "PluginError",
     "register_learner",
+    "unregister_learner",
     "create_learner",
     "list_learners",
     "get_learner",
@@ -88,6 +89,17 @@ def _origin(cls: type) -> str:
         return f"{file}:{line}"
     except (OSError, TypeError):
         return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def unregister_learner(name: str) -> None:
+    """Forget the learner registered as ``name`` (test fixtures that register throwaway learners).
+
+    Raises:
+        KeyError: when no learner has that name.
+    """
+    if name not in _REGISTRY:
+        raise KeyError(f"no learner is registered as {name!r}")
+    del _REGISTRY[name]
 
 
 def register_learner(name: str, *, family: str, **defaults: Any):

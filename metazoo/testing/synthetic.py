@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from metazoo import engine
+from metazoo._registry import register_learner, unregister_learner
 from metazoo.episode import Episode, EpisodeBatch
 from metazoo.learners.episodic import class_means, episodic_loss
 
@@ -164,11 +165,9 @@ def registered(cls: type = TinyLearner, family: str = "optimization", **defaults
 
     Keeps test learners out of other tests' ``list_learners()``.
     """
-    from metazoo import _registry
-
     name = f"test-{cls.__name__.lower()}-{uuid.uuid4().hex[:8]}"
-    _registry.register_learner(name, family=family, **defaults)(cls)
+    register_learner(name, family=family, **defaults)(cls)
     try:
         yield name
     finally:
-        _registry._REGISTRY.pop(name, None)
+        unregister_learner(name)
