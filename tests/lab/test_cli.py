@@ -127,7 +127,8 @@ def _gpu_session(tmp_path, *args: str) -> subprocess.CompletedProcess:
 def test_gpu_session_dry_run_checks_times_trains_and_reports(tmp_path):
     """The one-call GPU session, rehearsed on the CPU: speed check, a short MAML run, the tables."""
     cache = tmp_path / "compile-cache"
-    done = _gpu_session(tmp_path, "--train-minutes", "0.2", "--compile-cache", str(cache))
+    # 3 steps of 32 tasks take about 30 s on 2 CPU cores: the limit must not cut them short
+    done = _gpu_session(tmp_path, "--train-minutes", "2", "--compile-cache", str(cache))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "## MAML, Omniglot 5-way 1-shot, fast step 'metazoo-auto'" in done.stdout
     result = json.loads((tmp_path / "out" / "train-result.json").read_text())

@@ -54,9 +54,9 @@ def test_eager_fast_step_meta_gradient_is_the_learners(name):
 
 @pytest.mark.slow
 def test_compiled_fast_step_meta_gradient_is_the_learners():
-    """One compiled program per phase (minutes of CPU compile each): MAML++ exercises learned
-    per-step rates, per-step BatchNorm weights, the multi-step loss and first order."""
-    _check_against_meta_loss("mamlpp", compile=True, steps=(0, 5))
+    """One compiled program (minutes of CPU compile): MAML++ at step 5 exercises learned per-step
+    rates, per-step BatchNorm weights and the multi-step loss, in second order."""
+    _check_against_meta_loss("mamlpp", compile=True, steps=(5,))
 
 
 def test_fast_step_builds_one_program_per_schedule_phase():
