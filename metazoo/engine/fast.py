@@ -32,6 +32,7 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
@@ -92,7 +93,8 @@ class FastOptions:
     #: matrix products too (im2col, col2im), so no grouped convolution is left.
     matmul_convolutions: bool = False
     #: with ``batched_weight_gradients``: the per-task convolutions, input and weight gradients
-    #: as implicit-GEMM Triton kernels (experimental: :mod:`metazoo.experimental.implicit_gemm`; CUDA only).
+    #: as implicit-GEMM Triton kernels (experimental, CUDA only:
+    #: :mod:`metazoo.experimental.implicit_gemm`).
     triton_convolutions: bool = False
     #: with ``triton_convolutions``: how its kernels multiply fp32 with TF32 off, ``ieee`` (plain
     #: fp32) or ``tf32x3`` (three TF32 tensor-core products; errors of the order of fp32
@@ -130,7 +132,7 @@ class FastOptions:
         return "grouped" if self.batched_weight_gradients else None
 
 
-class SteppedLearner(GradientLearner):
+class SteppedLearner(GradientLearner, Protocol):
     """A MAML-family learner as :class:`FastMetaStep` steps it (``metazoo.learners.MAML``)."""
 
     def inner_loop(self, training: bool, step: int | None = None) -> InnerLoop: ...
