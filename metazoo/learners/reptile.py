@@ -113,14 +113,7 @@ class Reptile(nn.Module):
         self, batch: EpisodeBatch, step: int | None = None
     ) -> tuple[Tensor, dict[str, float]]:
         """Query loss after (first-order) adaptation, for validation; see ``MetaLearner``."""
-        return engine.meta_objective(
-            self.model,
-            batch,
-            self.inner_loop(self.training),
-            self.meta_params(),
-            executor=self.config.executor,
-            chunk_size=self.config.chunk_size,
-        )
+        return self._on_batch(engine.meta_objective, batch)
 
     def outer_step(
         self,
@@ -155,7 +148,11 @@ class Reptile(nn.Module):
 
     def score_episodes(self, batch: EpisodeBatch) -> Tensor:
         """``(T,)`` per-episode scores after test-time adaptation (the harness uses it)."""
-        return engine.task_scores(
+        return self._on_batch(engine.task_scores, batch)
+
+    def _on_batch(self, function, batch: EpisodeBatch):
+        """``function`` of the engine on ``batch`` with this learner's settings for its mode."""
+        return function(
             self.model,
             batch,
             self.inner_loop(self.training),
