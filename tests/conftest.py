@@ -1,4 +1,4 @@
-"""Shared test setup: data location, cache folder, and the gpu and triton markers."""
+"""Shared test setup: data location, cache folder, the gpu and triton markers, a clean-tree view."""
 
 from __future__ import annotations
 
@@ -27,6 +27,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if item not in deselected]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def committed_tree():
+    """Results made by tests count as coming from a clean tree, whatever the developer's checkout
+    holds, so tables render the same during development as in CI; tests of the refusal of
+    uncommitted results build their records explicitly."""
+    from metazoo.evaluation import provenance
+
+    real = provenance.git_revision
+
+    def clean(path=None):
+        found = real(path)
+        return None if found is None else {**found, "dirty": False}
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(provenance, "git_revision", clean)
+        yield
 
 
 def omniglot_available() -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 
 from metazoo.bench.results import ALPHA, Aggregate, ResultSet
 from metazoo.cards import CardError, learner_card
+from metazoo.evaluation.provenance import machine_label
 
 __all__ = ["to_markdown", "to_latex", "to_csv", "to_bib", "paper_result", "bib_key"]
 
@@ -132,7 +133,8 @@ def _environments(results: ResultSet) -> str:
     commits: dict[str, list[str]] = {}
     for cell in results.cells.values():
         env = cell.environment
-        where = f"{env.get('device_name')}, torch {env.get('torch')}, metazoo {env.get('metazoo')}"
+        device = machine_label(env["machine"]) if env.get("machine") else env.get("device_name")
+        where = f"{device}, torch {env.get('torch')}, metazoo {env.get('metazoo')}"
         sha = (env.get("git") or {}).get("sha", "")[:10]
         shas = commits.setdefault(where, [])
         if sha and sha not in shas:
@@ -155,6 +157,9 @@ def notes(results: ResultSet) -> list[str]:
         *_protocol_lines(results),
         f"Environment: {_environments(results)}.",
     ]
+    if results.code_version and results.code_version.endswith("-dirty"):
+        lines.insert(0, f"DRAFT: results of uncommitted changes ({results.code_version}).")
+    lines += [f"Deviation from the paper: {text}" for text in results.deviations]
     for record in results.failed:
         lines.append(f"Failed: {record['cell']}: {record.get('error', '?')}")
     for key in results.missing:

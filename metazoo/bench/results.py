@@ -3,19 +3,23 @@
 Several training seeds of one (learner, benchmark) are averaged episode by episode (every cell of a
 suite is evaluated on the same episodes), and the table reports the mean ± 95% CI over episodes of
 those seed-averaged scores; the spread between seeds is kept as ``seed_std``. A cell is marked
-"not significantly different from the best" by a paired t-test against the column's best when both
-were evaluated on the same episodes, else by a normal test on the two intervals.
+"not significantly different from the best" by a paired t-test against the column's best.
+
+A table stands on one commit and one set of episodes per column: :func:`collect` refuses results
+from uncommitted changes or from several code versions, and a column whose cells were evaluated on
+different episodes (another class split, other queries, other data), naming what differs.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from metazoo.evaluation import EvalResult, compare
+from metazoo.evaluation.episodes import episode_mismatch
+from metazoo.evaluation.provenance import check_one_version
 from metazoo.evaluation.stats import mean_ci95, sample_std
 
 __all__ = ["Aggregate", "ResultSet", "load_results", "collect"]
@@ -68,6 +72,10 @@ class ResultSet:
     failed: list[dict[str, Any]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     suite: str | None = None
+    #: The one code version behind every cell (see :func:`~metazoo.evaluation.code_version`).
+    code_version: str | None = None
+    #: How the suite's protocol departs from the papers it reproduces (printed under the table).
+    deviations: list[str] = field(default_factory=list)
 
     @property
     def learners(self) -> list[str]:
@@ -102,15 +110,33 @@ def _latest_per_run(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(latest.values())
 
 
+def _with_also_on(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records plus one per extra benchmark a cell's model was also tested on (``eval.also_on``);
+    a cell trained for that benchmark itself wins over such a record."""
+    own = {(r["learner"], r["benchmark"], r["seed"]) for r in records}
+    extra = []
+    for record in records:
+        for benchmark, result in (record.get("also_on") or {}).items():
+            if (record["learner"], benchmark, record["seed"]) not in own:
+                cell = f"{record['learner']}__{benchmark}__seed{record['seed']}"
+                extra.append(
+                    {**record, "benchmark": benchmark, "cell": cell, "result": result,
+                     "by_shots": {}, "also_on": {}, "trained_as": record["cell"]}
+                )  # fmt: skip
+    return records + extra
+
+
 def _aggregate(runs: list[dict[str, Any]]) -> Aggregate:
     results = [EvalResult.from_dict(r["result"]) for r in sorted(runs, key=lambda r: r["seed"])]
     first = results[0]
-    same = all(r.episode_ids == first.episode_ids and r.seed == first.seed for r in results)
-    if not same:
-        raise ValueError(
-            f"{first.learner} on {first.benchmark}: the seeds were evaluated on different episodes; "
-            "keep eval.seed and eval.episodes fixed across a suite"
-        )
+    for other in results[1:]:
+        why = _not_paired(first, other)
+        if why:
+            raise ValueError(
+                f"{first.learner} on {first.benchmark}: the seeds were evaluated on different "
+                f"episodes ({why}); keep eval.seed, eval.episodes and the sampler options fixed "
+                "across a suite"
+            )
     per_episode = [sum(col) / len(col) for col in zip(*(r.scores for r in results))]
     return Aggregate(
         learner=runs[0]["learner"],
@@ -128,6 +154,12 @@ def _aggregate(runs: list[dict[str, Any]]) -> Aggregate:
     )
 
 
+def _not_paired(a: EvalResult, b: EvalResult) -> str | None:
+    if (a.seed, a.episode_ids) != (b.seed, b.episode_ids):
+        return f"seed {a.seed} vs {b.seed}, {len(a.episode_ids)} vs {len(b.episode_ids)} episodes"
+    return episode_mismatch(a.protocol, b.protocol)
+
+
 def _as_result(cell: Aggregate) -> EvalResult:
     return EvalResult(
         cell.learner, cell.benchmark, "test", cell.eval_seed, cell.metric, cell.scores,
@@ -136,39 +168,52 @@ def _as_result(cell: Aggregate) -> EvalResult:
 
 
 def _mark_column(cells: list[Aggregate]) -> None:
+    for cell in cells[1:]:
+        why = _not_paired(_as_result(cells[0]), _as_result(cell))
+        if why:
+            raise ValueError(
+                f"{cell.benchmark}: {cells[0].learner} and {cell.learner} were evaluated on "
+                f"different episodes ({why}), so one column cannot compare them; evaluate every "
+                "learner of a benchmark with the same eval and sampler settings"
+            )
     pick = max if cells[0].higher_is_better else min
     best = pick(cells, key=lambda c: c.mean)
     best.best = True
     for cell in cells:
         if cell is best:
             continue
-        cell.paired = cell.episode_ids == best.episode_ids and cell.eval_seed == best.eval_seed
-        if cell.paired:
-            cell.p_vs_best = compare(_as_result(cell), _as_result(best)).p_value
-        else:  # different episodes: a normal test on the two independent intervals
-            se = math.hypot(cell.ci95, best.ci95) / 1.96
-            z = abs(cell.mean - best.mean) / se if se > 0 else math.inf
-            cell.p_vs_best = math.erfc(z / math.sqrt(2))
+        cell.paired = True
+        cell.p_vs_best = compare(_as_result(cell), _as_result(best)).p_value
         cell.tied_with_best = not (cell.p_vs_best < ALPHA)  # NaN (one episode) counts as tied
 
 
-def collect(folder: str | Path, expected: list[str] | None = None) -> ResultSet:
+def collect(
+    folder: str | Path, expected: list[str] | None = None, allow_dirty: bool = False
+) -> ResultSet:
     """Aggregate the results in ``folder``.
 
     Args:
         folder: a results folder written by ``metazoo bench``.
         expected: cell keys (``learner__benchmark__seedS``) the suite asks for; those with no
             result file are listed as missing.
+        allow_dirty: accept results of uncommitted changes (a draft table, which says so).
+
+    Raises:
+        ProvenanceError: results from uncommitted changes (unless ``allow_dirty``) or from more
+            than one code version.
+        ValueError: cells of one benchmark evaluated on different episodes.
     """
     records = load_results(folder)
-    done = _latest_per_run([r for r in records if r.get("status") == "ok"])
+    done = _with_also_on(_latest_per_run([r for r in records if r.get("status") == "ok"]))
+    version = check_one_version({r["file"]: r.get("environment") for r in done}, allow_dirty)
     done_keys = {r["cell"] for r in done}
     failed = [r for r in _latest_per_run([r for r in records if r.get("status") != "ok"])]
     failed = [r for r in failed if r["cell"] not in done_keys]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for record in done:
         groups.setdefault((record["learner"], record["benchmark"]), []).append(record)
-    result = ResultSet(suite=records[0].get("suite") if records else None, failed=failed)
+    suite = records[0].get("suite") if records else None
+    result = ResultSet(suite=suite, failed=failed, code_version=version)
     result.cells = {key: _aggregate(runs) for key, runs in groups.items()}
     if expected:  # the suite's order: learners and benchmarks as the suite lists them
         rank = {tuple(k.split("__")[:2]): i for i, k in reversed(list(enumerate(expected)))}

@@ -1,8 +1,10 @@
 """Run a suite: train and evaluate each cell, one atomically written JSON result file per cell.
 
-A cell whose result file (same cell, same environment tag) says ``ok`` is skipped, so a killed suite
-resumes where it stopped (the interrupted cell itself resumes from its training checkpoint). A cell
-that raises is recorded with ``status: failed``, its error and traceback, and the suite goes on.
+A cell whose result file (same cell, same environment tag) says ``ok`` and was written by the same
+code version is skipped, so a killed suite resumes where it stopped (the interrupted cell itself
+resumes from its training checkpoint, kept per code version). A result of other code is moved to
+``superseded/`` and its cell runs again: a results folder holds one commit's numbers. A cell that
+raises is recorded with ``status: failed``, its error and traceback, and the suite goes on.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -22,7 +25,7 @@ import torch
 from metazoo._atomic import write_json_atomic
 from metazoo.bench.suite import Cell, Suite
 from metazoo.evaluation import evaluate
-from metazoo.evaluation.provenance import environment, environment_tag
+from metazoo.evaluation.provenance import code_version, environment, environment_tag
 from metazoo.training import TrainConfig, train
 
 __all__ = [
@@ -51,11 +54,19 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _is_done(path: Path) -> bool:
+def _is_done(path: Path, version: str) -> bool:
+    """Whether ``path`` holds an ``ok`` result of code ``version``; a result of other code is moved
+    to ``superseded/`` beside it (kept, never overwritten), so the cell runs again."""
     try:
-        return json.loads(path.read_text()).get("status") == "ok"
+        record = json.loads(path.read_text())
     except (OSError, ValueError):
-        return False  # unreadable: run the cell again
+        return False  # missing or unreadable: run the cell again
+    if code_version((record.get("environment") or {}).get("git")) == version:
+        return record.get("status") == "ok"
+    superseded = path.parent / "superseded" / path.name
+    superseded.parent.mkdir(exist_ok=True)
+    os.replace(path, superseded.with_stem(f"{path.stem}__{record.get('finished', 'unknown')}"))
+    return False
 
 
 def run_cell(
@@ -97,9 +108,14 @@ def run_cell(
             learner, cell.benchmark, episodes=episodes, seed=seed, **sampler, shots=shots
         )
         by_shots[str(shots)] = {"mean": extra.mean, "ci95": extra.ci95, "n": extra.n}
+    also_on = {  # the same trained model on more benchmarks (e.g. 60-way ProtoNet at 20 ways)
+        other: evaluate(learner, other, episodes=episodes, seed=seed, **sampler).to_dict()
+        for other in eval_settings.get("also_on", [])
+    }
     return {
         "result": result.to_dict(),
         "by_shots": by_shots,
+        "also_on": also_on,
         "train": {
             "config": {
                 k: v
@@ -143,20 +159,20 @@ def run_suite(
     Args:
         suite: a :class:`Suite` (see :func:`metazoo.bench.load_suite`).
         out: the results folder; result files go to ``out/<cell>__<env>.json``, training
-            checkpoints to ``out/checkpoints/<cell>/``.
+            checkpoints to ``out/checkpoints/<cell>@<code version>/``.
         shard: ``(i, n)`` runs only cells ``i, i+n, i+2n, ...`` (for job arrays).
         device: where to train and evaluate (default: CPU).
         callback: receives ``{"kind": "cell", "cell", "index", "total", "status"}`` events and the
             trainer's events (with ``"cell"`` added).
     """
     out = Path(out)
-    tag = environment_tag(device)
+    tag, version = environment_tag(device), code_version()
     report = SuiteReport()
     cells = suite.cells(shard)
     for index, cell in enumerate(cells):
         path = out / cell.filename(tag)
         event = {"kind": "cell", "cell": cell.key, "index": index, "total": len(cells)}
-        if _is_done(path):
+        if _is_done(path, version):
             report.skipped.append(path)
             _emit(callback, {**event, "status": "skipped"})
             continue
@@ -165,7 +181,8 @@ def run_suite(
         tick = time.perf_counter()
         relay = None if callback is None else (lambda e, key=cell.key: callback({**e, "cell": key}))
         try:
-            record.update(run_cell(cell, out / "checkpoints" / cell.key, device, relay))
+            checkpoints = out / "checkpoints" / f"{cell.key}@{version[:12]}{version[40:]}"
+            record.update(run_cell(cell, checkpoints, device, relay))
             record["status"] = "ok"
         except Exception as exc:  # a broken learner or plugin fails its cell, not the suite
             record.update(status="failed", error=f"{type(exc).__name__}: {exc}")

@@ -15,9 +15,12 @@ A suite file (any path, or a built-in: ``registry/suites/<name>.yaml``) looks li
       maml@omniglot-5w1s: {config: {inner_lr: 0.4}}
 
 Each settings block may hold ``config`` (learner config), ``train`` (TrainConfig fields), ``eval``
-(``episodes``, ``seed``, ``shots``), ``build`` (``backbone``, ``backbone_options``), ``sampler``
+(``episodes``, ``seed``, ``shots``, and ``also_on``: more benchmarks the same trained model is
+tested on, e.g. ProtoNet's one 60-way model tested at 5 and 20 ways), ``build`` (``backbone``, ``backbone_options``), ``sampler``
 (sampler overrides for every split) and ``train_sampler`` (train split only, e.g. ProtoNet's 60-way
-training episodes); later, more specific blocks win key by key.
+training episodes); later, more specific blocks win key by key. A paper preset also names its
+``reference`` (the paper's table) and lists its ``deviations`` from the paper's protocol, which are
+printed under its tables.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ __all__ = ["Cell", "Suite", "load_suite", "suite_dir", "parse_shard", "SETTINGS"
 
 #: What a settings block may hold.
 SETTINGS = ("config", "train", "eval", "build", "sampler", "train_sampler")
-_EVAL_KEYS = ("episodes", "seed", "shots")
+_EVAL_KEYS = ("episodes", "seed", "shots", "also_on")
 _BUILD_KEYS = ("backbone", "backbone_options")
 _TOP_KEYS = {
     "name",
@@ -50,6 +53,8 @@ _TOP_KEYS = {
     "benchmarks",
     "runs",
     "overrides",
+    "reference",
+    "deviations",
     *SETTINGS,
 }
 
@@ -119,6 +124,10 @@ class Suite:
     defaults: dict[str, Any]
     overrides: dict[str, dict[str, Any]]
     description: str = ""
+    #: The paper table the suite reproduces (e.g. ``"Snell et al. 2017, Table 1"``).
+    reference: str = ""
+    #: Each way the suite's protocol departs from the paper's, printed under its tables.
+    deviations: list[str] = field(default_factory=list)
 
     def cells(self, shard: tuple[int, int] | None = None) -> list[Cell]:
         """Every cell in a fixed order, or shard ``i`` of ``n`` (round-robin over that order)."""
@@ -179,7 +188,13 @@ def parse_suite(data: dict[str, Any], path: Path | None = None) -> Suite:
     }
     seeds = [int(s) for s in data.get("seeds", [0])]
     name = data.get("name") or (path.stem if path else "suite")
-    return Suite(name, path, seeds, runs, defaults, overrides, data.get("description", ""))
+    deviations = data.get("deviations") or []
+    if not isinstance(deviations, list) or not all(isinstance(d, str) for d in deviations):
+        raise ValueError(f"{where}: `deviations` must be a list of sentences")
+    return Suite(
+        name, path, seeds, runs, defaults, overrides, data.get("description", ""),
+        str(data.get("reference", "")), deviations,
+    )  # fmt: skip
 
 
 def parse_shard(text: str) -> tuple[int, int]:

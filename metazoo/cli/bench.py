@@ -31,6 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_threads_argument(parser)
     parser.add_argument("--no-download", action="store_true", help="never download datasets")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="tabulate results of uncommitted changes (the table is marked DRAFT)",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.set_defaults(func=run)
 
@@ -85,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
         where = f" (shard {args.shard})" if shard else ""
         progress.say(f"suite {suite.name}{where}: {len(cells)} cells -> {out}")
         report = run_suite(suite, out, shard=shard, device=args.device, callback=progress)
-    results = collect(out, [c.key for c in suite.cells()])
+    results = collect(out, [c.key for c in suite.cells()], allow_dirty=args.allow_dirty)
+    results.deviations = suite.deviations
     if results.cells:
         if not args.quiet:
             print(render(results, "md"))

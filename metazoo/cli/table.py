@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from metazoo.bench.suite import Suite
 
 __all__ = ["register", "run", "expected_cells"]
 
@@ -19,12 +23,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", default="md", choices=("md", "latex", "csv", "all"))
     parser.add_argument("--out", help="write table.<ext> and references.bib into this folder")
     parser.add_argument("--suite", help="the suite (name or path), to list its missing cells")
+    parser.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="tabulate results of uncommitted changes (the table is marked DRAFT)",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.set_defaults(func=run)
 
 
-def expected_cells(results_dir: str | Path, suite: str | None = None) -> list[str] | None:
-    """The cell keys of ``suite``, or of the suite recorded in the result files when it resolves."""
+def suite_of(results_dir: str | Path, suite: str | None = None) -> Suite | None:
+    """``suite``, or the suite recorded in the result files when it resolves."""
     from metazoo.bench import load_results, load_suite
 
     if suite is None:
@@ -33,7 +42,13 @@ def expected_cells(results_dir: str | Path, suite: str | None = None) -> list[st
         suite = next((p for p in paths if Path(p).is_file()), None) or _builtin_suite(records)
         if suite is None:
             return None
-    return [cell.key for cell in load_suite(suite).cells()]
+    return load_suite(suite)
+
+
+def expected_cells(results_dir: str | Path, suite: str | None = None) -> list[str] | None:
+    """The cell keys of ``suite``, or of the suite recorded in the result files when it resolves."""
+    found = suite_of(results_dir, suite)
+    return None if found is None else [cell.key for cell in found.cells()]
 
 
 def _builtin_suite(records: list[dict]) -> str | None:
@@ -55,7 +70,10 @@ def _builtin_suite(records: list[dict]) -> str | None:
 def run(args: argparse.Namespace) -> int:
     from metazoo.bench import FORMATS, collect, render, write_tables
 
-    results = collect(args.results, expected_cells(args.results, args.suite))
+    suite = suite_of(args.results, args.suite)
+    expected = None if suite is None else [cell.key for cell in suite.cells()]
+    results = collect(args.results, expected, allow_dirty=args.allow_dirty)
+    results.deviations = [] if suite is None else suite.deviations
     if not results.cells:
         raise ValueError(f"no successful results in {args.results}; see the failed cells there")
     formats = tuple(FORMATS) if args.format == "all" else (args.format,)

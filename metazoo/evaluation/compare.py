@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from metazoo.evaluation.episodes import episode_mismatch
 from metazoo.evaluation.harness import EvalResult
 from metazoo.evaluation.stats import sample_std, t_quantile, t_sf_two_sided
 
@@ -80,11 +81,12 @@ def _check_paired(a: EvalResult, b: EvalResult) -> None:
                 f"compare: the results are not on the same episodes ({what} differs: {shown}); "
                 "evaluate both learners with the same benchmark, split, seed and episodes"
             )
-    if a.protocol.get("ways") != b.protocol.get("ways") or a.protocol.get(
-        "shots"
-    ) != b.protocol.get("shots"):
+    mismatch = episode_mismatch(a.protocol, b.protocol)
+    if mismatch is not None:
         raise ValueError(
-            "compare: the results used different ways/shots; evaluate both with the same overrides"
+            f"compare: {a.learner} and {b.learner} were not evaluated on the same episodes "
+            f"({mismatch}); evaluate both with the same benchmark options, split, seed and "
+            "episodes"
         )
 
 
@@ -93,7 +95,8 @@ def compare(a: EvalResult, b: EvalResult, alpha: float = 0.05) -> PairedComparis
 
     Raises:
         ValueError: when the results are not on the same episodes (benchmark, split, seed, episode
-            ids, ways or shots differ), naming what differs.
+            ids, any sampler or dataset option, or the episodes' contents differ), naming what
+            differs.
     """
     _check_paired(a, b)
     diffs = [x - y for x, y in zip(a.scores, b.scores)]

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from metazoo import distributed as dist
 from metazoo._atomic import json_safe
 from metazoo.episode import Episode, EpisodeBatch
+from metazoo.evaluation.episodes import combine_digests, episode_digest, sampler_options
 from metazoo.evaluation.provenance import MemoryMeter, environment
 from metazoo.evaluation.stats import mean_ci95
 from metazoo.learner import adaptation_grad_mode, has_score_episodes
@@ -64,7 +65,10 @@ class EvalResult:
         tasks_per_s: episodes per second of ``adapt`` + ``predict`` (sampling excluded).
         seconds: wall time of the whole evaluation, sampling included.
         peak_memory_mb: CUDA max allocated, or growth of the process's peak RSS on CPU.
-        protocol: episodes, ways, shots, queries, inner steps, BatchNorm policy, precision.
+        protocol: episodes, ways, shots, queries, inner steps, BatchNorm policy, precision;
+            ``sampler`` (every sampler and dataset option, see
+            :func:`~metazoo.evaluation.episodes.sampler_options`) and ``episodes_digest`` (a hash
+            of the episodes' contents): :func:`compare` pairs only results on which they agree.
         provenance: versions, git commit, device, precision mode, seed, learner name and config.
     """
 
@@ -253,7 +257,7 @@ def evaluate(
     sampler = open_sampler(benchmark, split, seed, **sampler_overrides)
     was_training = learner.training
     learner.eval()
-    scores, busy, first = [], 0.0, None
+    scores, digests, busy, first = [], [], 0.0, None
     start = time.perf_counter()
     block = EVAL_BLOCK if has_score_episodes(learner) else 1
     try:
@@ -264,6 +268,7 @@ def evaluate(
                     sampler.episode(i).to(device) for i in indices[start_at : start_at + block]
                 ]
                 first = first or chunk[0]
+                digests += [episode_digest(e) for e in chunk]
                 tick = time.perf_counter()
                 scores += score_block(learner, chunk)
                 if device.type == "cuda":
@@ -274,7 +279,18 @@ def evaluate(
     finally:
         learner.train(was_training)
     scores = dist.gather_scores(scores, episodes)  # every rank's scores, in episode order
-    return _result(learner, benchmark, split, seed, scores, first, busy, start, memory, device)
+    result = _result(learner, benchmark, split, seed, scores, first, busy, start, memory, device)
+    result.protocol.update(
+        sampler=sampler_options(sampler), episodes_digest=_gathered(digests, episodes)
+    )
+    return result
+
+
+def _gathered(digests: list[int], episodes: int) -> str:
+    """The combined digest of every rank's episodes (halves of 32 bits travel exactly as floats)."""
+    low = dist.gather_scores([d & 0xFFFFFFFF for d in digests], episodes)
+    high = dist.gather_scores([d >> 32 for d in digests], episodes)
+    return combine_digests([int(h) << 32 | int(lo) for lo, h in zip(low, high)])
 
 
 def _result(learner, benchmark, split, seed, scores, first, busy, start, memory, device):

@@ -73,6 +73,15 @@ class SyntheticSampler:
             raise TypeError(f"unknown sampler overrides {sorted(overrides)}")
         self.num_classes = self.ways
 
+    def options(self) -> dict:
+        """Every option that decides the episodes (recorded in evaluation results)."""
+        b = self.bench
+        return {
+            "benchmark": b.name, "split": self.split, "seed": self.seed, "task": b.task,
+            "ways": self.ways, "shots": self.shots, "queries": self.queries,
+            "features": b.features, "signal": b.signal,
+        }  # fmt: skip
+
     def episode(self, index: int) -> Episode:
         g = torch.Generator().manual_seed(
             self.seed * 1_000_003 + _SPLITS[self.split] * 7919 + index

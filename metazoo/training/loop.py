@@ -221,6 +221,7 @@ def _validate(run: _Run) -> None:
         result.mean > run.best_val if result.higher_is_better else result.mean < run.best_val
     )
     entry = {"kind": "val", "step": run.step, "metric": result.metric, "mean": result.mean}
+    entry["seconds"] = run.seconds()  # wall time of the run so far: curves against time
     run.history.append({**entry, "ci95": result.ci95, "best": better})
     if better:
         run.best_val, run.best_step = result.mean, run.step

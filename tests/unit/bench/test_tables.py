@@ -38,7 +38,8 @@ def record(
     mean, ci95, std = mean_ci95(scores)
     protocol = {"episodes": len(scores), "ways": 5 if metric == "accuracy" else None, "shots": 1,
                 "queries": 15, "inner_steps": 3 if "maml" in learner else None,
-                "bn_policy": "transductive" if "maml" in learner else None, "dtype": "float32", "tf32": False}  # fmt: skip
+                "bn_policy": "transductive" if "maml" in learner else None, "dtype": "float32", "tf32": False,
+                "sampler": {"benchmark": benchmark, "seed": eval_seed, "queries": 15}, "episodes_digest": f"{benchmark}-{eval_seed}"}  # fmt: skip
     result = EvalResult(learner, benchmark, "test", eval_seed, metric, scores, list(range(len(scores))),
                         mean, ci95, std, 10.0, 1.0, 0.0, protocol, {})  # fmt: skip
     data = {"schema": 1, "suite": "unit", "cell": f"{learner}__{benchmark}__seed{seed}",
@@ -97,13 +98,45 @@ def test_aggregation_marks_and_order(results_dir):
     assert res.missing == ["matchingnet__omniglot-5w1s__seed0"]
 
 
-def test_unpaired_cells_fall_back_to_the_intervals(tmp_path):
+def test_a_column_on_different_episodes_is_refused(tmp_path):
     write_json_atomic(record("maml", "omniglot-5w1s", 0, MAML), tmp_path / "a.json")
     write_json_atomic(
         record("protonet", "omniglot-5w1s", 0, PROTONET, eval_seed=1), tmp_path / "b.json"
     )
-    maml = collect(tmp_path).cells[("maml", "omniglot-5w1s")]
-    assert maml.paired is False and maml.tied_with_best
+    with pytest.raises(ValueError, match=r"maml and protonet were evaluated on different episodes"):
+        collect(tmp_path)
+
+
+def test_a_column_with_other_queries_is_refused_naming_the_option(tmp_path):
+    write_json_atomic(record("maml", "omniglot-5w1s", 0, MAML), tmp_path / "a.json")
+    other = record("protonet", "omniglot-5w1s", 0, PROTONET)
+    other["result"]["protocol"]["sampler"]["queries"] = 5
+    write_json_atomic(other, tmp_path / "b.json")
+    with pytest.raises(ValueError, match=r"sampler option queries: 15 vs 5"):
+        collect(tmp_path)
+
+
+def _at(data: dict, sha: str | None, dirty: bool = False) -> dict:
+    data["environment"]["git"] = None if sha is None else {"sha": sha, "dirty": dirty}
+    return data
+
+
+def test_results_of_uncommitted_changes_are_refused_unless_a_draft(tmp_path):
+    write_json_atomic(_at(record("maml", "omniglot-5w1s", 0, MAML), "a" * 40), tmp_path / "a.json")
+    dirty = _at(record("protonet", "omniglot-5w1s", 0, PROTONET), "a" * 40, dirty=True)
+    write_json_atomic(dirty, tmp_path / "b.json")
+    with pytest.raises(ValueError, match=r"b.json came from uncommitted changes \(a{40}-dirty\)"):
+        collect(tmp_path)
+    draft = collect(tmp_path, allow_dirty=True)
+    assert "DRAFT: results of uncommitted changes" in to_markdown(draft)
+
+
+def test_results_of_two_commits_are_refused(tmp_path):
+    write_json_atomic(_at(record("maml", "omniglot-5w1s", 0, MAML), "a" * 40), tmp_path / "a.json")
+    older = _at(record("protonet", "omniglot-5w1s", 0, PROTONET), "b" * 40)
+    write_json_atomic(older, tmp_path / "b.json")
+    with pytest.raises(ValueError, match="these results come from 2 code versions"):
+        collect(tmp_path, allow_dirty=True)
 
 
 def _paper(learner: str, bench: str) -> str:

@@ -52,10 +52,23 @@ def test_summary_is_the_formula_over_per_episode_scores(tiny, bench):
     assert result.metric == "accuracy" and result.higher_is_better
     # 3 ways x 4 queries: every accuracy is a multiple of 100/12
     assert all(abs(s * 12 / 100 - round(s * 12 / 100)) < 1e-4 for s in result.scores)
+    sampler, digest = result.protocol.pop("sampler"), result.protocol.pop("episodes_digest")
     assert result.protocol == {
         "episodes": 30, "ways": 3, "shots": 2, "queries": 4, "inner_steps": 2,
         "bn_policy": None, "dtype": "float32", "tf32": result.protocol["tf32"],
     }  # fmt: skip
+    assert {
+        "ways": 3,
+        "shots": 2,
+        "queries": 4,
+        "split": "test",
+        "seed": 3,
+    }.items() <= sampler.items()
+    assert (
+        len(digest) == 32
+        and evaluate(tiny, bench, episodes=30, seed=3).protocol["episodes_digest"] == digest
+    )
+    assert evaluate(tiny, bench, episodes=30, seed=4).protocol["episodes_digest"] != digest
     assert result.tasks_per_s > 0 and result.peak_memory_mb >= 0
 
 
@@ -126,7 +139,7 @@ def test_result_round_trips_through_json(tiny, bench):
 def _result(name: str, scores: list[float], metric: str = "accuracy", seed: int = 0) -> EvalResult:
     return EvalResult(
         name, "b", "test", seed, metric, scores, list(range(len(scores))), 0.0, 0.0, 0.0, 1.0, 1.0,
-        0.0, {"ways": 5, "shots": 1},
+        0.0, {"ways": 5, "shots": 1, "sampler": {"ways": 5, "shots": 1}, "episodes_digest": "d"},
     )  # fmt: skip
 
 
