@@ -47,7 +47,7 @@ LOADERS: dict[str, Callable[..., ClassDataset]] = {
     "cub": _lazy("metazoo.data.cub", "cub_split"),
 }
 # options that shape episodes, not the loaded data
-_SAMPLER_OPTIONS = {"rotations"}
+_SAMPLER_OPTIONS = {"rotations", "varied", "min_ways", "hierarchy"}
 
 
 def list_benchmarks() -> list[str]:

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from metazoo import distributed as dist
 from metazoo._atomic import json_safe
-from metazoo.episode import Episode, EpisodeBatch
+from metazoo.episode import Episode, collate
 from metazoo.evaluation.provenance import MemoryMeter, environment
 from metazoo.evaluation.stats import mean_ci95
 from metazoo.learner import adaptation_grad_mode, has_score_episodes
@@ -212,7 +212,7 @@ def score_block(learner: nn.Module, episodes: list[Episode]) -> list[float]:
     if not has_score_episodes(learner):
         return [_run_episode(learner, e) for e in episodes]
     with torch.no_grad():  # the learner switches autograd on where its adaptation needs it
-        return learner.score_episodes(EpisodeBatch.stack(episodes)).tolist()
+        return learner.score_episodes(collate(episodes)).tolist()
 
 
 def evaluate(
