@@ -277,6 +277,13 @@ def evaluate(
     return _result(learner, benchmark, split, seed, scores, first, busy, start, memory, device)
 
 
+def _data_protocol(benchmark: Any) -> dict[str, Any]:
+    """The card's cross-domain / varied-episode facts (none for a custom benchmark object)."""
+    from metazoo.data.benchmarks import benchmark_protocol
+
+    return benchmark_protocol(benchmark)
+
+
 def _result(learner, benchmark, split, seed, scores, first, busy, start, memory, device):
     mean, ci95, std = mean_ci95(scores)
     name, config = learner_name(learner), config_dict(learner)
@@ -298,6 +305,6 @@ def _result(learner, benchmark, split, seed, scores, first, busy, start, memory,
         tasks_per_s=len(scores) / busy if busy > 0 else math.inf,
         seconds=time.perf_counter() - start,
         peak_memory_mb=memory.peak_mb,
-        protocol=_protocol(first, config, learner, len(scores)),
+        protocol={**_protocol(first, config, learner, len(scores)), **_data_protocol(benchmark)},
         provenance=provenance,
     )
