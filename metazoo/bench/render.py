@@ -107,7 +107,7 @@ def _protocol_lines(results: ResultSet) -> list[str]:
         p = cells[0].protocol
         shape = f"{p.get('ways')}-way " if p.get("ways") else ""
         if p.get("episode_shape") == "varied":  # Meta-Dataset's distribution: no one shape
-            shape = "varied ways and shots (Meta-Dataset), at most "
+            shape = "varied ways and shots (Meta-Dataset); first episode: "
         if p.get("domain"):
             shape = f"cross-domain {p['domain']}, {shape}"
         steps = ", ".join(
