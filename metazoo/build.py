@@ -107,6 +107,8 @@ def build_learner(
         **(card.get("benchmark_config") or {}).get(benchmark, {}),
     }
     filled = {"ways": ways, "input_shape": input_shape, "task": bench["task"]}
+    if (bench.get("dataset_options") or {}).get("varied"):  # heads of the largest ways, masked
+        filled["padded_head"] = True
     if "num_classes" in config_fields(name) and "num_classes" not in config:
         # learners that pre-train on all meta-training classes (the finetune baseline)
         from metazoo.data import make_sampler

@@ -83,6 +83,8 @@ _BENCHMARK_FIELDS: dict[str, tuple[bool, tuple[type, ...]]] = {
     "input_shape": (True, (list,)),
     "backbone_options": (False, (dict,)),
     "dataset_options": (False, (dict,)),
+    "test_dataset": (False, (str,)),
+    "test_dataset_options": (False, (dict,)),
     "protocol": (False, (str,)),
 }
 

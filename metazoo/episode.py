@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor
 
-__all__ = ["Episode", "EpisodeBatch"]
+__all__ = ["Episode", "EpisodeBatch", "EpisodeList", "collate"]
 
 
 def _check_pair(kind: str, x: Tensor, y: Tensor, lead: int) -> None:
@@ -171,3 +171,88 @@ class EpisodeBatch(_EpisodeTensors):
             if any(e.classes is None for e in episodes)
             else torch.stack([e.classes for e in episodes]),
         )
+
+
+@dataclass(frozen=True)
+class EpisodeList:
+    """A meta-batch of T tasks of different sizes (ways, shots or queries), one :class:`Episode`
+    each: Meta-Dataset's episodes. Executors run the tasks that share shapes together
+    (:meth:`groups`) and the rest one by one.
+
+    Attributes:
+        episodes: the T tasks, in order; each ``support_x (n_t, *x)``, ``query_x (m_t, *x)``.
+    """
+
+    episodes: tuple[Episode, ...]
+
+    def __post_init__(self) -> None:
+        if not self.episodes:
+            raise ValueError("EpisodeList needs at least one episode")
+        kinds = {e.is_regression for e in self.episodes}
+        if len(kinds) > 1:
+            raise ValueError(
+                "EpisodeList mixes classification and regression episodes; keep one kind per batch"
+            )
+        object.__setattr__(self, "episodes", tuple(self.episodes))
+
+    def __len__(self) -> int:
+        return len(self.episodes)
+
+    def __iter__(self):
+        return iter(self.episodes)
+
+    def task(self, index: int) -> Episode:
+        """The ``index``-th task."""
+        return self.episodes[index]
+
+    @property
+    def is_regression(self) -> bool:
+        """True when targets are floats (regression), False for class labels."""
+        return self.episodes[0].is_regression
+
+    @property
+    def ways(self) -> int | None:
+        """The largest N of the tasks (the width a padded classifier head needs)."""
+        return None if self.is_regression else max(e.ways for e in self.episodes)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the tensors are."""
+        return self.episodes[0].support_x.device
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> EpisodeList:
+        """The same tasks with every tensor moved to ``device``."""
+        return EpisodeList(tuple(e.to(device, non_blocking) for e in self.episodes))
+
+    def float_as(self, dtype: torch.dtype) -> EpisodeList:
+        """The same tasks with every floating-point tensor in ``dtype``."""
+        return EpisodeList(tuple(e.float_as(dtype) for e in self.episodes))
+
+    def split(self, chunk: int) -> list[EpisodeList]:
+        """Consecutive sub-lists of at most ``chunk`` tasks."""
+        return [EpisodeList(self.episodes[i : i + chunk]) for i in range(0, len(self), chunk)]
+
+    def groups(self) -> list[tuple[list[int], EpisodeBatch]]:
+        """The tasks with equal ways and support/query shapes, stacked: ``(task indices, batch)``
+        per group, groups in order of their first task."""
+        by_shape: dict[tuple, list[int]] = {}
+        for index, e in enumerate(self.episodes):
+            key = (e.ways, tuple(e.support_x.shape), tuple(e.query_x.shape))
+            by_shape.setdefault(key, []).append(index)
+        return [
+            (indices, EpisodeBatch.stack([self.episodes[i] for i in indices]))
+            for indices in by_shape.values()
+        ]
+
+
+def collate(episodes: list[Episode]) -> EpisodeBatch | EpisodeList:
+    """Same-shaped episodes stacked into an :class:`EpisodeBatch`; otherwise an
+    :class:`EpisodeList`."""
+    first = episodes[0] if episodes else None
+    same = first is not None and all(
+        e.ways == first.ways
+        and e.support_x.shape == first.support_x.shape
+        and e.query_x.shape == first.query_x.shape
+        for e in episodes
+    )
+    return EpisodeBatch.stack(episodes) if same else EpisodeList(tuple(episodes))

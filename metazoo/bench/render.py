@@ -107,6 +107,10 @@ def _protocol_lines(results: ResultSet) -> list[str]:
         cells = [c for (_, b), c in results.cells.items() if b == benchmark]
         p = cells[0].protocol
         shape = f"{p.get('ways')}-way " if p.get("ways") else ""
+        if p.get("episode_shape") == "varied":  # Meta-Dataset's distribution: no one shape
+            shape = "varied ways and shots (Meta-Dataset); first episode: "
+        if p.get("domain"):
+            shape = f"cross-domain {p['domain']}, {shape}"
         steps = ", ".join(
             f"{c.learner} {c.protocol.get('inner_steps')}"
             for c in cells

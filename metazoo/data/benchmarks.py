@@ -17,7 +17,15 @@ from metazoo.data.dataset import ClassDataset
 from metazoo.data.sampler import EpisodeSampler, SamplerConfig
 from metazoo.data.sinusoid import SinusoidConfig, SinusoidSampler
 
-__all__ = ["make_sampler", "list_benchmarks", "LOADERS", "load_split", "SPLITS"]
+__all__ = [
+    "make_sampler",
+    "list_benchmarks",
+    "LOADERS",
+    "load_split",
+    "SPLITS",
+    "dataset_of",
+    "benchmark_protocol",
+]
 
 SPLITS = ("train", "val", "test")
 
@@ -45,9 +53,11 @@ LOADERS: dict[str, Callable[..., ClassDataset]] = {
     "cifarfs": _lazy("metazoo.data.cifar", "cifarfs_split"),
     "fc100": _lazy("metazoo.data.cifar", "fc100_split"),
     "cub": _lazy("metazoo.data.cub", "cub_split"),
+    "metadataset": _lazy("metazoo.data.metadataset", "metadataset_split"),
+    "emnist": _lazy("metazoo.data.emnist", "emnist_split"),
 }
 # options that shape episodes, not the loaded data
-_SAMPLER_OPTIONS = {"rotations"}
+_SAMPLER_OPTIONS = {"rotations", "varied", "min_ways", "hierarchy"}
 
 
 def list_benchmarks() -> list[str]:
@@ -66,7 +76,8 @@ def load_split(dataset: str, split: str, **options: Any) -> ClassDataset:
         raise ValueError(f"no loader for dataset {dataset!r}; known: {sorted(LOADERS)}")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    return _cached_split(dataset, split, tuple(sorted(options.items())))
+    frozen = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+    return _cached_split(dataset, split, tuple(sorted(frozen.items())))
 
 
 def _episode_shape(card: dict[str, Any], split: str) -> dict[str, Any]:
@@ -120,12 +131,66 @@ def make_sampler(
         shape.pop("ways")
         config, _ = _split_overrides(overrides, fields, set())
         return SinusoidSampler(SinusoidConfig(**{**shape, **config}), benchmark, split, seed)
-    card_options = dict(card.get("dataset_options") or {})
+    dataset_name, card_options = dataset_of(card, split)
     fields = {f.name for f in dataclasses.fields(SamplerConfig)}
     data_keys = (set(card_options) | {"root", "image_size"}) - _SAMPLER_OPTIONS
     config, data = _split_overrides(overrides, fields, data_keys)
     data = {**{k: v for k, v in card_options.items() if k not in _SAMPLER_OPTIONS}, **data}
     sampler_defaults = {k: v for k, v in card_options.items() if k in _SAMPLER_OPTIONS}
-    dataset = load_split(card["dataset"], split, **data)
-    config = SamplerConfig(**{**_episode_shape(card, split), **sampler_defaults, **config})
-    return EpisodeSampler(dataset, config, benchmark, split, seed)
+    config = {**_episode_shape(card, split), **sampler_defaults, **config}
+    if dataset_name == "metadataset":
+        return _metadataset_sampler(benchmark, split, seed, data, config)
+    dataset = load_split(dataset_name, split, **data)
+    return EpisodeSampler(dataset, SamplerConfig(**config), benchmark, split, seed)
+
+
+def dataset_of(card: dict[str, Any], split: str) -> tuple[str, dict[str, Any]]:
+    """The dataset and dataset options a split of a benchmark reads: the card's ``test_dataset``
+    and ``test_dataset_options`` for the test split of a cross-domain benchmark (trained on one
+    dataset, tested on another), else ``dataset`` and ``dataset_options``."""
+    if split == "test" and card.get("test_dataset"):
+        return card["test_dataset"], dict(card.get("test_dataset_options") or {})
+    return card["dataset"], dict(card.get("dataset_options") or {})
+
+
+def benchmark_protocol(benchmark: Any) -> dict[str, Any]:
+    """What a result records about a card's data protocol: ``domain`` (``train -> test``
+    datasets) for a cross-domain benchmark, ``episode_shape: varied`` for Meta-Dataset's
+    episodes of varying ways and shots, ``sources`` for Meta-Dataset; empty otherwise."""
+    if not isinstance(benchmark, str):
+        return {}
+    card = benchmark_card(benchmark)
+    options, protocol = card.get("dataset_options") or {}, {}
+    if card.get("test_dataset"):
+        protocol["domain"] = f"{card['dataset']} -> {card['test_dataset']}"
+    if options.get("varied"):
+        protocol["episode_shape"] = "varied"
+    if options.get("sources"):
+        protocol["sources"] = list(options.get("test_sources") or options["sources"])
+    return protocol
+
+
+def _metadataset_sampler(benchmark: str, split: str, seed: int, data: dict, config: dict):
+    """One source's sampler, or a :class:`MultiSourceSampler` over several (one per episode).
+
+    ``sources`` are the training sources; ``test_sources`` (default: ``sources``) the test
+    split's. Each source's episodes are seeded by ``<benchmark>/<source>``, so a source's
+    episodes are the same alone (per-source evaluation) as inside the multi-source sampler.
+    """
+    from metazoo.data.metadataset import QUIRKS
+    from metazoo.data.multisource import MultiSourceSampler
+
+    sources = data.pop("sources", None)
+    test_sources = data.pop("test_sources", None)
+    sources = list(test_sources or sources) if split == "test" else list(sources or [])
+    samplers = {}
+    for source in sources:
+        dataset = load_split("metadataset", split, source=source, **data)
+        hierarchy = "within" if QUIRKS.get(source, {}).get("hierarchy") and dataset.superclass is not None else "uniform"  # fmt: skip
+        options = {"hierarchy": hierarchy, **config}
+        samplers[source] = EpisodeSampler(
+            dataset, SamplerConfig(**options), f"{benchmark}/{source}", split, seed
+        )
+    if len(samplers) == 1:
+        return samplers[sources[0]]
+    return MultiSourceSampler(samplers, benchmark, split, seed)

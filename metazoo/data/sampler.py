@@ -27,7 +27,8 @@ from metazoo.data.augment import make_augment
 from metazoo.data.dataset import ClassDataset
 from metazoo.data.draws import choose_by_keys, choose_images, episode_uniforms, first_distinct
 from metazoo.data.seeding import generator_for
-from metazoo.episode import Episode, EpisodeBatch
+from metazoo.data.varied import VariedShape, draw_shots, draw_ways
+from metazoo.episode import Episode, EpisodeBatch, EpisodeList
 
 __all__ = ["SamplerConfig", "EpisodeSampler", "MODES", "HIERARCHIES"]
 
@@ -61,6 +62,12 @@ class SamplerConfig:
     replacement: bool = False
     #: Where the split's images live and episodes are returned (``"cpu"``, ``"cuda"``).
     device: str | torch.device = "cpu"
+    #: Meta-Dataset's episodes of varying ways and shots (:mod:`metazoo.data.varied`): ``ways``
+    #: is then the most classes per episode, ``queries`` the most queries per class, ``shots``
+    #: unused; batches are :class:`~metazoo.episode.EpisodeList`.
+    varied: bool = False
+    #: With ``varied``: the fewest classes per episode.
+    min_ways: int = 5
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the bad field."""
@@ -73,6 +80,22 @@ class SamplerConfig:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.hierarchy not in HIERARCHIES:
             raise ValueError(f"hierarchy must be one of {HIERARCHIES}, got {self.hierarchy!r}")
+        if self.varied:
+            self.varied_shape().validate()
+            if self.augment is not None or self.meta_batch_diversity:
+                raise ValueError(
+                    "varied episodes take neither `augment` nor `meta_batch_diversity`; "
+                    "turn those off or use fixed-size episodes (varied=False)"
+                )
+
+    def varied_shape(self) -> VariedShape:
+        """The bounds of the varied-episode distribution this config gives."""
+        return VariedShape(min_ways=self.min_ways, max_ways=self.ways, max_queries=self.queries)
+
+    @property
+    def fewest_ways(self) -> int:
+        """The fewest classes an episode can have (``ways``, or ``min_ways`` when varied)."""
+        return self.min_ways if self.varied else self.ways
 
 
 class EpisodeSampler:
@@ -148,8 +171,11 @@ class EpisodeSampler:
         """Episode ``index`` of this split: the same for the same benchmark, split, seed and options."""
         return self.episodes([index]).task(0)
 
-    def episodes(self, indices: Sequence[int]) -> EpisodeBatch:
-        """The episodes ``indices`` stacked into a meta-batch (task ``j`` is ``episode(indices[j])``)."""
+    def episodes(self, indices: Sequence[int]) -> EpisodeBatch | EpisodeList:
+        """The episodes ``indices`` stacked into a meta-batch (task ``j`` is ``episode(indices[j])``);
+        an :class:`~metazoo.episode.EpisodeList` for varied episodes."""
+        if self.config.varied:
+            return EpisodeList(tuple(self._varied_episode(i) for i in indices))
         return self._assemble(self._draw(list(indices)))
 
     def batch(self, index: int, meta_batch: int) -> EpisodeBatch:
@@ -211,22 +237,28 @@ class EpisodeSampler:
         self._members = torch.stack(
             [torch.nn.functional.pad(m, (0, width - len(m))) for m in members]
         )
-        self._eligible = torch.nonzero(self._member_counts >= self.config.ways).flatten()
+        self._eligible = torch.nonzero(self._member_counts >= self.config.fewest_ways).flatten()
         if needs and len(self._eligible) == 0:
             raise ValueError(
-                f"{self._where()}: no superclass has {self.config.ways} classes (largest has "
+                f"{self._where()}: no superclass has {self.config.fewest_ways} classes (largest has "
                 f"{width}); lower `ways` or use hierarchy='uniform'"
             )
 
     def _check_sizes(self) -> None:
-        ways = self.config.ways
+        ways = self.config.fewest_ways
+        if self.config.varied and int(self._counts.min()) < 2:
+            name = self.dataset.class_names[int(torch.argmin(self._counts))]
+            raise ValueError(
+                f"{self._where()}: varied episodes need 2 images per class (a shot and a query) "
+                f"but class {name!r} has 1; remove it from the split"
+            )
         if ways > self.num_classes:
             raise ValueError(
                 f"{self._where()}: ways={ways} but the split has only {self.num_classes} classes"
                 f"{' (after rotations)' if self.config.rotations else ''}; lower `ways`"
             )
         smallest = int(self._counts.min())
-        if self._need > smallest and not self.config.replacement:
+        if self._need > smallest and not (self.config.replacement or self.config.varied):
             name = self.dataset.class_names[int(torch.argmin(self._counts))]
             raise ValueError(
                 f"{self._where()}: shots+queries={self._need} but class {name!r} has only {smallest} "
@@ -291,6 +323,34 @@ class EpisodeSampler:
         rows = self._order[self._offsets[base][..., None] + picks]
         rows += (rotation * self._num_images)[..., None]
         return {"classes": classes, "rows": rows, "augment": augment}
+
+    def _varied_episode(self, index: int) -> Episode:
+        """Episode ``index`` from Meta-Dataset's distribution (see :mod:`metazoo.data.varied`)."""
+        generator = generator_for(self.benchmark, self.split, self.seed, "varied", index)
+        shape = self.config.varied_shape()
+        members = torch.arange(self.num_classes)
+        if self._by_superclass:
+            group = self._eligible[torch.randint(len(self._eligible), (), generator=generator)]
+            members = self._members[group, : self._member_counts[group]]
+        ways = draw_ways(shape, len(members), generator)
+        classes = members[torch.randperm(len(members), generator=generator)[:ways]]
+        base, rotation = classes % self._base_classes, classes // self._base_classes
+        shots, queries = draw_shots(shape, self._counts[base], generator)
+        rows = [
+            self._order[
+                self._offsets[b] + torch.randperm(int(n), generator=generator)[: k + queries]
+            ]
+            + r * self._num_images
+            for b, n, k, r in zip(base, self._counts[base], shots.tolist(), rotation)
+        ]
+        labels = torch.arange(ways)
+        support = self._gather(torch.cat([r[:k] for r, k in zip(rows, shots.tolist())]))
+        support_y = self._to_device(labels.repeat_interleave(shots))
+        if self.config.mode == "train-train":
+            return Episode(support, support_y, support, support_y, ways, self._to_device(classes))
+        query = self._gather(torch.cat([r[k:] for r, k in zip(rows, shots.tolist())]))
+        query_y = self._to_device(labels.repeat_interleave(queries))
+        return Episode(support, support_y, query, query_y, ways, self._to_device(classes))
 
     def _assemble(self, draw: dict[str, Any]) -> EpisodeBatch:
         """Gather the images of all tasks at once, straight into support and query order."""

@@ -42,6 +42,7 @@ from metazoo.engine.functional import (
     parameters_of,
     task_loss,
     task_metric,
+    visible_logits,
 )
 from metazoo.engine.inner import INNER_OPTIMIZERS, InnerLoop, LearningRate
 from metazoo.engine.objective import (
@@ -90,6 +91,7 @@ __all__ = [
     "summarize",
     "task_loss",
     "task_metric",
+    "visible_logits",
     "task_objective",
     "task_scores",
 ]

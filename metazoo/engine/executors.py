@@ -31,7 +31,7 @@ from metazoo.engine.batchnorm import BatchNormMode, bn_mode
 from metazoo.engine.functional import buffers_of, forward
 from metazoo.engine.inner import InnerLoop, autograd_grads, functorch_grads, run_inner_loop
 from metazoo.engine.task import MetaParams, TaskOutput, detached, task_objective
-from metazoo.episode import EpisodeBatch
+from metazoo.episode import EpisodeBatch, EpisodeList
 
 __all__ = [
     "EXECUTORS",
@@ -39,6 +39,7 @@ __all__ = [
     "InnerLoopDivergence",
     "resolve_executor",
     "run_tasks",
+    "run_groups",
     "backward_in_chunks",
     "raise_if_diverged",
     "adapt",
@@ -165,7 +166,7 @@ _RUN = {"sequential": sequential, "vectorized": vectorized}
 
 def run_tasks(
     model: nn.Module,
-    batch: EpisodeBatch,
+    batch: EpisodeBatch | EpisodeList,
     loop: InnerLoop,
     meta: MetaParams,
     *,
@@ -179,7 +180,9 @@ def run_tasks(
     Args:
         model: any ``nn.Module`` (not modified; its buffers are copied unless ``bn_policy`` is
             ``running``).
-        batch: T tasks; ``support_x (T, N*K, *x)``, ``query_x (T, N*Q, *x)``.
+        batch: T tasks; ``support_x (T, N*K, *x)``, ``query_x (T, N*Q, *x)``; or an
+            :class:`EpisodeList` of tasks of different sizes, whose same-shaped tasks run
+            together (see :func:`run_groups`).
         loop: static inner-loop settings.
         meta: outer weights, learning rates and overrides (tensors may require grad).
         outer: keep the graph back to ``meta`` (meta-training); False adapts detached copies
@@ -196,6 +199,9 @@ def run_tasks(
     """
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive number of tasks or None, got {chunk_size}")
+    if isinstance(batch, EpisodeList):
+        settings = {"outer": outer, "every_step": every_step, "executor": executor}
+        return run_groups(model, batch, loop, meta, chunk_size=chunk_size, **settings)
     if outer:  # frozen parameters stay out; evaluation adapts detached copies of all chosen
         loop = loop.bound_to(meta.weights)
     else:
@@ -214,6 +220,46 @@ def run_tasks(
     facts = {"ways": ways, "every_step": every_step, "outer": outer}
     parts = [_RUN[name](model, loop, meta, buffers, chunk, **facts) for chunk in chunks]
     return parts[0] if len(parts) == 1 else TaskResults.concatenate(parts)
+
+
+def run_groups(
+    model: nn.Module,
+    batch: EpisodeList,
+    loop: InnerLoop,
+    meta: MetaParams,
+    **settings,
+) -> TaskResults:
+    """:func:`run_tasks` on tasks of different sizes: each group of same-shaped tasks runs as one
+    meta-batch (vectorized where the executor allows), a task alone falls back to a batch of one.
+
+    Args:
+        batch: T tasks of any sizes. Their fast weights must share shapes: a classifier's head
+            is padded to the largest ways (``loop.padded_head``) or all tasks have the same ways.
+        **settings: ``outer``, ``every_step``, ``executor``, ``chunk_size`` of :func:`run_tasks`.
+
+    Returns:
+        :class:`TaskResults` of the T tasks in the order of ``batch``.
+    """
+    ways = {task.ways for task in batch}
+    if len(ways) > 1 and not loop.padded_head and loop.task == "classification":
+        raise ValueError(
+            f"the tasks have different ways {sorted(ways)} but the head is not padded: create "
+            "the learner with padded_head=True and a head of the largest ways (metazoo."
+            "build_learner does this for a benchmark with varied episodes)"
+        )
+    order, parts = [], []
+    for indices, group in batch.groups():
+        order += indices
+        parts.append(run_tasks(model, group, loop, meta, **settings))
+    results = parts[0] if len(parts) == 1 else TaskResults.concatenate(parts)
+    back = torch.argsort(torch.tensor(order)).to(results.metric.device)
+    weights = results.fast_weights
+    return TaskResults(
+        results.query_losses[back],
+        results.metric[back],
+        results.support_losses[back],
+        None if weights is None else {n: w[back] for n, w in weights.items()},
+    )
 
 
 def backward_in_chunks(

@@ -27,6 +27,7 @@ __all__ = [
     "task_metric",
     "metric_name",
     "check_task",
+    "visible_logits",
 ]
 
 #: The task types the engine computes a loss for.
@@ -82,9 +83,29 @@ def forward(
     return functional_call(model, merged, (x,), strict=False)
 
 
-def _check_output(out: Tensor, y: Tensor, task: str, ways: int | None) -> None:
+def visible_logits(out: Tensor, ways: int | None, padded_head: bool) -> Tensor:
+    """The logits of a task's ``ways`` classes: the first ``ways`` columns of a padded head
+    (the wider head's other classes are masked out), else ``out`` as it is.
+
+    Args:
+        out: ``(n, W)`` logits, ``W >= ways`` for a padded head.
+    """
+    if not padded_head or ways is None or out.dim() != 2 or out.shape[-1] < ways:
+        return out
+    return out[:, :ways]
+
+
+def _check_output(
+    out: Tensor, y: Tensor, task: str, ways: int | None, padded_head: bool = False
+) -> None:
     if task == "classification":
-        if out.dim() != 2 or (ways is not None and out.shape[-1] != ways):
+        if padded_head and out.dim() == 2 and ways is not None and out.shape[-1] < ways:
+            raise ValueError(
+                f"the padded head has {out.shape[-1]} outputs but an episode is {ways}-way: "
+                "build the model with out_features at least the benchmark's largest ways "
+                "(the card's `ways`)"
+            )
+        if out.dim() != 2 or (ways is not None and out.shape[-1] != ways and not padded_head):
             raise ValueError(
                 f"the model outputs shape {tuple(out.shape)} for {y.shape[0]} inputs, but the "
                 f"episodes are {ways}-way: build the model with out_features={ways} "
@@ -97,7 +118,9 @@ def _check_output(out: Tensor, y: Tensor, task: str, ways: int | None) -> None:
         )
 
 
-def task_loss(out: Tensor, y: Tensor, task: str, ways: int | None = None) -> Tensor:
+def task_loss(
+    out: Tensor, y: Tensor, task: str, ways: int | None = None, padded_head: bool = False
+) -> Tensor:
     """Cross-entropy (classification) or mean squared error (regression) of one task.
 
     Args:
@@ -105,13 +128,14 @@ def task_loss(out: Tensor, y: Tensor, task: str, ways: int | None = None) -> Ten
         y: ``(n,)`` int64 labels or ``(n, *y)`` float targets.
         task: ``classification`` or ``regression``.
         ways: N, checked against the logits' width when given.
+        padded_head: the head is wider than ``ways``; only the first ``ways`` logits count.
 
     Raises:
         ValueError: when the output shape does not fit the task, saying how to build the model.
     """
-    _check_output(out, y, task, ways)
+    _check_output(out, y, task, ways, padded_head)
     if task == "classification":
-        return F.cross_entropy(out, y)
+        return F.cross_entropy(visible_logits(out, ways, padded_head), y)
     return F.mse_loss(out, y)
 
 

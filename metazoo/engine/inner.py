@@ -68,6 +68,9 @@ class InnerLoop:
     adam_betas: tuple[float, float] = (0.9, 0.999)
     #: Adam's epsilon (also keeps ``sqrt`` differentiable at a zero second moment).
     adam_eps: float = 1e-8
+    #: The head is padded to the largest ways of varied episodes: a task's logits are the first
+    #: ``ways`` outputs (the others masked out), so every task shares one set of weight shapes.
+    padded_head: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.steps, int) or self.steps < 0:
@@ -229,7 +232,7 @@ def run_inner_loop(
             out = forward(
                 model, {**fixed, **current}, buffers, support_x, override_at(overrides, step)
             )
-            return task_loss(out, support_y, loop.task, ways)
+            return task_loss(out, support_y, loop.task, ways, loop.padded_head)
 
         grads, loss = grad_fn(support_loss, adapted, buffers)
         losses.append(loss.detach())

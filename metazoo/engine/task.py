@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from metazoo.engine.functional import forward, task_loss, task_metric
+from metazoo.engine.functional import forward, task_loss, task_metric, visible_logits
 from metazoo.engine.inner import GradFn, InnerLoop, LearningRate, override_at, run_inner_loop
 
 __all__ = ["MetaParams", "TaskOutput", "task_objective", "detached"]
@@ -92,11 +92,10 @@ def task_objective(
     losses, out = [], None
     for i, weights in enumerate(trajectory):
         out = forward(model, weights, buffers, qx, override_at(meta.overrides, first + i))
-        losses.append(task_loss(out, qy, loop.task, ways))
+        losses.append(task_loss(out, qy, loop.task, ways, loop.padded_head))
     support_losses = torch.stack(support) if support else qx.new_zeros(0)
-    return TaskOutput(
-        torch.stack(losses), task_metric(out, qy, loop.task), support_losses, trajectory[-1]
-    )
+    metric = task_metric(visible_logits(out, ways, loop.padded_head), qy, loop.task)
+    return TaskOutput(torch.stack(losses), metric, support_losses, trajectory[-1])
 
 
 def detached(tree):

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from metazoo import distributed as dist
 from metazoo._atomic import json_safe
-from metazoo.episode import Episode, EpisodeBatch
+from metazoo.episode import Episode, collate
 from metazoo.evaluation.episodes import combine_digests, episode_digest, sampler_options
 from metazoo.evaluation.provenance import MemoryMeter, environment
 from metazoo.evaluation.stats import mean_ci95
@@ -216,7 +216,7 @@ def score_block(learner: nn.Module, episodes: list[Episode]) -> list[float]:
     if not has_score_episodes(learner):
         return [_run_episode(learner, e) for e in episodes]
     with torch.no_grad():  # the learner switches autograd on where its adaptation needs it
-        return learner.score_episodes(EpisodeBatch.stack(episodes)).tolist()
+        return learner.score_episodes(collate(episodes)).tolist()
 
 
 def evaluate(
@@ -293,6 +293,13 @@ def _gathered(digests: list[int], episodes: int) -> str:
     return combine_digests([int(h) << 32 | int(lo) for lo, h in zip(low, high)])
 
 
+def _data_protocol(benchmark: Any) -> dict[str, Any]:
+    """The card's cross-domain / varied-episode facts (none for a custom benchmark object)."""
+    from metazoo.data.benchmarks import benchmark_protocol
+
+    return benchmark_protocol(benchmark)
+
+
 def _result(learner, benchmark, split, seed, scores, first, busy, start, memory, device):
     mean, ci95, std = mean_ci95(scores)
     name, config = learner_name(learner), config_dict(learner)
@@ -314,6 +321,6 @@ def _result(learner, benchmark, split, seed, scores, first, busy, start, memory,
         tasks_per_s=len(scores) / busy if busy > 0 else math.inf,
         seconds=time.perf_counter() - start,
         peak_memory_mb=memory.peak_mb,
-        protocol=_protocol(first, config, learner, len(scores)),
+        protocol={**_protocol(first, config, learner, len(scores)), **_data_protocol(benchmark)},
         provenance=provenance,
     )

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from metazoo.episode import EpisodeBatch
+from metazoo.episode import EpisodeBatch, EpisodeList
 from metazoo.metrics import episode_score
 
 __all__ = ["episodic_loss", "class_means"]
@@ -41,13 +41,16 @@ def class_means(features: Tensor, labels: Tensor, ways: int) -> Tensor:
 
 
 def episodic_loss(
-    learner: nn.Module, batch: EpisodeBatch, loss_fn: Callable[[Tensor, Tensor], Tensor]
+    learner: nn.Module,
+    batch: EpisodeBatch | EpisodeList,
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
 ) -> tuple[Tensor, dict[str, float]]:
     """``meta_loss`` of a learner whose tasks run one at a time through ``adapt`` and ``predict``.
 
     Args:
         learner: has ``adapt(support_x, support_y)`` and ``predict(state, query_x)``.
-        batch: T tasks, ``support_x (T, N*K, *x)``, ``query_x (T, N*Q, *x)``.
+        batch: T tasks, ``support_x (T, N*K, *x)``, ``query_x (T, N*Q, *x)``, or an
+            :class:`EpisodeList` of tasks of different ways and shots.
         loss_fn: ``(predictions (N*Q, N), query_y (N*Q,)) -> scalar`` query loss of one task.
 
     Returns:
@@ -60,5 +63,5 @@ def episodic_loss(
         prediction = learner.predict(learner.adapt(task.support_x, task.support_y), task.query_x)
         losses.append(loss_fn(prediction, task.query_y))
         scores.append(episode_score(prediction, task.query_y))
-    name = "mse" if batch.query_y.is_floating_point() else "accuracy"
+    name = "mse" if batch.is_regression else "accuracy"
     return torch.stack(losses).mean(), {name: float(torch.stack(scores).mean())}

@@ -42,6 +42,9 @@ from metazoo.learners.maml_parts import (
 
 __all__ = ["MAML", "head_parameter_names", "multi_step_loss_weights"]
 
+#: Entry of a padded-head learner's adapted state that holds the task's ways.
+WAYS_KEY = "task_ways"
+
 _MAMLPP = {
     "inner_steps": 5,
     "bn_policy": "per_step",
@@ -107,6 +110,9 @@ class MAML(nn.Module):
         chunk_size: int | None = None
         #: ``classification`` (cross-entropy) or ``regression`` (MSE); filled by build_learner.
         task: str = "classification"
+        #: The head has the largest ways of varied episodes and a task uses its first N logits
+        #: (the rest masked out); filled by build_learner for benchmarks with varied episodes.
+        padded_head: bool = False
 
     def __init__(self, model: nn.Module | None, config: Config):
         super().__init__()
@@ -160,6 +166,7 @@ class MAML(nn.Module):
             task=cfg.task,
             bn_policy=cfg.bn_policy,
             adapt_names=self.adapt_names,
+            padded_head=cfg.padded_head,
         )
 
     def step_weights(self, step: int | None) -> Tensor | None:
@@ -246,11 +253,17 @@ class MAML(nn.Module):
             if not (self.training and torch.is_grad_enabled()):
                 last = {n: w.detach() for n, w in last.items()}
             fast = {**fast, **last}
+        if self.config.padded_head and self.config.task == "classification":
+            fast[WAYS_KEY] = torch.tensor(int(support_y.max()) + 1)  # for predict's logits
         return fast
 
     def predict(self, state: dict[str, Tensor], query_x: Tensor) -> Tensor:
         """Logits ``(N*Q, N)`` or outputs ``(N*Q, *y)`` for ``query_x (N*Q, *x)``."""
-        return engine.predict(self.model, state, query_x, self.config.bn_policy)
+        weights = {n: w for n, w in state.items() if n != WAYS_KEY}
+        out = engine.predict(self.model, weights, query_x, self.config.bn_policy)
+        if WAYS_KEY in state:
+            return engine.visible_logits(out, int(state[WAYS_KEY]), True)
+        return out
 
 
 def _check_choices(config: MAML.Config) -> None:

@@ -78,7 +78,7 @@ def build_train_step(
         _check_fast_step(learner)
     if has_outer_step(learner):
         return _outer_step(learner, optimizer, meta_batch, fail)
-    if steps_by_gradient(learner):
+    if steps_by_gradient(learner) and isinstance(example, EpisodeBatch):  # not varied episodes
         return _gradient_step(learner, optimizer, example, config, meta_batch, fail)
     return _loss_step(learner, optimizer, config, meta_batch, fail)
 

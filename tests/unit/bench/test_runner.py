@@ -157,3 +157,42 @@ def test_a_suite_killed_with_sigkill_resumes_without_losing_or_duplicating(tmp_p
         assert killed["status"] == straight["status"] == "ok"
         assert killed["result"]["scores"] == straight["result"]["scores"]
     assert sorted(p.name for p in (tmp_path / "killed").glob("*.json")) == sorted(names)
+
+
+def test_a_result_of_other_code_is_kept_aside_and_its_cell_runs_again(tmp_path, learners):
+    tiny, _ = learners
+    suite = _suite(tiny)
+    first = run_suite(suite, tmp_path).done[0]
+    record = json.loads(first.read_text())
+    record["environment"]["git"] = {"sha": "0" * 40, "dirty": False}  # as written by older code
+    record["finished"] = "2026-01-01T00:00:00+00:00"
+    write_json_atomic(record, first)
+    again = run_suite(suite, tmp_path)
+    assert again.done == [first] and not again.skipped
+    assert json.loads(first.read_text())["environment"]["git"]["sha"] != "0" * 40
+    kept = tmp_path / "superseded" / f"{first.stem}__2026-01-01T00:00:00+00:00.json"
+    assert json.loads(kept.read_text())["environment"]["git"]["sha"] == "0" * 40
+    assert run_suite(suite, tmp_path).skipped == [first]  # same code: done
+
+
+def test_also_on_tests_the_same_model_on_more_benchmarks(tmp_path):
+    from metazoo.bench import collect
+
+    suite = parse_suite(
+        {
+            "name": "unit",
+            "train": {"steps": 2, "meta_batch": 2, "val_every": 0},
+            "eval": {"episodes": 4, "also_on": ["omniglot-20w1s"]},
+            "build": {"backbone_options": {"hidden": 8}},
+            "runs": [{"benchmark": "omniglot-5w1s", "learners": ["protonet"]}],
+        }
+    )
+    report = run_suite(suite, tmp_path)
+    record = json.loads(report.done[0].read_text())
+    assert record["also_on"]["omniglot-20w1s"]["protocol"]["ways"] == 20
+    cells = collect(tmp_path).cells
+    assert sorted(cells) == [("protonet", "omniglot-20w1s"), ("protonet", "omniglot-5w1s")]
+    assert (
+        cells[("protonet", "omniglot-20w1s")].scores
+        == record["also_on"]["omniglot-20w1s"]["scores"]
+    )

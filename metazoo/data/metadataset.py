@@ -1,0 +1,147 @@
+"""Meta-Dataset (Triantafillou et al., ICLR 2020) in its converted form, one source at a time.
+
+Layout, as Meta-Dataset's converter writes it and P>M>F (Hu et al., CVPR 2022) republishes it,
+under ``<root>/metadataset/<source>/``:
+
+* ``dataset_spec.json``: the converter's spec. ``classes_per_split`` (keys ``TRAIN``/``VALID``/
+  ``TEST``, with or without a ``Split.`` prefix) fixes the official class split: class ids
+  ``0..train-1`` are meta-train, the next ``valid`` meta-validation, the rest meta-test.
+  ``class_names`` maps ids to names; bilevel sources (Omniglot) add ``classes_per_superclass``
+  and ``superclass_names`` (superclass ids in class-id order).
+* per class id ``c``: a folder ``<c>/`` of image files, or P>M>F's ``<c>.h5`` (groups ``0``,
+  ``1``, ... each with an ``image`` dataset, ``(H, W, 3)`` uint8; needs ``h5py``).
+
+Per-source quirks of the protocol (:data:`QUIRKS`): Omniglot and ILSVRC episodes draw their classes
+inside one superclass (alphabet; ILSVRC's grouping where the spec gives one), MSCOCO and Traffic
+Sign are test-only, Traffic Sign's images (consecutive video frames) are shuffled.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from metazoo._optional import require
+from metazoo.data.dataset import ClassDataset
+from metazoo.data.images import _class_files, decode_image
+from metazoo.data.paths import data_root, require_dir
+from metazoo.data.seeding import generator_for
+
+__all__ = ["SOURCES", "QUIRKS", "metadataset_split", "read_spec", "split_classes"]
+
+#: The ten sources, by the converter's names.
+SOURCES = (
+    "ilsvrc_2012", "omniglot", "aircraft", "cu_birds", "dtd",
+    "quickdraw", "fungi", "vgg_flower", "traffic_sign", "mscoco",
+)  # fmt: skip
+#: source -> its protocol quirks.
+QUIRKS: dict[str, dict[str, bool]] = {
+    "ilsvrc_2012": {"hierarchy": True},
+    "omniglot": {"hierarchy": True},
+    "traffic_sign": {"test_only": True, "shuffle": True},
+    "mscoco": {"test_only": True},
+}
+_SPLIT_KEYS = {"train": "TRAIN", "val": "VALID", "test": "TEST"}
+_FIX = "convert it with Meta-Dataset's converter (see docs/metadataset.md)"
+
+
+def read_spec(folder: Path) -> dict:
+    """A source's ``dataset_spec.json``, with ``classes_per_split`` keyed ``TRAIN/VALID/TEST``."""
+    path = folder / "dataset_spec.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: every source needs its spec; {_FIX}")
+    spec = json.loads(path.read_text())
+    per_split = {k.split(".")[-1].upper(): int(v) for k, v in spec["classes_per_split"].items()}
+    missing = sorted(set(_SPLIT_KEYS.values()) - set(per_split))
+    if missing:
+        raise ValueError(f"{path}: classes_per_split lacks {missing}; {_FIX}")
+    return {**spec, "classes_per_split": per_split}
+
+
+def split_classes(spec: dict, split: str) -> range:
+    """The class ids of ``split`` (``train``, ``val``, ``test``): the official split."""
+    counts = spec["classes_per_split"]
+    train, valid = counts["TRAIN"], counts["VALID"]
+    start, size = {"train": (0, train), "val": (train, valid), "test": (train + valid, counts["TEST"])}[split]  # fmt: skip
+    return range(start, start + size)
+
+
+def _superclasses(spec: dict, classes: range) -> tuple[torch.Tensor, list[str]] | None:
+    per_superclass = spec.get("classes_per_superclass")
+    if not per_superclass:
+        return None
+    sizes = [int(per_superclass[str(s)]) for s in range(len(per_superclass))]
+    of_class = torch.arange(len(sizes)).repeat_interleave(torch.tensor(sizes))
+    used, local = torch.unique(of_class[list(classes)], return_inverse=True)
+    names = spec.get("superclass_names") or {}
+    return local, [str(names.get(str(s), s)) for s in used.tolist()]
+
+
+def _read_class(folder: Path, class_id: int, size: int, channels: int) -> np.ndarray:
+    """``(n, C, size, size)`` uint8 images of one class, from its folder or its ``.h5`` file."""
+    if (folder / str(class_id)).is_dir():
+        files = _class_files(folder / str(class_id))
+        if not files:
+            raise ValueError(f"{folder / str(class_id)} holds no image; {_FIX}")
+        return np.stack([decode_image(str(f), size, channels) for f in files])
+    h5 = folder / f"{class_id}.h5"
+    if not h5.is_file():
+        raise FileNotFoundError(
+            f"class {class_id}: neither {folder / str(class_id)}/ nor {h5}; {_FIX}"
+        )
+    h5py = require("h5py", "metadataset", "reading Meta-Dataset's .h5 classes")
+    from PIL import Image
+
+    images = []
+    with h5py.File(h5, "r") as f:
+        for key in sorted(f, key=int):
+            image = Image.fromarray(np.asarray(f[key]["image"])).convert(
+                "L" if channels == 1 else "RGB"
+            )
+            image = (
+                image.resize((size, size), Image.LANCZOS) if image.size != (size, size) else image
+            )
+            array = np.asarray(image, dtype=np.uint8)
+            images.append(array[None] if channels == 1 else array.transpose(2, 0, 1))
+    return np.stack(images)
+
+
+def metadataset_split(
+    split: str, source: str, root=None, image_size: int = 84, channels: int = 3
+) -> ClassDataset:
+    """One split of one Meta-Dataset source, in memory.
+
+    Args:
+        split: ``train``, ``val`` or ``test``.
+        source: a converted source's folder name (e.g. ``omniglot``; :data:`SOURCES`).
+        root: the data folder holding ``metadataset/`` (default ``$METAZOO_DATA``).
+        image_size: side of the square images (84 in Meta-Dataset).
+        channels: 3 (RGB, Meta-Dataset) or 1 (grey).
+
+    Returns:
+        The split's classes, with superclasses for hierarchical sources.
+    """
+    quirks = QUIRKS.get(source, {})
+    if quirks.get("test_only") and split != "test":
+        raise ValueError(
+            f"Meta-Dataset source {source!r} is test-only: evaluate on it (split='test'), and "
+            "leave it out of the training sources"
+        )
+    folder = require_dir(data_root(root) / "metadataset" / source, f"Meta-Dataset {source}", _FIX)
+    spec = read_spec(folder)
+    classes = split_classes(spec, split)
+    if not classes:
+        raise ValueError(f"Meta-Dataset {source} has no {split} classes; use another split")
+    arrays = [_read_class(folder, c, image_size, channels) for c in classes]
+    if quirks.get("shuffle"):  # stored in frame order; a fixed permutation per class
+        arrays = [a[torch.randperm(len(a), generator=generator_for(source, c)).numpy()] for c, a in zip(classes, arrays)]  # fmt: skip
+    labels = torch.arange(len(arrays)).repeat_interleave(torch.tensor([len(a) for a in arrays]))
+    names = spec.get("class_names") or {}
+    class_names = [str(names.get(str(c), c)) for c in classes]
+    grouping = _superclasses(spec, classes) if quirks.get("hierarchy") else None
+    superclass, superclass_names = grouping if grouping else (None, None)
+    images = torch.from_numpy(np.concatenate(arrays))
+    return ClassDataset(images, labels, class_names, superclass, superclass_names, source)
