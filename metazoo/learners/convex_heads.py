@@ -58,7 +58,7 @@ def svm_weights(support: Tensor, labels: Tensor, ways: int, c: float, jitter: fl
     """
     gram = support @ support.T
     eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
-    gram = gram + jitter * gram.diagonal().mean().detach() * eye
+    gram = gram + jitter * gram.diagonal().mean() * eye
     return svm_dual(gram, labels, ways, c).T @ support
 
 
