@@ -18,7 +18,7 @@ from typing import Any
 from metazoo.evaluation import EvalResult, compare
 from metazoo.evaluation.stats import mean_ci95, sample_std
 
-__all__ = ["Aggregate", "ResultSet", "load_results", "collect"]
+__all__ = ["Aggregate", "ResultSet", "load_results", "collect", "run_label", "as_result"]
 
 #: Significance level of the "not different from the best" marks.
 ALPHA = 0.05
@@ -93,10 +93,16 @@ def load_results(folder: str | Path) -> list[dict[str, Any]]:
     return records
 
 
+def run_label(record: dict[str, Any]) -> str:
+    """The learner, plus ``+variant`` for a cell of a run that names a variant (study suites)."""
+    variant = record.get("variant") or ""
+    return f"{record['learner']}+{variant}" if variant else record["learner"]
+
+
 def _latest_per_run(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     latest: dict[tuple, dict[str, Any]] = {}
     for record in records:
-        key = (record["learner"], record["benchmark"], record["seed"])
+        key = (run_label(record), record["benchmark"], record["seed"])
         if key not in latest or record.get("finished", "") >= latest[key].get("finished", ""):
             latest[key] = record
     return list(latest.values())
@@ -113,7 +119,7 @@ def _aggregate(runs: list[dict[str, Any]]) -> Aggregate:
         )
     per_episode = [sum(col) / len(col) for col in zip(*(r.scores for r in results))]
     return Aggregate(
-        learner=runs[0]["learner"],
+        learner=run_label(runs[0]),
         benchmark=runs[0]["benchmark"],
         metric=first.metric,
         scores=per_episode,
@@ -128,7 +134,7 @@ def _aggregate(runs: list[dict[str, Any]]) -> Aggregate:
     )
 
 
-def _as_result(cell: Aggregate) -> EvalResult:
+def as_result(cell: Aggregate) -> EvalResult:
     return EvalResult(
         cell.learner, cell.benchmark, "test", cell.eval_seed, cell.metric, cell.scores,
         cell.episode_ids, cell.mean, cell.ci95, 0.0, 0.0, 0.0, 0.0, cell.protocol,
@@ -144,7 +150,7 @@ def _mark_column(cells: list[Aggregate]) -> None:
             continue
         cell.paired = cell.episode_ids == best.episode_ids and cell.eval_seed == best.eval_seed
         if cell.paired:
-            cell.p_vs_best = compare(_as_result(cell), _as_result(best)).p_value
+            cell.p_vs_best = compare(as_result(cell), as_result(best)).p_value
         else:  # different episodes: a normal test on the two independent intervals
             se = math.hypot(cell.ci95, best.ci95) / 1.96
             z = abs(cell.mean - best.mean) / se if se > 0 else math.inf
@@ -167,7 +173,7 @@ def collect(folder: str | Path, expected: list[str] | None = None) -> ResultSet:
     failed = [r for r in failed if r["cell"] not in done_keys]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for record in done:
-        groups.setdefault((record["learner"], record["benchmark"]), []).append(record)
+        groups.setdefault((run_label(record), record["benchmark"]), []).append(record)
     result = ResultSet(suite=records[0].get("suite") if records else None, failed=failed)
     result.cells = {key: _aggregate(runs) for key, runs in groups.items()}
     if expected:  # the suite's order: learners and benchmarks as the suite lists them
