@@ -22,7 +22,7 @@ from metazoo.evaluation.episodes import episode_mismatch
 from metazoo.evaluation.provenance import check_one_version
 from metazoo.evaluation.stats import mean_ci95, sample_std
 
-__all__ = ["Aggregate", "ResultSet", "load_results", "collect"]
+__all__ = ["Aggregate", "ResultSet", "load_results", "collect", "run_label", "as_result"]
 
 #: Significance level of the "not different from the best" marks.
 ALPHA = 0.05
@@ -101,10 +101,16 @@ def load_results(folder: str | Path) -> list[dict[str, Any]]:
     return records
 
 
+def run_label(record: dict[str, Any]) -> str:
+    """The learner, plus ``+variant`` for a cell of a run that names a variant (study suites)."""
+    variant = record.get("variant") or ""
+    return f"{record['learner']}+{variant}" if variant else record["learner"]
+
+
 def _latest_per_run(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     latest: dict[tuple, dict[str, Any]] = {}
     for record in records:
-        key = (record["learner"], record["benchmark"], record["seed"])
+        key = (run_label(record), record["benchmark"], record["seed"])
         if key not in latest or record.get("finished", "") >= latest[key].get("finished", ""):
             latest[key] = record
     return list(latest.values())
@@ -139,7 +145,7 @@ def _aggregate(runs: list[dict[str, Any]]) -> Aggregate:
             )
     per_episode = [sum(col) / len(col) for col in zip(*(r.scores for r in results))]
     return Aggregate(
-        learner=runs[0]["learner"],
+        learner=run_label(runs[0]),
         benchmark=runs[0]["benchmark"],
         metric=first.metric,
         scores=per_episode,
@@ -160,7 +166,7 @@ def _not_paired(a: EvalResult, b: EvalResult) -> str | None:
     return episode_mismatch(a.protocol, b.protocol)
 
 
-def _as_result(cell: Aggregate) -> EvalResult:
+def as_result(cell: Aggregate) -> EvalResult:
     return EvalResult(
         cell.learner, cell.benchmark, "test", cell.eval_seed, cell.metric, cell.scores,
         cell.episode_ids, cell.mean, cell.ci95, 0.0, 0.0, 0.0, 0.0, cell.protocol,
@@ -169,7 +175,7 @@ def _as_result(cell: Aggregate) -> EvalResult:
 
 def _mark_column(cells: list[Aggregate]) -> None:
     for cell in cells[1:]:
-        why = _not_paired(_as_result(cells[0]), _as_result(cell))
+        why = _not_paired(as_result(cells[0]), as_result(cell))
         if why:
             raise ValueError(
                 f"{cell.benchmark}: {cells[0].learner} and {cell.learner} were evaluated on "
@@ -183,7 +189,7 @@ def _mark_column(cells: list[Aggregate]) -> None:
         if cell is best:
             continue
         cell.paired = True
-        cell.p_vs_best = compare(_as_result(cell), _as_result(best)).p_value
+        cell.p_vs_best = compare(as_result(cell), as_result(best)).p_value
         cell.tied_with_best = not (cell.p_vs_best < ALPHA)  # NaN (one episode) counts as tied
 
 
@@ -211,7 +217,7 @@ def collect(
     failed = [r for r in failed if r["cell"] not in done_keys]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for record in done:
-        groups.setdefault((record["learner"], record["benchmark"]), []).append(record)
+        groups.setdefault((run_label(record), record["benchmark"]), []).append(record)
     suite = records[0].get("suite") if records else None
     result = ResultSet(suite=suite, failed=failed, code_version=version)
     result.cells = {key: _aggregate(runs) for key, runs in groups.items()}

@@ -138,6 +138,7 @@ def _record(cell: Cell, suite: Suite, device: str | None) -> dict[str, Any]:
         "suite_path": str(suite.path) if suite.path else None,
         "cell": cell.key,
         "learner": cell.learner,
+        "variant": cell.variant,
         "benchmark": cell.benchmark,
         "seed": cell.seed,
         "settings": cell.settings,

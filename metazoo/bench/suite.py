@@ -16,11 +16,13 @@ A suite file (any path, or a built-in: ``registry/suites/<name>.yaml``) looks li
 
 Each settings block may hold ``config`` (learner config), ``train`` (TrainConfig fields), ``eval``
 (``episodes``, ``seed``, ``shots``, and ``also_on``: more benchmarks the same trained model is
-tested on, e.g. ProtoNet's one 60-way model tested at 5 and 20 ways), ``build`` (``backbone``, ``backbone_options``), ``sampler``
-(sampler overrides for every split) and ``train_sampler`` (train split only, e.g. ProtoNet's 60-way
-training episodes); later, more specific blocks win key by key. A paper preset also names its
-``reference`` (the paper's table) and lists its ``deviations`` from the paper's protocol, which are
-printed under its tables.
+tested on, e.g. ProtoNet's one 60-way model tested at 5 and 20 ways), ``build`` (``backbone``,
+``backbone_options``), ``sampler`` (sampler overrides for every split) and ``train_sampler`` (train
+split only, e.g. ProtoNet's 60-way training episodes); later, more specific blocks win key by key.
+A run may name a ``variant`` (``variant: train-train@200``): its cells are keyed
+``<learner>+<variant>``, so one learner can appear under several settings on one benchmark (the
+study suites compare them pairwise). A paper preset also names its ``reference`` (the paper's
+table) and lists its ``deviations`` from the paper's protocol, which are printed under its tables.
 """
 
 from __future__ import annotations
@@ -73,11 +75,18 @@ class Cell:
     benchmark: str
     seed: int
     settings: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, hash=False)
+    #: The run's ``variant`` label ("" when the run names none).
+    variant: str = ""
+
+    @property
+    def label(self) -> str:
+        """The learner, plus ``+variant`` when the run names one (a row of the table)."""
+        return f"{self.learner}+{self.variant}" if self.variant else self.learner
 
     @property
     def key(self) -> str:
         """``maml__omniglot-5w1s__seed0``: the start of the result file's name."""
-        return f"{self.learner}__{self.benchmark}__seed{self.seed}"
+        return f"{self.label}__{self.benchmark}__seed{self.seed}"
 
     def filename(self, env_tag: str) -> str:
         """``maml__omniglot-5w1s__seed0__cpu-torch2.14.1.json``."""
@@ -100,7 +109,7 @@ def _check_block(block: Any, where: str) -> dict[str, Any]:
         return {}
     if not isinstance(block, dict):
         raise ValueError(f"{where}: expected a mapping of {list(SETTINGS)}, got {block!r}")
-    unknown = sorted(set(block) - set(SETTINGS) - {"benchmark", "learners"})
+    unknown = sorted(set(block) - set(SETTINGS) - {"benchmark", "learners", "variant"})
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {list(SETTINGS)}")
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -141,7 +150,8 @@ class Suite:
                         self.overrides.get(learner, {}),
                         self.overrides.get(f"{learner}@{benchmark}", {}),
                     )
-                    cells.append(Cell(learner, benchmark, seed, settings))
+                    variant = str(run_block.get("variant", ""))
+                    cells.append(Cell(learner, benchmark, seed, settings, variant))
         if shard is None:
             return cells
         index, count = shard

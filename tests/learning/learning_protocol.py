@@ -78,6 +78,9 @@ PROTOCOLS: dict[str, Protocol] = {
             grad_clip=10.0,
             threshold=50.0,
         ),
+        Protocol("metaoptnet", steps=150, threshold=70.0),
+        Protocol("baselinepp", steps=200, lr=3e-3, threshold=50.0),
+        Protocol("transductive_ft", steps=200, lr=3e-3, eval_episodes=50, threshold=50.0),
         Protocol("cnp", steps=250, config={"conv_hidden": 32}, backbone_options={}, threshold=48.0),
         Protocol(
             "cnp",

@@ -1,0 +1,67 @@
+"""Study suites: variants of one learner as separate cells, and paired contrasts between them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from metazoo.bench import load_suite, parse_suite, write_json_atomic
+from metazoo.bench.study import contrasts, to_markdown
+from metazoo.evaluation import EvalResult
+from metazoo.evaluation.stats import mean_ci95
+
+
+def _record(variant: str, scores: list[float]) -> dict:
+    mean, ci95, std = mean_ci95(scores)
+    result = EvalResult("maml", "omniglot-5w1s", "test", 0, "accuracy", scores,
+                        list(range(len(scores))), mean, ci95, std, 1.0, 1.0, 0.0, {}, {})  # fmt: skip
+    return {"schema": 1, "suite": "study", "cell": f"maml+{variant}__omniglot-5w1s__seed0",
+            "learner": "maml", "variant": variant, "benchmark": "omniglot-5w1s", "seed": 0,
+            "status": "ok", "environment": {}, "finished": "2026-01-01T00:00:00+00:00",
+            "result": result.to_dict(), "train": {"config": {}, "history": []}}  # fmt: skip
+
+
+def test_variants_of_one_learner_are_separate_cells_with_their_own_train_sampler():
+    suite = parse_suite({"seeds": [0], "runs": [
+        {"benchmark": "omniglot-5w1s", "learners": ["maml"], "variant": "train-val@10"},
+        {"benchmark": "omniglot-5w1s", "learners": ["maml"], "variant": "train-train@10",
+         "train_sampler": {"mode": "train-train"}},
+    ]})  # fmt: skip
+    first, second = suite.cells()
+    assert first.key == "maml+train-val@10__omniglot-5w1s__seed0"
+    assert second.key == "maml+train-train@10__omniglot-5w1s__seed0"
+    assert second.learner == "maml" and second.section("train_sampler") == {"mode": "train-train"}
+
+
+def test_built_in_study_suite_pairs_every_condition_with_its_reference():
+    cells = load_suite("study-tasks").cells()
+    labels = {(c.label, c.benchmark) for c in cells}
+    for cell in cells:
+        budget = cell.variant.rpartition("@")[2]
+        assert (f"{cell.learner}+train-val@{budget}", cell.benchmark) in labels
+        assert "mode" not in cell.section("sampler")  # conditions change training episodes only
+    assert len(cells) == 20
+
+
+def test_contrasts_are_paired_t_tests_against_the_reference(tmp_path: Path):
+    base = [60.0, 80.0, 40.0, 100.0, 20.0]
+    better = [s + d for s, d in zip(base, [10.0, 20.0, 0.0, 10.0, 10.0])]
+    for variant, scores in (("train-val@10", base), ("train-train@10", better)):
+        rec = _record(variant, scores)
+        write_json_atomic(rec, tmp_path / f"{rec['cell']}__cpu.json")
+    reference, other = contrasts(tmp_path)
+    rows = {c.condition: c for c in (reference, other)}
+    tt = rows["train-train"]
+    assert tt.difference == pytest.approx(10.0) and tt.episodes == 5
+    # differences 10, 20, 0, 10, 10: sd sqrt(50), t = 10 / (sqrt(50)/sqrt(5)) = sqrt(10)
+    assert tt.p_value == pytest.approx(0.03411, abs=1e-4)
+    assert rows["train-val"].difference == 0.0 and rows["train-val"].p_value == 1.0
+    assert "| omniglot-5w1s | maml | 10 | train-train |" in to_markdown([reference, other])
+
+
+def test_a_condition_without_its_reference_names_what_to_run(tmp_path: Path):
+    rec = _record("within@10", [50.0, 60.0])
+    write_json_atomic(rec, tmp_path / f"{rec['cell']}__cpu.json")
+    with pytest.raises(ValueError, match="no 'train-val' cell at budget 10 to pair with"):
+        contrasts(tmp_path)
