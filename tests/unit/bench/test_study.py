@@ -15,7 +15,8 @@ from metazoo.evaluation.stats import mean_ci95
 def _record(variant: str, scores: list[float]) -> dict:
     mean, ci95, std = mean_ci95(scores)
     result = EvalResult("maml", "omniglot-5w1s", "test", 0, "accuracy", scores,
-                        list(range(len(scores))), mean, ci95, std, 1.0, 1.0, 0.0, {}, {})  # fmt: skip
+                        list(range(len(scores))), mean, ci95, std, 1.0, 1.0, 0.0,
+                        {"sampler": {"queries": 15}, "episodes_digest": "d"}, {})  # fmt: skip
     return {"schema": 1, "suite": "study", "cell": f"maml+{variant}__omniglot-5w1s__seed0",
             "learner": "maml", "variant": variant, "benchmark": "omniglot-5w1s", "seed": 0,
             "status": "ok", "environment": {}, "finished": "2026-01-01T00:00:00+00:00",
