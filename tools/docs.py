@@ -30,6 +30,8 @@ from benchmarks.speedlab.docs import (  # noqa: E402
 )
 from benchmarks.speedlab.report import render_markdown, result_stem  # noqa: E402
 from metazoo.cards import CardError, learner_card  # noqa: E402
+from metazoo.evaluation.provenance import check_one_version, machine_label  # noqa: E402
+from tools.paper_docs import paper_table  # noqa: E402
 
 __all__ = [
     "learner_table",
@@ -94,8 +96,18 @@ def _paper_text(paper: dict | None) -> str:
 
 
 def _reproduction_rows(path: Path, data: dict) -> list[str]:
+    check_one_version(
+        {
+            path.name: data["environment"],
+            **{
+                f"{path.name}: {learner} after {steps} steps": evaluation["provenance"]
+                for learner, run in data["runs"].items()
+                for steps, evaluation in run["evaluations"].items()
+            },
+        }
+    )
     rows = []
-    machine = data.get("machine", data["environment"]["device_name"])
+    machine = machine_label(data["environment"]["machine"])
     for learner, run in data["runs"].items():
         budget = f"{run['train']['steps']} steps, {run['train']['seconds'] / 60:.1f} min"
         if "paper_comparison" in run:  # regression after 1 / 5 / 10 steps
@@ -115,12 +127,19 @@ def _reproduction_rows(path: Path, data: dict) -> list[str]:
 
 
 def _learning_rows(path: Path, data: dict) -> list[str]:
+    check_one_version(
+        {
+            f"{path.name}: {run['protocol']['benchmark']}": run["result"]["provenance"]
+            for run in data["runs"]
+        }
+    )
     rows = []
     for run in data["runs"]:
         protocol, result = run["protocol"], run["result"]
         what = f"{result['metric']}, {result['protocol']['episodes']} episodes"
         budget = f"{protocol['steps']} steps × {protocol['meta_batch']} tasks, {run['train_cpu_seconds']:.0f} CPU s"
-        machine = result["provenance"]["device_name"]
+        prov = result["provenance"]
+        machine = machine_label(prov["machine"]) if "machine" in prov else prov["device_name"]
         bound = protocol["threshold"]
         check = (
             f"test: > {bound}%" if result["metric"] == "accuracy" else f"test: < {bound} × mean y²"
@@ -156,6 +175,7 @@ def sections(results_dir: str | Path = RESULTS) -> dict[str, Callable[[], str]]:
     return {
         "learners": learner_table,
         "results": lambda: results_table(Path(results_dir)),
+        "paper": lambda: paper_table(Path(results_dir) / "paper"),
         "speed": readme_speed_table,
         **speed_sections(load_results(results_dir)),
     }

@@ -31,7 +31,12 @@ import yaml
 
 import metazoo
 from metazoo import engine
-from metazoo.evaluation.provenance import environment, environment_tag
+from metazoo.evaluation.provenance import (
+    check_one_version,
+    code_version,
+    environment,
+    environment_tag,
+)
 from metazoo.training import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,13 +96,15 @@ def _select_inner_lr(learner, cfg: dict[str, Any]) -> dict[str, Any] | None:
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Train and evaluate one config; returns a JSON-safe record with everything.
 
-    A finished record is kept under ``$METAZOO_CACHE/reproductions/`` (keyed by the config), so a
-    script that fails later does not train it again.
+    A finished record is kept under ``$METAZOO_CACHE/reproductions/``, keyed by the config and the
+    code version, so a script that fails later does not train it again; uncommitted code is never
+    cached (its record could not be traced to a commit).
     """
     cache = Path(os.environ.get("METAZOO_CACHE", Path.home() / ".cache" / "metazoo"))
-    key = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
+    version = code_version()
+    key = hashlib.sha256(json.dumps([cfg, version], sort_keys=True).encode()).hexdigest()[:16]
     cached = cache / "reproductions" / f"{cfg['name']}-{key}.json"
-    if cached.is_file():
+    if cached.is_file() and not version.endswith("-dirty"):
         print(f"  {cfg['name']}: reusing {cached}", flush=True)
         return json.loads(cached.read_text())
     record = _clean(_run(cfg))
@@ -168,10 +175,18 @@ def compare_with_paper(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def write(name: str, payload: dict[str, Any]) -> Path:
-    """Write ``benchmarks/results/<name>-<environment tag>.json`` with the environment recorded."""
+    """Write ``benchmarks/results/<name>-<environment tag>.json`` with the environment recorded
+    (the machine measured, not typed); refuses runs of uncommitted or of several code versions."""
+    env = environment()
+    evaluations = {
+        f"{learner} ({steps} steps)": evaluation["provenance"]
+        for learner, run in payload["runs"].items()
+        for steps, evaluation in run["evaluations"].items()
+    }
+    check_one_version({"this script": env, **evaluations})
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}-{environment_tag()}.json"
-    payload = {"environment": environment(), "machine": "2 shared CPU cores, no GPU", **payload}
+    payload = {"environment": env, **payload}
     path.write_text(json.dumps(_clean(payload), indent=1, allow_nan=False) + "\n")
     return path
 

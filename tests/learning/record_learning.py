@@ -15,6 +15,8 @@ from pathlib import Path
 
 from learning_protocol import PROTOCOLS, run_protocol
 
+from metazoo.evaluation.provenance import code_version
+
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
 
@@ -23,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("learners", nargs="*", help="learners to run (default: all)")
     parser.add_argument("--machine", default="cpu", help="machine label in the file name")
     args = parser.parse_args(argv)
+    version = code_version()
+    if version.endswith("-dirty"):  # a result file belongs to one commit
+        raise SystemExit(
+            f"uncommitted changes ({version}): commit, then record from the clean tree"
+        )
     names = args.learners or sorted({p.learner for p in PROTOCOLS.values()})
     RESULTS.mkdir(parents=True, exist_ok=True)
     for name in names:

@@ -1,0 +1,121 @@
+"""Paper rows: each cell of a paper preset beside the paper's number, with a status.
+
+A paper preset is a built-in suite named ``paper-*`` (``registry/suites``) that follows one paper's
+protocol and lists its deviations. :func:`paper_rows` turns a preset and its results folder into one
+row per tested benchmark: ours ± 95% CI, the paper's number, the budget reached, the validation
+curve's summary and a status:
+
+- ``matches``: the difference is within the combined 95% intervals,
+  ``|ours - paper| <= sqrt(ci_ours² + ci_paper²)`` (the paper's interval counts only when it is a
+  95% CI; a standard deviation over seeds or no interval counts as 0);
+- ``below`` / ``above``: outside them, ours lower / higher;
+- ``pending``: no result yet (the row says which command produces it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from metazoo.bench.results import Aggregate, collect
+from metazoo.bench.suite import Suite, load_suite, suite_dir
+from metazoo.cards import CardError, learner_card, yaml_files
+
+__all__ = ["PaperRow", "paper_status", "paper_rows", "paper_presets", "first_reached"]
+
+
+@dataclass
+class PaperRow:
+    """One learner × benchmark row of a paper preset."""
+
+    suite: str
+    learner: str
+    benchmark: str
+    paper: dict[str, Any] | None
+    cell: Aggregate | None = None
+    status: str = "pending"
+    #: steps trained, wall minutes, best validation score and its step, the validation curve;
+    #: None while pending, and for a benchmark the model was only tested on (``also_on``).
+    budget: dict[str, Any] | None = None
+    #: the benchmark whose training episodes and validation made the model.
+    trained_on: str = ""
+
+
+def paper_status(mean: float, ci95: float, paper: dict[str, Any] | None) -> str:
+    """``matches``, ``below`` or ``above`` the paper's number (see the module docstring); ``–``
+    when the card has no number for it."""
+    if not paper or paper.get("value") is None:
+        return "–"
+    tolerance = math.hypot(ci95 if math.isfinite(ci95) else 0.0, paper.get("ci95") or 0.0)
+    difference = mean - float(paper["value"])
+    if abs(difference) <= tolerance:
+        return "matches"
+    return "below" if difference < 0 else "above"
+
+
+def first_reached(history: list[dict[str, Any]], target: float) -> dict[str, Any] | None:
+    """The first validation entry of a training history at or above ``target`` (accuracy), or None."""
+    return next(
+        (h for h in history if h.get("kind") == "val" and h.get("mean", -math.inf) >= target),
+        None,
+    )
+
+
+def paper_presets() -> list[str]:
+    """Names of the built-in paper presets (``registry/suites/paper-*.yaml``)."""
+    names = (f.name.removesuffix(".yaml") for f in yaml_files(suite_dir()))
+    return sorted(name for name in names if name.startswith("paper-"))
+
+
+def _paper_number(learner: str, benchmark: str) -> dict[str, Any] | None:
+    try:
+        return (learner_card(learner).get("results") or {}).get(benchmark)
+    except CardError:
+        return None
+
+
+def _budget(record_train: dict[str, Any]) -> dict[str, Any]:
+    vals = [h for h in record_train.get("history", []) if h.get("kind") == "val"]
+    best = max(vals, key=lambda h: h["mean"], default=None)
+    return {
+        "steps": record_train.get("final_step"),
+        "minutes": (record_train.get("seconds") or 0.0) / 60,
+        "best_val": None if best is None else best["mean"],
+        "best_step": None if best is None else best["step"],
+        "curve": [(h["step"], h["mean"], h.get("seconds")) for h in vals],
+    }
+
+
+def paper_rows(suite: Suite | str, results: str | Path | None) -> list[PaperRow]:
+    """One row per (learner, tested benchmark) of ``suite``, filled from ``results`` when present.
+
+    Args:
+        suite: a paper preset (a :class:`Suite` or its name).
+        results: its results folder (written by ``metazoo bench``); None or missing: all pending.
+
+    Raises:
+        ProvenanceError: the folder mixes code versions or holds results of uncommitted changes.
+    """
+    suite = load_suite(suite) if isinstance(suite, str) else suite
+    found = collect(results).cells if results is not None and Path(results).is_dir() else {}
+    trained = _training_records(results) if found else {}
+    rows = []
+    for cell in suite.cells():
+        for benchmark in [cell.benchmark, *cell.section("eval").get("also_on", [])]:
+            paper = _paper_number(cell.learner, benchmark)
+            row = PaperRow(suite.name, cell.learner, benchmark, paper, trained_on=cell.benchmark)
+            row.cell = found.get((cell.learner, benchmark))
+            if row.cell is not None:
+                row.status = paper_status(row.cell.mean, row.cell.ci95, row.paper)
+                if benchmark == cell.benchmark:
+                    row.budget = _budget(trained.get(cell.key, {}))
+            rows.append(row)
+    return rows
+
+
+def _training_records(results: str | Path) -> dict[str, dict[str, Any]]:
+    from metazoo.bench.results import load_results
+
+    return {r["cell"]: r.get("train", {}) for r in load_results(results) if r.get("status") == "ok"}

@@ -1,0 +1,69 @@
+"""Paper rows: the status rule, rows from a preset's results folder, pending rows, time to target."""
+
+from __future__ import annotations
+
+import pytest
+
+from metazoo.bench import parse_suite, write_json_atomic
+from metazoo.bench.paper import first_reached, paper_presets, paper_rows, paper_status
+from tests.unit.bench.test_tables import record
+
+
+def test_status_uses_the_combined_intervals():
+    assert paper_status(98.0, 0.5, {"value": 98.8, "ci95": 0.4}) == "below"  # 0.8 > 0.64
+    assert paper_status(98.3, 0.5, {"value": 98.8, "ci95": 0.4}) == "matches"  # 0.5 <= 0.64
+    assert paper_status(99.5, 0.2, {"value": 98.8}) == "above"  # no paper interval: only ours
+    assert paper_status(98.9, 0.2, {"value": 98.8, "std": 0.5}) == "matches"  # 0.1 <= 0.2
+    assert paper_status(97.0, 0.2, {"value": 98.8, "std": 5.0}) == "below"  # σ is not a CI
+    assert paper_status(90.0, 1.0, None) == "–"
+
+
+def test_first_reached_is_the_first_validation_at_the_target():
+    history = [
+        {"kind": "train", "step": 1, "loss": 1.0},
+        {"kind": "val", "step": 250, "mean": 97.0, "seconds": 60.0},
+        {"kind": "val", "step": 500, "mean": 98.9, "seconds": 120.0},
+        {"kind": "val", "step": 750, "mean": 99.1, "seconds": 180.0},
+    ]
+    assert first_reached(history, 98.8)["step"] == 500
+    assert first_reached(history, 99.5) is None
+
+
+SUITE = {
+    "name": "paper-unit",
+    "eval": {"episodes": 10},
+    "runs": [
+        {"benchmark": b, "learners": ["protonet"], "eval": {"also_on": [b.replace("5w", "20w")]}}
+        for b in ("omniglot-5w1s", "omniglot-5w5s")
+    ],
+}
+
+
+def test_rows_come_from_the_results_and_missing_ones_are_pending(tmp_path):
+    data = record("protonet", "omniglot-5w1s", 0, [98.0] * 5 + [100.0] * 5)
+    also = record("protonet", "omniglot-20w1s", 0, [90.0] * 10)
+    data["also_on"] = {"omniglot-20w1s": also["result"]}
+    data["train"] = {
+        "final_step": 500,
+        "seconds": 600.0,
+        "history": [
+            {"kind": "val", "step": 250, "mean": 97.5},
+            {"kind": "val", "step": 500, "mean": 98.2},
+        ],
+    }
+    write_json_atomic(data, tmp_path / "a.json")
+    rows = paper_rows(parse_suite(SUITE), tmp_path)
+    assert [(r.benchmark, r.status) for r in rows] == [
+        ("omniglot-5w1s", "matches"),  # 99.0 ± 0.66 against 98.8
+        ("omniglot-20w1s", "below"),  # 90.0 against 96.0
+        ("omniglot-5w5s", "pending"),
+        ("omniglot-20w5s", "pending"),
+    ]
+    first, also_row = rows[0], rows[1]
+    assert first.cell.mean == pytest.approx(99.0) and first.paper["value"] == 98.8
+    assert first.budget["steps"] == 500 and first.budget["best_val"] == 98.2
+    assert also_row.budget is None and also_row.trained_on == "omniglot-5w1s"
+
+
+def test_the_built_in_presets_are_listed():
+    assert {"paper-protonet-omniglot", "paper-matchingnet-omniglot"} <= set(paper_presets())

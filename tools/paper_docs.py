@@ -1,0 +1,115 @@
+"""The README's paper table: every row of every paper preset, from the committed result folders.
+
+A preset ``paper-<name>`` (``registry/suites``) has its results in ``benchmarks/results/paper/<name>/``
+(the ``*.json`` files ``metazoo bench`` wrote, from one clean commit). A row without results is
+pending and names the command that produces it; a folder that mixes commits or holds results of
+uncommitted changes is refused (:func:`metazoo.bench.collect`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from metazoo.bench.paper import PaperRow, first_reached, paper_presets, paper_rows
+from metazoo.bench.suite import load_suite
+from metazoo.evaluation.provenance import machine_label
+
+__all__ = ["paper_table", "PAPER_RESULTS", "GPU_COMMAND"]
+
+PAPER_RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "paper"
+#: The one command that runs the GPU rows (the MAML family on Omniglot) on a lent H100/H200.
+GPU_COMMAND = "python benchmarks/gpu_paper_rows.py"
+#: Presets whose budget needs a GPU: their pending rows name the GPU script.
+GPU_PRESETS = ("paper-maml-omniglot",)
+
+
+def _paper(row: PaperRow) -> str:
+    paper = row.paper
+    if not paper:
+        return "–"
+    if paper.get("ci95") is not None:
+        text = f"{paper['value']} ± {paper['ci95']}"
+    elif paper.get("std") is not None:
+        text = f"{paper['value']} (σ {paper['std']} over seeds)"
+    else:
+        text = f"{paper['value']}"
+    return text if paper.get("verified", True) else f"{text} ²"
+
+
+def _pending(row: PaperRow) -> str:
+    folder = f"benchmarks/results/paper/{row.suite}"
+    if row.suite in GPU_PRESETS:
+        return f"pending (GPU): `{GPU_COMMAND}`"
+    return f"pending: `metazoo bench {row.suite} --out {folder}`"
+
+
+def _line(row: PaperRow) -> str:
+    learner, bench = f"`{row.learner}`", row.benchmark
+    if row.cell is None:
+        return f"| {learner} | {bench} | – | {_paper(row)} | {_pending(row)} | – | – |"
+    cell, budget = row.cell, row.budget or {}
+    ours = f"{cell.mean:.2f} ± {cell.ci95:.2f}"
+    best = budget.get("best_val")
+    trained = (
+        f"{budget.get('steps')} episodes, {budget.get('minutes', 0):.0f} min"
+        + (f"; best val {best:.2f} at {budget.get('best_step')}" if best is not None else "")
+        if budget
+        else f"the {row.trained_on} row's model"
+    )
+    env = cell.environment
+    machine = machine_label(env["machine"]) if env.get("machine") else env.get("device_name")
+    sha = (env.get("git") or {}).get("sha", "")[:10]
+    return (
+        f"| {learner} | {bench} | {ours} | {_paper(row)} | {row.status} | {trained} | "
+        f"{machine}, git {sha} |"
+    )
+
+
+def _time_to_target(rows: list[PaperRow]) -> list[str]:
+    """For each trained row whose validation is its own benchmark: when it first reached the paper."""
+    lines = []
+    for row in rows:
+        if not (row.budget and row.paper and row.budget.get("curve")):
+            continue
+        history = [
+            {"kind": "val", "step": s, "mean": m, "seconds": t} for s, m, t in row.budget["curve"]
+        ]
+        target = float(row.paper["value"])
+        hit = first_reached(history, target)
+        name = f"`{row.learner}` on {row.benchmark}"
+        if hit is None:
+            best = max(history, key=lambda h: h["mean"])
+            lines.append(
+                f"{name}: did not reach the paper's {target}% on the validation episodes within "
+                f"{row.budget['steps']} episodes ({row.budget['minutes']:.0f} min); best "
+                f"{best['mean']:.2f}% at episode {best['step']}."
+            )
+        else:
+            minutes = (hit.get("seconds") or math.nan) / 60
+            lines.append(
+                f"{name}: first reached the paper's {target}% on the validation episodes at "
+                f"episode {hit['step']}, after {minutes:.1f} min of wall time."
+            )
+    return lines
+
+
+def paper_table(folder: Path = PAPER_RESULTS) -> str:
+    """The Markdown of every paper preset's rows, deviations and time-to-paper lines."""
+    header = [
+        "| learner | benchmark | ours (95% CI) | paper | status | budget reached | machine, commit |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines, notes = list(header), []
+    for name in paper_presets():
+        suite = load_suite(name)
+        rows = paper_rows(suite, folder / name)
+        lines += [_line(row) for row in rows]
+        notes += [f"- `{name}` ({suite.reference}): {text}" for text in suite.deviations]
+        notes += [f"- {text}" for text in _time_to_target(rows)]
+    legend = (
+        "Status: *matches* when ours and the paper differ by less than their combined 95% "
+        "intervals (a σ over seeds or a missing interval counts as 0), else *below* or *above*. "
+        "² marks a paper number quoted from a secondary source. Deviations from the papers:"
+    )
+    return "\n".join(lines) + "\n\n" + legend + "\n\n" + "\n".join(notes)
