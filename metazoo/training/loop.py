@@ -270,6 +270,8 @@ def train(
     start = time.perf_counter()
     if config.device is not None:
         learner.to(config.device)
+    if config.channels_last:  # NHWC convolution weights: faster oneDNN/cuDNN kernels
+        learner.to(memory_format=torch.channels_last)
     param = next(learner.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     dist.broadcast_module(learner)  # every rank starts from rank 0's weights
