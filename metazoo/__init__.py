@@ -30,6 +30,8 @@ _EXPORTS = {
     "EvalResult": "metazoo.evaluation",
     "train": "metazoo.training",
     "TrainConfig": "metazoo.training",
+    "adapt_weights": "metazoo.engine.adapt_api",
+    "FastModel": "metazoo.engine.adapt_api",
 }
 
 __all__ = ["__version__", *_EXPORTS]
