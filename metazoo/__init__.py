@@ -30,6 +30,8 @@ _EXPORTS = {
     "EvalResult": "metazoo.evaluation",
     "train": "metazoo.training",
     "TrainConfig": "metazoo.training",
+    "load_learner": "metazoo.predict",
+    "predict_folders": "metazoo.predict",
     "adapt_weights": "metazoo.engine.adapt_api",
     "FastModel": "metazoo.engine.adapt_api",
 }
