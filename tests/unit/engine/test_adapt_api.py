@@ -121,3 +121,29 @@ def test_errors_say_what_to_do():
 def test_fast_model_is_exported():
     assert metazoo.adapt_weights is adapt_weights
     assert metazoo.FastModel is FastModel
+
+
+def test_the_docs_higher_loop_and_its_translation_agree(float64):
+    """docs/coming-from-learn2learn-or-higher.md: higher's innerloop_ctx and adapt_weights."""
+    import higher
+
+    torch.manual_seed(0)
+    model = tiny_conv_net(track_running_stats=True)
+    batch = tiny_batch("classification", tasks=2)
+    inner_opt = torch.optim.SGD(model.parameters(), lr=0.3)
+    for task in batch:
+        with higher.innerloop_ctx(model, inner_opt, copy_initial_weights=False) as (fmodel, opt):
+            for _ in range(3):
+                opt.step(F.cross_entropy(fmodel(task.support_x), task.support_y))
+            F.cross_entropy(fmodel(task.query_x), task.query_y).backward()
+    theirs = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    for task in batch:
+
+        def adaptation_loss(f: FastModel, task=task) -> torch.Tensor:
+            return F.cross_entropy(f(task.support_x), task.support_y)
+
+        fast = metazoo.adapt_weights(model, adaptation_loss, steps=3, lr=0.3)
+        F.cross_entropy(fast(task.query_x), task.query_y).backward()
+    ours = [p.grad for p in model.parameters()]
+    assert _max_difference(ours, theirs) < 1e-10
