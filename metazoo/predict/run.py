@@ -62,14 +62,19 @@ def class_probabilities(
     return torch.softmax(logits.float(), dim=-1).cpu()
 
 
-def _head_width(learner: nn.Module, benchmark: str) -> int | None:
-    """Classes the learner's fixed head outputs: its ``ways`` config, or the benchmark's ways for
-    a classifier model; None where any number of classes works (metric learners)."""
-    ways = getattr(getattr(learner, "config", None), "ways", None)
-    if isinstance(ways, int):
-        return ways
-    if model_kind(learner_name(learner)) == "classifier":
-        return int(benchmark_card(benchmark)["ways"])
+def _head_width(learner: nn.Module, benchmark: str) -> tuple[int, str] | None:
+    """``(classes, what)`` a learner is fixed to: an N-way classifier head (the benchmark's ways,
+    as :func:`metazoo.build_learner` sized it) or a label encoding of ``config.ways`` (the
+    model-based learners); None where any number of classes works (metric learners, and the
+    fine-tuning baseline, whose ``ways`` only sizes its pre-training head beside ``num_classes``)."""
+    name = learner_name(learner)
+    if model_kind(name) == "classifier":
+        width = int(benchmark_card(benchmark)["ways"])
+        return width, f"its classifier head has {width} outputs"
+    config = getattr(learner, "config", None)
+    ways = getattr(config, "ways", None)
+    if isinstance(ways, int) and not hasattr(config, "num_classes"):
+        return ways, f"it encodes {ways} labels"
     return None
 
 
@@ -77,27 +82,27 @@ def check_class_count(learner: nn.Module, benchmark: str, classes: int) -> None:
     """Raise when a fixed-head learner cannot take a support set of ``classes`` classes.
 
     Raises:
-        ValueError: more classes than the head has (or fewer, for an N-way classifier head),
-            saying what to do.
+        ValueError: more classes than the learner was trained for (or fewer, for an N-way
+            classifier head), saying what to do.
     """
-    width = _head_width(learner, benchmark)
-    if width is None:
+    fixed = _head_width(learner, benchmark)
+    if fixed is None:
         return
-    name = learner_name(learner)
+    (width, what), name = fixed, learner_name(learner)
     retrain = (
-        f"train {name} on {classes}-way episodes (e.g. `metazoo train {name} {benchmark} "
-        f"--out RUN` with a {classes}-way benchmark), or use a learner without a fixed head "
-        "(protonet, matchingnet, relationnet)"
+        f"train {name} on {classes}-way episodes (a benchmark with {classes} ways; `metazoo ls "
+        "benchmarks` lists them), or use a learner without a fixed head (protonet, matchingnet, "
+        "relationnet)"
     )
     if classes > width:
         raise ValueError(
             f"the support folder has {classes} classes, more than the {width} {name} was trained "
-            f"for (its head has {width} outputs): give at most {width} class folders, or {retrain}"
+            f"for ({what}): give at most {width} class folders, or {retrain}"
         )
     if classes < width and model_kind(name) == "classifier":
         raise ValueError(
-            f"the support folder has {classes} classes, but {name}'s classifier head has "
-            f"{width} outputs: give exactly {width} class folders, or {retrain}"
+            f"the support folder has {classes} classes, but {name} was trained for {width} "
+            f"({what}): give exactly {width} class folders, or {retrain}"
         )
 
 

@@ -105,11 +105,14 @@ def test_more_classes_than_a_fixed_head_says_what_to_do(folders):
     for c in range(3, 7):
         _image(folders / "support" / f"class{c}" / "a.png")
     message = (
-        "the support folder has 7 classes, more than the 5 maml was trained for (its head has 5 "
-        "outputs): give at most 5 class folders, or train maml on 7-way episodes"
+        "the support folder has 7 classes, more than the 5 maml was trained for (its classifier "
+        "head has 5 outputs): give at most 5 class folders, or train maml on 7-way episodes"
     )
     with pytest.raises(ValueError, match=re.escape(message)):
         predict_folders(learner, "omniglot-5w1s", folders / "support", [folders / "query"])
+    snail = build_learner("snail", "omniglot-5w1s")
+    with pytest.raises(ValueError, match=re.escape("more than the 5 snail was trained for (it en")):
+        predict_folders(snail, "omniglot-5w1s", folders / "support", [folders / "query"])
 
 
 def test_fewer_classes_than_an_n_way_head_says_what_to_do(folders):
