@@ -14,7 +14,7 @@ from metazoo.cli.main import main
 from metazoo.data.omniglot import list_characters, load_omniglot, split_classes
 from metazoo.metrics import accuracy
 from metazoo.predict import class_probabilities, image_format, load_learner, read_support
-from metazoo.training import TrainConfig
+from metazoo.training import TrainConfig, load_checkpoint
 
 pytestmark = pytest.mark.slow
 BENCHMARK = "omniglot-5w1s"
@@ -52,6 +52,7 @@ def test_load_learner_and_predict_give_the_harness_accuracy(run_dir):
         scores.append(float(accuracy(probs, episode.query_y)))
     assert scores == pytest.approx(harness.scores, abs=1e-9)
     assert harness.mean > 50.0  # trained: chance is 20%
+    assert load_checkpoint(run_dir / "last.pt")["learner_distribution"]["name"] == "metazoo"
 
 
 def test_copied_drawings_are_the_datasets_images(characters, tmp_path):
