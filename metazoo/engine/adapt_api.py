@@ -101,8 +101,14 @@ def adapt_weights(
 
     Raises:
         ValueError: no weight can adapt, or a setting is not one of the valid values.
+        RuntimeError: called with autograd off.
         InnerLoopDivergence: the adaptation loss became NaN or inf (names the step).
     """
+    if steps and not torch.is_grad_enabled():
+        raise RuntimeError(
+            "adapt_weights takes gradients, but autograd is off (torch.no_grad()): wrap the call "
+            "in torch.enable_grad(), and detach what you keep at test time"
+        )
     start = dict(weights) if weights is not None else parameters_of(model)
     names = None if adapt_names is None else tuple(adapt_names)
     loop = InnerLoop(steps, first_order, optimizer, bn_policy=bn_policy, adapt_names=names)

@@ -116,6 +116,8 @@ def test_errors_say_what_to_do():
         adapt_weights(model, lambda f: f(x).sum() * float("nan"))
     with pytest.raises(ValueError, match="inner_optimizer must be one of"):
         adapt_weights(model, lambda f: f(x).sum(), optimizer="rmsprop")
+    with torch.no_grad(), pytest.raises(RuntimeError, match=r"wrap the call in torch.enable_grad"):
+        adapt_weights(model, lambda f: f(x).sum())
 
 
 def test_fast_model_is_exported():
