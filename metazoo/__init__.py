@@ -30,6 +30,10 @@ _EXPORTS = {
     "EvalResult": "metazoo.evaluation",
     "train": "metazoo.training",
     "TrainConfig": "metazoo.training",
+    "load_learner": "metazoo.predict",
+    "predict_folders": "metazoo.predict",
+    "adapt_weights": "metazoo.engine.adapt_api",
+    "FastModel": "metazoo.engine.adapt_api",
 }
 
 __all__ = ["__version__", *_EXPORTS]

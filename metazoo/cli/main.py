@@ -13,7 +13,7 @@ import sys
 
 from metazoo import __version__
 
-SUBCOMMANDS = ("ls", "card", "train", "eval", "bench", "table", "plot", "speed")
+SUBCOMMANDS = ("ls", "card", "train", "eval", "predict", "bench", "table", "plot", "speed")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,10 +18,13 @@ way of running a meta-batch calls it:
 * :class:`InnerLoop`: the static settings (steps, first order, ``sgd``/``adam``, task type,
   BatchNorm policy, which weights adapt); :class:`MetaParams`: the tensors the outer loop learns
   (weights, learning rates: :data:`LearningRate`, per-step overrides);
+* :func:`adapt_weights` / :class:`FastModel`: the same inner loop on any loss a user computes,
+  for their own training loop (learn2learn's ``clone``/``adapt``, higher's ``innerloop_ctx``);
 * :class:`BatchNormMode` and :data:`BN_POLICIES` (``transductive``, ``per_step``, ``running``);
 * :func:`reproducible` and :func:`precision_mode` (TF32 off, deterministic cuDNN, recorded).
 """
 
+from metazoo.engine.adapt_api import FastModel, adapt_weights
 from metazoo.engine.batchnorm import BN_POLICIES, BatchNormMode, batch_norm_plain, check_bn_policy
 from metazoo.engine.executors import (
     EXECUTORS,
@@ -62,6 +65,7 @@ __all__ = [
     "EXECUTORS",
     "INNER_OPTIMIZERS",
     "BatchNormMode",
+    "FastModel",
     "InnerLoop",
     "InnerLoopDivergence",
     "LearningRate",
@@ -71,6 +75,7 @@ __all__ = [
     "accumulate_meta_gradient",
     "adapt",
     "adapt_task",
+    "adapt_weights",
     "backward_in_chunks",
     "batch_norm_plain",
     "buffers_of",

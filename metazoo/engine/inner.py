@@ -3,8 +3,10 @@
 An :class:`InnerLoop` holds the static choices (steps, first or second order, inner optimizer,
 task type, BatchNorm policy, which weights adapt). The tensors that may be meta-learned travel
 separately: learning rates (:data:`LearningRate`) and per-step weight overrides (MAML++'s
-per-step BatchNorm weights). :func:`run_inner_loop` takes a gradient function, so the same step
-code runs with ``torch.autograd.grad`` (sequential executor) and ``torch.func.grad`` (vectorized).
+per-step BatchNorm weights). :func:`run_inner_steps` is the one inner loop, on any loss (the
+functional API of :mod:`metazoo.engine.adapt_api` passes a user's loss); :func:`run_inner_loop`
+is it on a task's support loss. Both take a gradient function, so the same step code runs with
+``torch.autograd.grad`` (sequential executor) and ``torch.func.grad`` (vectorized).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ __all__ = [
     "override_at",
     "sgd_update",
     "adam_update",
+    "run_inner_steps",
     "run_inner_loop",
+    "StepLoss",
     "autograd_grads",
     "functorch_grads",
 ]
@@ -42,6 +46,8 @@ INNER_OPTIMIZERS = ("sgd", "adam")
 Weights = dict[str, Tensor]
 LossFn = Callable[[Weights, Mapping[str, Tensor]], Tensor]
 GradFn = Callable[[LossFn, Weights, Mapping[str, Tensor]], tuple[Weights, Tensor]]
+#: ``(weights, buffers, step) -> loss``: the loss the inner loop descends before step ``step``.
+StepLoss = Callable[[Weights, Mapping[str, Tensor], int], Tensor]
 
 
 @dataclass(frozen=True)
@@ -185,6 +191,59 @@ def functorch_grads(
     return grads, loss
 
 
+def run_inner_steps(
+    weights: Weights,
+    buffers: Mapping[str, Tensor],
+    loss_at: StepLoss,
+    loop: InnerLoop,
+    lr: LearningRate,
+    grad_fn: GradFn,
+    *,
+    every_step: bool = False,
+) -> tuple[list[Weights], list[Tensor]]:
+    """Adapt ``weights`` by ``loop.steps`` steps on any loss: the one inner loop of the engine.
+
+    Args:
+        weights: every parameter of the model by name (outer weights or detached copies).
+        buffers: buffers for ``functional_call`` (empty: the model's own).
+        loss_at: ``(weights, buffers, step) -> ()`` loss at the full weight dict before inner
+            step ``step`` (a task's support loss, or any loss a user computes).
+        loop: the static settings (``steps``, ``first_order`` via ``grad_fn``, ``optimizer``,
+            ``adapt_names``).
+        lr: learning rates (see :data:`LearningRate`).
+        grad_fn: ``(loss_fn, adapted, buffers) -> (grads, loss)``; see :func:`autograd_grads`,
+            :func:`functorch_grads`.
+        every_step: keep the weights after every step, not only the last.
+
+    Returns:
+        ``(trajectory, losses)``: the full weight dict after each step (only the final one
+        unless ``every_step``; the initial weights when ``steps == 0``) and the loss before each
+        step (``steps`` detached 0-dim tensors).
+    """
+    names = loop.adaptable(weights)
+    adapted = {n: weights[n] for n in names}
+    fixed = {n: w for n, w in weights.items() if n not in adapted}
+    trajectory, losses, adam_state = [], [], {}
+    for step in range(loop.steps):
+
+        def current_loss(current: Weights, buffers: Mapping[str, Tensor], step: int = step):
+            return loss_at({**fixed, **current}, buffers, step)
+
+        grads, loss = grad_fn(current_loss, adapted, buffers)
+        losses.append(loss.detach())
+        if loop.optimizer == "adam":
+            adapted, adam_state = adam_update(
+                adapted, grads, lr, step, adam_state, loop.adam_betas, loop.adam_eps
+            )
+        else:
+            adapted = sgd_update(adapted, grads, lr, step)
+        if every_step or step == loop.steps - 1:
+            trajectory.append({**fixed, **adapted})
+    if not trajectory:
+        trajectory.append(dict(weights))
+    return trajectory, losses
+
+
 def run_inner_loop(
     model: nn.Module,
     weights: Weights,
@@ -199,7 +258,7 @@ def run_inner_loop(
     ways: int | None = None,
     every_step: bool = False,
 ) -> tuple[list[Weights], list[Tensor]]:
-    """Adapt ``weights`` to one task's support set.
+    """Adapt ``weights`` to one task's support set: :func:`run_inner_steps` on the task loss.
 
     Args:
         model: the network, run through ``functional_call``.
@@ -216,34 +275,11 @@ def run_inner_loop(
         every_step: keep the weights after every step (multi-step query loss), not only the last.
 
     Returns:
-        ``(trajectory, support_losses)``: the full weight dict after each step (only the final one
-        unless ``every_step``; the initial weights when ``steps == 0``) and the
-        support loss before each step (``steps`` 0-dim tensors).
+        ``(trajectory, support_losses)`` as :func:`run_inner_steps` returns them.
     """
-    names = loop.adaptable(weights)
-    adapted = {n: weights[n] for n in names}
-    fixed = {n: w for n, w in weights.items() if n not in adapted}
-    trajectory, losses, adam_state = [], [], {}
-    for step in range(loop.steps):
 
-        def support_loss(
-            current: Weights, buffers: Mapping[str, Tensor], step: int = step
-        ) -> Tensor:
-            out = forward(
-                model, {**fixed, **current}, buffers, support_x, override_at(overrides, step)
-            )
-            return task_loss(out, support_y, loop.task, ways, loop.padded_head)
+    def support_loss(full: Weights, buffers: Mapping[str, Tensor], step: int) -> Tensor:
+        out = forward(model, full, buffers, support_x, override_at(overrides, step))
+        return task_loss(out, support_y, loop.task, ways, loop.padded_head)
 
-        grads, loss = grad_fn(support_loss, adapted, buffers)
-        losses.append(loss.detach())
-        if loop.optimizer == "adam":
-            adapted, adam_state = adam_update(
-                adapted, grads, lr, step, adam_state, loop.adam_betas, loop.adam_eps
-            )
-        else:
-            adapted = sgd_update(adapted, grads, lr, step)
-        if every_step or step == loop.steps - 1:
-            trajectory.append({**fixed, **adapted})
-    if not trajectory:
-        trajectory.append(dict(weights))
-    return trajectory, losses
+    return run_inner_steps(weights, buffers, support_loss, loop, lr, grad_fn, every_step=every_step)

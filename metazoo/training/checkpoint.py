@@ -2,19 +2,29 @@
 
 A checkpoint holds the learner's weights, the optimizer and scheduler states, the step (which is also
 the sampler position: step ``s`` trains on ``sampler.batch(s, meta_batch)``), torch's CPU and CUDA
-RNG states, the best weights so far, the history and both configs.
+RNG states, the best weights so far, the history and both configs, and the distribution that
+provided the learner (so that loading it where that plugin is missing can say what to install).
 """
 
 from __future__ import annotations
 
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from metazoo._atomic import save_atomic
+from metazoo._registry import get_learner
 
-__all__ = ["save_atomic", "load_checkpoint", "rng_state", "restore_rng", "FORMAT"]
+__all__ = [
+    "save_atomic",
+    "load_checkpoint",
+    "rng_state",
+    "restore_rng",
+    "learner_distribution",
+    "FORMAT",
+]
 
 #: Version of the checkpoint layout, checked on load.
 FORMAT = 1
@@ -32,6 +42,20 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
             "metazoo.training.train"
         )
     return data
+
+
+def learner_distribution(name: str) -> dict[str, str | None] | None:
+    """``{"name", "version"}`` of the distribution that provides learner ``name`` (``metazoo``
+    for built-ins); None for a learner that is not registered (a throwaway test class)."""
+    try:
+        provider = get_learner(name).provider
+    except KeyError:
+        return None
+    try:
+        version = metadata.version(provider)
+    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        version = None
+    return {"name": provider, "version": version}
 
 
 def rng_state() -> dict[str, Any]:

@@ -29,7 +29,14 @@ from metazoo.evaluation.harness import (
     learner_name,
     open_sampler,
 )
-from metazoo.training.checkpoint import FORMAT, load_checkpoint, restore_rng, rng_state, save_atomic
+from metazoo.training.checkpoint import (
+    FORMAT,
+    learner_distribution,
+    load_checkpoint,
+    restore_rng,
+    rng_state,
+    save_atomic,
+)
 from metazoo.training.config import FAST_STEP_OPTIONS, TrainConfig, TrainResult
 from metazoo.training.divergence import diverged
 from metazoo.training.optim import make_optimizer, make_scheduler
@@ -106,6 +113,7 @@ def _header(run: _Run) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "learner": learner_name(run.learner),
+        "learner_distribution": learner_distribution(learner_name(run.learner)),
         "learner_config": config_dict(run.learner),
         "benchmark": benchmark_name(run.benchmark),
         "sampler_overrides": json_safe(run.overrides),

@@ -36,6 +36,7 @@ RANKS = {
     "metazoo.training": 6,
     "metazoo.testing": 7,
     "metazoo.bench": 7,
+    "metazoo.predict": 7,
     "metazoo.cli": 8,
     "metazoo.__main__": 8,
 }
