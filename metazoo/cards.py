@@ -8,6 +8,7 @@ titles, citations and "paper" columns from them; nothing there is typed into a t
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
 from importlib import resources
@@ -240,7 +241,10 @@ def benchmark_card(name: str) -> dict[str, Any]:
     """The card of a benchmark; unknown names list the known ones."""
     cards = _cards("benchmarks")
     if name not in cards:
+        close = difflib.get_close_matches(name, list(cards), n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
         raise KeyError(
-            f"unknown benchmark {name!r}; known benchmarks: {', '.join(sorted(cards)) or '(none)'}"
+            f"unknown benchmark {name!r}; {hint}"
+            f"known benchmarks: {', '.join(sorted(cards)) or '(none)'}"
         )
     return cards[name]
