@@ -26,6 +26,7 @@ __all__ = [
     "CardError",
     "registry_dir",
     "learner_card",
+    "display_name",
     "benchmark_card",
     "list_benchmark_cards",
     "list_learner_cards",
@@ -43,6 +44,7 @@ METRICS = ("accuracy", "mse")
 # field -> (required, allowed python types)
 _LEARNER_FIELDS: dict[str, tuple[bool, tuple[type, ...]]] = {
     "name": (True, (str,)),
+    "display_name": (False, (str,)),  # as a paper writes it (MAML, ProtoNet); tables show it
     "family": (True, (str,)),
     "title": (True, (str,)),
     "authors": (True, (str,)),
@@ -220,6 +222,15 @@ def list_learner_cards() -> list[str]:
 def list_benchmark_cards() -> list[str]:
     """Names of the benchmark cards shipped in ``registry/benchmarks``."""
     return sorted(_cards("benchmarks"))
+
+
+def display_name(learner: str) -> str:
+    """How papers write the method (``MAML``, ``ProtoNet``): the card's ``display_name``, else
+    the registered name."""
+    try:
+        return str(learner_card(learner).get("display_name") or learner)
+    except (CardError, KeyError):
+        return learner
 
 
 def learner_card(name: str) -> dict[str, Any]:
