@@ -29,12 +29,24 @@ def json_safe(value: Any) -> Any:
     return repr(value)
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it, then putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: str | Path, write: Callable[[IO], None], binary: bool = False) -> Path:
-    """Call ``write(handle)`` on a temporary file next to ``path``, then move it into place."""
+    """Call ``write(handle)`` on a temporary file next to ``path``, then move it into place.
+
+    The file gets the mode a plain ``open(path, "w")`` would (0o666 less the umask), not the
+    0o600 of a temporary file, so collaborators on a shared machine can read results.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb" if binary else "w") as handle:
             write(handle)
             handle.flush()

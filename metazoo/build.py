@@ -52,6 +52,7 @@ def build_learner(
     seed: int | None = 0,
     device: torch.device | str | None = None,
     test: bool = False,
+    ways: int | None = None,
     **config: Any,
 ) -> nn.Module:
     """Create learner ``name`` with the default backbone of ``benchmark``.
@@ -69,6 +70,7 @@ def build_learner(
         seed: seeds the parameter initialisation (``torch.manual_seed``) when not None.
         device: where to put the learner.
         test: size the classifier head for the benchmark's ``test_ways`` instead of ``ways``.
+        ways: size the head (and a ``ways`` config field) for this many ways instead.
         **config: learner config overrides.
     """
     bench = benchmark_card(benchmark)
@@ -76,7 +78,7 @@ def build_learner(
         raise ValueError(
             f"learner {name!r} does not support {bench['task']} benchmarks like {benchmark!r}"
         )
-    ways = bench.get("test_ways", bench.get("ways")) if test else bench.get("ways")
+    ways = ways or (bench.get("test_ways", bench.get("ways")) if test else bench.get("ways"))
     input_shape = tuple(bench["input_shape"])
     kind = model_kind(name)
     if seed is not None:

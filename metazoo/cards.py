@@ -8,6 +8,7 @@ titles, citations and "paper" columns from them; nothing there is typed into a t
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
 from importlib import resources
@@ -25,6 +26,7 @@ __all__ = [
     "CardError",
     "registry_dir",
     "learner_card",
+    "display_name",
     "benchmark_card",
     "list_benchmark_cards",
     "list_learner_cards",
@@ -42,6 +44,7 @@ METRICS = ("accuracy", "mse")
 # field -> (required, allowed python types)
 _LEARNER_FIELDS: dict[str, tuple[bool, tuple[type, ...]]] = {
     "name": (True, (str,)),
+    "display_name": (False, (str,)),  # as a paper writes it (MAML, ProtoNet); tables show it
     "family": (True, (str,)),
     "title": (True, (str,)),
     "authors": (True, (str,)),
@@ -223,6 +226,15 @@ def list_benchmark_cards() -> list[str]:
     return sorted(_cards("benchmarks"))
 
 
+def display_name(learner: str) -> str:
+    """How papers write the method (``MAML``, ``ProtoNet``): the card's ``display_name``, else
+    the registered name."""
+    try:
+        return str(learner_card(learner).get("display_name") or learner)
+    except (CardError, KeyError):
+        return learner
+
+
 def learner_card(name: str) -> dict[str, Any]:
     """The card of a built-in learner, or of a plugin that ships one (``card_path`` on its class)."""
     cards = _cards("learners")
@@ -242,7 +254,10 @@ def benchmark_card(name: str) -> dict[str, Any]:
     """The card of a benchmark; unknown names list the known ones."""
     cards = _cards("benchmarks")
     if name not in cards:
+        close = difflib.get_close_matches(name, list(cards), n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
         raise KeyError(
-            f"unknown benchmark {name!r}; known benchmarks: {', '.join(sorted(cards)) or '(none)'}"
+            f"unknown benchmark {name!r}; {hint}"
+            f"known benchmarks: {', '.join(sorted(cards)) or '(none)'}"
         )
     return cards[name]

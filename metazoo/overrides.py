@@ -16,7 +16,14 @@ from typing import Any
 
 import yaml
 
-__all__ = ["coerce", "convert", "load_value", "split_overrides", "typed_values"]
+__all__ = [
+    "coerce",
+    "convert",
+    "load_value",
+    "load_yaml_text",
+    "split_overrides",
+    "typed_values",
+]
 
 #: YAML 1.2 floats, including ``1e-3`` and ``5E+2`` that YAML 1.1 reads as strings.
 _FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
@@ -41,6 +48,24 @@ def load_value(text: str) -> Any:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError:
         return text
+
+
+def load_yaml_text(text: str, where: str) -> Any:
+    """A YAML document read with this grammar (``1e-3`` a float), from file ``where``.
+
+    Raises:
+        ValueError: malformed YAML, naming ``where``, the line and the column
+            (``suite.yaml:3:7: expected ',' or ']' ...; fix the YAML there``).
+    """
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where
+        problem = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        raise ValueError(f"{at}: malformed YAML: {problem}; fix the YAML there") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{where}: malformed YAML: {exc}; fix the YAML there") from None
 
 
 def _type_name(hint: Any) -> str:
@@ -109,17 +134,19 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
     return converted
 
 
-def typed_values(cls: type, values: Mapping[str, Any], where: str | None = None) -> dict[str, Any]:
+def typed_values(
+    cls: type | Mapping[str, Any], values: Mapping[str, Any], where: str | None = None
+) -> dict[str, Any]:
     """``values`` converted to dataclass ``cls``'s field types (lists to tuples, ``1e-3`` to float).
 
     Args:
-        cls: a dataclass whose type hints name each field's type.
+        cls: a dataclass whose type hints name each field's type, or a mapping name -> type.
         values: field name -> value (parsed YAML or JSON); unknown names pass through unchecked.
         where: where the values come from; when given, a value of the wrong type raises a
             ``TypeError`` naming it (``suite.yaml: train.lr='fast': expected float, got str``),
             otherwise it passes through for the dataclass to judge.
     """
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     if where is None:
         return {k: convert(v, hints.get(k, Any))[1] for k, v in values.items()}
     try:
@@ -128,9 +155,14 @@ def typed_values(cls: type, values: Mapping[str, Any], where: str | None = None)
         raise TypeError(f"{where}: {exc}") from None
 
 
+def _hints(target: type | Mapping[str, Any]) -> dict[str, Any]:
+    """Field name -> type of a dataclass, or the mapping itself when given one."""
+    return dict(target) if isinstance(target, Mapping) else typing.get_type_hints(target)
+
+
 def split_overrides(
     pairs: list[str],
-    targets: Mapping[str, type],
+    targets: Mapping[str, type | Mapping[str, Any]],
     labels: Mapping[str, str] | None = None,
     what: str = "setting",
 ) -> dict[str, dict[str, Any]]:
@@ -139,7 +171,8 @@ def split_overrides(
     Args:
         pairs: ``["inner_lr=0.4", "train.steps=500"]``; ``target.key`` picks a target when two
             share a field name.
-        targets: target name -> dataclass, e.g. ``{"learner": MAML.Config, "train": TrainConfig}``.
+        targets: target name -> dataclass, e.g. ``{"learner": MAML.Config, "train": TrainConfig}``,
+            or -> a mapping of field name to type (``{"ways": int}``).
         labels: target name -> how error messages name it (default: the target name).
         what: a word for the settings in error messages.
 
@@ -150,7 +183,7 @@ def split_overrides(
         ValueError: a pair without ``=``.
         TypeError: an unknown or ambiguous key (listing the valid ones), or a value of the wrong type.
     """
-    hints = {name: typing.get_type_hints(cls) for name, cls in targets.items()}
+    hints = {name: _hints(target) for name, target in targets.items()}
     found: dict[str, dict[str, Any]] = {name: {} for name in targets}
     for pair in pairs:
         key, sep, text = pair.partition("=")

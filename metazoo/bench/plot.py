@@ -1,7 +1,9 @@
 """Figures from a results folder: learning curves and accuracy (or MSE) against shots.
 
-Learning curves: one figure per benchmark, training loss and validation score against the step,
-one line per learner (mean over training seeds). Score against shots: for each dataset and number
+Learning curves: one figure per benchmark, training loss (smoothed: an exponential moving
+average) and validation score against the step, one line per learner (mean over training seeds,
+a band of ± one standard deviation where there are several). A learner has the same colour in
+every figure. Score against shots: for each dataset and number
 of ways, every learner's test score at each shot count found (benchmarks that differ only in shots,
 and the ``eval.shots`` extra evaluations of a suite), with 95% CI error bars.
 """
@@ -15,7 +17,25 @@ from typing import Any
 from metazoo._optional import require
 from metazoo.bench.results import load_results
 
-__all__ = ["plot_results", "learning_curves", "score_vs_shots"]
+__all__ = ["plot_results", "learning_curves", "score_vs_shots", "learner_colours", "smooth"]
+
+#: weight of the previous value in the training-curve smoothing (exponential moving average).
+SMOOTHING = 0.6
+
+
+def smooth(values: list[float], weight: float = SMOOTHING) -> list[float]:
+    """Exponential moving average of ``values``: ``s_t = weight * s_{t-1} + (1 - weight) * v_t``."""
+    out: list[float] = []
+    for value in values:
+        out.append(value if not out else weight * out[-1] + (1 - weight) * value)
+    return out
+
+
+def learner_colours(records: list[dict[str, Any]]) -> dict[str, str]:
+    """One matplotlib colour (``C0``, ``C1``, ...) per learner of the folder, by sorted name, so
+    a learner keeps its colour in every figure."""
+    names = sorted({r["learner"] for r in records if "learner" in r})
+    return {name: f"C{i % 10}" for i, name in enumerate(names)}
 
 
 def _pyplot():
@@ -26,17 +46,29 @@ def _pyplot():
 
 
 def _mean_curve(histories: list[list[dict[str, Any]]], kind: str, key: str) -> tuple[list, list]:
+    steps, means, _ = _curve_with_spread(histories, kind, key)
+    return steps, means
+
+
+def _curve_with_spread(histories: list[list[dict[str, Any]]], kind: str, key: str):
+    """``(steps, means, stds)`` over the runs (std 0 for one run)."""
     by_step: dict[int, list[float]] = defaultdict(list)
     for history in histories:
         for entry in history:
             if entry.get("kind") == kind and entry.get(key) is not None:
                 by_step[entry["step"]].append(entry[key])
     steps = sorted(by_step)
-    return steps, [sum(by_step[s]) / len(by_step[s]) for s in steps]
+    means = [sum(by_step[s]) / len(by_step[s]) for s in steps]
+    stds = [
+        (sum((v - m) ** 2 for v in by_step[s]) / max(len(by_step[s]) - 1, 1)) ** 0.5
+        for s, m in zip(steps, means)
+    ]
+    return steps, means, stds
 
 
 def learning_curves(records: list[dict[str, Any]]) -> dict[str, dict[str, list[list]]]:
-    """``{benchmark: {learner: [[train steps, losses], [val steps, val means], metric]}}``."""
+    """``{benchmark: {learner: [[train steps, losses], [val steps, val means, val stds],
+    metric]}}`` (means and stds over training seeds)."""
     runs: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     metric: dict[str, str] = {}
     for record in records:
@@ -47,7 +79,7 @@ def learning_curves(records: list[dict[str, Any]]) -> dict[str, dict[str, list[l
         bench: {
             learner: [
                 list(_mean_curve(h, "train", "loss")),
-                list(_mean_curve(h, "val", "mean")),
+                list(_curve_with_spread(h, "val", "mean")),
                 metric[bench],
             ]
             for learner, h in learners.items()
@@ -84,19 +116,30 @@ def _save(fig, out: Path, stem: str, formats: tuple[str, ...]) -> list[Path]:
 
 
 def _save_curves(
-    plt, bench: str, learners: dict, out: Path, formats: tuple[str, ...]
+    plt, bench: str, learners: dict, out: Path, formats: tuple[str, ...], colours: dict[str, str]
 ) -> list[Path]:
-    """Training loss, and validation score when any learner was validated, against the step."""
+    """Training loss (smoothed), and validation score when any learner was validated, against
+    the step, with a ± one standard deviation band over seeds."""
+    from metazoo.cards import display_name
+
     validated = any(val[0] for _, val, _ in learners.values())
     fig, axes = plt.subplots(1, 2 if validated else 1, figsize=(10 if validated else 5, 3.6))
     left = axes[0] if validated else axes
     metric = next(iter(learners.values()))[2]
     for learner, (train, val, _) in learners.items():
-        left.plot(*train, label=learner)
+        colour, name = colours.get(learner), display_name(learner)
+        left.plot(train[0], smooth(train[1]), color=colour, label=name)
         if validated and val[0]:
-            axes[1].plot(*val, marker="o", label=learner)
+            steps, means, stds = val
+            axes[1].plot(steps, means, marker="o", color=colour, label=name)
+            if any(stds):
+                low = [m - s for m, s in zip(means, stds)]
+                high = [m + s for m, s in zip(means, stds)]
+                axes[1].fill_between(steps, low, high, color=colour, alpha=0.2)
     left.set(
-        title=f"{bench}: training loss", xlabel="step", ylabel="meta-loss (each learner's own)"
+        title=f"{bench}: training loss (smoothed)",
+        xlabel="step",
+        ylabel="meta-loss (each learner's own)",
     )
     left.legend(fontsize="small")
     if validated:
@@ -115,9 +158,10 @@ def plot_results(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     records = load_results(folder)
+    colours = learner_colours(records)
     paths: list[Path] = []
     for bench, learners in learning_curves(records).items():
-        paths += _save_curves(plt, bench, learners, out, formats)
+        paths += _save_curves(plt, bench, learners, out, formats, colours)
     for group, learners in score_vs_shots(records).items():
         if max(len(points) for points in learners.values()) < 2:
             continue  # one shot count: nothing to draw a line through
@@ -132,6 +176,7 @@ def plot_results(
                 yerr=[points[s][1] or 0 for s in shots],
                 marker="o",
                 capsize=3,
+                color=colours.get(learner),
                 label=learner,
             )
         ax.set(

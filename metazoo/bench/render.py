@@ -1,24 +1,37 @@
 """Tables from aggregated results: Markdown, LaTeX (booktabs) and CSV, and the BibTeX they cite.
 
-Rows are learners, columns benchmarks; each benchmark has our number (mean ± 95% CI) and the
-paper's number from the learner's card. Best per column in bold; a dagger marks cells not
-significantly different from the best. Nothing here is typed by hand: every number comes from a
-result file or a card.
+Rows are methods (by the name papers use, the card's ``display_name``), columns benchmarks, each
+headed with its metric and direction; each benchmark has our number (mean ± 95% CI) and the
+published number from the learner's card, which cites the paper it is quoted from (not always the
+method's own: the fine-tuning baseline's sinusoid number is Finn et al.'s). Best per column in
+bold; a dagger marks cells not significantly different from the best. Nothing here is typed by
+hand: every number comes from a result file or a card.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import re
 from typing import Any
 
 from metazoo.bench.results import ALPHA, Aggregate, ResultSet
-from metazoo.cards import CardError, learner_card
+from metazoo.cards import CardError, display_name, learner_card, list_learner_cards
 from metazoo.evaluation.provenance import machine_label
 
-__all__ = ["to_markdown", "to_latex", "to_csv", "to_bib", "paper_result", "bib_key"]
+__all__ = [
+    "to_markdown",
+    "to_latex",
+    "to_csv",
+    "to_bib",
+    "paper_result",
+    "bib_key",
+    "source_key",
+    "metric_header",
+    "caption_of",
+]
 
 DAGGER, DOUBLE_DAGGER = "†", "‡"
 
@@ -38,6 +51,61 @@ def bib_key(learner: str) -> str | None:
     except (CardError, KeyError):
         return None
     return match.group(1) if match else None
+
+
+def _first_author_year(text: str) -> tuple[str, int] | None:
+    """``("finn", 2017)`` from ``"Finn et al. 2017, Table 2"`` or ``"Chen and Li 2019"``."""
+    match = re.match(r"\s*([^\W\d_][\w-]*)\b.*?\b((?:19|20)\d\d)\b", text)
+    return (match.group(1).lower(), int(match.group(2))) if match else None
+
+
+def source_key(learner: str, benchmark: str) -> str | None:
+    """The BibTeX key of the paper the published number is quoted from: the card whose first
+    author and year match the result's ``source``; the learner's own paper when none does."""
+    found = paper_result(learner, benchmark) or {}
+    wanted = _first_author_year(str(found.get("source", "")))
+    if wanted is not None:
+        for name in list_learner_cards():
+            card = learner_card(name)
+            surname = card["authors"].split(",")[0].split()[-1].lower()
+            if (surname, card["year"]) == wanted:
+                return bib_key(name)
+    return bib_key(learner)
+
+
+def metric_header(metric: str) -> str:
+    """``accuracy % ↑`` or ``MSE ↓``: the metric and which way is better."""
+    return "accuracy % ↑" if metric == "accuracy" else "MSE ↓"
+
+
+def _metric_of(results: ResultSet, benchmark: str) -> str:
+    return next((c.metric for (_, b), c in results.cells.items() if b == benchmark), "accuracy")
+
+
+def caption_of(results: ResultSet) -> str:
+    """``Test accuracy (%) on omniglot-5w1s (5-way 1-shot, 600 episodes) ...``: what a paper's
+    caption says, from the result files."""
+    parts = []
+    for benchmark in results.benchmarks:
+        cells = [c for (_, b), c in results.cells.items() if b == benchmark]
+        if not cells:
+            continue
+        p = cells[0].protocol
+        shape = (
+            f"{p.get('ways')}-way {p.get('shots')}-shot"
+            if p.get("ways")
+            else f"{p.get('shots')}-shot"
+        )
+        parts.append(f"{benchmark} ({shape}, {p.get('episodes')} test episodes)")
+    metrics = sorted({c.metric for c in results.cells.values()})
+    what = " and ".join(
+        "accuracy (%, higher is better)" if m == "accuracy" else "MSE (lower is better)"
+        for m in metrics
+    )
+    return (
+        f"Test {what} on {', '.join(parts)}: mean ± 95% confidence interval over the test "
+        "episodes, next to the published number."
+    )
 
 
 def _number(value: float, metric: str) -> str:
@@ -173,12 +241,12 @@ def notes(results: ResultSet) -> list[str]:
 
 def to_markdown(results: ResultSet) -> str:
     """A GitHub-flavoured Markdown table with the notes below it."""
-    header = ["learner"]
+    header = ["Method"]
     for b in results.benchmarks:
-        header += [f"{b} (ours)", "paper"]
+        header += [f"{b}, {metric_header(_metric_of(results, b))} (ours)", "paper"]
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for learner, line in zip(results.learners, _grid(results)):
-        row = [learner]
+        row = [display_name(learner)]
         for benchmark, cell in line:
             if cell is None:
                 row.append("–")
@@ -186,7 +254,9 @@ def to_markdown(results: ResultSet) -> str:
                 text, bold, dagger = _ours(cell)
                 row.append((f"**{text}**" if bold else text) + (DAGGER if dagger else ""))
             paper, unverified = _paper(learner, benchmark)
-            row.append(paper + (DOUBLE_DAGGER if unverified else ""))
+            source = (paper_result(learner, benchmark) or {}).get("source", "").split(",")[0]
+            cited = f" ({source})" if source and paper != "–" else ""
+            row.append(paper + (DOUBLE_DAGGER if unverified else "") + cited)
         rows.append("| " + " | ".join(row) + " |")
     return "\n".join(rows) + "\n\n" + "\n".join(f"- {line}" for line in notes(results)) + "\n"
 
@@ -200,7 +270,7 @@ def latex_escape(text: str) -> str:
     text = "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
     for symbol, macro in (("±", r"$\pm$"), ("σ", r"$\sigma$"), ("√n", r"$\sqrt{n}$"), ("≥", r"$\geq$"),
                           ("·", r"$\cdot$"), (DAGGER, r"$^\dagger$"), (DOUBLE_DAGGER, r"$^\ddagger$"),
-                          ("–", "--")):  # fmt: skip
+                          ("–", "--"), ("↑", r"$\uparrow$"), ("↓", r"$\downarrow$")):  # fmt: skip
         text = text.replace(symbol, macro)
     return text
 
@@ -208,7 +278,10 @@ def latex_escape(text: str) -> str:
 def to_latex(results: ResultSet, caption: str = "") -> str:
     """A ``table`` environment with a booktabs ``tabular``; needs ``\\usepackage{booktabs}``."""
     cols = "l" + "cc" * len(results.benchmarks)
-    head = " & ".join(rf"\multicolumn{{2}}{{c}}{{{latex_escape(b)}}}" for b in results.benchmarks)
+    head = " & ".join(
+        rf"\multicolumn{{2}}{{c}}{{{latex_escape(b)} ({latex_escape(metric_header(_metric_of(results, b)))})}}"
+        for b in results.benchmarks
+    )
     rules = " ".join(
         rf"\cmidrule(lr){{{2 + 2 * i}-{3 + 2 * i}}}" for i in range(len(results.benchmarks))
     )
@@ -216,8 +289,7 @@ def to_latex(results: ResultSet, caption: str = "") -> str:
              rf"Method & {head} \\", rules, " & ".join(["", *["ours", "paper"] * len(results.benchmarks)]) + r" \\",
              r"\midrule"]  # fmt: skip
     for learner, line in zip(results.learners, _grid(results)):
-        key = bib_key(learner)
-        row = [latex_escape(learner) + (rf"~\cite{{{key}}}" if key else "")]
+        row = [latex_escape(display_name(learner))]
         for benchmark, cell in line:
             if cell is None:
                 row.append("--")
@@ -228,10 +300,15 @@ def to_latex(results: ResultSet, caption: str = "") -> str:
                     (rf"\textbf{{{text}}}" if bold else text) + (r"$^\dagger$" if dagger else "")
                 )
             paper, unverified = _paper(learner, benchmark)
-            row.append(latex_escape(paper) + (r"$^\ddagger$" if unverified else ""))
+            key = source_key(learner, benchmark) if paper != "–" else None
+            row.append(
+                latex_escape(paper)
+                + (r"$^\ddagger$" if unverified else "")
+                + (rf"~\cite{{{key}}}" if key else "")
+            )
         lines.append(" & ".join(row) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
-    caption = caption or f"Results of the {results.suite or 'metazoo'} suite."
+    caption = caption or caption_of(results)
     lines.append(rf"\caption{{{latex_escape(caption)}}}")
     lines += [r"\par\smallskip", r"\parbox{\linewidth}{\footnotesize"]
     lines += [latex_escape(line) + r"\par" for line in notes(results)]
@@ -253,7 +330,7 @@ def to_csv(results: ResultSet) -> str:
         paper = paper_result(learner, benchmark) or {}
         writer.writerow([
             learner, benchmark, cell.metric, repr(cell.mean), repr(cell.ci95), len(cell.scores),
-            " ".join(map(str, cell.seeds)), "" if math.isnan(cell.seed_std) else repr(cell.seed_std),
+            json.dumps(list(cell.seeds)), "" if math.isnan(cell.seed_std) else repr(cell.seed_std),
             cell.best, "" if cell.tied_with_best is None else cell.tied_with_best,
             "" if cell.p_vs_best is None else repr(cell.p_vs_best), "" if cell.paired is None else cell.paired,
             paper.get("value", ""), paper.get("ci95", ""), paper.get("source", ""), paper.get("verified", ""),
@@ -262,10 +339,12 @@ def to_csv(results: ResultSet) -> str:
 
 
 def to_bib(results: ResultSet) -> str:
-    """The BibTeX entry of every learner in the table that has a card, each once."""
+    """The BibTeX entry of every paper the table cites (each published number's source), once."""
+    by_key = {bib_key(n): learner_card(n)["bibtex"].strip() for n in list_learner_cards()}
     entries: dict[str, str] = {}
     for learner in results.learners:
-        key = bib_key(learner)
-        if key and key not in entries:
-            entries[key] = learner_card(learner)["bibtex"].strip()
+        for benchmark in results.benchmarks:
+            key = source_key(learner, benchmark) if paper_result(learner, benchmark) else None
+            if key and key in by_key and key not in entries:
+                entries[key] = by_key[key]
     return "\n\n".join(entries.values()) + ("\n" if entries else "")

@@ -32,20 +32,41 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from metazoo.cards import registry_dir, yaml_files
-from metazoo.overrides import typed_values
+from metazoo.overrides import load_yaml_text, typed_values
 from metazoo.training.config import TrainConfig
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
-__all__ = ["Cell", "Suite", "load_suite", "suite_dir", "parse_shard", "SETTINGS"]
+__all__ = [
+    "Cell",
+    "Suite",
+    "load_suite",
+    "load_run_block",
+    "suite_dir",
+    "parse_shard",
+    "SETTINGS",
+    "SAMPLER_KEYS",
+]
 
 #: What a settings block may hold.
 SETTINGS = ("config", "train", "eval", "build", "sampler", "train_sampler")
 _EVAL_KEYS = ("episodes", "seed", "shots", "also_on")
+#: Sampler options a suite or ``metazoo train`` may set, with their types.
+SAMPLER_KEYS = {
+    "ways": int,
+    "shots": int,
+    "queries": int,
+    "mode": str,
+    "hierarchy": str,
+    "rotations": bool,
+    "meta_batch_diversity": bool,
+    "replacement": bool,
+    "augment": str | None,
+    "varied": bool,
+    "min_ways": int,
+}
 _BUILD_KEYS = ("backbone", "backbone_options")
 _TOP_KEYS = {
     "name",
@@ -119,7 +140,22 @@ def _check_block(block: Any, where: str) -> dict[str, Any]:
             raise ValueError(f"{where}.{name}: unknown key(s) {bad}; allowed: {sorted(allowed)}")
     if block.get("train"):  # typed as `metazoo train` overrides are: `lr: 1e-3` is a float
         block = {**block, "train": typed_values(TrainConfig, block["train"], f"{where}.train")}
+    for name in ("sampler", "train_sampler"):
+        if block.get(name):
+            block = {**block, name: typed_values(SAMPLER_KEYS, block[name], f"{where}.{name}")}
     return block
+
+
+def load_run_block(path: str | Path) -> dict[str, Any]:
+    """A file holding one suite settings block (``config``, ``train``, ``eval``, ``build``,
+    ``sampler``, ``train_sampler``), checked as a suite's are: ``metazoo train --config FILE``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"--config {path}: no such file; give a YAML file like a suite's run"
+        )
+    data = load_yaml_text(path.read_text(encoding="utf-8"), str(path)) or {}
+    return _check_block(data, str(path))
 
 
 @dataclass
@@ -169,7 +205,7 @@ def load_suite(spec: str | Path) -> Suite:
                 f"no suite {str(spec)!r}: not a file, and not one of the built-in suites "
                 f"({', '.join(known) or 'none'}); give the path of a suite YAML file"
             )
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = load_yaml_text(path.read_text(encoding="utf-8"), str(path)) or {}
     # a built-in suite inside a zipped install has no file-system path to record
     return parse_suite(data, path if isinstance(path, Path) else None)
 

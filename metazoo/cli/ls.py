@@ -41,10 +41,12 @@ def learner_rows() -> list[tuple[str, str, str, str, str]]:
 
 def run(args: argparse.Namespace) -> int:
     console = Console(soft_wrap=True)
+    if not console.is_terminal:  # piped or redirected: as wide as the rows, never cut
+        console = Console(soft_wrap=True, width=1000)
     if args.what in ("learners", "all"):
         table = Table(title="learners")
         for column in ("name", "family", "provider", "card", "paper"):
-            table.add_column(column)
+            table.add_column(column, no_wrap=column == "name")
         for row in learner_rows():
             table.add_row(*row)
         console.print(table)
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if args.what in ("benchmarks", "all"):
         table = Table(title="benchmarks")
         for column in ("name", "dataset", "task", "ways", "shots", "queries", "backbone"):
-            table.add_column(column)
+            table.add_column(column, no_wrap=column == "name")
         for name in list_benchmark_cards():
             card = benchmark_card(name)
             table.add_row(

@@ -35,21 +35,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    args.argv = argv  # what was typed, for messages that give a command to run next
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"metazoo {args.command}: interrupted", file=sys.stderr)
         return 130
-    except (KeyError, ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
+    except Exception as exc:  # every failure a message; the traceback behind --debug
         if getattr(args, "debug", False):
             raise
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"metazoo {args.command}: error: {message}", file=sys.stderr)
+        print(f"metazoo {args.command}: error: {_message(exc)}", file=sys.stderr)
         return 2
+
+
+#: Errors whose message is written for the user; any other kind is named, as it may be a bug.
+_USER_ERRORS = (KeyError, ValueError, TypeError, OSError, RuntimeError)
+
+
+def _message(exc: Exception) -> str:
+    message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    if not isinstance(exc, _USER_ERRORS) or not message:
+        message = f"{type(exc).__name__}: {message} (rerun with --debug for the traceback)"
+    return message
 
 
 if __name__ == "__main__":

@@ -32,7 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     fetch.add_argument("--root", default=None, help="data root (default: $METAZOO_DATA)")
     args = parser.parse_args(argv)
-    print(_download(args.dataset, args.root))
+    try:
+        print(_download(args.dataset, args.root))
+    except (OSError, ValueError, RuntimeError) as exc:  # DownloadError and the like: a message
+        print(f"python -m metazoo.data download: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

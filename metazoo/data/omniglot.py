@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from metazoo.data.cache import cached, content_key, read_split_list
+from metazoo.data.cache import cached, content_key, file_stamps, read_split_list
 from metazoo.data.dataset import ClassDataset
 from metazoo.data.images import decode_images
 from metazoo.data.paths import data_root, require_dir
@@ -58,6 +58,10 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+class DownloadError(RuntimeError):
+    """A dataset could not be downloaded; the message says what to do instead."""
+
+
 def download(
     root: str | os.PathLike | None = None,
     url_prefix: str = URL_PREFIX,
@@ -65,35 +69,75 @@ def download(
 ) -> Path:
     """Download and unpack both Omniglot zips into ``root/omniglot-py``; returns that folder.
 
-    Zips already present with the right md5 are not fetched again; a wrong md5 is an error.
+    Zips already present are checked, not fetched again. A failure leaves no folder it created
+    and no temporary file behind.
 
     Args:
         root: the data root (default ``$METAZOO_DATA``).
         url_prefix: where ``images_background.zip`` and ``images_evaluation.zip`` are (any URL
             ``urllib`` opens, ``file://`` included).
         md5: expected checksums per zip name (default: torchvision's).
+
+    Raises:
+        DownloadError: no network (with how to install the zips by hand), or a zip whose md5 is
+            not the expected one (naming the file and what to do).
     """
     md5 = md5 or ZIPS_MD5
     target = data_root(root) / FOLDER
+    created = [p for p in (target, *target.parents) if not p.exists()]
     target.mkdir(parents=True, exist_ok=True)
-    for name in SETS:
-        archive = target / f"{name}.zip"
-        if not archive.is_file() or _md5(archive) != md5[name]:
-            url = f"{url_prefix}/{name}.zip"
-            with (
-                tempfile.NamedTemporaryFile(dir=target, delete=False) as tmp,
-                urllib.request.urlopen(url) as response,
-            ):
-                tmp.write(response.read())
-            os.replace(tmp.name, archive)
-        found = _md5(archive)
-        if found != md5[name]:
-            raise ValueError(
-                f"{archive}: md5 {found} does not match the expected {md5[name]}; delete it and retry"
-            )
-        with zipfile.ZipFile(archive) as zipped:
-            zipped.extractall(target)
+    try:
+        for name in SETS:
+            archive = target / f"{name}.zip"
+            fetched = not archive.is_file()
+            if fetched:
+                _fetch(f"{url_prefix}/{name}.zip", archive, target)
+            _check_md5(archive, md5[name], fetched, f"{url_prefix}/{name}.zip")
+            with zipfile.ZipFile(archive) as zipped:
+                zipped.extractall(target)
+    except BaseException:
+        for folder in created:  # deepest first; only the ones still empty
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
     return target
+
+
+def _fetch(url: str, archive: Path, target: Path) -> None:
+    """``url`` saved as ``archive`` through a temporary file that never outlives a failure."""
+    tmp = tempfile.NamedTemporaryFile(dir=target, prefix=f".{archive.name}.", delete=False)  # noqa: SIM115 - closed by the with below
+    try:
+        with tmp, urllib.request.urlopen(url) as response:
+            tmp.write(response.read())
+        os.replace(tmp.name, archive)
+    except OSError as exc:  # URLError, timeouts and refused connections are OSErrors
+        reason = getattr(exc, "reason", None) or exc
+        raise DownloadError(
+            f"cannot download {url} ({reason}). Without network, copy images_background.zip and "
+            f"images_evaluation.zip from {URL_PREFIX} into {target} on another machine and run "
+            "the command again (the zips are checked and unpacked), or put an unpacked "
+            f"omniglot-py folder under {target.parent}"
+        ) from None
+    finally:
+        Path(tmp.name).unlink(missing_ok=True)
+
+
+def _check_md5(archive: Path, expected: str, fetched: bool, url: str) -> None:
+    found = _md5(archive)
+    if found == expected:
+        return
+    if fetched:
+        archive.unlink()
+        raise DownloadError(
+            f"the file downloaded from {url} has md5 {found}, not the expected {expected} (a "
+            f"proxy page or a changed file); nothing was kept. Try again, or download it by hand "
+            f"to {archive}"
+        )
+    raise DownloadError(
+        f"{archive} is already there but its md5 {found} is not the expected {expected} (an "
+        "incomplete or corrupt download): delete it and run the command again, or replace it "
+        "with the right file"
+    )
 
 
 def list_characters(root: str | os.PathLike | None = None) -> list[tuple[str, str, list[str]]]:
@@ -137,10 +181,11 @@ def load_omniglot(
     """
     characters = list_characters(root)
     relative = [f"{a}/{c}/{Path(p).name}" for a, c, ps in characters for p in ps]
-    key = content_key(relative, _CACHE_VERSION, image_size)
+    paths = [p for _, _, ps in characters for p in ps]
+    # size and modification time of every file: an edited or corrupted image is decoded again
+    key = content_key(file_stamps(paths, relative), _CACHE_VERSION, image_size)
 
     def build() -> dict:
-        paths = [p for _, _, ps in characters for p in ps]
         alphabets = sorted({a for a, _, _ in characters})
         counts = torch.tensor([len(ps) for _, _, ps in characters])
         return {

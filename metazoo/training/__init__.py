@@ -4,7 +4,20 @@
 """
 
 from metazoo.training.checkpoint import load_checkpoint
-from metazoo.training.config import NonFiniteLossError, TrainConfig, TrainResult
-from metazoo.training.loop import train
+from metazoo.training.config import (
+    NonFiniteLossError,
+    TrainConfig,
+    TrainingInterrupted,
+    TrainResult,
+)
+from metazoo.training.loop import print_progress, train
 
-__all__ = ["train", "TrainConfig", "TrainResult", "NonFiniteLossError", "load_checkpoint"]
+__all__ = [
+    "train",
+    "TrainConfig",
+    "TrainResult",
+    "NonFiniteLossError",
+    "TrainingInterrupted",
+    "load_checkpoint",
+    "print_progress",
+]

@@ -8,6 +8,10 @@ provided the learner (so that loading it where that plugin is missing can say wh
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -24,7 +28,14 @@ __all__ = [
     "restore_rng",
     "learner_distribution",
     "FORMAT",
+    "RUN_FILES",
+    "run_files",
+    "StopRequest",
+    "stop_requests",
 ]
+
+#: The files a training run leaves in its folder (the CLI adds ``result.json``).
+RUN_FILES = ("last.pt", "best.pt", "result.json")
 
 #: Version of the checkpoint layout, checked on load.
 FORMAT = 1
@@ -34,7 +45,10 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     """Read a checkpoint written by the trainer; errors say what the file is missing."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}; train with checkpoint_dir set first")
+        raise FileNotFoundError(
+            f"no checkpoint at {path}; train into that folder first "
+            "(`metazoo train ... --out FOLDER`, or TrainConfig.checkpoint_dir in Python)"
+        )
     data = torch.load(path, map_location=map_location, weights_only=False)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(
@@ -71,3 +85,39 @@ def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def run_files(folder: str | Path) -> list[Path]:
+    """The files of an earlier run in ``folder`` (:data:`RUN_FILES` that exist), in that order."""
+    return [Path(folder) / name for name in RUN_FILES if (Path(folder) / name).is_file()]
+
+
+class StopRequest:
+    """Whether SIGINT or SIGTERM asked training to stop; see :func:`stop_requests`."""
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.signal_name is not None:  # a second signal: stop now, without a checkpoint
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+
+
+@contextlib.contextmanager
+def stop_requests() -> Iterator[StopRequest]:
+    """While active, the first SIGINT or SIGTERM only sets ``request.signal_name`` (the loop then
+    checkpoints and stops between two steps); a second one raises ``KeyboardInterrupt``.
+
+    Signal handlers belong to the main thread: elsewhere the request never fires.
+    """
+    request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield request
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

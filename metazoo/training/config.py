@@ -10,6 +10,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "NonFiniteLossError",
+    "TrainingInterrupted",
     "OPTIMIZERS",
     "SCHEDULES",
     "FAST_STEP_OPTIONS",
@@ -183,9 +184,35 @@ class NonFiniteLossError(RuntimeError):
     """
 
     def __init__(
-        self, message: str, step: int, task_indices: list[int], last_checkpoint: str | None
+        self,
+        message: str,
+        step: int,
+        task_indices: list[int],
+        last_checkpoint: str | None,
+        likely_rate: str | None = None,
     ):
         super().__init__(message)
         self.step = step
         self.task_indices = task_indices
         self.last_checkpoint = last_checkpoint
+        #: ``"inner"`` or ``"outer"``: the learning rate that most likely caused it.
+        self.likely_rate = likely_rate
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped training between two steps, after a checkpoint was written.
+
+    A ``KeyboardInterrupt``, so code that stops on Ctrl-C still does.
+
+    Attributes:
+        step: steps done (the checkpoint's step; a resumed run goes on from here).
+        steps: the steps the run was asked for.
+        checkpoint: path of the ``last.pt`` just written, or None without ``checkpoint_dir``.
+        signal_name: ``"SIGINT"`` or ``"SIGTERM"``.
+    """
+
+    def __init__(self, step: int, steps: int, checkpoint: str | None, signal_name: str):
+        saved = f"saved {checkpoint}" if checkpoint else "nothing saved (no checkpoint_dir)"
+        super().__init__(f"{signal_name} at step {step} of {steps}; {saved}")
+        self.step, self.steps = step, steps
+        self.checkpoint, self.signal_name = checkpoint, signal_name

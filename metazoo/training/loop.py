@@ -8,8 +8,10 @@ Progress is reported through a callback; progress bars live in ``metazoo.cli``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -36,13 +38,19 @@ from metazoo.training.checkpoint import (
     restore_rng,
     rng_state,
     save_atomic,
+    stop_requests,
 )
-from metazoo.training.config import FAST_STEP_OPTIONS, TrainConfig, TrainResult
+from metazoo.training.config import (
+    FAST_STEP_OPTIONS,
+    TrainConfig,
+    TrainingInterrupted,
+    TrainResult,
+)
 from metazoo.training.divergence import diverged
 from metazoo.training.optim import make_optimizer, make_scheduler
 from metazoo.training.step import DeferredMetrics, build_train_step
 
-__all__ = ["train", "make_optimizer", "make_scheduler"]
+__all__ = ["train", "make_optimizer", "make_scheduler", "print_progress"]
 
 Callback = Callable[[dict[str, Any]], None]
 #: TrainConfig fields a resumed run may change without changing what is computed.
@@ -58,6 +66,41 @@ _RESUMABLE_CHANGES = {
     *FAST_STEP_OPTIONS,
     "sample_on_device",
 }
+
+
+def print_progress(every: int = 10) -> Callback:
+    """The default callback of :func:`train`: a line on stderr every ``every`` steps and after
+    each validation (``step 10/1000  loss 1.2034  accuracy 48.20  31.0 tasks/s``)."""
+
+    def report(event: dict[str, Any]) -> None:
+        kind, step, steps = event.get("kind"), event.get("step"), event.get("steps")
+        if kind == "step" and (step % every == 0 or step == steps):
+            shown = {k: v for k, v in event.items() if k not in ("kind", "step", "steps", "lr")}
+            values = "  ".join(f"{k} {v:.4g}" for k, v in shown.items())
+            print(f"step {step}/{steps}  {values}", file=sys.stderr, flush=True)
+        elif kind == "val":
+            print(
+                f"validation at step {step}: {event['metric']} {event['mean']:.4g} "
+                f"± {event['ci95']:.2g}{'  (best)' if event['best'] else ''}",
+                file=sys.stderr,
+                flush=True,
+            )
+        elif kind == "resume":
+            print(f"resumed at step {step}/{steps}", file=sys.stderr, flush=True)
+
+    return report
+
+
+@contextlib.contextmanager
+def _distributions_unchecked():
+    """Distributions built while training take NaN parameters, so a diverged model-based learner
+    (CNP's Normal) gives a NaN loss the trainer names, not a torch.distributions traceback."""
+    before = torch.distributions.Distribution._validate_args
+    torch.distributions.Distribution.set_default_validate_args(False)
+    try:
+        yield
+    finally:
+        torch.distributions.Distribution.set_default_validate_args(before)
 
 
 def _default_meta_batch(benchmark: Any) -> int:
@@ -248,6 +291,7 @@ def train(
     callback: Callback | None = None,
     metadata: dict[str, Any] | None = None,
     train_overrides: dict[str, Any] | None = None,
+    quiet: bool = False,
     **sampler_overrides: Any,
 ) -> TrainResult:
     """Meta-train ``learner`` on ``benchmark``'s train split; validate on fixed ``val`` episodes.
@@ -264,17 +308,22 @@ def train(
         benchmark: a benchmark name, or an object with ``sampler(split, seed, **overrides)``.
         config: the :class:`TrainConfig`; defaults when None.
         callback: called with an event dict after each step (``kind="step"``, ``step``, ``steps``,
-            ``loss``, metrics, ``lr``, ``tasks_per_s``), validation (``kind="val"``) and resume.
+            ``loss``, metrics, ``lr``, ``tasks_per_s``), validation (``kind="val"``) and resume;
+            None prints progress lines on stderr (:func:`print_progress`) unless ``quiet``.
         metadata: JSON-safe facts stored in checkpoints (e.g. how the learner was built).
         train_overrides: sampler overrides for the train split only, over ``sampler_overrides``
             (e.g. ProtoNet's 60-way training episodes, ``{"ways": 60, "queries": 5}``).
+        quiet: without a ``callback``, print nothing.
         **sampler_overrides: passed to the train and val samplers (``ways``, ``shots``, ...).
 
     Raises:
-        NonFiniteLossError: when the loss is NaN or inf, naming the step, the tasks and the last
-            good checkpoint.
+        NonFiniteLossError: when the loss is NaN or inf, naming the step, the tasks, the likely
+            learning rate and the last good checkpoint.
+        TrainingInterrupted: SIGINT or SIGTERM arrived; ``last.pt`` holds the step reached.
     """
     config = config or TrainConfig()
+    if callback is None and not quiet:
+        callback = print_progress(config.log_every)
     start = time.perf_counter()
     if config.device is not None:
         learner.to(config.device)
@@ -297,9 +346,9 @@ def train(
     train_sampler = {**sampler_overrides, **run.train_overrides}
     if config.sample_on_device:
         train_sampler.setdefault("device", device)  # episodes built where the learner trains
-    with tf32(config.tf32):
+    with tf32(config.tf32), _distributions_unchecked(), stop_requests() as stop:
         sampler = open_sampler(benchmark, "train", config.seed, **train_sampler)
-        stopped = _loop(run, sampler, device)
+        stopped = _loop(run, sampler, device, stop)
     if run.best_state is not None:
         learner.load_state_dict(run.best_state)
     best, total = run.path("best.pt"), run.seconds()
@@ -316,13 +365,22 @@ def train(
     )
 
 
-def _loop(run: _Run, sampler: Any, device: torch.device) -> str | None:
+def _interrupted(run: _Run, signal_name: str) -> TrainingInterrupted:
+    """Checkpoint the step reached, for a resume that matches an uninterrupted run."""
+    _save_last(run)
+    return TrainingInterrupted(run.step, run.config.steps, run.last_saved, signal_name)
+
+
+def _loop(run: _Run, sampler: Any, device: torch.device, stop: Any) -> str | None:
     """Train until ``config.steps`` or the time limit; returns why it stopped early, or None."""
     config, began, step = run.config, time.perf_counter(), None
     deferred = DeferredMetrics()
     run.learner.train()
     saved_at = run.step
     while run.step < config.steps:
+        if stop.signal_name is not None:
+            _log_pending(run, deferred, sampler, device)
+            raise _interrupted(run, stop.signal_name)
         if config.time_is_up(began):
             break
         batch = dist.local_tasks(sampler.batch(run.step, run.meta_batch)).to(device)

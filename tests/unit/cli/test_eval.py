@@ -29,4 +29,7 @@ def test_eval_reproduces_the_scores_of_the_trained_learner(tmp_path, capsys):
 def test_eval_of_a_missing_checkpoint_says_so(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "nothing.pt")]) == 2
     err = capsys.readouterr().err
-    assert f"no checkpoint at {tmp_path / 'nothing.pt'}; train with checkpoint_dir set first" in err
+    assert (
+        f"no checkpoint at {tmp_path / 'nothing.pt'}; train into that folder first (`metazoo train ... --out FOLDER`"
+        in err
+    )
