@@ -15,9 +15,11 @@
 4. A short table last. Outputs go to ``$OUT`` (else ``benchmarks/gpu-session``).
 
 ``--data-skeleton LIST`` is for a machine without the Omniglot PNG tree but with the decoded
-28x28 cache (``$METAZOO_CACHE``, built from the real PNGs): the cache key is computed from the
-tree's file names, so the script recreates the names (empty files) from LIST, a gzipped
-``find omniglot-py -name '*.png' | sort``. The images themselves come from the cache.
+28x28 cache (``$METAZOO_CACHE``, built from the real PNGs): the cache key is computed from every
+file's name, size and modification time (``metazoo.data.cache.file_stamps``), so the script
+recreates each file from LIST, a gzipped ``size mtime_ns name`` line per PNG, as a sparse file of
+that size (``os.truncate``, no disk used) with that mtime (``os.utime``). The images themselves
+come from the cache. ``--write-skeleton LIST`` writes LIST from ``$METAZOO_DATA`` and exits.
 
 Preparing a lent machine that has neither the data nor ``higher`` (this workplace's device tool
 carries an ignored folder of at most 64 MiB), from the repository root here::
@@ -26,7 +28,7 @@ carries an ignored folder of at most 64 MiB), from the repository root here::
     mkdir -p .gpu_extra/site .gpu_extra/cache
     cp -r "$(python -c 'import higher, os; print(os.path.dirname(higher.__file__))')" .gpu_extra/site/
     cp -r "$METAZOO_CACHE/omniglot" .gpu_extra/cache/          # after any Omniglot run here
-    (cd "$METAZOO_DATA" && find omniglot-py -name '*.png' | sort | gzip) > .gpu_extra/omniglot-files.txt.gz
+    python benchmarks/gpu_session.py --write-skeleton .gpu_extra/omniglot-files.txt.gz
 
 and there (carrying ``.gpu_extra``)::
 
@@ -114,12 +116,42 @@ TRAIN_OPTIONS = {
 }
 
 
-def _make_skeleton(listing: Path, root: Path) -> None:
-    with gzip.open(listing, "rt") as names:
-        for name in names.read().split():
+def write_skeleton(data_root: Path, listing: Path) -> int:
+    """Write ``listing`` (gzipped ``size mtime_ns name`` lines, sorted by name) for every Omniglot
+    PNG under ``data_root/omniglot-py``; the number of files."""
+    pngs = sorted((data_root / "omniglot-py").rglob("*.png"))
+    if not pngs:
+        raise FileNotFoundError(
+            f"no Omniglot PNGs under {data_root / 'omniglot-py'}; set METAZOO_DATA to the folder "
+            "that holds omniglot-py/"
+        )
+    lines = []
+    for path in pngs:
+        stat = path.stat()
+        lines.append(f"{stat.st_size} {stat.st_mtime_ns} {path.relative_to(data_root)}\n")
+    with gzip.open(listing, "wt") as sink:
+        sink.writelines(lines)
+    return len(lines)
+
+
+def make_skeleton(listing: Path, root: Path) -> None:
+    """Recreate under ``root`` the files ``listing`` names, sparse, with their sizes and mtimes
+    (what the decoded-Omniglot cache key reads), and point ``$METAZOO_DATA`` at ``root``."""
+    with gzip.open(listing, "rt") as lines:
+        for number, line in enumerate(lines, 1):
+            fields = line.rstrip("\n").split(" ", 2)
+            if len(fields) != 3:
+                raise ValueError(
+                    f"{listing}:{number}: expected 'size mtime_ns name', got {line!r}; write the "
+                    "list with `python benchmarks/gpu_session.py --write-skeleton LIST`"
+                )
+            size, mtime_ns, name = int(fields[0]), int(fields[1]), fields[2]
             path = root / name
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch()
+            with path.open("wb"):
+                pass
+            os.truncate(path, size)
+            os.utime(path, ns=(mtime_ns, mtime_ns))
     os.environ["METAZOO_DATA"] = str(root)
 
 
@@ -153,7 +185,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true", help="rehearse on the CPU, tiny")
     parser.add_argument("--speed-limit", type=float, default=240.0, help="seconds for step 1")
     parser.add_argument("--train-minutes", type=float, default=3.0, help="training time, step 2")
-    parser.add_argument("--data-skeleton", help="gzipped PNG name list (see the docstring)")
+    parser.add_argument("--data-skeleton", help="gzipped PNG list to recreate (see the docstring)")
+    parser.add_argument(
+        "--write-skeleton", metavar="LIST", help="write that list from $METAZOO_DATA and exit"
+    )
     parser.add_argument(
         "--contenders", nargs="+", default=SPEED_CONTENDERS, help="speed contenders, step 1"
     )
@@ -265,8 +300,14 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     out = Path(os.environ.get("OUT") or REPO / "benchmarks" / "gpu-session")
     out.mkdir(parents=True, exist_ok=True)
+    if args.write_skeleton:
+        from metazoo.data.paths import data_root
+
+        count = write_skeleton(data_root(), Path(args.write_skeleton))
+        print(f"wrote {args.write_skeleton}: {count} files")
+        return 0
     if args.data_skeleton:
-        _make_skeleton(Path(args.data_skeleton), Path("/tmp/metazoo-data"))
+        make_skeleton(Path(args.data_skeleton), Path("/tmp/metazoo-data"))
     device = "cpu" if args.dry_run else "cuda"
     if args.compile_cache:  # the child processes compile into (and reuse) this folder
         cache = Path(args.compile_cache).resolve()

@@ -21,7 +21,27 @@ PAPER_RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" /
 #: The one command that runs the GPU rows (the MAML family on Omniglot) on a lent H100/H200.
 GPU_COMMAND = "python benchmarks/gpu_paper_rows.py"
 #: Presets whose budget needs a GPU: their pending rows name the GPU script.
-GPU_PRESETS = ("paper-maml-omniglot",)
+GPU_PRESETS = (
+    "paper-maml-omniglot",
+    "paper-reptile-omniglot",
+    "paper-anil-omniglot",
+    "paper-metasgd-omniglot",
+    "paper-mamlpp-omniglot",
+    # data-dependent too: mini/tiered-ImageNet, CUB and CIFAR are not on the CPU machine
+    "paper-maml-miniimagenet",
+    "paper-reptile-miniimagenet",
+    "paper-anil-miniimagenet",
+    "paper-metasgd-miniimagenet",
+    "paper-mamlpp-miniimagenet",
+    "paper-snail-miniimagenet",
+    "paper-protonet-miniimagenet",
+    "paper-matchingnet-miniimagenet",
+    "paper-relationnet-miniimagenet",
+    "paper-metaoptnet-imagenet",
+    "paper-metaoptnet-cifar",
+    "paper-baselinepp",
+    "paper-transductive-ft",
+)
 
 
 def _paper(row: PaperRow) -> str:
