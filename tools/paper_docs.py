@@ -20,14 +20,17 @@ __all__ = ["paper_table", "PAPER_RESULTS", "GPU_COMMAND"]
 PAPER_RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "paper"
 #: The one command that runs the GPU rows (the MAML family on Omniglot) on a lent H100/H200.
 GPU_COMMAND = "python benchmarks/gpu_paper_rows.py"
-#: Presets whose budget needs a GPU: their pending rows name the GPU script.
-GPU_PRESETS = (
+#: The MAML family on Omniglot: the GPU script runs them (``--preset NAME``).
+GPU_SCRIPT_PRESETS = (
     "paper-maml-omniglot",
     "paper-reptile-omniglot",
     "paper-anil-omniglot",
     "paper-metasgd-omniglot",
     "paper-mamlpp-omniglot",
-    # data-dependent too: mini/tiered-ImageNet, CUB and CIFAR are not on the CPU machine
+)
+#: Presets that need a GPU and their dataset (mini/tiered-ImageNet, CUB, CIFAR are not on the CPU
+#: machine): their pending rows name ``metazoo bench NAME --device cuda``.
+GPU_PRESETS = (
     "paper-maml-miniimagenet",
     "paper-reptile-miniimagenet",
     "paper-anil-miniimagenet",
@@ -59,8 +62,12 @@ def _paper(row: PaperRow) -> str:
 
 def _pending(row: PaperRow) -> str:
     folder = f"benchmarks/results/paper/{row.suite}"
+    if row.suite in GPU_SCRIPT_PRESETS:
+        return f"pending (GPU): `{GPU_COMMAND} --preset {row.suite}`"
     if row.suite in GPU_PRESETS:
-        return f"pending (GPU): `{GPU_COMMAND}`"
+        return (
+            f"pending (GPU and dataset): `metazoo bench {row.suite} --device cuda --out {folder}`"
+        )
     return f"pending: `metazoo bench {row.suite} --out {folder}`"
 
 
