@@ -9,9 +9,10 @@ under ``<root>/metadataset/<source>/``:
   without a ``Split.`` prefix); bilevel (Omniglot) ``superclasses_per_split`` with
   ``classes_per_superclass`` and ``superclass_names``; hierarchical (ILSVRC) ``split_subgraphs``,
   each split's part of the ImageNet DAG. ``class_names`` maps ids to names (WordNet ids for ILSVRC).
-* per class id ``c``: a folder ``<c>/`` of image files, or P>M>F's ``<c>.h5`` (groups ``0``,
+* per class id ``c``: a folder ``<c>/`` of image files, P>M>F's ``<c>.h5`` (groups ``0``,
   ``1``, ... each with an ``image`` dataset, ``(H, W, 3)`` uint8, beside ``label`` and ``id``;
-  needs ``h5py``).
+  needs ``h5py``), or the converter's own ``<c>.tfrecords`` (read without TensorFlow,
+  :mod:`metazoo.data.tfrecord`).
 
 Per-source quirks of the protocol (:data:`QUIRKS`): Omniglot episodes draw their classes inside
 one alphabet, ILSVRC's are the leaves under one node of the DAG (:mod:`metazoo.data.dag`), MSCOCO
@@ -20,6 +21,7 @@ and Traffic Sign are test-only, Traffic Sign's images (consecutive video frames)
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from metazoo.data.dataset import ClassDataset
 from metazoo.data.images import _class_files, decode_image
 from metazoo.data.paths import data_root, require_dir
 from metazoo.data.seeding import generator_for
+from metazoo.data.tfrecord import parse_example, read_records
 
 __all__ = [
     "SOURCES",
@@ -141,22 +144,29 @@ def _dag_groups(spec: dict, split: str, classes: range) -> list[list[int]]:
 
 
 def _read_class(folder: Path, class_id: int, size: int, channels: int) -> np.ndarray:
-    """``(n, C, size, size)`` uint8 images of one class, from its folder or its ``.h5`` file."""
+    """``(n, C, size, size)`` uint8 images of one class: its folder, ``.h5`` or ``.tfrecords``."""
     if (folder / str(class_id)).is_dir():
         files = _class_files(folder / str(class_id))
         if not files:
             raise ValueError(f"{folder / str(class_id)} holds no image; {_FIX}")
         return np.stack([decode_image(str(f), size, channels) for f in files])
-    h5 = folder / f"{class_id}.h5"
-    if not h5.is_file():
-        raise FileNotFoundError(
-            f"class {class_id}: neither {folder / str(class_id)}/ nor {h5}; {_FIX}"
-        )
+    if (folder / f"{class_id}.h5").is_file():
+        return _read_h5(folder / f"{class_id}.h5", size, channels)
+    if (folder / f"{class_id}.tfrecords").is_file():
+        return _read_tfrecords(folder / f"{class_id}.tfrecords", size, channels)
+    raise FileNotFoundError(
+        f"class {class_id}: none of {folder / str(class_id)}/, {class_id}.h5, "
+        f"{class_id}.tfrecords in {folder}; {_FIX}"
+    )
+
+
+def _read_h5(path: Path, size: int, channels: int) -> np.ndarray:
+    """P>M>F's class file: groups ``0..n-1``, each an ``image`` array ``(H, W[, 3])`` uint8."""
     h5py = require("h5py", "metadataset", "reading Meta-Dataset's .h5 classes")
     from PIL import Image
 
     images = []
-    with h5py.File(h5, "r") as f:
+    with h5py.File(path, "r") as f:
         for key in sorted(f, key=int):
             image = Image.fromarray(np.asarray(f[key]["image"])).convert(
                 "L" if channels == 1 else "RGB"
@@ -166,6 +176,22 @@ def _read_class(folder: Path, class_id: int, size: int, channels: int) -> np.nda
             )
             array = np.asarray(image, dtype=np.uint8)
             images.append(array[None] if channels == 1 else array.transpose(2, 0, 1))
+    return np.stack(images)
+
+
+def _read_tfrecords(path: Path, size: int, channels: int) -> np.ndarray:
+    """Meta-Dataset's own class file: one ``tf.train.Example`` per image (encoded ``image``)."""
+    images = []
+    for number, record in enumerate(read_records(path)):
+        encoded = parse_example(record).get("image")
+        if not encoded:
+            raise ValueError(f"{path}: record {number} has no 'image' feature; {_FIX}")
+        try:
+            images.append(decode_image(io.BytesIO(encoded[0]), size, channels))
+        except ValueError:
+            raise ValueError(f"{path}: record {number} is not a readable image; {_FIX}") from None
+    if not images:
+        raise ValueError(f"{path} holds no record; {_FIX}")
     return np.stack(images)
 
 
