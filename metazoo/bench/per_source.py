@@ -20,7 +20,13 @@ from metazoo._atomic import write_json_atomic
 from metazoo.cards import benchmark_card
 from metazoo.evaluation import EvalResult, evaluate
 
-__all__ = ["test_sources", "evaluate_per_source", "save_per_source", "per_source_table"]
+__all__ = [
+    "test_sources",
+    "evaluate_per_source",
+    "save_per_source",
+    "per_source_table",
+    "per_source_files",
+]
 
 
 def test_sources(benchmark: str) -> list[str]:
@@ -59,10 +65,11 @@ def evaluate_per_source(
         raise ValueError(
             f"{unknown} are not test sources of {benchmark!r}; choose from {test_sources(benchmark)}"
         )
+    # the card's own key names the test sources (a single-source card has no test_sources)
+    card_options = benchmark_card(benchmark).get("dataset_options") or {}
+    key = "test_sources" if "test_sources" in card_options else "sources"
     return {
-        source: evaluate(
-            learner, benchmark, episodes, seed, sources=[source], test_sources=[source], **options
-        )
+        source: evaluate(learner, benchmark, episodes, seed, **{key: [source]}, **options)
         for source in chosen
     }
 
@@ -76,6 +83,16 @@ def save_per_source(results: Mapping[str, EvalResult], path: str | Path) -> Path
         "sources": {source: r.to_dict() for source, r in results.items()},
     }
     return write_json_atomic(data, path)
+
+
+def per_source_files(folder: str | Path) -> list[Path]:
+    """The per-source result files (written by :func:`save_per_source`) directly in ``folder``."""
+    found = []
+    for path in sorted(Path(folder).glob("*.json")):
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and "sources" in data and "schema" not in data:
+            found.append(path)
+    return found
 
 
 def _load(path: str | Path) -> tuple[str, dict[str, EvalResult]]:

@@ -13,7 +13,18 @@ import sys
 
 from metazoo import __version__
 
-SUBCOMMANDS = ("ls", "card", "train", "eval", "predict", "bench", "table", "plot", "speed")
+SUBCOMMANDS = (
+    "ls",
+    "card",
+    "train",
+    "eval",
+    "predict",
+    "bench",
+    "table",
+    "plot",
+    "speed",
+    "per_source",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,7 @@
-"""``metazoo table DIR --format md|latex|csv``: the paper table of a results folder."""
+"""``metazoo table DIR --format md|latex|csv``: the paper table of a results folder.
+
+A folder of per-source result files (``metazoo per-source``, Meta-Dataset) gives the learners x
+sources table instead (Markdown or CSV)."""
 
 from __future__ import annotations
 
@@ -67,9 +70,32 @@ def _builtin_suite(records: list[dict]) -> str | None:
     return None
 
 
-def run(args: argparse.Namespace) -> int:
-    from metazoo.bench import FORMATS, collect, render, write_tables
+def _per_source(args: argparse.Namespace) -> bool:
+    """Print (or write into ``--out``) the learners x sources table of the folder's per-source
+    result files; False when it holds none."""
+    from metazoo._atomic import write_text_atomic
+    from metazoo.bench.per_source import per_source_files, per_source_table
 
+    files = per_source_files(args.results) if Path(args.results).is_dir() else []
+    if not files:
+        return False
+    formats = ("md", "csv") if args.format == "all" else (args.format,)
+    if "latex" in formats:
+        raise ValueError("per-source tables are Markdown or CSV; use --format md or csv")
+    for fmt in formats:
+        table = per_source_table(files, fmt)
+        if args.out:
+            print(f"wrote {write_text_atomic(table, Path(args.out) / f'per_source.{fmt}')}")
+        else:
+            print(table, end="")
+    return True
+
+
+def run(args: argparse.Namespace) -> int:
+    from metazoo.bench import FORMATS, collect, load_results, render, write_tables
+
+    if _per_source(args) and not load_results(args.results):
+        return 0
     suite = suite_of(args.results, args.suite)
     expected = None if suite is None else [cell.key for cell in suite.cells()]
     results = collect(args.results, expected, allow_dirty=args.allow_dirty)

@@ -186,7 +186,9 @@ def _train_and_test(args, settings: RunSettings, config: TrainConfig, out: Path)
         callback = with_tensorboard(progress, args.tensorboard)
         result = train(
             learner, args.benchmark, config, callback=callback,
-            metadata={"build": settings.build}, train_overrides=settings.train_sampler,
+            # ways sized the head: load_learner and `metazoo eval` must build it the same
+            metadata={"build": {**settings.build, **({"ways": ways} if ways else {})}},
+            train_overrides=settings.train_sampler,
             **settings.sampler,
         )  # fmt: skip
         episodes = args.episodes or settings.eval.get("episodes")

@@ -177,7 +177,7 @@ def _metadataset_sampler(benchmark: str, split: str, seed: int, data: dict, conf
     split's. Each source's episodes are seeded by ``<benchmark>/<source>``, so a source's
     episodes are the same alone (per-source evaluation) as inside the multi-source sampler.
     """
-    from metazoo.data.metadataset import QUIRKS
+    from metazoo.data.metadataset import source_hierarchy
     from metazoo.data.multisource import MultiSourceSampler
 
     sources = data.pop("sources", None)
@@ -186,8 +186,7 @@ def _metadataset_sampler(benchmark: str, split: str, seed: int, data: dict, conf
     samplers = {}
     for source in sources:
         dataset = load_split("metadataset", split, source=source, **data)
-        hierarchy = "within" if QUIRKS.get(source, {}).get("hierarchy") and dataset.superclass is not None else "uniform"  # fmt: skip
-        options = {"hierarchy": hierarchy, **config}
+        options = {"hierarchy": source_hierarchy(source, dataset), **config}
         samplers[source] = EpisodeSampler(
             dataset, SamplerConfig(**options), f"{benchmark}/{source}", split, seed
         )

@@ -37,6 +37,8 @@ class ClassDataset:
         superclass: ``(num_classes,)`` int64 superclass index of each class, or None.
         superclass_names: name of each superclass (e.g. alphabet names), or None.
         name: a short name used in error messages.
+        class_groups: overlapping sets of class indices an episode may draw from with
+            ``hierarchy="dag"`` (Meta-Dataset's ImageNet DAG nodes), or None; ``subset`` drops them.
     """
 
     images: Tensor | ImageSource
@@ -45,6 +47,7 @@ class ClassDataset:
     superclass: Tensor | None = None
     superclass_names: list[str] | None = None
     name: str = "dataset"
+    class_groups: list[list[int]] | None = None
 
     def __post_init__(self) -> None:
         self.labels = torch.as_tensor(self.labels, dtype=torch.int64)

@@ -3,21 +3,25 @@
 Layout, as Meta-Dataset's converter writes it and P>M>F (Hu et al., CVPR 2022) republishes it,
 under ``<root>/metadataset/<source>/``:
 
-* ``dataset_spec.json``: the converter's spec. ``classes_per_split`` (keys ``TRAIN``/``VALID``/
-  ``TEST``, with or without a ``Split.`` prefix) fixes the official class split: class ids
-  ``0..train-1`` are meta-train, the next ``valid`` meta-validation, the rest meta-test.
-  ``class_names`` maps ids to names; bilevel sources (Omniglot) add ``classes_per_superclass``
-  and ``superclass_names`` (superclass ids in class-id order).
-* per class id ``c``: a folder ``<c>/`` of image files, or P>M>F's ``<c>.h5`` (groups ``0``,
-  ``1``, ... each with an ``image`` dataset, ``(H, W, 3)`` uint8; needs ``h5py``).
+* ``dataset_spec.json``: the converter's spec. It fixes the official class split (class ids
+  ``0..train-1`` are meta-train, the next ones meta-validation, the rest meta-test) in one of three
+  forms (:func:`read_spec`): ``classes_per_split`` (keys ``TRAIN``/``VALID``/``TEST``, with or
+  without a ``Split.`` prefix); bilevel (Omniglot) ``superclasses_per_split`` with
+  ``classes_per_superclass`` and ``superclass_names``; hierarchical (ILSVRC) ``split_subgraphs``,
+  each split's part of the ImageNet DAG. ``class_names`` maps ids to names (WordNet ids for ILSVRC).
+* per class id ``c``: a folder ``<c>/`` of image files, P>M>F's ``<c>.h5`` (groups ``0``,
+  ``1``, ... each with an ``image`` dataset, ``(H, W, 3)`` uint8, beside ``label`` and ``id``;
+  needs ``h5py``), or the converter's own ``<c>.tfrecords`` (read without TensorFlow,
+  :mod:`metazoo.data.tfrecord`).
 
-Per-source quirks of the protocol (:data:`QUIRKS`): Omniglot and ILSVRC episodes draw their classes
-inside one superclass (alphabet; ILSVRC's grouping where the spec gives one), MSCOCO and Traffic
-Sign are test-only, Traffic Sign's images (consecutive video frames) are shuffled.
+Per-source quirks of the protocol (:data:`QUIRKS`): Omniglot episodes draw their classes inside
+one alphabet, ILSVRC's are the leaves under one node of the DAG (:mod:`metazoo.data.dag`), MSCOCO
+and Traffic Sign are test-only, Traffic Sign's images (consecutive video frames) are shuffled.
 """
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -25,12 +29,21 @@ import numpy as np
 import torch
 
 from metazoo._optional import require
+from metazoo.data.dag import eligible_groups
 from metazoo.data.dataset import ClassDataset
 from metazoo.data.images import _class_files, decode_image
 from metazoo.data.paths import data_root, require_dir
 from metazoo.data.seeding import generator_for
+from metazoo.data.tfrecord import parse_example, read_records
 
-__all__ = ["SOURCES", "QUIRKS", "metadataset_split", "read_spec", "split_classes"]
+__all__ = [
+    "SOURCES",
+    "QUIRKS",
+    "metadataset_split",
+    "read_spec",
+    "split_classes",
+    "source_hierarchy",
+]
 
 #: The ten sources, by the converter's names.
 SOURCES = (
@@ -49,16 +62,49 @@ _FIX = "convert it with Meta-Dataset's converter (see docs/metadataset.md)"
 
 
 def read_spec(folder: Path) -> dict:
-    """A source's ``dataset_spec.json``, with ``classes_per_split`` keyed ``TRAIN/VALID/TEST``."""
+    """A source's ``dataset_spec.json``, with ``classes_per_split`` keyed ``TRAIN/VALID/TEST``.
+
+    The converter writes one of three specs: ``classes_per_split`` (flat sources);
+    ``superclasses_per_split`` with ``classes_per_superclass`` (bilevel: Omniglot's alphabets,
+    classes numbered alphabet after alphabet); ``split_subgraphs`` (ILSVRC: each split's DAG,
+    whose leaves, named by ``class_names``, are its classes). Split keys may carry ``Split.``.
+    """
     path = folder / "dataset_spec.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: every source needs its spec; {_FIX}")
     spec = json.loads(path.read_text())
-    per_split = {k.split(".")[-1].upper(): int(v) for k, v in spec["classes_per_split"].items()}
+    if "classes_per_split" in spec:
+        per_split = _by_split(spec["classes_per_split"])
+    elif "superclasses_per_split" in spec:
+        per_split = _bilevel_classes_per_split(spec)
+    elif "split_subgraphs" in spec:
+        graphs = _by_split(spec["split_subgraphs"], int_values=False)
+        per_split = {k: sum(not n.get("children_ids") for n in v) for k, v in graphs.items()}
+        spec["split_subgraphs"] = graphs
+    else:
+        raise ValueError(
+            f"{path}: no classes_per_split, superclasses_per_split or split_subgraphs; {_FIX}"
+        )
     missing = sorted(set(_SPLIT_KEYS.values()) - set(per_split))
     if missing:
-        raise ValueError(f"{path}: classes_per_split lacks {missing}; {_FIX}")
+        raise ValueError(f"{path}: the spec's splits lack {missing}; {_FIX}")
     return {**spec, "classes_per_split": per_split}
+
+
+def _by_split(values: dict, int_values: bool = True) -> dict:
+    return {k.split(".")[-1].upper(): int(v) if int_values else v for k, v in values.items()}
+
+
+def _bilevel_classes_per_split(spec: dict) -> dict[str, int]:
+    """Classes per split of a bilevel spec: the classes of each split's consecutive superclasses."""
+    superclasses = _by_split(spec["superclasses_per_split"])
+    sizes = [int(spec["classes_per_superclass"][str(s)]) for s in range(len(spec["classes_per_superclass"]))]  # fmt: skip
+    per_split, start = {}, 0
+    for key in ("TRAIN", "VALID", "TEST"):
+        count = superclasses.get(key, 0)
+        per_split[key] = sum(sizes[start : start + count])
+        start += count
+    return per_split
 
 
 def split_classes(spec: dict, split: str) -> range:
@@ -80,23 +126,47 @@ def _superclasses(spec: dict, classes: range) -> tuple[torch.Tensor, list[str]] 
     return local, [str(names.get(str(s), s)) for s in used.tolist()]
 
 
+def source_hierarchy(source: str, dataset: ClassDataset) -> str:
+    """How a source's episodes pick classes: ``dag`` (ILSVRC with its graph), ``within`` one
+    superclass (Omniglot's alphabets), else ``uniform``."""
+    if not QUIRKS.get(source, {}).get("hierarchy"):
+        return "uniform"
+    if dataset.class_groups:
+        return "dag"
+    return "within" if dataset.superclass is not None else "uniform"
+
+
+def _dag_groups(spec: dict, split: str, classes: range) -> list[list[int]]:
+    """The class sets of the split's eligible DAG nodes (indices ``0..len(classes)-1``)."""
+    names = spec.get("class_names") or {}
+    class_of = {str(names.get(str(c), c)): c - classes.start for c in classes}
+    return eligible_groups(spec["split_subgraphs"][_SPLIT_KEYS[split]], class_of, min_ways=2)
+
+
 def _read_class(folder: Path, class_id: int, size: int, channels: int) -> np.ndarray:
-    """``(n, C, size, size)`` uint8 images of one class, from its folder or its ``.h5`` file."""
+    """``(n, C, size, size)`` uint8 images of one class: its folder, ``.h5`` or ``.tfrecords``."""
     if (folder / str(class_id)).is_dir():
         files = _class_files(folder / str(class_id))
         if not files:
             raise ValueError(f"{folder / str(class_id)} holds no image; {_FIX}")
         return np.stack([decode_image(str(f), size, channels) for f in files])
-    h5 = folder / f"{class_id}.h5"
-    if not h5.is_file():
-        raise FileNotFoundError(
-            f"class {class_id}: neither {folder / str(class_id)}/ nor {h5}; {_FIX}"
-        )
+    if (folder / f"{class_id}.h5").is_file():
+        return _read_h5(folder / f"{class_id}.h5", size, channels)
+    if (folder / f"{class_id}.tfrecords").is_file():
+        return _read_tfrecords(folder / f"{class_id}.tfrecords", size, channels)
+    raise FileNotFoundError(
+        f"class {class_id}: none of {folder / str(class_id)}/, {class_id}.h5, "
+        f"{class_id}.tfrecords in {folder}; {_FIX}"
+    )
+
+
+def _read_h5(path: Path, size: int, channels: int) -> np.ndarray:
+    """P>M>F's class file: groups ``0..n-1``, each an ``image`` array ``(H, W[, 3])`` uint8."""
     h5py = require("h5py", "metadataset", "reading Meta-Dataset's .h5 classes")
     from PIL import Image
 
     images = []
-    with h5py.File(h5, "r") as f:
+    with h5py.File(path, "r") as f:
         for key in sorted(f, key=int):
             image = Image.fromarray(np.asarray(f[key]["image"])).convert(
                 "L" if channels == 1 else "RGB"
@@ -106,6 +176,22 @@ def _read_class(folder: Path, class_id: int, size: int, channels: int) -> np.nda
             )
             array = np.asarray(image, dtype=np.uint8)
             images.append(array[None] if channels == 1 else array.transpose(2, 0, 1))
+    return np.stack(images)
+
+
+def _read_tfrecords(path: Path, size: int, channels: int) -> np.ndarray:
+    """Meta-Dataset's own class file: one ``tf.train.Example`` per image (encoded ``image``)."""
+    images = []
+    for number, record in enumerate(read_records(path)):
+        encoded = parse_example(record).get("image")
+        if not encoded:
+            raise ValueError(f"{path}: record {number} has no 'image' feature; {_FIX}")
+        try:
+            images.append(decode_image(io.BytesIO(encoded[0]), size, channels))
+        except ValueError:
+            raise ValueError(f"{path}: record {number} is not a readable image; {_FIX}") from None
+    if not images:
+        raise ValueError(f"{path} holds no record; {_FIX}")
     return np.stack(images)
 
 
@@ -143,5 +229,7 @@ def metadataset_split(
     class_names = [str(names.get(str(c), c)) for c in classes]
     grouping = _superclasses(spec, classes) if quirks.get("hierarchy") else None
     superclass, superclass_names = grouping if grouping else (None, None)
+    dag = quirks.get("hierarchy") and "split_subgraphs" in spec
+    groups = _dag_groups(spec, split, classes) if dag else None
     images = torch.from_numpy(np.concatenate(arrays))
-    return ClassDataset(images, labels, class_names, superclass, superclass_names, source)
+    return ClassDataset(images, labels, class_names, superclass, superclass_names, source, groups)

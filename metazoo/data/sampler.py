@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from metazoo.data.augment import make_augment
+from metazoo.data.dag import draw_dag_classes
 from metazoo.data.dataset import ClassDataset
 from metazoo.data.draws import choose_by_keys, choose_images, episode_uniforms, first_distinct
 from metazoo.data.seeding import generator_for
@@ -33,7 +34,7 @@ from metazoo.episode import Episode, EpisodeBatch, EpisodeList
 __all__ = ["SamplerConfig", "EpisodeSampler", "MODES", "HIERARCHIES"]
 
 MODES = ("train-val", "train-train")
-HIERARCHIES = ("uniform", "within")
+HIERARCHIES = ("uniform", "within", "dag")
 
 
 @dataclass
@@ -48,7 +49,8 @@ class SamplerConfig:
     queries: int
     #: ``"train-val"``: queries disjoint from the support set; ``"train-train"``: query set = support set.
     mode: str = "train-val"
-    #: ``"uniform"``: classes uniform over the split; ``"within"``: all N classes of a task from one superclass.
+    #: ``"uniform"``: classes uniform over the split; ``"within"``: all N classes of a task from one superclass;
+    #: ``"dag"`` (varied episodes): the classes of one of the dataset's ``class_groups`` (ImageNet DAG).
     hierarchy: str = "uniform"
     #: The tasks of one ``batch(i, m)`` come from different superclasses (each task within one); see
     #: :meth:`EpisodeSampler.batch`.
@@ -80,6 +82,8 @@ class SamplerConfig:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.hierarchy not in HIERARCHIES:
             raise ValueError(f"hierarchy must be one of {HIERARCHIES}, got {self.hierarchy!r}")
+        if self.hierarchy == "dag" and not self.varied:
+            raise ValueError("hierarchy='dag' draws varied episodes; add varied=True")
         if self.varied:
             self.varied_shape().validate()
             if self.augment is not None or self.meta_batch_diversity:
@@ -219,6 +223,15 @@ class EpisodeSampler:
 
     def _superclass_tables(self) -> None:
         """Padded member lists of each superclass (rotated copies of a class keep its superclass)."""
+        if self.config.hierarchy == "dag":
+            groups = self.dataset.class_groups or []
+            self._dag_groups = [g for g in groups if len(g) >= self.config.min_ways]
+            if not self._dag_groups:
+                raise ValueError(
+                    f"{self._where()}: hierarchy='dag' needs class_groups of at least min_ways="
+                    f"{self.config.min_ways} classes (Meta-Dataset's ILSVRC spec gives them; "
+                    f"this dataset has {len(groups)} groups); lower min_ways or use 'uniform'"
+                )
         superclass = self.dataset.superclass
         needs = self.config.hierarchy == "within" or self.config.meta_batch_diversity
         if superclass is None:
@@ -332,8 +345,12 @@ class EpisodeSampler:
         if self._by_superclass:
             group = self._eligible[torch.randint(len(self._eligible), (), generator=generator)]
             members = self._members[group, : self._member_counts[group]]
-        ways = draw_ways(shape, len(members), generator)
-        classes = members[torch.randperm(len(members), generator=generator)[:ways]]
+        if self.config.hierarchy == "dag":
+            classes = draw_dag_classes(self._dag_groups, shape.max_ways, generator)
+        else:
+            ways = draw_ways(shape, len(members), generator)
+            classes = members[torch.randperm(len(members), generator=generator)[:ways]]
+        ways = len(classes)
         base, rotation = classes % self._base_classes, classes // self._base_classes
         shots, queries = draw_shots(shape, self._counts[base], generator)
         rows = [

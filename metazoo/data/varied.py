@@ -8,7 +8,8 @@ Examples", ICLR 2020, Section 3.2. For one episode, from its own generator:
 3. queries per class ``Q = min(max_queries, floor(min_c count_c / 2))``, the same for every class;
 4. support size ``S = min(max_support, sum_c ceil(beta * min(max_support_per_class,
    count_c - Q)))`` with ``beta ~ U(0, 1)``;
-5. class weights ``alpha_c = exp(u_c)``, ``u_c ~ U(log 0.5, log 2)``; shots
+5. class weights ``alpha_c = count_c * exp(u_c)``, ``u_c ~ U(log 0.5, log 2)`` (the class's size
+   times a log-uniform factor, as Meta-Dataset's ``sample_num_support_per_class``); shots
    ``K_c = min(floor(alpha_c / sum(alpha) * (S - N)) + 1, count_c - Q)``;
 6. the images of each class: a random permutation, ``K_c`` support images then ``Q`` queries.
 """
@@ -84,6 +85,6 @@ def draw_shots(
     support = max(support, ways)  # every class keeps at least one shot
     low, high = math.log(shape.min_weight), math.log(shape.max_weight)
     logs = low + (high - low) * torch.rand(ways, generator=generator, dtype=torch.float64)
-    weights = logs.exp()
+    weights = counts.to(torch.float64) * logs.exp()  # larger classes give more shots
     shots = torch.floor(weights / weights.sum() * (support - ways)).long() + 1
     return torch.minimum(shots, remaining), queries

@@ -59,6 +59,19 @@ def test_episodes_are_fixed_by_benchmark_split_seed_and_index():
     assert not torch.equal(other.support_x, batch.task(0).support_x)
 
 
+def test_shots_follow_class_sizes_as_in_meta_dataset():
+    sizes = [60] * 5 + [12] * 5  # weights are class size x a log-uniform factor in [0.5, 2]
+    labels = torch.arange(10).repeat_interleave(torch.tensor(sizes))
+    dataset = from_tensors(torch.zeros(len(labels), 1, 4, 4, dtype=torch.uint8), labels)
+    sampler = _sampler(dataset, ways=10, min_ways=10, queries=2)
+    big = small = 0
+    for index in range(30):
+        e = sampler.episode(index)
+        shots = torch.bincount(e.support_y, minlength=10)[torch.argsort(e.classes)]
+        big, small = big + int(shots[:5].sum()), small + int(shots[5:].sum())
+    assert big > 3 * small  # with weights exp(u) alone, both halves would get the same on average
+
+
 def test_fixed_size_episodes_do_not_change():
     fixed = make_sampler(grid_dataset(), "train", 0, ways=5, shots=1, queries=2)
     e = fixed.episode(4)
