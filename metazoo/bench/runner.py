@@ -81,6 +81,7 @@ def run_cell(
         cell.benchmark,
         seed=cell.seed,
         device=device,
+        ways=sampler.get("ways"),  # a fixed head sized for the suite's ways, not the card's
         **build,
         **cell.section("config"),
     )

@@ -196,3 +196,19 @@ def test_also_on_tests_the_same_model_on_more_benchmarks(tmp_path):
         cells[("protonet", "omniglot-20w1s")].scores
         == record["also_on"]["omniglot-20w1s"]["scores"]
     )
+
+
+def test_a_suite_that_sets_ways_gets_a_head_of_those_ways(tmp_path):
+    suite = parse_suite(
+        {
+            "name": "unit",
+            "train": {"steps": 1, "meta_batch": 2, "val_every": 0},
+            "eval": {"episodes": 2},
+            "sampler": {"ways": 3},
+            "build": {"backbone_options": {"hidden": 8}},
+            "runs": [{"benchmark": "omniglot-5w1s", "learners": ["maml"]}],
+        }
+    )
+    report = run_suite(suite, tmp_path)
+    record = json.loads(report.done[0].read_text())
+    assert record["status"] == "ok" and record["result"]["protocol"]["ways"] == 3
