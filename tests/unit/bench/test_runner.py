@@ -196,3 +196,10 @@ def test_also_on_tests_the_same_model_on_more_benchmarks(tmp_path):
         cells[("protonet", "omniglot-20w1s")].scores
         == record["also_on"]["omniglot-20w1s"]["scores"]
     )
+
+
+def test_a_suite_without_a_callback_prints_nothing(tmp_path, learners, capfd):
+    tiny, _ = learners
+    report = run_suite(_suite(tiny), tmp_path)
+    assert len(report.done) == 1
+    assert capfd.readouterr() == ("", "")  # the trainer's progress lines stay off
