@@ -46,9 +46,7 @@ def file_stamps(paths: Sequence[str | os.PathLike], names: Sequence[str]) -> lis
     return stamps
 
 
-def files_key(
-    paths: Sequence[str | os.PathLike], names: Sequence[str], *settings: object
-) -> str:
+def files_key(paths: Sequence[str | os.PathLike], names: Sequence[str], *settings: object) -> str:
     """The cache key of data decoded from ``paths``: every file's name, size and modification
     time, and the decoding ``settings``, so an edited, replaced or corrupted file is decoded again
     (one ``stat`` per file, no reading). Every loader that caches decoded files keys them here.
