@@ -97,6 +97,7 @@ def run_cell(
     metadata = {"build": build, "cell": cell.key}
     trained = train(
         learner, cell.benchmark, config, callback=callback, metadata=metadata,
+        quiet=callback is None,  # a suite without a callback prints nothing (the CLI passes one)
         train_overrides=cell.section("train_sampler"), **sampler,
     )  # fmt: skip
     eval_settings = cell.section("eval")

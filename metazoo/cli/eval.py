@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-__all__ = ["register", "run", "load_trained"]
+__all__ = ["register", "run"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,40 +33,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def load_trained(path: str | Path, device: str | None = None):
-    """``(learner, checkpoint)``: the learner a checkpoint was trained as, with its weights."""
-    from metazoo._registry import get_learner
-    from metazoo.build import build_learner
-    from metazoo.overrides import typed_values
-    from metazoo.training import load_checkpoint
-
-    path = Path(path)
-    if path.is_dir():
-        path = next(
-            (path / n for n in ("best.pt", "last.pt") if (path / n).is_file()), path / "best.pt"
-        )
-    ckpt = load_checkpoint(path)
-    config = typed_values(get_learner(ckpt["learner"]).cls.Config, ckpt["learner_config"])
-    build = (ckpt.get("metadata") or {}).get("build") or {}
-    learner = build_learner(
-        ckpt["learner"], ckpt["benchmark"], seed=None, device=device, **build, **config
-    )
-    learner.load_state_dict(ckpt["learner_state"])
-    return learner, ckpt
-
-
 def run(args: argparse.Namespace) -> int:
     from metazoo import distributed as dist
     from metazoo._atomic import write_json_atomic
     from metazoo.cards import benchmark_card
     from metazoo.cli.progress import ProgressReporter, set_threads
     from metazoo.evaluation import evaluate
+    from metazoo.predict import load_run
 
     set_threads(args.threads)
     if args.distributed or dist.launched():
         dist.init(device=args.device)  # each rank scores a block of the episodes
         args.device = dist.rank_device(args.device)
-    learner, ckpt = load_trained(args.checkpoint, args.device)
+    learner, ckpt = load_run(args.checkpoint, args.device)
     episodes = args.episodes or benchmark_card(ckpt["benchmark"])["test_episodes"]
     overrides = ckpt.get("sampler_overrides") or {}
     quiet = args.quiet or not dist.is_main()

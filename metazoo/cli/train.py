@@ -20,7 +20,7 @@ from typing import Any
 from metazoo.cli.progress import ProgressReporter, add_threads_argument, set_threads
 from metazoo.cli.train_settings import RunSettings, backbone_name, describe_keys, run_settings
 from metazoo.training import TrainConfig, TrainingInterrupted
-from metazoo.training.checkpoint import run_files
+from metazoo.training.checkpoint import FolderWords, claim_run_folder
 
 __all__ = ["register", "run", "parse_overrides", "check_run_folder"]
 
@@ -76,30 +76,20 @@ def parse_overrides(pairs: list[str], learner: str) -> tuple[dict[str, Any], dic
     return settings.learner, settings.train
 
 
+#: The run-folder rule's messages in the flags' words.
+_FLAG_WORDS = FolderWords(folder="--out", resume="--resume", overwrite="--overwrite", verb="add")
+
+
 def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
     """Refuse to lose a run: a used folder needs ``--resume`` or ``--overwrite``; ``--resume``
-    needs a ``last.pt``. With ``--overwrite`` the earlier run's files are deleted.
+    needs a ``last.pt``. With ``--overwrite`` the earlier run's files are deleted (the trainer's
+    rule, :func:`~metazoo.training.checkpoint.claim_run_folder`, checked before anything is built).
 
     Raises:
-        ValueError: naming the folder, what it holds and the flag to add.
+        ValueError: both flags, or --resume with nothing to resume.
+        RunFolderInUseError: naming the folder, what it holds and the flags to add.
     """
-    found = run_files(out)
-    if resume and overwrite:
-        raise ValueError("--resume and --overwrite contradict each other; give one")
-    if resume and not (out / "last.pt").is_file():
-        raise ValueError(
-            f"--resume: {out} holds no last.pt to resume from; drop --resume to start a new "
-            "run there, or give the --out folder of the run to continue"
-        )
-    if found and not (resume or overwrite):
-        names = ", ".join(p.name for p in found)
-        raise ValueError(
-            f"--out {out} already holds a run ({names}); add --resume to continue it, "
-            "--overwrite to delete it and start over, or give another --out folder"
-        )
-    if overwrite:
-        for path in found:
-            path.unlink()
+    claim_run_folder(out, resume, overwrite, resume_needs_checkpoint=True, words=_FLAG_WORDS)
 
 
 def _resume_command(argv: list[str]) -> str:
@@ -129,6 +119,7 @@ def _settings(args: argparse.Namespace) -> tuple[RunSettings, TrainConfig, Path]
     backbone = backbone_name(args.learner, args.benchmark, args.backbone)
     settings = run_settings(args.learner, args.overrides, args.config, backbone)
     flags = {"checkpoint_dir": "--out DIR", "resume": "--resume", "device": "--device"}
+    flags["overwrite"] = "--overwrite"
     for key in flags.keys() & settings.train.keys():  # the flags set these; a value would be lost
         raise ValueError(f"give {key} with {flags[key]}, not as {key}=...")
     if args.seed is not None:

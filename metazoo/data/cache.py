@@ -15,7 +15,14 @@ from torch.nn import functional as F
 from metazoo._atomic import save_atomic
 from metazoo.data.paths import cache_root
 
-__all__ = ["cached", "content_key", "file_stamps", "read_split_list", "resize_images"]
+__all__ = [
+    "cached",
+    "content_key",
+    "file_stamps",
+    "files_key",
+    "read_split_list",
+    "resize_images",
+]
 
 
 def content_key(names: Sequence[str], *extra: object) -> str:
@@ -24,7 +31,7 @@ def content_key(names: Sequence[str], *extra: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def file_stamps(paths: Sequence[str], names: Sequence[str]) -> list[str]:
+def file_stamps(paths: Sequence[str | os.PathLike], names: Sequence[str]) -> list[str]:
     """``"name size mtime_ns"`` of each file: a cache key part that changes when a file is
     edited, replaced or corrupted (one ``stat`` per file, no reading).
 
@@ -37,6 +44,20 @@ def file_stamps(paths: Sequence[str], names: Sequence[str]) -> list[str]:
         stat = os.stat(path)
         stamps.append(f"{name} {stat.st_size} {stat.st_mtime_ns}")
     return stamps
+
+
+def files_key(paths: Sequence[str | os.PathLike], names: Sequence[str], *settings: object) -> str:
+    """The cache key of data decoded from ``paths``: every file's name, size and modification
+    time, and the decoding ``settings``, so an edited, replaced or corrupted file is decoded again
+    (one ``stat`` per file, no reading). Every loader that caches decoded files keys them here.
+
+    Args:
+        paths: the files decoded (images, or the archive or pickle holding them).
+        names: how the key names each file, relative to the dataset's root, so that two copies
+            of one dataset share a cache entry.
+        *settings: whatever else changes the decoded tensors (image size, cache version).
+    """
+    return content_key(file_stamps(paths, names), *settings)
 
 
 def cached(folder: str, stem: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:

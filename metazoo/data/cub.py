@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from metazoo.data.cache import cached, content_key, read_split_list
+from metazoo.data.cache import cached, files_key, read_split_list
 from metazoo.data.dataset import ClassDataset
 from metazoo.data.images import IMAGE_SUFFIXES, decode_images
 from metazoo.data.paths import data_root, require_dir
@@ -59,7 +59,7 @@ def cub_split(
     def build() -> dict:
         return {"images": decode_images(files, image_size, channels=3, workers=workers)}
 
-    key = content_key([os.path.relpath(f, images_dir) for f in files], image_size)
+    key = files_key(files, [os.path.relpath(f, images_dir) for f in files], image_size)
     images = cached("cub", f"{split}-{image_size}px-{key}", build)["images"]
     labels = torch.repeat_interleave(
         torch.arange(len(names)), torch.tensor([len(c) for c in per_class])

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from metazoo.data.cache import cached, content_key, read_split_list, resize_images
+from metazoo.data.cache import cached, files_key, read_split_list, resize_images
 from metazoo.data.dataset import ClassDataset
 from metazoo.data.images import decode_images
 from metazoo.data.paths import data_root, require_dir
@@ -80,7 +80,8 @@ def _from_csv(folder: Path, split: str, image_size: int, workers: int | None) ->
             "labels": torch.tensor([index[label] for label, _ in rows]),
         }
 
-    key = content_key([name for _, name in rows], image_size)
+    # the CSV too: relabelling an image changes the decoded labels
+    key = files_key([path, *files], [path.name, *(name for _, name in rows)], image_size)
     fields = cached(FOLDER, f"{split}-{image_size}px-{key}", build)
     return ClassDataset(fields["images"], fields["labels"], wnids, name=f"miniimagenet/{split}")
 

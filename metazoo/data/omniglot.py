@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from metazoo.data.cache import cached, content_key, file_stamps, read_split_list
+from metazoo.data.cache import cached, files_key, read_split_list
 from metazoo.data.dataset import ClassDataset
 from metazoo.data.images import decode_images
 from metazoo.data.paths import data_root, require_dir
@@ -182,8 +182,7 @@ def load_omniglot(
     characters = list_characters(root)
     relative = [f"{a}/{c}/{Path(p).name}" for a, c, ps in characters for p in ps]
     paths = [p for _, _, ps in characters for p in ps]
-    # size and modification time of every file: an edited or corrupted image is decoded again
-    key = content_key(file_stamps(paths, relative), _CACHE_VERSION, image_size)
+    key = files_key(paths, relative, _CACHE_VERSION, image_size)
 
     def build() -> dict:
         alphabets = sorted({a for a, _, _ in characters})

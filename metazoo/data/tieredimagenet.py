@@ -15,7 +15,6 @@ github.com/renmengye/few-shot-ssl-public (no automatic download: ImageNet's lice
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from metazoo.data.cache import cached, resize_images
+from metazoo.data.cache import cached, files_key, resize_images
 from metazoo.data.dataset import ClassDataset, from_tensors
 from metazoo.data.paths import data_root, require_dir
 
@@ -65,8 +64,7 @@ def _images(folder: Path, split: str) -> torch.Tensor:
         raise FileNotFoundError(
             f"tiered-ImageNet: neither {npz.name} nor {png.name} in {folder}. {HINT}"
         )
-    stat = png.stat()
-    key = hashlib.sha256(f"{png.name}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    key = files_key([png], [png.name])
     return cached(FOLDER, f"{split}-{key}", lambda: {"images": _decode_pngs(png)})["images"]
 
 

@@ -12,6 +12,7 @@ import contextlib
 import signal
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,10 @@ __all__ = [
     "FORMAT",
     "RUN_FILES",
     "run_files",
+    "RunFolderInUseError",
+    "FolderWords",
+    "PYTHON_WORDS",
+    "claim_run_folder",
     "StopRequest",
     "stop_requests",
 ]
@@ -90,6 +95,62 @@ def restore_rng(state: dict[str, Any]) -> None:
 def run_files(folder: str | Path) -> list[Path]:
     """The files of an earlier run in ``folder`` (:data:`RUN_FILES` that exist), in that order."""
     return [Path(folder) / name for name in RUN_FILES if (Path(folder) / name).is_file()]
+
+
+class RunFolderInUseError(FileExistsError):
+    """A run folder already holds a run, and neither resuming nor overwriting it was asked for."""
+
+
+@dataclass(frozen=True)
+class FolderWords:
+    """How :func:`claim_run_folder`'s messages name the folder and the two ways out: Python's
+    ``TrainConfig`` fields by default, the command line's flags in ``metazoo train``."""
+
+    folder: str = "checkpoint_dir"
+    resume: str = "resume=True"
+    overwrite: str = "overwrite=True"
+    #: the verb before ``resume``: "set resume=True", "add --resume".
+    verb: str = "set"
+
+
+PYTHON_WORDS = FolderWords()
+
+
+def claim_run_folder(
+    folder: str | Path,
+    resume: bool,
+    overwrite: bool,
+    *,
+    resume_needs_checkpoint: bool = False,
+    words: FolderWords = PYTHON_WORDS,
+) -> None:
+    """Refuse to lose a run: a folder holding one (:data:`RUN_FILES`) is used only to resume it or,
+    with ``overwrite``, after deleting its files; with ``resume_needs_checkpoint``, resuming a
+    folder without ``last.pt`` is an error too (``metazoo train --resume``).
+
+    Raises:
+        ValueError: ``resume`` and ``overwrite`` both given, or nothing to resume.
+        RunFolderInUseError: the folder holds a run; names its files and the ways out.
+    """
+    folder = Path(folder)
+    found = run_files(folder)
+    if resume and overwrite:
+        raise ValueError(f"{words.resume} and {words.overwrite} contradict each other; give one")
+    if resume and resume_needs_checkpoint and not (folder / "last.pt").is_file():
+        raise ValueError(
+            f"{words.resume}: {folder} holds no last.pt to resume from; drop {words.resume} to "
+            f"start a new run there, or give the {words.folder} folder of the run to continue"
+        )
+    if found and not (resume or overwrite):
+        names = ", ".join(p.name for p in found)
+        raise RunFolderInUseError(
+            f"{words.folder} {folder} already holds a run ({names}); {words.verb} {words.resume} "
+            f"to continue it, {words.overwrite} to delete it and start over, or give another "
+            f"{words.folder} folder"
+        )
+    if overwrite:
+        for path in found:
+            path.unlink(missing_ok=True)  # missing_ok: another rank may have deleted it first
 
 
 class StopRequest:

@@ -67,6 +67,9 @@ class TrainConfig:
     checkpoint_every: int | None = None
     #: continue from ``checkpoint_dir/last.pt`` when it exists.
     resume: bool = False
+    #: delete the run already in ``checkpoint_dir`` (``last.pt``, ``best.pt``, ``result.json``)
+    #: and start over; without it (or ``resume``) a folder holding a run is refused.
+    overwrite: bool = False
     #: device to train on; None keeps the learner's.
     device: str | None = None
     #: steps averaged into one history entry (the learning curve's resolution).
@@ -131,6 +134,10 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.max_minutes must be > 0 or None, got {self.max_minutes}")
         if self.resume and not self.checkpoint_dir:
             raise ValueError("TrainConfig.resume=True needs checkpoint_dir (where last.pt lives)")
+        if self.overwrite and not self.checkpoint_dir:
+            raise ValueError(
+                "TrainConfig.overwrite=True needs checkpoint_dir (the folder to reuse)"
+            )
 
     def time_is_up(self, began: float) -> bool:
         """Whether ``max_minutes`` have passed since ``began`` (a ``time.perf_counter()``)."""

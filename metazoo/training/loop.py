@@ -33,6 +33,7 @@ from metazoo.evaluation.harness import (
 )
 from metazoo.training.checkpoint import (
     FORMAT,
+    claim_run_folder,
     learner_distribution,
     load_checkpoint,
     restore_rng,
@@ -57,6 +58,7 @@ Callback = Callable[[dict[str, Any]], None]
 _RESUMABLE_CHANGES = {
     "steps",
     "resume",
+    "overwrite",
     "checkpoint_dir",
     "device",
     "checkpoint_every",
@@ -320,8 +322,12 @@ def train(
         NonFiniteLossError: when the loss is NaN or inf, naming the step, the tasks, the likely
             learning rate and the last good checkpoint.
         TrainingInterrupted: SIGINT or SIGTERM arrived; ``last.pt`` holds the step reached.
+        RunFolderInUseError: ``config.checkpoint_dir`` holds a run and neither ``resume`` nor
+            ``overwrite`` is set.
     """
     config = config or TrainConfig()
+    if config.checkpoint_dir:  # before anything is built: a run already there is never lost
+        claim_run_folder(config.checkpoint_dir, config.resume, config.overwrite)
     if callback is None and not quiet:
         callback = print_progress(config.log_every)
     start = time.perf_counter()

@@ -212,3 +212,10 @@ def test_a_suite_that_sets_ways_gets_a_head_of_those_ways(tmp_path):
     report = run_suite(suite, tmp_path)
     record = json.loads(report.done[0].read_text())
     assert record["status"] == "ok" and record["result"]["protocol"]["ways"] == 3
+
+
+def test_a_suite_without_a_callback_prints_nothing(tmp_path, learners, capfd):
+    tiny, _ = learners
+    report = run_suite(_suite(tiny), tmp_path)
+    assert len(report.done) == 1
+    assert capfd.readouterr() == ("", "")  # the trainer's progress lines stay off

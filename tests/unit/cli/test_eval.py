@@ -28,8 +28,13 @@ def test_eval_reproduces_the_scores_of_the_trained_learner(tmp_path, capsys):
 
 def test_eval_of_a_missing_checkpoint_says_so(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "nothing.pt")]) == 2
-    err = capsys.readouterr().err
-    assert (
-        f"no checkpoint at {tmp_path / 'nothing.pt'}; train into that folder first (`metazoo train ... --out FOLDER`"
-        in err
+    assert capsys.readouterr().err == (
+        f"metazoo eval: error: no run folder or checkpoint at {tmp_path / 'nothing.pt'}: give the "
+        "folder `metazoo train --out` wrote (holding best.pt or last.pt) or a checkpoint file\n"
+    )
+    assert main(["eval", str(tmp_path)]) == 2  # a folder without checkpoints
+    assert capsys.readouterr().err == (
+        f"metazoo eval: error: no checkpoint in {tmp_path}: it holds neither best.pt nor "
+        f"last.pt; train first (`metazoo train LEARNER BENCHMARK --out {tmp_path}`) or give the "
+        "path of a .pt file\n"
     )

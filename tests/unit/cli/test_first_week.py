@@ -75,7 +75,7 @@ def test_help_lists_the_keys_of_the_learner_training_sampler_and_backbone(capsys
         (["train", "maml", "sinusid"], "unknown benchmark 'sinusid'; did you mean 'sinusoid'? "),
         (["train", "mann", "omniglot-5w1s", "--backbone", "resnet99"],
          "--backbone resnet99: learner 'mann' has no backbone (it builds its own network); drop --backbone"),
-        (["eval", "runs/doesnotexist"], "train into that folder first (`metazoo train ... --out FOLDER`"),
+        (["eval", "runs/doesnotexist"], "give the folder `metazoo train --out` wrote (holding best.pt or last.pt)"),
     ],
 )  # fmt: skip
 def test_mistakes_get_a_message_with_the_fix(argv, message, capsys):

@@ -12,7 +12,7 @@ from torch import nn
 from metazoo.evaluation import evaluate
 from metazoo.testing import SyntheticBenchmark, TinyLearner
 from metazoo.training import NonFiniteLossError, TrainConfig, load_checkpoint, train
-from metazoo.training.checkpoint import save_atomic
+from metazoo.training.checkpoint import RunFolderInUseError, save_atomic
 
 BENCH = SyntheticBenchmark()
 
@@ -123,6 +123,29 @@ def test_resume_refuses_a_changed_config(tmp_path: Path):
         train(tiny(), BENCH, changed)
 
 
+def test_a_folder_holding_a_run_is_refused_unless_resume_or_overwrite(tmp_path: Path):
+    config = TrainConfig(steps=2, val_every=1, val_episodes=2, checkpoint_dir=str(tmp_path))
+    train(tiny(), BENCH, config, quiet=True)
+    (tmp_path / "result.json").write_text("{}")  # as `metazoo train` leaves it
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(RunFolderInUseError) as refused:
+        train(tiny(seed=1), BENCH, config, quiet=True)
+    assert str(refused.value) == (
+        f"checkpoint_dir {tmp_path} already holds a run (last.pt, best.pt, result.json); set "
+        "resume=True to continue it, overwrite=True to delete it and start over, or give another "
+        "checkpoint_dir folder"
+    )
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing touched
+    with pytest.raises(ValueError, match="^resume=True and overwrite=True contradict each other"):
+        train(tiny(), BENCH, dataclasses.replace(config, resume=True, overwrite=True))
+    # overwrite: the earlier run's files go, a new run (other weights) takes the folder
+    again = dataclasses.replace(config, val_every=0, overwrite=True)
+    train(tiny(seed=1), BENCH, again, quiet=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+    fresh = load_checkpoint(tmp_path / "last.pt")
+    assert fresh["train_config"]["overwrite"] is True and fresh["train_config"]["val_every"] == 0
+
+
 def test_nan_loss_names_step_task_and_last_checkpoint(tmp_path: Path):
     poisoned = SyntheticBenchmark(
         poisoned=frozenset({9})
@@ -150,6 +173,8 @@ def test_atomic_save_never_leaves_a_partial_file(tmp_path: Path):
 def test_config_errors_say_what_to_do():
     with pytest.raises(ValueError, match="resume=True needs checkpoint_dir"):
         TrainConfig(resume=True)
+    with pytest.raises(ValueError, match=r"overwrite=True needs checkpoint_dir \(the folder"):
+        TrainConfig(overwrite=True)
     with pytest.raises(ValueError, match=r"optimizer must be one of \('adam', 'adamw', 'sgd'\)"):
         TrainConfig(optimizer="lbfgs")
 
