@@ -12,7 +12,15 @@ from metazoo._registry import create_learner, get_learner
 from metazoo.cards import CardError, benchmark_card, learner_card
 from metazoo.models import make_backbone
 
-__all__ = ["build_learner", "model_kind", "learner_tasks", "config_fields", "fields_it_takes"]
+__all__ = [
+    "build_learner",
+    "model_kind",
+    "learner_tasks",
+    "config_fields",
+    "fields_it_takes",
+    "paper_settings",
+    "train_defaults",
+]
 
 
 def model_kind(name: str) -> str:
@@ -41,6 +49,28 @@ def fields_it_takes(name: str, available: dict[str, Any]) -> dict[str, Any]:
     config has, None values left out: what a benchmark fills in for the learner."""
     fields = config_fields(name)
     return {k: v for k, v in available.items() if k in fields and v is not None}
+
+
+def paper_settings(name: str, benchmark: str) -> dict[str, Any]:
+    """Learner ``name``'s config from its card for ``benchmark``: the card's ``config``, then its
+    ``benchmark_config`` for that benchmark (the paper's settings there, e.g. MAML's alpha=0.4 on
+    Omniglot). Empty for a learner without a card."""
+    try:
+        card = learner_card(name)
+    except CardError:
+        return {}
+    return {**(card.get("config") or {}), **(card.get("benchmark_config") or {}).get(benchmark, {})}
+
+
+def train_defaults(name: str, benchmark: str) -> dict[str, Any]:
+    """The paper's training settings (TrainConfig fields: ``steps``, ``meta_batch``, ``lr``...)
+    of learner ``name`` on ``benchmark``, from its card's ``benchmark_train``; empty when the card
+    gives none (the benchmark card's ``meta_batch`` then applies)."""
+    try:
+        card = learner_card(name)
+    except CardError:
+        return {}
+    return dict((card.get("benchmark_train") or {}).get(benchmark, {}))
 
 
 def build_learner(
@@ -99,15 +129,7 @@ def build_learner(
         )
     else:
         model = make_backbone(arch, input_shape, out_features=None, **options)
-    try:
-        card = learner_card(name)
-    except CardError:
-        card = {}
-    # the paper's settings for this benchmark (MAML's alpha=0.4 on Omniglot) over the defaults
-    card_config = {
-        **(card.get("config") or {}),
-        **(card.get("benchmark_config") or {}).get(benchmark, {}),
-    }
+    card_config = paper_settings(name, benchmark)
     filled = {"ways": ways, "input_shape": input_shape, "task": bench["task"]}
     if (bench.get("dataset_options") or {}).get("varied"):  # heads of the largest ways, masked
         filled["padded_head"] = True

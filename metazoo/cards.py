@@ -56,7 +56,13 @@ _LEARNER_FIELDS: dict[str, tuple[bool, tuple[type, ...]]] = {
     "summary": (False, (str,)),
     "config": (False, (dict,)),
     "benchmark_config": (False, (dict,)),
+    "benchmark_train": (False, (dict,)),
     "results": (False, (dict,)),
+}
+#: per-benchmark sections of a learner card -> (whose fields they hold, an example)
+_PER_BENCHMARK = {
+    "benchmark_config": ("config", "{inner_lr: 0.4}"),
+    "benchmark_train": ("TrainConfig", "{meta_batch: 32}"),
 }
 _RESULT_FIELDS: dict[str, tuple[bool, tuple[type, ...]]] = {
     "value": (True, (int, float)),
@@ -166,12 +172,13 @@ def validate_learner_card(data: dict[str, Any], where: str = "<card>") -> dict[s
     _check_choice(data, "tasks", TASKS, where)
     if not data["bibtex"].lstrip().startswith("@"):
         raise CardError(f"{where}: field 'bibtex' must hold a BibTeX entry starting with '@'")
-    for bench, config in (data.get("benchmark_config") or {}).items():
-        if not isinstance(config, dict):
-            raise CardError(
-                f"{where}: benchmark_config.{bench} must be a mapping of config fields to the "
-                "paper's values for that benchmark, e.g. {inner_lr: 0.4}"
-            )
+    for section, (fields, example) in _PER_BENCHMARK.items():
+        for bench, values in (data.get(section) or {}).items():
+            if not isinstance(values, dict):
+                raise CardError(
+                    f"{where}: {section}.{bench} must be a mapping of {fields} fields to the "
+                    f"paper's values for that benchmark, e.g. {example}"
+                )
     for bench, result in (data.get("results") or {}).items():
         if not isinstance(result, dict):
             raise CardError(

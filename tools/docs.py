@@ -49,12 +49,7 @@ TABLES = REPO / "benchmarks" / "tables"
 
 
 def _paper_value(card: dict, benchmark: str) -> str:
-    result = (card.get("results") or {}).get(benchmark)
-    if not result:
-        return "–"
-    spread = result.get("ci95", result.get("std"))
-    text = f"{result['value']}" + (f" ± {spread}" if spread is not None else "")
-    return text if result["verified"] else f"{text} ²"
+    return _paper_text((card.get("results") or {}).get(benchmark))
 
 
 def learner_table() -> str:
@@ -76,9 +71,12 @@ def learner_table() -> str:
         rows.append("| " + " | ".join(cells) + " |")
     rows.append("")
     rows.append(
-        "Numbers are the papers' own (accuracy %, ± 95% CI or std as published); ² marks a value"
+        "Numbers are the papers' own (accuracy %): ± is a 95% confidence interval over test tasks,"
     )
-    rows.append("quoted from a secondary table and not yet checked against the paper.")
+    rows.append(
+        "(σ …) a standard deviation over training seeds, as the paper published it; ² marks"
+    )
+    rows.append("a value quoted from a secondary table and not yet checked against the paper.")
     return "\n".join(rows)
 
 
@@ -88,10 +86,15 @@ def _mean_ci(result: dict) -> str:
 
 
 def _paper_text(paper: dict | None) -> str:
+    """A paper's number as published: ``± 95% CI``, or ``(σ std)`` for a standard deviation over
+    seeds (a different quantity, never in the ± column); ``²`` when from a secondary source."""
     if not paper:
         return "–"
-    spread = paper.get("ci95", paper.get("std"))
-    text = f"{paper['value']}" + (f" ± {spread}" if spread is not None else "")
+    text = f"{paper['value']}"
+    if "ci95" in paper:
+        text += f" ± {paper['ci95']}"
+    if "std" in paper:
+        text += f" (σ {paper['std']})"
     return text if paper.get("verified", True) else f"{text} ²"
 
 

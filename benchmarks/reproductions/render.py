@@ -49,6 +49,14 @@ def _sinusoid(path: Path, data: dict) -> list[str]:
     return lines + [""]
 
 
+def _paper_number(paper: dict) -> str:
+    """The paper's number as the README shows it: ± 95% CI, (σ std over seeds), ² when quoted
+    from a secondary source."""
+    text = f"{paper['value']}" + (f" ± {paper['ci95']}" if "ci95" in paper else "") + "%"
+    text += f" (σ {paper['std']})" if "std" in paper else ""
+    return text if paper.get("verified", True) else f"{text} ²"
+
+
 def _classification(path: Path, data: dict) -> list[str]:
     lines = [
         f"### {data['reproduction']} (`{path.name}`)",
@@ -69,8 +77,12 @@ def _classification(path: Path, data: dict) -> list[str]:
         lines.append(
             f"| {learner} | {train['steps']} × {cfg['meta_batch']} | {train['seconds'] / 60:.1f} min | "
             f"{curve or '–'} | {e['mean']:.2f} ± {e['ci95']:.2f}% | "
-            + (f"{paper['value']} ± {paper.get('ci95', '–')}% |" if paper else "– |")
+            + (f"{_paper_number(paper)} |" if paper else "– |")
         )
+    if any(
+        run["paper"] and not run["paper"].get("verified", True) for run in data["runs"].values()
+    ):
+        lines += ["", "² quoted from a secondary table, not yet checked against the paper."]
     return lines + [""]
 
 

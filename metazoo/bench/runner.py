@@ -73,7 +73,7 @@ def run_cell(
     cell: Cell, checkpoint_dir: Path, device: str | None = None, callback: Callback | None = None
 ) -> dict[str, Any]:
     """Build, train and evaluate one cell; returns the ``ok`` part of its result record."""
-    from metazoo.build import build_learner
+    from metazoo.build import build_learner, train_defaults
 
     build, sampler = cell.section("build"), cell.section("sampler")
     learner = build_learner(
@@ -85,7 +85,9 @@ def run_cell(
         **build,
         **cell.section("config"),
     )
-    train_settings = {"val_every": 0, **cell.section("train")}
+    # the paper's training settings from the learner card, under the suite's own
+    paper = train_defaults(cell.learner, cell.benchmark)
+    train_settings = {"val_every": 0, **paper, **cell.section("train")}
     config = TrainConfig(
         **{
             **train_settings,

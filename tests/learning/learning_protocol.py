@@ -82,6 +82,16 @@ PROTOCOLS: dict[str, Protocol] = {
         Protocol("baselinepp", steps=200, lr=3e-3, threshold=50.0),
         Protocol("transductive_ft", steps=200, lr=3e-3, eval_episodes=50, threshold=50.0),
         Protocol("cnp", steps=250, config={"conv_hidden": 32}, backbone_options={}, threshold=48.0),
+        # The MAML family at the inner-loop settings build_learner takes from the cards (the
+        # papers' Omniglot settings), so a wrong default fails: ANIL at MAML's sinusoid step size
+        # 0.01, or Reptile tested with SGD and its 5 training steps, stayed near chance.
+        Protocol("maml", meta_batch=4, threshold=40.0),
+        Protocol("fomaml", threshold=40.0),
+        Protocol("anil", threshold=45.0),
+        Protocol("metasgd", meta_batch=4, threshold=45.0),
+        Protocol("mamlpp", steps=40, meta_batch=2, threshold=60.0),  # 5 second-order steps
+        # 50 Adam steps per test episode (the paper's): fewer episodes keep it near a minute
+        Protocol("reptile", steps=60, meta_batch=5, eval_episodes=40, threshold=45.0),
         Protocol(
             "cnp",
             benchmark="sinusoid",

@@ -58,3 +58,15 @@ def test_metazoo_has_no_docs_subcommand():
     from metazoo.cli.main import SUBCOMMANDS
 
     assert "docs" not in SUBCOMMANDS
+
+
+def test_paper_numbers_keep_intervals_deviations_and_secondary_marks_apart():
+    """± is a 95% interval, (σ …) a standard deviation over seeds, ² a secondary source."""
+    from tools.docs import learner_table
+
+    rows = {row.split(" | ")[0].strip("| `"): row for row in learner_table().splitlines()}
+    assert "| 96.2 (σ 0.5) | 46.7 (σ 0.4) |" in rows["anil"]  # Raghu et al.: std over 3 seeds
+    assert "| 52.15 (σ 0.26) ² |" in rows["mamlpp"]
+    assert "| 98.7 ± 0.4 |" in rows["maml"]
+    assert "| 98.3 ± 0.5 ² |" in rows["fomaml"]
+    assert "± 0.5 |" not in rows["anil"]
