@@ -38,11 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from metazoo.bench.per_source import evaluate_per_source, per_source_table, save_per_source
     from metazoo.cards import benchmark_card
-    from metazoo.cli.eval import load_trained
     from metazoo.cli.progress import set_threads
+    from metazoo.predict import load_run
 
     set_threads(args.threads)
-    learner, ckpt = load_trained(args.checkpoint, args.device)
+    learner, ckpt = load_run(args.checkpoint, args.device)
     overrides = dict(ckpt.get("sampler_overrides") or {})
     sources = args.sources or overrides.get("test_sources")
     options = {k: v for k, v in overrides.items() if k not in _SOURCE_KEYS}

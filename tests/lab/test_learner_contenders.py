@@ -28,10 +28,12 @@ def run():
 
 def test_learners_are_timed_and_checked_against_their_own_float64_objective(run):
     records = {r["name"]: r for r in run["shapes"][0]["contenders"]}
-    for name in ("learner:protonet", "learner:reptile"):
+    # Reptile's paper inner loop is Adam: it divides by sqrt(v) + 1e-8, so float32 rounding of the
+    # near-zero gradients of conv biases before BatchNorm becomes whole steps of either sign
+    for name, bound in (("learner:protonet", 1e-3), ("learner:reptile", 5e-2)):
         record = records[name]
         assert record["status"] == "ok" and record["reference"] == "own float64"
-        assert record["meta_grad_rel_error"] < 1e-3
+        assert record["meta_grad_rel_error"] < bound
         assert record["train"]["per_s"] > 0 and record["eval"]["per_s"] > 0
     assert records["learner:finetune"]["status"] == "skipped"
     assert "dataset-wide class ids" in records["learner:finetune"]["note"]
