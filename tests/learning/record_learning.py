@@ -31,20 +31,23 @@ def main(argv: list[str] | None = None) -> int:
             f"uncommitted changes ({version}): commit, then record from the clean tree"
         )
     names = args.learners or sorted({p.learner for p in PROTOCOLS.values()})
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    for name in names:
+    unknown = sorted(set(names) - {p.learner for p in PROTOCOLS.values()})
+    if unknown:
+        raise SystemExit(f"no learning protocol for {unknown}; known: {sorted(PROTOCOLS)}")
+    records = {}
+    for name in names:  # every run first: a file written into the checkout would make it dirty
         runs = [run_protocol(p) for p in PROTOCOLS.values() if p.learner == name]
-        if not runs:
-            raise SystemExit(f"no learning protocol for {name!r}; known: {sorted(PROTOCOLS)}")
-        record = {
+        records[name] = {
             "learner": name,
             "machine": args.machine,
             "cpu": platform.processor(),
             "runs": runs,
         }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for name, record in records.items():
         path = RESULTS / f"learning-{name}-{args.machine}.json"
         path.write_text(json.dumps(record, indent=1) + "\n")
-        for run in runs:
+        for run in record["runs"]:
             result = run["result"]
             print(
                 f"{name} on {result['benchmark']}: {result['metric']} {result['mean']:.3f} "
