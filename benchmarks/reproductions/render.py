@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from metazoo.evaluation.provenance import check_one_version, code_version, machine_label  # noqa: E402
+
 RESULTS = REPO / "benchmarks" / "results"
 DOC = REPO / "docs" / "reproductions.md"
 BEGIN, END = (
@@ -113,10 +118,22 @@ def render() -> str:
     for path in sorted(RESULTS.glob("reproduction-*.json")):
         data = json.loads(path.read_text())
         env = data["environment"]
+        check_one_version(
+            {
+                path.name: env,
+                **{
+                    f"{path.name}: {learner} after {steps} steps": e["provenance"]
+                    for learner, run in data["runs"].items()
+                    for steps, e in run["evaluations"].items()
+                },
+            }
+        )
         block = _sinusoid(path, data) if data["metric"] == "mse" else _classification(path, data)
         block.insert(1, "")
         block.insert(
-            2, f"Machine: {data['machine']}; torch {env['torch']}; git {env['git']['sha'][:8]}."
+            2,
+            f"Machine: {machine_label(env['machine'])}; torch {env['torch']}; "
+            f"git {code_version(env['git'])[:12]}.",
         )
         lines += block
     for path in sorted(RESULTS.glob("engine-gpu-check-*.json")):
