@@ -137,6 +137,7 @@ def test_a_suite_killed_with_sigkill_resumes_without_losing_or_duplicating(tmp_p
         "runs": [{"benchmark": "sinusoid", "learners": ["fomaml"]}],
     }))  # fmt: skip
     command = [sys.executable, "-m", "metazoo", "bench", str(suite), "--quiet", "--threads", "1"]
+    command.append("--allow-dirty")  # a subprocess sees the developer's tree as it is
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     victim = subprocess.Popen([*command, "--out", str(tmp_path / "killed")], env=env)
     deadline = time.monotonic() + 120
