@@ -31,7 +31,7 @@ from benchmarks.speedlab.docs import (  # noqa: E402
 from benchmarks.speedlab.report import render_markdown, result_stem  # noqa: E402
 from metazoo.cards import CardError, learner_card  # noqa: E402
 from metazoo.evaluation.provenance import check_one_version, machine_label  # noqa: E402
-from tools.paper_docs import paper_table  # noqa: E402
+from tools.paper_docs import paper_table, paper_text  # noqa: E402
 
 __all__ = [
     "learner_table",
@@ -49,7 +49,7 @@ TABLES = REPO / "benchmarks" / "tables"
 
 
 def _paper_value(card: dict, benchmark: str) -> str:
-    return _paper_text((card.get("results") or {}).get(benchmark))
+    return paper_text((card.get("results") or {}).get(benchmark))
 
 
 def learner_table() -> str:
@@ -85,19 +85,6 @@ def _mean_ci(result: dict) -> str:
     return f"{result['mean']:.2f} ± {result['ci95']:.2f}{unit}"
 
 
-def _paper_text(paper: dict | None) -> str:
-    """A paper's number as published: ``± 95% CI``, or ``(σ std)`` for a standard deviation over
-    seeds (a different quantity, never in the ± column); ``²`` when from a secondary source."""
-    if not paper:
-        return "–"
-    text = f"{paper['value']}"
-    if "ci95" in paper:
-        text += f" ± {paper['ci95']}"
-    if "std" in paper:
-        text += f" (σ {paper['std']})"
-    return text if paper.get("verified", True) else f"{text} ²"
-
-
 def _reproduction_rows(path: Path, data: dict) -> list[str]:
     check_one_version(
         {
@@ -120,7 +107,7 @@ def _reproduction_rows(path: Path, data: dict) -> list[str]:
             what = f"MSE after {' / '.join(steps)} steps"
         else:
             (result,) = run["evaluations"].values()
-            ours, paper = _mean_ci(result), _paper_text(run.get("paper"))
+            ours, paper = _mean_ci(result), paper_text(run.get("paper"))
             what = f"accuracy, {result['protocol']['episodes']} episodes"
         bench = data["reproduction"]
         rows.append(

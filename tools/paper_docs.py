@@ -15,7 +15,7 @@ from metazoo.bench.paper import PaperRow, first_reached, paper_presets, paper_ro
 from metazoo.bench.suite import load_suite
 from metazoo.evaluation.provenance import machine_label
 
-__all__ = ["paper_table", "PAPER_RESULTS", "GPU_COMMAND"]
+__all__ = ["paper_table", "paper_text", "PAPER_RESULTS", "GPU_COMMAND"]
 
 PAPER_RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "paper"
 #: The one command that runs the GPU rows (the MAML family on Omniglot) on a lent H100/H200.
@@ -47,16 +47,16 @@ GPU_PRESETS = (
 )
 
 
-def _paper(row: PaperRow) -> str:
-    paper = row.paper
+def paper_text(paper: dict | None) -> str:
+    """A paper's number as published: ``± 95% CI``, or ``(σ std)`` for a standard deviation over
+    seeds (a different quantity, never in the ± column); ``²`` when from a secondary source."""
     if not paper:
         return "–"
-    if paper.get("ci95") is not None:
-        text = f"{paper['value']} ± {paper['ci95']}"
-    elif paper.get("std") is not None:
-        text = f"{paper['value']} (σ {paper['std']} over seeds)"
-    else:
-        text = f"{paper['value']}"
+    text = f"{paper['value']}"
+    if "ci95" in paper:
+        text += f" ± {paper['ci95']}"
+    if "std" in paper:
+        text += f" (σ {paper['std']})"
     return text if paper.get("verified", True) else f"{text} ²"
 
 
@@ -74,7 +74,7 @@ def _pending(row: PaperRow) -> str:
 def _line(row: PaperRow) -> str:
     learner, bench = f"`{row.learner}`", row.benchmark
     if row.cell is None:
-        return f"| {learner} | {bench} | – | {_paper(row)} | {_pending(row)} | – | – |"
+        return f"| {learner} | {bench} | – | {paper_text(row.paper)} | {_pending(row)} | – | – |"
     cell, budget = row.cell, row.budget or {}
     ours = f"{cell.mean:.2f} ± {cell.ci95:.2f}"
     best = budget.get("best_val")
@@ -88,7 +88,7 @@ def _line(row: PaperRow) -> str:
     machine = machine_label(env["machine"]) if env.get("machine") else env.get("device_name")
     sha = (env.get("git") or {}).get("sha", "")[:10]
     return (
-        f"| {learner} | {bench} | {ours} | {_paper(row)} | {row.status} | {trained} | "
+        f"| {learner} | {bench} | {ours} | {paper_text(row.paper)} | {row.status} | {trained} | "
         f"{machine}, git {sha} |"
     )
 
@@ -99,9 +99,7 @@ def _time_to_target(rows: list[PaperRow]) -> list[str]:
     for row in rows:
         if not (row.budget and row.paper and row.budget.get("curve")):
             continue
-        history = [
-            {"kind": "val", "step": s, "mean": m, "seconds": t} for s, m, t in row.budget["curve"]
-        ]
+        history = row.budget["curve"]
         target = float(row.paper["value"])
         hit = first_reached(history, target)
         name = f"`{row.learner}` on {row.benchmark}"

@@ -84,7 +84,7 @@ def _budget(record_train: dict[str, Any]) -> dict[str, Any]:
         "minutes": (record_train.get("seconds") or 0.0) / 60,
         "best_val": None if best is None else best["mean"],
         "best_step": None if best is None else best["step"],
-        "curve": [(h["step"], h["mean"], h.get("seconds")) for h in vals],
+        "curve": vals,  # the validation entries: step, mean, seconds
     }
 
 
