@@ -22,6 +22,7 @@ if __package__ in (None, ""):  # run as a script: import the lab from this check
     sys.path.insert(0, str(REPO))
 
 import metazoo  # noqa: E402
+from benchmarks.reproductions.common import record_versions  # noqa: E402
 from benchmarks.speedlab.docs import (  # noqa: E402
     RESULTS,
     load_results,
@@ -86,16 +87,7 @@ def _mean_ci(result: dict) -> str:
 
 
 def _reproduction_rows(path: Path, data: dict) -> list[str]:
-    check_one_version(
-        {
-            path.name: data["environment"],
-            **{
-                f"{path.name}: {learner} after {steps} steps": evaluation["provenance"]
-                for learner, run in data["runs"].items()
-                for steps, evaluation in run["evaluations"].items()
-            },
-        }
-    )
+    check_one_version(record_versions(path.name, data["environment"], data["runs"]))
     rows = []
     machine = machine_label(data["environment"]["machine"])
     for learner, run in data["runs"].items():

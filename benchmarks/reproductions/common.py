@@ -174,16 +174,24 @@ def compare_with_paper(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def record_versions(name: str, env: dict[str, Any], runs: dict[str, Any]) -> dict[str, Any]:
+    """Every provenance record of one reproduction file, by where it sits (for
+    :func:`~metazoo.evaluation.check_one_version`): the script's and each evaluation's."""
+    return {
+        name: env,
+        **{
+            f"{name}: {learner} after {steps} steps": evaluation["provenance"]
+            for learner, run in runs.items()
+            for steps, evaluation in run["evaluations"].items()
+        },
+    }
+
+
 def write(name: str, payload: dict[str, Any]) -> Path:
     """Write ``benchmarks/results/<name>-<environment tag>.json`` with the environment recorded
     (the machine measured, not typed); refuses runs of uncommitted or of several code versions."""
     env = environment()
-    evaluations = {
-        f"{learner} ({steps} steps)": evaluation["provenance"]
-        for learner, run in payload["runs"].items()
-        for steps, evaluation in run["evaluations"].items()
-    }
-    check_one_version({"this script": env, **evaluations})
+    check_one_version(record_versions("this script", env, payload["runs"]))
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}-{environment_tag()}.json"
     payload = {"environment": env, **payload}

@@ -15,6 +15,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.reproductions.common import record_versions  # noqa: E402
 from metazoo.evaluation.provenance import check_one_version, code_version, machine_label  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
@@ -118,16 +119,7 @@ def render() -> str:
     for path in sorted(RESULTS.glob("reproduction-*.json")):
         data = json.loads(path.read_text())
         env = data["environment"]
-        check_one_version(
-            {
-                path.name: env,
-                **{
-                    f"{path.name}: {learner} after {steps} steps": e["provenance"]
-                    for learner, run in data["runs"].items()
-                    for steps, e in run["evaluations"].items()
-                },
-            }
-        )
+        check_one_version(record_versions(path.name, env, data["runs"]))
         block = _sinusoid(path, data) if data["metric"] == "mse" else _classification(path, data)
         block.insert(1, "")
         block.insert(
