@@ -30,6 +30,8 @@ from benchmarks.speedlab.docs import (  # noqa: E402
     speed_sections,
 )
 from benchmarks.speedlab.report import render_markdown, result_stem  # noqa: E402
+from metazoo.bench.results import collect  # noqa: E402
+from metazoo.bench.study import contrasts, findings, to_markdown  # noqa: E402
 from metazoo.cards import CardError, learner_card  # noqa: E402
 from metazoo.evaluation.provenance import check_one_version, machine_label  # noqa: E402
 from tools.paper_docs import paper_table, paper_text  # noqa: E402
@@ -37,6 +39,7 @@ from tools.paper_docs import paper_table, paper_text  # noqa: E402
 __all__ = [
     "learner_table",
     "results_table",
+    "study_section",
     "render_sections",
     "sections",
     "update_file",
@@ -152,12 +155,38 @@ def results_table(folder: Path = RESULTS) -> str:
     return text
 
 
+def study_section(folder: Path) -> str:
+    """``docs/study-tasks.md``'s results: provenance, the paired contrasts and one sentence each."""
+    if not folder.is_dir():
+        return f"**Pending**: no results in `{folder.name}`; run the commands above."
+    cells = collect(folder).cells
+    first = next(iter(cells.values()))
+    env = first.environment
+    minutes = sum(json.loads(f.read_text()).get("seconds", 0) for f in folder.glob("*.json")) / 60
+    rows = contrasts(folder)
+    where = folder.relative_to(REPO) if folder.is_relative_to(REPO) else folder
+    sha = (env.get("git") or {}).get("sha", "unknown")[:10]
+    machine = machine_label(env["machine"]) if env.get("machine") else "machine not recorded"
+    return "\n".join(
+        [
+            f"{len(cells)} cells from `{where}` (git {sha}, {machine}): {minutes:.0f} min of "
+            "wall time in all, one training seed each.",
+            "",
+            to_markdown(rows),
+            *findings(rows),
+            "",
+            f"![test score against training steps per condition](../{where}/tables/study.png)",
+        ]
+    )
+
+
 def sections(results_dir: str | Path = RESULTS) -> dict[str, Callable[[], str]]:
     """Every generated section by name (the README's and ``docs/speed.md``'s), rendered lazily."""
     return {
         "learners": learner_table,
         "results": lambda: results_table(Path(results_dir)),
         "paper": lambda: paper_table(Path(results_dir) / "paper"),
+        "study": lambda: study_section(Path(results_dir) / "study-tasks"),
         "speed": readme_speed_table,
         **speed_sections(load_results(results_dir)),
     }

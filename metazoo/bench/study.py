@@ -17,7 +17,7 @@ from pathlib import Path
 from metazoo.bench.results import Aggregate, as_result, collect
 from metazoo.evaluation import compare
 
-__all__ = ["Contrast", "contrasts", "to_markdown", "plot_study", "main"]
+__all__ = ["Contrast", "contrasts", "to_markdown", "findings", "plot_study", "main"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class Contrast:
     difference_ci95: float
     p_value: float
     episodes: int
+    #: True for accuracy, False for MSE (the cell's own direction).
+    higher_is_better: bool = True
 
 
 def _split(label: str) -> tuple[str, str, int] | None:
@@ -76,7 +78,7 @@ def _contrast(
     paired = compare(as_result(cell), as_result(base))
     return Contrast(
         benchmark, learner, budget, condition, cell.metric, cell.mean, cell.ci95,
-        paired.mean_diff, paired.ci95, paired.p_value, paired.n,
+        paired.mean_diff, paired.ci95, paired.p_value, paired.n, cell.higher_is_better,
     )  # fmt: skip
 
 
@@ -96,6 +98,28 @@ def to_markdown(rows: list[Contrast], reference: str = "train-val") -> str:
             f"{c.difference:+.{digits}f} ± {c.difference_ci95:.{digits}f} | {p} | {c.episodes} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def findings(rows: list[Contrast], reference: str = "train-val", alpha: float = 0.05) -> list[str]:
+    """One sentence per condition: its difference from ``reference`` and whether the paired test
+    tells them apart at ``alpha`` (two-sided), for the docs page (generated, never typed)."""
+    lines = []
+    for c in rows:
+        if c.condition == reference:
+            continue
+        digits = 2 if c.metric == "accuracy" else 3
+        unit = " points" if c.metric == "accuracy" else ""
+        better = (c.difference > 0) == c.higher_is_better
+        if c.p_value < alpha:
+            verdict = "better than" if better else "worse than"
+        else:
+            verdict = "not distinguishable from"
+        lines.append(
+            f"- {c.learner} on {c.benchmark} after {c.budget} steps: `{c.condition}` is {verdict} "
+            f"`{reference}` ({c.metric} {c.difference:+.{digits}f} ± {c.difference_ci95:.{digits}f}"
+            f"{unit}, p = {c.p_value:.2g}, {c.episodes} paired episodes)."
+        )
+    return lines
 
 
 def plot_study(rows: list[Contrast], out: Path) -> Path:

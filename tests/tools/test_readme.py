@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tools.docs import main, render_sections
+from metazoo.bench import write_json_atomic
+from tests.unit.bench.test_study import _record
+from tools.docs import main, render_sections, study_section
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -70,3 +72,17 @@ def test_paper_numbers_keep_intervals_deviations_and_secondary_marks_apart():
     assert "| 98.7 ± 0.4 |" in rows["maml"]
     assert "| 98.3 ± 0.5 ² |" in rows["fomaml"]
     assert "± 0.5 |" not in rows["anil"]
+
+
+def test_the_study_section_renders_contrasts_and_says_pending_without_results(tmp_path):
+    assert study_section(tmp_path / "study-tasks").startswith("**Pending**: no results")
+    for variant, scores in (
+        ("train-val@10", [50.0, 60.0, 70.0]),
+        ("within@10", [50.0, 61.0, 70.0]),
+    ):
+        rec = {**_record(variant, scores), "seconds": 90.0}
+        write_json_atomic(rec, tmp_path / f"{rec['cell']}__cpu.json")
+    text = study_section(tmp_path)
+    assert text.startswith("2 cells from ") and "3 min of wall time in all" in text
+    assert "| omniglot-5w1s | maml | 10 | within |" in text
+    assert "`within` is not distinguishable from `train-val` (accuracy +0.33" in text

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from metazoo.bench import load_suite, parse_suite, write_json_atomic
-from metazoo.bench.study import contrasts, to_markdown
+from metazoo.bench.study import contrasts, findings, to_markdown
 from metazoo.evaluation import EvalResult
 from metazoo.evaluation.stats import mean_ci95
 
@@ -59,6 +59,9 @@ def test_contrasts_are_paired_t_tests_against_the_reference(tmp_path: Path):
     assert tt.p_value == pytest.approx(0.03411, abs=1e-4)
     assert rows["train-val"].difference == 0.0 and rows["train-val"].p_value == 1.0
     assert "| omniglot-5w1s | maml | 10 | train-train |" in to_markdown([reference, other])
+    (sentence,) = findings([reference, other])  # p = 0.034 < 0.05, higher accuracy is better
+    assert "`train-train` is better than `train-val` (accuracy +10.00 ± 8.78 points, p = 0.034" in sentence
+    assert "not distinguishable" in findings([reference, other], alpha=0.01)[0]
 
 
 def test_a_condition_without_its_reference_names_what_to_run(tmp_path: Path):
