@@ -45,6 +45,9 @@ GPU_PRESETS = (
     "paper-baselinepp",
     "paper-transductive-ft",
 )
+#: Presets whose paper budget is far beyond two CPU cores in a session (their pending rows name
+#: ``--device cuda`` and the meta-updates the paper trained for).
+LONG_PRESETS = ("paper-snail-omniglot", "paper-mann-omniglot")
 
 
 def paper_text(paper: dict | None) -> str:
@@ -67,6 +70,13 @@ def _pending(row: PaperRow) -> str:
     if row.suite in GPU_PRESETS:
         return (
             f"pending (GPU and dataset): `metazoo bench {row.suite} --device cuda --out {folder}`"
+        )
+    if row.suite in LONG_PRESETS:
+        cell = next(c for c in load_suite(row.suite).cells() if c.benchmark == row.benchmark)
+        steps, tasks = cell.section("train")["steps"], cell.section("train")["meta_batch"]
+        return (
+            f"pending (GPU: {steps:,} meta-updates of {tasks} tasks do not fit two CPU cores): "
+            f"`metazoo bench {row.suite} --device cuda --out {folder}`"
         )
     return f"pending: `metazoo bench {row.suite} --out {folder}`"
 

@@ -86,3 +86,18 @@ def test_the_study_section_renders_contrasts_and_says_pending_without_results(tm
     assert text.startswith("2 cells from ") and "3 min of wall time in all" in text
     assert "| omniglot-5w1s | maml | 10 | within |" in text
     assert "`within` is not distinguishable from `train-val` (accuracy +0.33" in text
+
+
+def test_pending_rows_name_where_they_run():
+    from tools.paper_docs import paper_table
+
+    lines = {tuple(r.split(" | ")[:2]): r for r in paper_table(Path("/nonexistent")).splitlines()}
+    assert (
+        "pending (GPU): `python benchmarks/gpu_paper_rows.py --preset paper-maml-omniglot`"
+        in (lines[("| `maml`", "omniglot-5w1s")])
+    )
+    snail = lines[("| `snail`", "omniglot-20w1s")]  # the 20-way cell trains on 16 tasks a step
+    assert "pending (GPU: 40,000 meta-updates of 16 tasks do not fit two CPU cores)" in snail
+    assert (
+        "`metazoo bench paper-protonet-omniglot --out " in lines[("| `protonet`", "omniglot-5w1s")]
+    )
