@@ -81,7 +81,8 @@ def _budget(record_train: dict[str, Any]) -> dict[str, Any]:
     best = max(vals, key=lambda h: h["mean"], default=None)
     return {
         "steps": record_train.get("final_step"),
-        "minutes": (record_train.get("seconds") or 0.0) / 60,
+        # the whole training, resumed calls included (older records have this call's only)
+        "minutes": (record_train.get("total_seconds") or record_train.get("seconds") or 0.0) / 60,
         "best_val": None if best is None else best["mean"],
         "best_step": None if best is None else best["step"],
         "curve": vals,  # the validation entries: step, mean, seconds

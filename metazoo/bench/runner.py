@@ -130,7 +130,8 @@ def run_cell(
             "best_val": trained.best_val,
             "best_step": trained.best_step,
             "final_step": trained.final_step,
-            "seconds": trained.seconds,
+            "seconds": trained.seconds,  # this call's
+            "total_seconds": trained.total_seconds,  # with the calls it resumed
         },
     }
 

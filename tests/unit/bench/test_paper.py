@@ -45,7 +45,8 @@ def test_rows_come_from_the_results_and_missing_ones_are_pending(tmp_path):
     data["also_on"] = {"omniglot-20w1s": also["result"]}
     data["train"] = {
         "final_step": 500,
-        "seconds": 600.0,
+        "seconds": 600.0,  # the last call's: the run resumed once
+        "total_seconds": 900.0,
         "history": [
             {"kind": "val", "step": 250, "mean": 97.5},
             {"kind": "val", "step": 500, "mean": 98.2},
@@ -62,6 +63,7 @@ def test_rows_come_from_the_results_and_missing_ones_are_pending(tmp_path):
     first, also_row = rows[0], rows[1]
     assert first.cell.mean == pytest.approx(99.0) and first.paper["value"] == 98.8
     assert first.budget["steps"] == 500 and first.budget["best_val"] == 98.2
+    assert first.budget["minutes"] == 15.0
     assert also_row.budget is None and also_row.trained_on == "omniglot-5w1s"
 
 

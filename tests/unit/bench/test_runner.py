@@ -108,6 +108,8 @@ def test_a_killed_suite_resumes_to_the_same_results(tmp_path, learners):
             for r in (a, b)
         ]
         assert timeless[0] == timeless[1]
+    resumed = json.loads((tmp_path / "killed" / f"{tiny}__sinusoid__seed1__{tag}.json").read_text())
+    assert resumed["train"]["total_seconds"] > resumed["train"]["seconds"] > 0  # both calls counted
 
 
 def test_result_files_are_replaced_whole_or_not_at_all(tmp_path):

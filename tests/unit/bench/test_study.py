@@ -60,7 +60,10 @@ def test_contrasts_are_paired_t_tests_against_the_reference(tmp_path: Path):
     assert rows["train-val"].difference == 0.0 and rows["train-val"].p_value == 1.0
     assert "| omniglot-5w1s | maml | 10 | train-train |" in to_markdown([reference, other])
     (sentence,) = findings([reference, other])  # p = 0.034 < 0.05, higher accuracy is better
-    assert "`train-train` is better than `train-val` (accuracy +10.00 ± 8.78 points, p = 0.034" in sentence
+    assert (
+        "`train-train` is better than `train-val` (accuracy +10.00 ± 8.78 points, p = 0.034"
+        in sentence
+    )
     assert "not distinguishable" in findings([reference, other], alpha=0.01)[0]
 
 
