@@ -158,15 +158,21 @@ def _tf32(cell: Aggregate) -> str:
 
 
 def _budgets(cells: list[Aggregate]) -> str:
-    """``600 steps, meta-batch 25`` when every learner had that budget, else per learner."""
+    """``600 steps, meta-batch 25`` when every learner had that budget, else per learner; then
+    each learner's training wall time where the records have it."""
     shown = {
         c.learner: f"{c.train.get('steps')} steps, meta-batch {c.train.get('meta_batch')}"
         for c in cells
         if c.train
     }
     if len(set(shown.values())) <= 1:
-        return next(iter(shown.values()), "n/a")
-    return "; ".join(f"{learner} {budget}" for learner, budget in shown.items())
+        text = next(iter(shown.values()), "n/a")
+    else:
+        text = "; ".join(f"{learner} {budget}" for learner, budget in shown.items())
+    timed = [
+        f"{c.learner} {c.train_seconds / 60:.1f}" for c in cells if c.train_seconds is not None
+    ]
+    return text + (f"; training wall time (min): {', '.join(timed)}" if timed else "")
 
 
 def _protocol_lines(results: ResultSet) -> list[str]:

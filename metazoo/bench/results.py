@@ -44,6 +44,9 @@ class Aggregate:
     train: dict[str, Any]
     environment: dict[str, Any]
     build: dict[str, Any] = field(default_factory=dict)
+    #: Training wall time in seconds, the mean over seeds (resumed calls included); None when the
+    #: records do not say (results of an older metazoo, or evaluations without training).
+    train_seconds: float | None = None
     mean: float = 0.0
     ci95: float = 0.0
     best: bool = False
@@ -157,7 +160,15 @@ def _aggregate(runs: list[dict[str, Any]]) -> Aggregate:
         train=runs[0].get("train", {}).get("config", {}),
         environment=runs[0].get("environment", {}),
         build=(runs[0].get("settings") or {}).get("build") or {},
+        train_seconds=_train_seconds(runs),
     )
+
+
+def _train_seconds(runs: list[dict[str, Any]]) -> float | None:
+    times = [
+        r.get("train", {}).get("total_seconds", r.get("train", {}).get("seconds")) for r in runs
+    ]
+    return None if None in times else sum(times) / len(times)
 
 
 def _not_paired(a: EvalResult, b: EvalResult) -> str | None:

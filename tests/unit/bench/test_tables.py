@@ -34,6 +34,7 @@ def record(
     status="ok",
     error="",
     steps=50,
+    train_seconds=None,
 ):
     mean, ci95, std = mean_ci95(scores)
     protocol = {"episodes": len(scores), "ways": 5 if metric == "accuracy" else None, "shots": 1,
@@ -49,6 +50,8 @@ def record(
     if status == "ok":
         data["result"] = result.to_dict()
         data["train"] = {"config": {"steps": steps, "meta_batch": 4}, "history": []}
+        if train_seconds is not None:
+            data["train"]["total_seconds"] = train_seconds
     else:
         data["error"] = error
     return data
@@ -63,8 +66,8 @@ def results_dir(tmp_path: Path) -> Path:
         record("maml", "omniglot-5w1s", 1, [s + 1.0 for s in MAML]),
         record("fomaml", "omniglot-5w1s", 0, FOMAML, steps=80),
         record("fomaml", "omniglot-5w1s", 1, FOMAML, steps=80),
-        record("maml", "sinusoid", 0, [1.0, 1.2, 0.8, 1.1, 0.9], "mse"),
-        record("cnp", "sinusoid", 0, [2.0, 2.2, 1.9, 2.1, 2.3], "mse"),
+        record("maml", "sinusoid", 0, [1.0, 1.2, 0.8, 1.1, 0.9], "mse", train_seconds=90.0),
+        record("cnp", "sinusoid", 0, [2.0, 2.2, 1.9, 2.1, 2.3], "mse", train_seconds=30.0),
         record("snail", "omniglot-5w1s", 0, [0.0], status="failed", error="RuntimeError: boom"),
     ]
     for rec in recs:
@@ -169,7 +172,11 @@ def test_markdown_shows_best_ties_paper_numbers_and_notes(results_dir):
         "- omniglot-5w1s: 10 test episodes (seed 0), 5-way 1-shot, 15 queries per class; backbone: conv4; test inner steps: maml 3, fomaml 3; BN policy: transductive; precision: float32, TF32 off; training: protonet 50 steps, meta-batch 4; maml 50 steps, meta-batch 4; fomaml 80 steps, meta-batch 4; training seeds: 0, 1."
         in md
     )
-    assert "training: 50 steps, meta-batch 4; training seeds: 0." in md  # sinusoid: one budget
+    # sinusoid: one budget, and the records carry each cell's training wall time
+    assert (
+        "training: 50 steps, meta-batch 4; training wall time (min): maml 1.5, cnp 0.5; "
+        "training seeds: 0." in md
+    )
     assert "- Environment: cpu, torch 2.x, metazoo 0.1.0." in md
     assert "- Failed: snail__omniglot-5w1s__seed0: RuntimeError: boom" in md
     assert "- Missing: matchingnet__omniglot-5w1s__seed0 (no result file)" in md
