@@ -17,7 +17,8 @@ from metazoo.evaluation.provenance import machine_label
 
 __all__ = ["paper_table", "paper_text", "PAPER_RESULTS", "GPU_COMMAND"]
 
-PAPER_RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "paper"
+REPO = Path(__file__).resolve().parents[1]
+PAPER_RESULTS = REPO / "benchmarks" / "results" / "paper"
 #: The one command that runs the GPU rows (the MAML family on Omniglot) on a lent H100/H200.
 GPU_COMMAND = "python benchmarks/gpu_paper_rows.py"
 #: The MAML family on Omniglot: the GPU script runs them (``--preset NAME``).
@@ -81,7 +82,15 @@ def _pending(row: PaperRow) -> str:
     return f"pending: `metazoo bench {row.suite} --out {folder}`"
 
 
-def _line(row: PaperRow) -> str:
+def _curve_link(row: PaperRow, folder: Path) -> str:  # folder: the preset's results
+    """A link to the row's validation curve (``metazoo plot`` of the preset's folder), if drawn."""
+    figure = folder / "figures" / f"curves-{row.benchmark}.png"
+    if not figure.is_file() or not figure.resolve().is_relative_to(REPO):
+        return ""
+    return f" ([curve]({figure.resolve().relative_to(REPO).as_posix()}))"
+
+
+def _line(row: PaperRow, folder: Path) -> str:
     learner, bench = f"`{row.learner}`", row.benchmark
     if row.cell is None:
         return f"| {learner} | {bench} | – | {paper_text(row.paper)} | {_pending(row)} | – | – |"
@@ -91,6 +100,7 @@ def _line(row: PaperRow) -> str:
     trained = (
         f"{budget.get('steps')} episodes, {budget.get('minutes', 0):.0f} min"
         + (f"; best val {best:.2f} at {budget.get('best_step')}" if best is not None else "")
+        + _curve_link(row, folder)
         if budget
         else f"the {row.trained_on} row's model"
     )
@@ -139,12 +149,14 @@ def paper_table(folder: Path = PAPER_RESULTS) -> str:
     for name in paper_presets():
         suite = load_suite(name)
         rows = paper_rows(suite, folder / name)
-        lines += [_line(row) for row in rows]
+        lines += [_line(row, folder / name) for row in rows]
         notes += [f"- `{name}` ({suite.reference}): {text}" for text in suite.deviations]
         notes += [f"- {text}" for text in _time_to_target(rows)]
     legend = (
         "Status: *matches* when ours and the paper differ by less than their combined 95% "
         "intervals (a σ over seeds or a missing interval counts as 0), else *below* or *above*. "
-        "² marks a paper number quoted from a secondary source. Deviations from the papers:"
+        "² marks a paper number quoted from a secondary source. Budget reached: the training "
+        "episodes, the training wall time, the best validation score (the checkpoint tested) and "
+        "the validation curve (`metazoo plot` of the preset's results). Deviations from the papers:"
     )
     return "\n".join(lines) + "\n\n" + legend + "\n\n" + "\n".join(notes)
