@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "per-source",
         help="evaluate a Meta-Dataset checkpoint on each test source (per-source table)",
         description="Evaluate a checkpoint of a Meta-Dataset benchmark on episodes 0..N-1 of each "
-        "test source alone, print learner x sources (mean ± 95%% CI) and write the results to "
+        "test source alone, print learner x sources (mean ± 95% CI) and write the results to "
         "--json (default RUN/per_source.json); `metazoo table DIR` tabulates such files.",
     )
     parser.add_argument("checkpoint", help="best.pt / last.pt, or a run folder holding them")

@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "table",
         help="turn a results folder into a table (Markdown, LaTeX, CSV) and a .bib",
         description="Aggregate the result files of DIR (seeds averaged) into a table with mean ± "
-        "95%% CI, the best per column in bold, ties with the best marked, and the paper's number.",
+        "95% CI, the best per column in bold, ties with the best marked, and the paper's number.",
     )
     parser.add_argument("results", help="a results folder written by `metazoo bench`")
     parser.add_argument("--format", default="md", choices=("md", "latex", "csv", "all"))
