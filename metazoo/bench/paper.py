@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from metazoo.bench.results import Aggregate, collect
+from metazoo.bench.results import Aggregate, collect, training_seconds
 from metazoo.bench.suite import Suite, load_suite, suite_dir
 from metazoo.cards import CardError, learner_card, yaml_files
 
@@ -81,8 +81,7 @@ def _budget(record_train: dict[str, Any]) -> dict[str, Any]:
     best = max(vals, key=lambda h: h["mean"], default=None)
     return {
         "steps": record_train.get("final_step"),
-        # the whole training, resumed calls included (older records have this call's only)
-        "minutes": (record_train.get("total_seconds") or record_train.get("seconds") or 0.0) / 60,
+        "minutes": (training_seconds(record_train) or 0.0) / 60,
         "best_val": None if best is None else best["mean"],
         "best_step": None if best is None else best["step"],
         "curve": vals,  # the validation entries: step, mean, seconds

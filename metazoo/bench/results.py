@@ -164,10 +164,14 @@ def _aggregate(runs: list[dict[str, Any]]) -> Aggregate:
     )
 
 
+def training_seconds(record_train: dict[str, Any]) -> float | None:
+    """A record's whole training time: ``total_seconds`` (resumed calls included), or the
+    ``seconds`` of older records that kept only the last call's; None when neither is there."""
+    return record_train.get("total_seconds", record_train.get("seconds"))
+
+
 def _train_seconds(runs: list[dict[str, Any]]) -> float | None:
-    times = [
-        r.get("train", {}).get("total_seconds", r.get("train", {}).get("seconds")) for r in runs
-    ]
+    times = [training_seconds(r.get("train", {})) for r in runs]
     return None if None in times else sum(times) / len(times)
 
 
