@@ -18,6 +18,7 @@ sets it, and keeps the name of where it came from (``metazoo train L B --print-c
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -133,19 +134,24 @@ def backbone_class(backbone: str) -> type:
     return classes[backbone]
 
 
+@functools.cache
+def _type_hints(owner: Any) -> dict[str, Any]:
+    return typing.get_type_hints(owner)
+
+
 def _backbone_hints(backbone: str | None) -> dict[str, Any]:
     """The options of backbone ``backbone`` (constructor arguments and their types)."""
     if backbone is None:
         return {}
-    hints = typing.get_type_hints(backbone_class(backbone).__init__)
+    hints = _type_hints(backbone_class(backbone).__init__)
     return {k: v for k, v in hints.items() if k not in _BUILT_IN_ARGUMENTS}
 
 
 def setting_targets(learner: str, backbone: str | None) -> dict[str, dict[str, Any]]:
     """Target -> {key: type}: the ``key=value`` settings of a run, for the learner, training, the
     sampler and the backbone (no facts of a call such as ``device``, no fields a benchmark fills)."""
-    learner_hints = typing.get_type_hints(get_learner(learner).cls.Config)
-    train_hints = typing.get_type_hints(TrainConfig)
+    learner_hints = _type_hints(get_learner(learner).cls.Config)
+    train_hints = _type_hints(TrainConfig)
     return {
         "learner": {k: v for k, v in learner_hints.items() if k not in FILLED_BY_BENCHMARK},
         "train": {k: v for k, v in train_hints.items() if k not in RUN_FACTS},
