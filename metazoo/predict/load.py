@@ -57,7 +57,7 @@ def find_checkpoint(run: str | Path) -> Path:
     if not path.is_file():
         raise FileNotFoundError(
             f"no run folder or checkpoint at {path}: give the folder `metazoo train --out` wrote "
-            "(holding best.pt or last.pt), a suite cell's result file or a checkpoint file"
+            "(holding best.pt or last.pt) or a checkpoint file"
         )
     return path
 
