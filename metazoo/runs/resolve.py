@@ -183,12 +183,18 @@ def _command_line(
     return block
 
 
-def _card_layers(learner: str, benchmark: str, ways: int | None) -> list[tuple]:
+def _card_layers(
+    learner: str, benchmark: str, ways: int | None, backbone: str | None
+) -> list[tuple]:
     """``(source, blocks, sections passed on)`` from the defaults up to the learner card's
     ``benchmark_train``; the sections not passed on are applied by the builder, the trainer or
     the sampler themselves (shown, so that ``--print-config`` names them)."""
     bench = benchmark_card(benchmark)
     entry = get_learner(learner)
+    # the card's backbone options are for the card's backbone (build_learner's rule)
+    same = backbone in (None, bench["backbone"])
+    options = (bench.get("backbone_options") or {}) if same else {}
+    build = {"backbone": bench["backbone"], "backbone_options": options}
     sampler = {k: v for k, v in _defaults(SamplerConfig).items() if k in SAMPLER_KEYS}
     layers: list[tuple] = [
         ("default", {"config": _defaults(entry.cls.Config), "sampler": sampler,
@@ -201,15 +207,14 @@ def _card_layers(learner: str, benchmark: str, ways: int | None) -> list[tuple]:
         (source, {"config": values}, ())
         for source, values in card_config_layers(learner, benchmark)
     ]
-    options = bench.get("dataset_options") or {}
+    dataset = bench.get("dataset_options") or {}
     shape = {k: bench[k] for k in ("ways", "shots", "queries") if bench.get(k) is not None}
     layers.append((
         f"benchmark card {benchmark}",
         {"config": benchmark_fills(learner, benchmark, ways),
-         "sampler": {**shape, **{k: v for k, v in options.items() if k in SAMPLER_OPTIONS}},
+         "sampler": {**shape, **{k: v for k, v in dataset.items() if k in SAMPLER_OPTIONS}},
          "train": {"meta_batch": bench.get("meta_batch")},
-         "build": {"backbone": bench["backbone"], "backbone_options": bench.get("backbone_options") or {}}
-         if model_kind(learner) != "none" else {},
+         "build": build if model_kind(learner) != "none" else {},
          "eval": {"episodes": bench["test_episodes"]}},
         {"eval"},
     ))  # fmt: skip
@@ -285,7 +290,8 @@ def resolve_run(
     for _, block in upper:
         for name in SECTIONS:
             passed[name].update(block.get(name) or {})
-    layers = _card_layers(learner, benchmark, passed["sampler"].get("ways"))
+    ways, chosen = passed["sampler"].get("ways"), passed["build"].get("backbone")
+    layers = _card_layers(learner, benchmark, ways, chosen)
     layers += [(source, block, set(SECTIONS)) for source, block in upper]
     return _merge(learner, benchmark, layers)
 
