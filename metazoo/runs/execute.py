@@ -104,9 +104,8 @@ def train_and_test(
             other: evaluate(learner, other, episodes=episodes, seed=seed, **sampler).to_dict()
             for other in settings["also_on"]
         }
-    recorded = {
-        k: v for k, v in dataclasses.asdict(config).items() if k not in ("checkpoint_dir", "resume")
-    }
+    recorded = dataclasses.asdict(config)
+    recorded.pop("checkpoint_dir")  # a machine path; the record's `checkpoints` names the folder
     return {
         "result": result.to_dict(),
         "by_shots": by_shots,
