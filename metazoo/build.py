@@ -123,7 +123,9 @@ def build_learner(
     The learner card's ``config`` is applied first, then its ``benchmark_config`` for
     ``benchmark`` (the paper's settings there), then ``config``. Config fields called ``ways``
     and ``input_shape`` (when the learner has them) are filled from the benchmark unless given;
-    ``num_classes`` from the training split's sampler.
+    ``num_classes`` from the training split's sampler. For the card's training settings too (a
+    :class:`~metazoo.training.TrainConfig` as ``metazoo train`` and suites get it), use
+    :func:`metazoo.resolve_run`.
 
     Args:
         name: a registered learner.
