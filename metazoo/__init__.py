@@ -21,6 +21,7 @@ _EXPORTS = {
     "get_learner": "metazoo._registry",
     "plugin_errors": "metazoo._registry",
     "build_learner": "metazoo.build",
+    "resolve_run": "metazoo.runs",
     "learner_card": "metazoo.cards",
     "benchmark_card": "metazoo.cards",
     "make_sampler": "metazoo.data",

@@ -8,7 +8,6 @@ cards in ``registry/`` carry papers and published numbers (see :mod:`metazoo.car
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import importlib
 import importlib.util
 import inspect
@@ -23,6 +22,7 @@ from typing import Any
 from torch import nn
 
 from metazoo.learner import FAMILIES
+from metazoo.overrides import did_you_mean
 
 __all__ = [
     "LearnerEntry",
@@ -164,7 +164,7 @@ def build_config(config_cls: type, values: dict[str, Any], *, learner: str = "")
     if unknown:
         hints = []
         for key in unknown:
-            close = difflib.get_close_matches(key, valid, n=1)
+            close = did_you_mean(key, valid)
             hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         where = f"learner {learner!r}: " if learner else ""
         raise TypeError(
@@ -244,7 +244,7 @@ def get_learner(name: str) -> LearnerEntry:
     """The registry entry for ``name``; an unknown name is an error suggesting close ones."""
     _ensure_loaded()
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+        close = did_you_mean(name, _REGISTRY, n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise KeyError(
             f"unknown learner {name!r}.{hint} Known learners: {', '.join(sorted(_REGISTRY))}"

@@ -19,6 +19,8 @@ __all__ = [
     "config_fields",
     "fields_it_takes",
     "paper_settings",
+    "card_config_layers",
+    "benchmark_fills",
     "train_defaults",
 ]
 
@@ -51,15 +53,46 @@ def fields_it_takes(name: str, available: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in available.items() if k in fields and v is not None}
 
 
-def paper_settings(name: str, benchmark: str) -> dict[str, Any]:
-    """Learner ``name``'s config from its card for ``benchmark``: the card's ``config``, then its
-    ``benchmark_config`` for that benchmark (the paper's settings there, e.g. MAML's alpha=0.4 on
-    Omniglot). Empty for a learner without a card."""
+def card_config_layers(name: str, benchmark: str) -> list[tuple[str, dict[str, Any]]]:
+    """Learner ``name``'s config from its card, as ``(source, values)`` from lowest to highest
+    precedence: the card's ``config``, then its ``benchmark_config`` for ``benchmark`` (the
+    paper's settings there, e.g. MAML's alpha=0.4 on Omniglot). Empty for a learner without a card."""
     try:
         card = learner_card(name)
     except CardError:
-        return {}
-    return {**(card.get("config") or {}), **(card.get("benchmark_config") or {}).get(benchmark, {})}
+        return []
+    return [
+        (f"learner card {name} (config)", dict(card.get("config") or {})),
+        (
+            f"learner card {name} (benchmark_config.{benchmark})",
+            dict((card.get("benchmark_config") or {}).get(benchmark, {})),
+        ),
+    ]
+
+
+def paper_settings(name: str, benchmark: str) -> dict[str, Any]:
+    """Learner ``name``'s config from its card for ``benchmark`` (:func:`card_config_layers`
+    merged)."""
+    return {k: v for _, layer in card_config_layers(name, benchmark) for k, v in layer.items()}
+
+
+def benchmark_fills(
+    name: str, benchmark: str, ways: int | None = None, *, test: bool = False
+) -> dict[str, Any]:
+    """The learner config fields ``benchmark`` fills in (``ways``, ``input_shape``, ``task``,
+    ``padded_head``) that learner ``name``'s config has; ``num_classes`` is not among them (it
+    needs the training split, read when the learner is built).
+
+    Args:
+        ways: the head's ways instead of the card's (a run's sampler ``ways``).
+        test: the card's ``test_ways`` instead of ``ways``.
+    """
+    bench = benchmark_card(benchmark)
+    ways = ways or (bench.get("test_ways", bench.get("ways")) if test else bench.get("ways"))
+    filled = {"ways": ways, "input_shape": tuple(bench["input_shape"]), "task": bench["task"]}
+    if (bench.get("dataset_options") or {}).get("varied"):  # heads of the largest ways, masked
+        filled["padded_head"] = True
+    return fields_it_takes(name, filled)
 
 
 def train_defaults(name: str, benchmark: str) -> dict[str, Any]:
@@ -90,7 +123,9 @@ def build_learner(
     The learner card's ``config`` is applied first, then its ``benchmark_config`` for
     ``benchmark`` (the paper's settings there), then ``config``. Config fields called ``ways``
     and ``input_shape`` (when the learner has them) are filled from the benchmark unless given;
-    ``num_classes`` from the training split's sampler.
+    ``num_classes`` from the training split's sampler. For the card's training settings too (a
+    :class:`~metazoo.training.TrainConfig` as ``metazoo train`` and suites get it), use
+    :func:`metazoo.resolve_run`.
 
     Args:
         name: a registered learner.
@@ -129,16 +164,13 @@ def build_learner(
         )
     else:
         model = make_backbone(arch, input_shape, out_features=None, **options)
-    card_config = paper_settings(name, benchmark)
-    filled = {"ways": ways, "input_shape": input_shape, "task": bench["task"]}
-    if (bench.get("dataset_options") or {}).get("varied"):  # heads of the largest ways, masked
-        filled["padded_head"] = True
+    filled = benchmark_fills(name, benchmark, ways)
     if "num_classes" in config_fields(name) and "num_classes" not in config:
         # learners that pre-train on all meta-training classes (the finetune baseline)
         from metazoo.data import make_sampler
 
         filled["num_classes"] = make_sampler(benchmark, "train").num_classes
     # The card's config is passed whole: a key the learner does not take is an error, not dropped.
-    values = {**card_config, **fields_it_takes(name, filled), **config}
+    values = {**paper_settings(name, benchmark), **filled, **config}
     learner = create_learner(name, model, **values)
     return learner.to(device) if device is not None else learner

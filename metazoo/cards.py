@@ -8,7 +8,6 @@ titles, citations and "paper" columns from them; nothing there is typed into a t
 
 from __future__ import annotations
 
-import difflib
 import functools
 import os
 from importlib import resources
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from metazoo.learner import FAMILIES
+from metazoo.overrides import did_you_mean
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -261,7 +261,7 @@ def benchmark_card(name: str) -> dict[str, Any]:
     """The card of a benchmark; unknown names list the known ones."""
     cards = _cards("benchmarks")
     if name not in cards:
-        close = difflib.get_close_matches(name, list(cards), n=3, cutoff=0.5)
+        close = did_you_mean(name, cards, n=3)
         hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
         raise KeyError(
             f"unknown benchmark {name!r}; {hint}"

@@ -8,7 +8,11 @@ although PyYAML (YAML 1.1) reads them as strings. Depends on nothing else in met
 
 from __future__ import annotations
 
+import ast
+import difflib
+import inspect
 import re
+import textwrap
 import types
 import typing
 from collections.abc import Mapping
@@ -19,6 +23,8 @@ import yaml
 __all__ = [
     "coerce",
     "convert",
+    "did_you_mean",
+    "field_docs",
     "load_value",
     "load_yaml_text",
     "split_overrides",
@@ -38,6 +44,36 @@ _Loader.add_implicit_resolver(
     re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
     list("-+0123456789."),
 )
+
+
+def did_you_mean(word: str, known: Any, n: int = 1) -> list[str]:
+    """The names of ``known`` closest to ``word`` (a misspelt key, learner or benchmark), best
+    first; empty when none is close."""
+    return difflib.get_close_matches(word, list(known), n=n, cutoff=0.6 if n == 1 else 0.5)
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Field name -> the first sentence of its ``#:`` comment in dataclass ``cls``'s source (the
+    convention of every config here); fields of base classes included. Empty without source."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__[:-1]):
+        try:
+            source = textwrap.dedent(inspect.getsource(klass))
+        except (OSError, TypeError):
+            continue
+        lines = source.splitlines()
+        body = ast.parse(source).body[0]
+        for node in getattr(body, "body", []):
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                comment = []
+                row = node.lineno - 2
+                while row >= 0 and lines[row].strip().startswith("#:"):
+                    comment.insert(0, lines[row].strip()[2:].strip())
+                    row -= 1
+                if comment:
+                    text = " ".join(comment)
+                    docs[node.target.id] = text.split(". ")[0].rstrip(".")
+    return docs
 
 
 def load_value(text: str) -> Any:
@@ -161,7 +197,7 @@ def _hints(target: type | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def split_overrides(
-    pairs: list[str],
+    pairs: list[str] | list[tuple[str, Any]],
     targets: Mapping[str, type | Mapping[str, Any]],
     labels: Mapping[str, str] | None = None,
     what: str = "setting",
@@ -169,8 +205,8 @@ def split_overrides(
     """Sort ``key=value`` pairs among dataclasses by field name, each value type-checked.
 
     Args:
-        pairs: ``["inner_lr=0.4", "train.steps=500"]``; ``target.key`` picks a target when two
-            share a field name.
+        pairs: ``["inner_lr=0.4", "train.steps=500"]`` (or ``(key, value)`` pairs, values typed
+            already); ``target.key`` picks a target when two share a field name.
         targets: target name -> dataclass, e.g. ``{"learner": MAML.Config, "train": TrainConfig}``,
             or -> a mapping of field name to type (``{"ways": int}``).
         labels: target name -> how error messages name it (default: the target name).
@@ -186,7 +222,7 @@ def split_overrides(
     hints = {name: _hints(target) for name, target in targets.items()}
     found: dict[str, dict[str, Any]] = {name: {} for name in targets}
     for pair in pairs:
-        key, sep, text = pair.partition("=")
+        key, sep, text = (pair[0], "=", pair[1]) if isinstance(pair, tuple) else pair.partition("=")
         if not sep or not key:
             raise ValueError(f"override {pair!r} is not key=value (e.g. lr=0.001 or steps=500)")
         prefix, dot, field = key.partition(".")
@@ -209,4 +245,6 @@ def _unknown_key(
     takes = "; ".join(
         f"{labels.get(name, name)} takes: {', '.join(fields)}" for name, fields in hints.items()
     )
-    return TypeError(f"unknown key {key!r}; {takes}")
+    close = did_you_mean(key.rpartition(".")[2], {k for fields in hints.values() for k in fields})
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return TypeError(f"unknown key {key!r}{hint}; {takes}")

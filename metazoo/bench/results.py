@@ -90,8 +90,15 @@ class ResultSet:
 
 
 def load_results(folder: str | Path) -> list[dict[str, Any]]:
-    """Every result record (``*.json`` with a ``schema`` key) directly in ``folder``, sorted by name."""
+    """Every result record (``*.json`` with a ``schema`` key) directly in ``folder``, sorted by
+    name: a suite's results, a ``metazoo train`` run folder (its ``result.json``), or one record
+    file (a suite cell)."""
     folder = Path(folder)
+    if folder.is_file():
+        data = json.loads(folder.read_text())
+        return (
+            [{**data, "file": folder.name}] if isinstance(data, dict) and "schema" in data else []
+        )
     if not folder.is_dir():
         raise FileNotFoundError(
             f"no results folder {folder}; run `metazoo bench SUITE --out {folder}`"

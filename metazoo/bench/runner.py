@@ -9,8 +9,6 @@ raises is recorded with ``status: failed``, its error and traceback, and the sui
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
 import json
 import os
 import time
@@ -24,9 +22,9 @@ import torch
 
 from metazoo._atomic import write_json_atomic
 from metazoo.bench.suite import Cell, Suite
-from metazoo.evaluation import evaluate
-from metazoo.evaluation.provenance import code_version, environment, environment_tag
-from metazoo.training import TrainConfig, train
+from metazoo.evaluation.provenance import code_version, environment_tag
+from metazoo.runs.execute import RESULT_SCHEMA, new_record, now, train_and_test
+from metazoo.runs.resolve import ResolvedRun, resolve_run
 
 __all__ = [
     "run_suite",
@@ -36,8 +34,6 @@ __all__ = [
     "RESULT_SCHEMA",
 ]
 
-#: Version of the result-file layout.
-RESULT_SCHEMA = 1
 Callback = Callable[[dict[str, Any]], None]
 
 
@@ -48,10 +44,6 @@ class SuiteReport:
     done: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     failed: list[Path] = field(default_factory=list)
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def _is_done(path: Path, version: str) -> bool:
@@ -69,87 +61,36 @@ def _is_done(path: Path, version: str) -> bool:
     return False
 
 
+def resolve_cell(cell: Cell, suite: str = "suite") -> ResolvedRun:
+    """The settings of ``cell``, resolved as ``metazoo train`` and Python resolve theirs: its
+    merged suite blocks as the preset, its seed over them."""
+    return resolve_run(
+        cell.learner, cell.benchmark, preset=cell.settings, preset_source=f"suite {suite}",
+        seed=cell.seed, overrides_source=f"suite {suite} (seeds)",
+    )  # fmt: skip
+
+
 def run_cell(
-    cell: Cell, checkpoint_dir: Path, device: str | None = None, callback: Callback | None = None
+    cell: Cell,
+    checkpoint_dir: Path,
+    device: str | None = None,
+    callback: Callback | None = None,
+    suite: str = "suite",
 ) -> dict[str, Any]:
     """Build, train and evaluate one cell; returns the ``ok`` part of its result record."""
-    from metazoo.build import build_learner, train_defaults
-
-    build, sampler = cell.section("build"), cell.section("sampler")
-    learner = build_learner(
-        cell.learner,
-        cell.benchmark,
-        seed=cell.seed,
-        device=device,
-        ways=sampler.get("ways"),  # a fixed head sized for the suite's ways, not the card's
-        **build,
-        **cell.section("config"),
-    )
-    # the paper's training settings from the learner card, under the suite's own
-    paper = train_defaults(cell.learner, cell.benchmark)
-    train_settings = {"val_every": 0, **paper, **cell.section("train")}
-    config = TrainConfig(
-        **{
-            **train_settings,
-            "seed": cell.seed,
-            "checkpoint_dir": str(checkpoint_dir),
-            "resume": True,
-        }
-    )
-    metadata = {"build": build, "cell": cell.key}
-    trained = train(
-        learner, cell.benchmark, config, callback=callback, metadata=metadata,
+    return train_and_test(
+        resolve_cell(cell, suite), checkpoint_dir=checkpoint_dir, resume=True, device=device,
+        callback=callback, metadata={"cell": cell.key},
         quiet=callback is None,  # a suite without a callback prints nothing (the CLI passes one)
-        train_overrides=cell.section("train_sampler"), **sampler,
     )  # fmt: skip
-    eval_settings = cell.section("eval")
-    episodes = int(eval_settings.get("episodes", 600))
-    seed = int(eval_settings.get("seed", 0))  # one episode set for every cell: results pair up
-    result = evaluate(learner, cell.benchmark, episodes=episodes, seed=seed, **sampler)
-    by_shots = {}
-    for shots in eval_settings.get("shots", []):
-        extra = evaluate(
-            learner, cell.benchmark, episodes=episodes, seed=seed, **sampler, shots=shots
-        )
-        by_shots[str(shots)] = {"mean": extra.mean, "ci95": extra.ci95, "n": extra.n}
-    also_on = {  # the same trained model on more benchmarks (e.g. 60-way ProtoNet at 20 ways)
-        other: evaluate(learner, other, episodes=episodes, seed=seed, **sampler).to_dict()
-        for other in eval_settings.get("also_on", [])
-    }
-    return {
-        "result": result.to_dict(),
-        "by_shots": by_shots,
-        "also_on": also_on,
-        "train": {
-            "config": {
-                k: v
-                for k, v in dataclasses.asdict(config).items()
-                if k not in ("checkpoint_dir", "resume")
-            },
-            "history": trained.history,
-            "best_val": trained.best_val,
-            "best_step": trained.best_step,
-            "final_step": trained.final_step,
-            "seconds": trained.seconds,  # this call's
-            "total_seconds": trained.total_seconds,  # with the calls it resumed
-        },
-    }
 
 
-def _record(cell: Cell, suite: Suite, device: str | None) -> dict[str, Any]:
-    return {
-        "schema": RESULT_SCHEMA,
-        "suite": suite.name,
-        "suite_path": str(suite.path) if suite.path else None,
-        "cell": cell.key,
-        "learner": cell.learner,
-        "variant": cell.variant,
-        "benchmark": cell.benchmark,
-        "seed": cell.seed,
-        "settings": cell.settings,
-        "environment": environment(device),
-        "started": _now(),
-    }
+def _record(cell: Cell, suite: Suite, device: str | None, checkpoints: str) -> dict[str, Any]:
+    return new_record(
+        cell.learner, cell.benchmark, cell.seed, cell.settings, device=device,
+        checkpoints=checkpoints, suite=suite.name,
+        suite_path=str(suite.path) if suite.path else None, cell=cell.key, variant=cell.variant,
+    )  # fmt: skip
 
 
 def run_suite(
@@ -183,17 +124,17 @@ def run_suite(
             _emit(callback, {**event, "status": "skipped"})
             continue
         _emit(callback, {**event, "status": "running"})
-        record = _record(cell, suite, device)
+        checkpoints = Path("checkpoints") / f"{cell.key}@{version[:12]}{version[40:]}"
         tick = time.perf_counter()
         relay = None if callback is None else (lambda e, key=cell.key: callback({**e, "cell": key}))
+        record = _record(cell, suite, device, str(checkpoints))
         try:
-            checkpoints = out / "checkpoints" / f"{cell.key}@{version[:12]}{version[40:]}"
-            record.update(run_cell(cell, checkpoints, device, relay))
+            record.update(run_cell(cell, out / checkpoints, device, relay, suite.name))
             record["status"] = "ok"
         except Exception as exc:  # a broken learner or plugin fails its cell, not the suite
             record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
             record["traceback"] = traceback.format_exc()
-        record.update(finished=_now(), seconds=time.perf_counter() - tick)
+        record.update(finished=now(), seconds=time.perf_counter() - tick)
         write_json_atomic(record, path)
         (report.done if record["status"] == "ok" else report.failed).append(path)
         _emit(callback, {**event, "status": record["status"], "error": record.get("error")})

@@ -27,14 +27,17 @@ table) and lists its ``deviations`` from the paper's protocol, which are printed
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from metazoo.cards import registry_dir, yaml_files
-from metazoo.overrides import load_yaml_text, typed_values
-from metazoo.training.config import TrainConfig
+from metazoo.overrides import load_yaml_text
+from metazoo.runs.settings import (
+    SECTIONS,
+    check_block,
+    merge_blocks,
+)
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -43,31 +46,10 @@ __all__ = [
     "Cell",
     "Suite",
     "load_suite",
-    "load_run_block",
     "suite_dir",
     "parse_shard",
-    "SETTINGS",
-    "SAMPLER_KEYS",
 ]
 
-#: What a settings block may hold.
-SETTINGS = ("config", "train", "eval", "build", "sampler", "train_sampler")
-_EVAL_KEYS = ("episodes", "seed", "shots", "also_on")
-#: Sampler options a suite or ``metazoo train`` may set, with their types.
-SAMPLER_KEYS = {
-    "ways": int,
-    "shots": int,
-    "queries": int,
-    "mode": str,
-    "hierarchy": str,
-    "rotations": bool,
-    "meta_batch_diversity": bool,
-    "replacement": bool,
-    "augment": str | None,
-    "varied": bool,
-    "min_ways": int,
-}
-_BUILD_KEYS = ("backbone", "backbone_options")
 _TOP_KEYS = {
     "name",
     "description",
@@ -78,7 +60,7 @@ _TOP_KEYS = {
     "overrides",
     "reference",
     "deviations",
-    *SETTINGS,
+    *SECTIONS,
 }
 
 
@@ -117,47 +99,6 @@ class Cell:
         return dict(self.settings.get(name, {}))
 
 
-def _merge(*blocks: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    merged: dict[str, dict[str, Any]] = {name: {} for name in SETTINGS}
-    for block in blocks:
-        for name in SETTINGS:
-            merged[name].update(block.get(name) or {})
-    return merged
-
-
-def _check_block(block: Any, where: str) -> dict[str, Any]:
-    if block is None:
-        return {}
-    if not isinstance(block, dict):
-        raise ValueError(f"{where}: expected a mapping of {list(SETTINGS)}, got {block!r}")
-    unknown = sorted(set(block) - set(SETTINGS) - {"benchmark", "learners", "variant"})
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {list(SETTINGS)}")
-    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    for name, allowed in (("train", train_fields), ("eval", _EVAL_KEYS), ("build", _BUILD_KEYS)):
-        bad = sorted(set(block.get(name) or {}) - set(allowed))
-        if bad:
-            raise ValueError(f"{where}.{name}: unknown key(s) {bad}; allowed: {sorted(allowed)}")
-    if block.get("train"):  # typed as `metazoo train` overrides are: `lr: 1e-3` is a float
-        block = {**block, "train": typed_values(TrainConfig, block["train"], f"{where}.train")}
-    for name in ("sampler", "train_sampler"):
-        if block.get(name):
-            block = {**block, name: typed_values(SAMPLER_KEYS, block[name], f"{where}.{name}")}
-    return block
-
-
-def load_run_block(path: str | Path) -> dict[str, Any]:
-    """A file holding one suite settings block (``config``, ``train``, ``eval``, ``build``,
-    ``sampler``, ``train_sampler``), checked as a suite's are: ``metazoo train --config FILE``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"--config {path}: no such file; give a YAML file like a suite's run"
-        )
-    data = load_yaml_text(path.read_text(encoding="utf-8"), str(path)) or {}
-    return _check_block(data, str(path))
-
-
 @dataclass
 class Suite:
     """A parsed suite file."""
@@ -180,7 +121,7 @@ class Suite:
         for benchmark, learners, run_block in self.runs:
             for learner in learners:
                 for seed in self.seeds:
-                    settings = _merge(
+                    settings = merge_blocks(
                         self.defaults,
                         run_block,
                         self.overrides.get(learner, {}),
@@ -216,11 +157,11 @@ def parse_suite(data: dict[str, Any], path: Path | None = None) -> Suite:
     unknown = sorted(set(data) - _TOP_KEYS)
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(_TOP_KEYS)}")
-    defaults = _check_block({k: data[k] for k in SETTINGS if k in data}, where)
+    defaults = check_block({k: data[k] for k in SECTIONS if k in data}, where)
     if "runs" in data:
         runs = []
         for i, run in enumerate(data["runs"]):
-            block = _check_block(run, f"{where}: runs[{i}]")
+            block = check_block(run, f"{where}: runs[{i}]")
             if "benchmark" not in block or not block.get("learners"):
                 raise ValueError(f"{where}: runs[{i}] needs `benchmark` and a `learners` list")
             runs.append((block["benchmark"], list(block["learners"]), block))
@@ -229,7 +170,7 @@ def parse_suite(data: dict[str, Any], path: Path | None = None) -> Suite:
     else:
         raise ValueError(f"{where}: give `runs:` or both `learners:` and `benchmarks:`")
     overrides = {
-        key: _check_block(block, f"{where}: overrides.{key}")
+        key: check_block(block, f"{where}: overrides.{key}")
         for key, block in (data.get("overrides") or {}).items()
     }
     seeds = [int(s) for s in data.get("seeds", [0])]

@@ -16,7 +16,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Evaluate a checkpoint written by `metazoo train` (best.pt or last.pt, or "
         "the run folder) on episodes 0..N-1 of the benchmark's test split.",
     )
-    parser.add_argument("checkpoint", help="best.pt / last.pt, or a run folder holding them")
+    parser.add_argument(
+        "checkpoint",
+        help="a run folder (`metazoo train`), a suite cell's result file, or a .pt file",
+    )
     parser.add_argument("--episodes", type=int, help="episodes (default: the benchmark card's)")
     parser.add_argument("--seed", type=int, default=0, help="episode seed (default 0)")
     parser.add_argument("--split", default="test", choices=("test", "val", "train"))

@@ -24,7 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "test source alone, print learner x sources (mean ± 95% CI) and write the results to "
         "--json (default RUN/per_source.json); `metazoo table DIR` tabulates such files.",
     )
-    parser.add_argument("checkpoint", help="best.pt / last.pt, or a run folder holding them")
+    parser.add_argument(
+        "checkpoint",
+        help="a run folder (`metazoo train`), a suite cell's result file, or a .pt file",
+    )
     parser.add_argument("--episodes", type=int, help="episodes per source (default: the card's)")
     parser.add_argument("--seed", type=int, default=0, help="episode seed (default 0)")
     parser.add_argument("--sources", nargs="+", help="these test sources (default: all)")

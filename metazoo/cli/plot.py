@@ -13,7 +13,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="plot learning curves and accuracy vs shots from a results folder",
         description="Write curves-<benchmark> and shots-<dataset>-<N>-way figures (PNG and PDF).",
     )
-    parser.add_argument("results", help="a results folder written by `metazoo bench`")
+    parser.add_argument(
+        "results",
+        help="a results folder (`metazoo bench`), a run folder (`metazoo train`) or a cell's file",
+    )
     parser.add_argument("--out", help="where to write the figures (default: RESULTS/figures)")
     parser.add_argument("--format", default="both", choices=("png", "pdf", "both"))
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -26,7 +29,12 @@ def run(args: argparse.Namespace) -> int:
     from metazoo.bench.plot import plot_results
 
     formats = ("png", "pdf") if args.format == "both" else (args.format,)
-    out = Path(args.out) if args.out else Path(args.results) / "figures"
+    results = Path(args.results)
+    out = (
+        Path(args.out)
+        if args.out
+        else (results if results.is_dir() else results.parent) / "figures"
+    )
     paths = plot_results(args.results, out, formats)
     if not paths:
         raise ValueError(f"no successful results to plot in {args.results}")

@@ -20,7 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "query image, the predicted class and the class probabilities. Images of any size and "
         "format are read as the benchmark's images (see docs/predict.md).",
     )
-    parser.add_argument("run", help="run folder (best.pt, else last.pt) or a checkpoint file")
+    parser.add_argument(
+        "run", help="a run folder (`metazoo train`), a suite cell's result file, or a .pt file"
+    )
     parser.add_argument("--support", required=True, help="folder of class folders of images")
     parser.add_argument(
         "--query",

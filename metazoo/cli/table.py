@@ -22,7 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Aggregate the result files of DIR (seeds averaged) into a table with mean ± "
         "95% CI, the best per column in bold, ties with the best marked, and the paper's number.",
     )
-    parser.add_argument("results", help="a results folder written by `metazoo bench`")
+    parser.add_argument(
+        "results",
+        help="a results folder (`metazoo bench`), a run folder (`metazoo train`) or a cell's file",
+    )
     parser.add_argument("--format", default="md", choices=("md", "latex", "csv", "all"))
     parser.add_argument("--out", help="write table.<ext> and references.bib into this folder")
     parser.add_argument("--suite", help="the suite (name or path), to list its missing cells")
@@ -96,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
 
     if _per_source(args) and not load_results(args.results):
         return 0
-    suite = suite_of(args.results, args.suite)
+    # one cell's file is a table of its own; a folder is checked against its suite's cells
+    suite = suite_of(args.results, args.suite) if Path(args.results).is_dir() else None
     expected = None if suite is None else [cell.key for cell in suite.cells()]
     results = collect(args.results, expected, allow_dirty=args.allow_dirty)
     results.deviations = [] if suite is None else suite.deviations

@@ -1,8 +1,9 @@
 """``metazoo train LEARNER BENCHMARK [key=value ...]``: meta-train one learner, then test it.
 
 ``key=value`` settings go to the learner's ``Config``, :class:`~metazoo.training.TrainConfig`, the
-sampler or the backbone (:mod:`metazoo.cli.train_settings`); ``--config FILE`` reads a suite's run
-block first. A run folder that already holds a run is refused unless ``--resume`` or
+sampler or the backbone; ``--config FILE`` reads a suite's run block first. Every setting is
+resolved by :func:`metazoo.runs.resolve_run`, as a suite cell's are (``--print-config`` shows
+each value and its source), and the run folder gets the record a suite cell gets. A run folder that already holds a run is refused unless ``--resume`` or
 ``--overwrite`` is given; Ctrl-C (or SIGTERM) checkpoints the step reached and prints the command
 that resumes it. Progress bars (rich) show on a terminal; a plain log otherwise; nothing with
 ``--quiet``.
@@ -11,18 +12,18 @@ that resumes it. Progress bars (rich) show on a terminal; a plain log otherwise;
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shlex
 import sys
+import time
 from pathlib import Path
-from typing import Any
 
 from metazoo.cli.progress import ProgressReporter, add_threads_argument, set_threads
-from metazoo.cli.train_settings import RunSettings, backbone_name, describe_keys, run_settings
-from metazoo.training import TrainConfig, TrainingInterrupted
+from metazoo.cli.train_settings import describe_keys
+from metazoo.runs import ResolvedRun, resolve_run
+from metazoo.training import TrainingInterrupted
 from metazoo.training.checkpoint import FolderWords, claim_run_folder
 
-__all__ = ["register", "run", "parse_overrides", "check_run_folder"]
+__all__ = ["register", "run", "resolve", "check_run_folder"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,6 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("benchmark", nargs="?", help="a benchmark (see `metazoo ls benchmarks`)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="settings (see --help)")
     parser.add_argument("-h", "--help", action="store_true", help="this help and every key")
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print every resolved setting and where it came from, then stop",
+    )
     parser.add_argument(
         "--out", help="run folder (checkpoints, result.json); default runs/L__B__seedS"
     )
@@ -70,12 +76,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run, parser=parser)
 
 
-def parse_overrides(pairs: list[str], learner: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split ``key=value`` pairs into ``(learner config, TrainConfig)`` values, type-checked."""
-    settings = run_settings(learner, pairs, None, None)
-    return settings.learner, settings.train
-
-
 #: The run-folder rule's messages in the flags' words.
 _FLAG_WORDS = FolderWords(folder="--out", resume="--resume", overwrite="--overwrite", verb="add")
 
@@ -101,42 +101,40 @@ def _resume_command(argv: list[str]) -> str:
 def _help(args: argparse.Namespace) -> int:
     args.parser.print_help()
     print()
-    print(describe_keys(args.learner, args.benchmark, args.backbone))
+    try:  # the values this run will take, its overrides included
+        keys = describe_keys(args.learner, args.benchmark, args.backbone, **_resolution(args))
+    except (KeyError, TypeError, ValueError, FileNotFoundError):  # then the defaults
+        keys = describe_keys(args.learner, args.benchmark, args.backbone)
+    print(keys)
     return 0
 
 
-def _check_names(args: argparse.Namespace) -> None:
-    from metazoo._registry import get_learner
-    from metazoo.cards import benchmark_card
+def _resolution(args: argparse.Namespace) -> dict:
+    return {"config_file": args.config, "overrides": args.overrides, "seed": args.seed,
+            "episodes": args.episodes}  # fmt: skip
 
+
+def resolve(args: argparse.Namespace) -> ResolvedRun:
+    """The run's settings: :func:`~metazoo.runs.resolve_run` of the command line."""
     if not (args.learner and args.benchmark):
         raise ValueError("give LEARNER and BENCHMARK, e.g. `metazoo train maml sinusoid`")
-    get_learner(args.learner)  # unknown names suggest close ones
-    benchmark_card(args.benchmark)
-
-
-def _settings(args: argparse.Namespace) -> tuple[RunSettings, TrainConfig, Path]:
-    backbone = backbone_name(args.learner, args.benchmark, args.backbone)
-    settings = run_settings(args.learner, args.overrides, args.config, backbone)
-    flags = {"checkpoint_dir": "--out DIR", "resume": "--resume", "device": "--device"}
-    flags["overwrite"] = "--overwrite"
-    for key in flags.keys() & settings.train.keys():  # the flags set these; a value would be lost
-        raise ValueError(f"give {key} with {flags[key]}, not as {key}=...")
-    if args.seed is not None:
-        settings.train["seed"] = args.seed
-    if args.backbone:
-        settings.build["backbone"] = args.backbone
-    seed = settings.train.get("seed", 0)
-    out = Path(args.out or f"runs/{args.learner}__{args.benchmark}__seed{seed}")
-    settings.train.update(checkpoint_dir=str(out), resume=args.resume, device=args.device)
-    return settings, TrainConfig(**settings.train), out
+    flags = {"checkpoint_dir": "--out DIR", "resume": "--resume", "device": "--device",
+             "overwrite": "--overwrite"}  # fmt: skip
+    for pair in args.overrides:  # facts of the call, not settings: the flags give them
+        key = pair.partition("=")[0].removeprefix("train.")
+        if key in flags:
+            raise ValueError(f"give {key} with {flags[key]}, not as {key}=...")
+    return resolve_run(args.learner, args.benchmark, backbone=args.backbone, **_resolution(args))
 
 
 def run(args: argparse.Namespace) -> int:
     if args.help:
         return _help(args)
-    _check_names(args)
-    settings, config, out = _settings(args)
+    resolved = resolve(args)
+    if args.print_config:
+        print(resolved.describe())
+        return 0
+    out = Path(args.out or f"runs/{args.learner}__{args.benchmark}__seed{resolved.seed}")
     check_run_folder(out, args.resume, args.overwrite)
     set_threads(args.threads)
     from metazoo import distributed as dist
@@ -145,60 +143,47 @@ def run(args: argparse.Namespace) -> int:
         dist.init(device=args.device)  # from torchrun's RANK, WORLD_SIZE, LOCAL_RANK
         args.device = dist.rank_device(args.device)  # cuda -> cuda:LOCAL_RANK
     try:
-        result, tested = _train_and_test(args, settings, config, out)
+        record = _train_and_test(args, resolved, out)
     except TrainingInterrupted as stop:
         where = f"saved {stop.checkpoint}" if stop.checkpoint else "no checkpoint"
         print(f"metazoo train: {stop.signal_name} at step {stop.step} of {stop.steps}; {where}. "
               f"Resume with:\n  {_resume_command(args.argv)}", file=sys.stderr)  # fmt: skip
         return 130
     if dist.is_main():
-        _report(result, tested, config, out)
+        _report(record, out)
     return 0
 
 
-def _train_and_test(args, settings: RunSettings, config: TrainConfig, out: Path):
+def _train_and_test(args, resolved: ResolvedRun, out: Path) -> dict:
     from metazoo import distributed as dist
-    from metazoo.build import build_learner
-    from metazoo.cards import benchmark_card
     from metazoo.cli.tensorboard import with_tensorboard
-    from metazoo.engine.precision import tf32
-    from metazoo.evaluation import evaluate
-    from metazoo.training import train
+    from metazoo.runs import new_record, train_and_test
+    from metazoo.runs.execute import now
 
-    ways = settings.sampler.get("ways")
-    learner = build_learner(
-        args.learner, args.benchmark, seed=config.seed, device=args.device, ways=ways,
-        **settings.build, **settings.learner,
+    record = new_record(
+        resolved.learner, resolved.benchmark, resolved.seed, resolved.settings,
+        device=args.device, checkpoints=".",
     )  # fmt: skip
-    with tf32(config.tf32), ProgressReporter(quiet=args.quiet or not dist.is_main()) as progress:
-        progress.say(
-            f"training {args.learner} on {args.benchmark} for {config.steps} steps -> {out}"
-        )
-        callback = with_tensorboard(progress, args.tensorboard)
-        result = train(
-            learner, args.benchmark, config, callback=callback,
-            # ways sized the head: load_learner and `metazoo eval` must build it the same
-            metadata={"build": {**settings.build, **({"ways": ways} if ways else {})}},
-            train_overrides=settings.train_sampler,
-            **settings.sampler,
-        )  # fmt: skip
-        episodes = args.episodes or settings.eval.get("episodes")
-        episodes = episodes or benchmark_card(args.benchmark)["test_episodes"]
-        tested = evaluate(learner, args.benchmark, episodes=episodes, seed=0, **settings.sampler)
-    return result, tested
+    tick = time.perf_counter()
+    with ProgressReporter(quiet=args.quiet or not dist.is_main()) as progress:
+        steps = resolved.train_config().steps
+        progress.say(f"training {args.learner} on {args.benchmark} for {steps} steps -> {out}")
+        record.update(train_and_test(
+            resolved, checkpoint_dir=out, resume=args.resume, device=args.device,
+            callback=with_tensorboard(progress, args.tensorboard),
+        ))  # fmt: skip
+    record.update(status="ok", finished=now(), seconds=time.perf_counter() - tick)
+    return record
 
 
-def _report(result, tested, config: TrainConfig, out: Path) -> None:
+def _report(record: dict, out: Path) -> None:
     from metazoo._atomic import write_json_atomic
+    from metazoo.evaluation import EvalResult
 
-    trained = {"best_val": result.best_val, "best_step": result.best_step,
-               "final_step": result.final_step, "seconds": result.seconds,
-               "total_seconds": result.total_seconds,
-               "stopped": result.stopped, "config": dataclasses.asdict(config),
-               "history": result.history}  # fmt: skip
-    write_json_atomic({"train": trained, "result": tested.to_dict()}, out / "result.json")
-    if result.stopped:
-        print(f"stopped early: {result.stopped}")
-    print(tested)
-    print(f"checkpoints: {result.best_checkpoint or result.last_checkpoint}; "
+    write_json_atomic(record, out / "result.json")
+    if record["train"]["stopped"]:
+        print(f"stopped early: {record['train']['stopped']}")
+    print(EvalResult.from_dict(record["result"]))
+    best = out / "best.pt"
+    print(f"checkpoints: {best if best.is_file() else out / 'last.pt'}; "
           f"result: {out / 'result.json'}")  # fmt: skip

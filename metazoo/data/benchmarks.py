@@ -57,7 +57,7 @@ LOADERS: dict[str, Callable[..., ClassDataset]] = {
     "emnist": _lazy("metazoo.data.emnist", "emnist_split"),
 }
 # options that shape episodes, not the loaded data
-_SAMPLER_OPTIONS = {"rotations", "varied", "min_ways", "hierarchy"}
+SAMPLER_OPTIONS = {"rotations", "varied", "min_ways", "hierarchy"}
 
 
 def list_benchmarks() -> list[str]:
@@ -133,10 +133,10 @@ def make_sampler(
         return SinusoidSampler(SinusoidConfig(**{**shape, **config}), benchmark, split, seed)
     dataset_name, card_options = dataset_of(card, split)
     fields = {f.name for f in dataclasses.fields(SamplerConfig)}
-    data_keys = (set(card_options) | {"root", "image_size"}) - _SAMPLER_OPTIONS
+    data_keys = (set(card_options) | {"root", "image_size"}) - SAMPLER_OPTIONS
     config, data = _split_overrides(overrides, fields, data_keys)
-    data = {**{k: v for k, v in card_options.items() if k not in _SAMPLER_OPTIONS}, **data}
-    sampler_defaults = {k: v for k, v in card_options.items() if k in _SAMPLER_OPTIONS}
+    data = {**{k: v for k, v in card_options.items() if k not in SAMPLER_OPTIONS}, **data}
+    sampler_defaults = {k: v for k, v in card_options.items() if k in SAMPLER_OPTIONS}
     config = {**_episode_shape(card, split), **sampler_defaults, **config}
     if dataset_name == "metadataset":
         return _metadataset_sampler(benchmark, split, seed, data, config)

@@ -7,6 +7,7 @@ plugins load the same way as built-ins) and given the checkpoint's weights.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +30,22 @@ class LearnerNotInstalledError(RuntimeError):
 
 
 def find_checkpoint(run: str | Path) -> Path:
-    """The checkpoint of ``run``: the file itself, or ``best.pt`` (else ``last.pt``) in a run folder.
+    """The checkpoint of ``run``: the file itself, ``best.pt`` (else ``last.pt``) in a run folder,
+    or in the folder a run's record names (a suite cell's ``<cell>__<env>.json``, a run folder's
+    ``result.json``).
 
     Raises:
         FileNotFoundError: no such file, or a folder holding neither checkpoint.
     """
     path = Path(run)
+    if path.suffix == ".json" and path.is_file():
+        record = json.loads(path.read_text())
+        if not (isinstance(record, dict) and record.get("checkpoints")):
+            raise FileNotFoundError(
+                f"{path} is not a run's record (it names no checkpoints folder); give a run "
+                "folder, a suite cell's result file or a checkpoint file"
+            )
+        path = path.parent / record["checkpoints"]
     if path.is_dir():
         found = [path / n for n in CHECKPOINT_NAMES if (path / n).is_file()]
         if not found:

@@ -34,6 +34,7 @@ RANKS = {
     "metazoo.build": 5,
     "metazoo.evaluation": 6,
     "metazoo.training": 6,
+    "metazoo.runs": 6,
     "metazoo.testing": 7,
     "metazoo.bench": 7,
     "metazoo.predict": 7,

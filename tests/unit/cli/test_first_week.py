@@ -14,8 +14,7 @@ import pytest
 
 from metazoo.bench.suite import load_suite
 from metazoo.cli.main import main
-from metazoo.cli.train import parse_overrides
-from metazoo.cli.train_settings import run_settings
+from metazoo.runs import resolve_run
 
 
 def _error(capsys) -> str:
@@ -29,7 +28,11 @@ def _error(capsys) -> str:
     [("lr=1e-3", 1e-3), ("lr=3E-4", 3e-4), ("inner_lr=1e9", 1e9), ("steps=1_000", 1000)],
 )
 def test_numbers_as_people_type_them(pair, value):
-    learner, train = parse_overrides([pair], "protonet" if pair.startswith("lr") else "maml")
+    learner = "protonet" if pair.startswith("lr") else "maml"
+    run = resolve_run(
+        learner, "omniglot-5w1s" if learner == "protonet" else "sinusoid", overrides=[pair]
+    )
+    learner, train = run.section("config"), run.section("train")
     assert {**learner, **train} == {pair.split("=")[0]: value}
     assert type({**learner, **train}[pair.split("=")[0]]) is type(value)
 
@@ -39,12 +42,19 @@ def test_sampler_backbone_and_config_file_settings(tmp_path):
     config.write_text(
         "train: {lr: 1e-3, steps: 20}\nsampler: {queries: 5}\nbuild: {backbone: conv4}\n"
     )
-    settings = run_settings("protonet", ["ways=3", "hidden=16", "steps=30"], str(config), "conv4")
-    assert settings.sampler == {"queries": 5, "ways": 3}
-    assert settings.train == {"lr": 1e-3, "steps": 30}  # the command line wins key by key
-    assert settings.build == {"backbone": "conv4", "backbone_options": {"hidden": 16}}
+    run = resolve_run(
+        "protonet",
+        "omniglot-5w1s",
+        config_file=str(config),
+        overrides=["ways=3", "hidden=16", "steps=30"],
+    )
+    assert run.section("sampler") == {"queries": 5, "ways": 3}
+    assert run.section("train") == {"lr": 1e-3, "steps": 30}  # the command line wins key by key
+    assert run.section("build") == {"backbone": "conv4", "backbone_options": {"hidden": 16}}
+    assert run.sources()["train"]["steps"] == "command line"
+    assert run.sources()["train"]["lr"] == f"config file {config}"
     with pytest.raises(TypeError, match=r"^ways='many': expected int, got str$"):
-        run_settings("protonet", ["ways=many"], None, "conv4")
+        resolve_run("protonet", "omniglot-5w1s", overrides=["ways=many"])
 
 
 def test_suite_train_block_is_typed_and_bad_yaml_names_file_line_column(tmp_path):
@@ -64,9 +74,15 @@ def test_suite_train_block_is_typed_and_bad_yaml_names_file_line_column(tmp_path
 def test_help_lists_the_keys_of_the_learner_training_sampler_and_backbone(capsys):
     assert main(["train", "protonet", "omniglot-5w1s", "--help"]) == 0
     out = capsys.readouterr().out
-    for line in ("learner 'protonet' keys:", "  lr: float = 0.001", "  ways: int",
-                 "backbone 'conv4' keys:", "  hidden: int = 64", "--seed SEED", "--config CONFIG"):  # fmt: skip
+    for line in ("learner 'protonet' keys:", "  lr: float = 0.001 (default)  # outer learning rate\n",
+                 "  meta_batch: int | None = 32 (benchmark card omniglot-5w1s)  # tasks per meta-update",
+                 "  ways: int = 5 (benchmark card omniglot-5w1s)  # N, classes per task\n",
+                 "backbone 'conv4' keys:", "  hidden: int = 64 (default)  # filters per block",
+                 "--seed SEED", "--config CONFIG", "--print-config"):  # fmt: skip
         assert line in out, line
+    keys = out.partition("keys of protonet")[2]
+    for fact in ("device", "checkpoint_dir", "resume", "overwrite"):  # flags, not keys
+        assert f"  {fact}:" not in keys, fact
 
 
 @pytest.mark.parametrize(

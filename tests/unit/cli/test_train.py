@@ -10,9 +10,17 @@ import torch
 
 from metazoo.cli.main import main
 from metazoo.cli.progress import ProgressReporter
-from metazoo.cli.train import parse_overrides
+from metazoo.runs import resolve_run
 from metazoo.testing import registered
 from metazoo.training import load_checkpoint
+
+
+def parse_overrides(pairs, learner):
+    """The learner config and training settings a command line passes on (no card block sets
+    either for maml on sinusoid or protonet on omniglot-5w1s)."""
+    benchmark = "sinusoid" if learner == "maml" else "omniglot-5w1s"
+    run = resolve_run(learner, benchmark, overrides=pairs)
+    return run.section("config"), run.section("train")
 
 
 def test_overrides_are_typed_and_routed():
@@ -40,7 +48,7 @@ def test_bad_overrides_say_what_is_valid():
     with pytest.raises(TypeError) as info:
         parse_overrides(["stepz=3"], "maml")
     assert str(info.value).startswith(
-        "unknown key 'stepz'; learner 'maml' takes: inner_lr, inner_steps,"
+        "unknown key 'stepz' (did you mean 'steps'?); learner 'maml' takes: inner_lr, inner_steps,"
     )
     assert "training takes: steps, meta_batch, lr," in str(info.value)
     with pytest.raises(ValueError, match=r"override 'lr' is not key=value"):
