@@ -1,4 +1,5 @@
-"""``metazoo ls``: the registered learners (with provider and card status) and the benchmarks."""
+"""``metazoo ls``: the registered learners (with provider and card status), the benchmarks and the
+built-in suites (``metazoo bench NAME``)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,20 @@ from rich.console import Console
 from rich.table import Table
 
 from metazoo._registry import get_learner, list_learners, plugin_errors
-from metazoo.cards import CardError, benchmark_card, learner_card, list_benchmark_cards
+from metazoo.cards import (
+    CardError,
+    benchmark_card,
+    learner_card,
+    list_benchmark_cards,
+    yaml_files,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("ls", help="list learners and benchmarks")
-    parser.add_argument("what", nargs="?", choices=("learners", "benchmarks", "all"), default="all")
+    parser = subparsers.add_parser("ls", help="list learners, benchmarks and built-in suites")
+    parser.add_argument(
+        "what", nargs="?", choices=("learners", "benchmarks", "suites", "all"), default="all"
+    )
     parser.set_defaults(func=run)
 
 
@@ -37,6 +46,14 @@ def learner_rows() -> list[tuple[str, str, str, str, str]]:
             paper = f"{card['authors'].split(',')[0].split(' ')[-1]} et al. {card['year']}"
         rows.append((name, entry.family, entry.provider, status, paper))
     return rows
+
+
+def suite_rows() -> list[tuple[str, str]]:
+    """``(name, description)`` of every built-in suite (``metazoo bench NAME`` runs it)."""
+    from metazoo.bench.suite import load_suite, suite_dir
+
+    names = sorted(f.name.removesuffix(".yaml") for f in yaml_files(suite_dir()))
+    return [(name, load_suite(name).description) for name in names]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,5 +86,12 @@ def run(args: argparse.Namespace) -> int:
                 str(card["queries"]),
                 card["backbone"],
             )
+        console.print(table)
+    if args.what in ("suites", "all"):
+        table = Table(title="built-in suites (metazoo bench NAME --out DIR)")
+        for column in ("name", "description"):
+            table.add_column(column, no_wrap=column == "name")
+        for row in suite_rows():
+            table.add_row(*row)
         console.print(table)
     return 0
