@@ -67,7 +67,8 @@ def _paper_value(card: dict, benchmark: str) -> str:
 
 
 def learner_table() -> str:
-    """Markdown table of the built-in learners from their cards (paper's numbers, ² = secondary source)."""
+    """Markdown table of the built-in learners from their cards (paper's numbers, ² = secondary
+    source), each linked to its page (the README's: links from the repository root)."""
     header = "| learner | family | paper | needs | tasks | " + " | ".join(HEADLINE) + " |"
     rows = [header, "|" + "---|" * (5 + len(HEADLINE))]
     for name in metazoo.list_learners():
@@ -80,7 +81,8 @@ def learner_table() -> str:
             continue
         first_author = card["authors"].split(",")[0].strip().split(" ")[-1]
         paper = f"{first_author} et al., {card['venue']} {card['year']}"
-        cells = [f"`{name}`", entry.family, paper, card["model"], ", ".join(card["tasks"])]
+        link = f"[`{name}`](docs/learners/{name}.md)"  # its page on the documentation site
+        cells = [link, entry.family, paper, card["model"], ", ".join(card["tasks"])]
         cells += [_paper_value(card, bench) for bench in HEADLINE]
         rows.append("| " + " | ".join(cells) + " |")
     rows.append("")

@@ -107,7 +107,8 @@ def test_the_generator_names_a_stale_file_and_fails_the_check(tmp_path, capsys):
     )
     assert main(["--check", str(page)]) == 1
     assert f"{page}: stale" in capsys.readouterr().out
-    assert main([str(page)]) == 0 and "| `maml` | optimization |" in page.read_text()
+    assert main([str(page)]) == 0
+    assert "| [`maml`](docs/learners/maml.md) | optimization |" in page.read_text()
     assert main(["--check", str(page)]) == 0
 
 
@@ -121,7 +122,11 @@ def test_paper_numbers_keep_intervals_deviations_and_secondary_marks_apart():
     """± is a 95% interval, (σ …) a standard deviation over seeds, ² a secondary source."""
     from tools.docs import learner_table
 
-    rows = {row.split(" | ")[0].strip("| `"): row for row in learner_table().splitlines()}
+    rows = {
+        match.group(1): row
+        for row in learner_table().splitlines()
+        if (match := re.match(r"\| \[`(\w+)`\]", row))
+    }
     assert "| 96.2 (σ 0.5) | 46.7 (σ 0.4) |" in rows["anil"]  # Raghu et al.: std over 3 seeds
     assert "| 52.15 (σ 0.26) ² |" in rows["mamlpp"]
     assert "| 98.7 ± 0.4 |" in rows["maml"]
