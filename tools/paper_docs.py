@@ -212,4 +212,4 @@ def measured_table(folder: Path = PAPER_RESULTS, root: str = "", pages: str = ""
             f"| {trained} | {f'[curve]({root}{curve})' if curve else '–'} |"
         )
     where = ", ".join(sorted(machines)) or "no machine yet"
-    return "\n".join(lines) + f"\n\nMeasured on {where} (the training time is wall time there)."
+    return "\n".join(lines) + f"\n\nMeasured on {where}; training times are wall time."

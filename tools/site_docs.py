@@ -71,9 +71,9 @@ def quickstart_time(folder: Path = RESULTS / "quickstart") -> str:
     env = records[0]["environment"]
     sha = (env.get("git") or {}).get("sha", "unknown")[:10]
     return (
-        f"Our run of its {len(records)} cells took {minutes:.0f} minutes of wall time in all on "
-        f"{machine_label(env['machine'])} (git {sha}; each cell's training time is in the notes "
-        "of [its table](benchmarks/tables/quickstart/table.md))."
+        f"Our run of its {len(records)} cells took {minutes:.0f} minutes of wall time in all, at "
+        f"git {sha} on {machine_label(env['machine'])}; each cell's training time is in the notes "
+        "of [its table](benchmarks/tables/quickstart/table.md)."
     )
 
 
