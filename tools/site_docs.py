@@ -10,7 +10,9 @@ each list is read from the one place that defines it.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
+import re
 from pathlib import Path
 
 import tomllib
@@ -164,6 +166,37 @@ def _ours_section(name: str, paper_results: Path, results: Path) -> list[str]:
     return rows
 
 
+def config_fields(config_cls: type) -> dict[str, str]:
+    """Each field of a config dataclass with its ``#:`` comment (the project's field docstrings),
+    read from the class's source."""
+    described, comment = {}, []
+    for line in inspect.getsource(config_cls).splitlines():
+        text = line.strip()
+        if text.startswith("#:"):
+            comment.append(text[2:].strip())
+            continue
+        match = re.match(r"(\w+)\s*:", text)
+        if match and comment:
+            described[match.group(1)] = " ".join(comment)
+        comment = []
+    return described
+
+
+def _config_section(entry) -> list[str]:
+    rows = ["| key | default | what it sets |", "|---|---|---|"]
+    described = config_fields(entry.cls.Config)
+    for field in dataclasses.fields(entry.cls.Config):
+        if field.name in entry.defaults:
+            default = entry.defaults[field.name]
+        elif field.default is not dataclasses.MISSING:
+            default = field.default
+        else:
+            default = field.default_factory()  # type: ignore[misc]
+        text = described.get(field.name, "").replace("|", "\\|")
+        rows.append(f"| `{field.name}` | `{default!r}` | {text} |")
+    return rows
+
+
 def learner_page(name: str, paper_results: Path = PAPER_RESULTS, results: Path = RESULTS) -> str:
     """``docs/learners/<name>.md``: the card's paper and numbers, the defaults (the class's
     ``Config``, rendered by mkdocstrings), per-benchmark settings, our numbers, how to run it."""
@@ -209,13 +242,11 @@ def learner_page(name: str, paper_results: Path = PAPER_RESULTS, results: Path =
         "",
         *_settings_section(card),
         "",
-        f"Every key of the learner's config, with its default{' (this name sets ' + variant + ')' if variant else ''};"
-        f" set one with `{example}=...` on the command line or as a keyword of `build_learner`:",
+        f"Every key of the learner's config (`{config}`"
+        f"{', where this name sets ' + variant if variant else ''}), with its default; "
+        f"set one with `{example}=...` on the command line or as a keyword of `build_learner`:",
         "",
-        f"::: {config}",
-        "    options:",
-        "      show_root_heading: false",
-        "      show_source: false",
+        *_config_section(entry),
         "",
         "## Cite",
         "",

@@ -63,7 +63,15 @@ def test_the_generated_pages_of_the_site_are_current():
     pages = site_pages()
     maml = pages[README.parent / "docs" / "learners" / "maml.md"]
     assert "| omniglot-5w1s | 98.7 ± 0.4 | Finn et al. 2017, Table 1 |" in maml
-    assert "::: metazoo.learners.maml.MAML.Config" in maml
+    assert (
+        "| `inner_lr` | `0.01` | Inner-loop learning rate alpha (the initial value of learned rates). |"
+        in maml
+    )
+    fomaml = pages[README.parent / "docs" / "learners" / "fomaml.md"]
+    assert (
+        "| `first_order` | `True` |" in fomaml
+        and "where this name sets `first_order=True`" in fomaml
+    )
     api = pages[README.parent / "docs" / "reference" / "metazoo.md"]
     import metazoo
 
