@@ -213,3 +213,15 @@ def measured_table(folder: Path = PAPER_RESULTS, root: str = "", pages: str = ""
         )
     where = ", ".join(sorted(machines)) or "no machine yet"
     return "\n".join(lines) + f"\n\nMeasured on {where}; training times are wall time."
+
+
+def curve_figures(folder: Path = PAPER_RESULTS, root: str = "") -> str:
+    """The validation curve of every measured row that has one, as Markdown images (``root``: the
+    repository root from the page)."""
+    images = []
+    for row, where in measured_rows(folder):
+        path = _curve_path(row, where)
+        if path:
+            title = f"`{row.learner}` on {row.benchmark} (paper preset `{row.suite}`)"
+            images += [f"**{title}**", "", f"![validation curve of {title}]({root}{path})", ""]
+    return "\n".join(images) or "No validation curve is committed yet."

@@ -19,7 +19,7 @@ import tomllib
 
 import metazoo
 from metazoo.cards import CardError, learner_card
-from metazoo.cli.ls import suite_rows
+from metazoo.cli.ls import BENCHMARK_COLUMNS, benchmark_rows, suite_rows
 from tools.paper_docs import PAPER_RESULTS, measured_rows, paper_text
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "extras_table",
     "quickstart_time",
     "suites_table",
+    "benchmarks_table",
     "learner_page",
     "api_page",
     "site_pages",
@@ -105,6 +106,13 @@ def learning_run(name: str, results: Path = RESULTS) -> str:
             "`steps` × `meta_batch`.",
         ]
     )
+
+
+def benchmarks_table() -> str:
+    """The benchmark cards (``metazoo ls benchmarks``), one row each."""
+    rows = ["| " + " | ".join(BENCHMARK_COLUMNS) + " |", "|" + "---|" * len(BENCHMARK_COLUMNS)]
+    rows += [f"| `{row[0]}` | " + " | ".join(row[1:]) + " |" for row in benchmark_rows()]
+    return "\n".join(rows)
 
 
 def suites_table() -> str:

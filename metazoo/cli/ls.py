@@ -48,6 +48,29 @@ def learner_rows() -> list[tuple[str, str, str, str, str]]:
     return rows
 
 
+#: The columns of :func:`benchmark_rows`.
+BENCHMARK_COLUMNS = ("name", "dataset", "task", "ways", "shots", "queries", "backbone")
+
+
+def benchmark_rows() -> list[tuple[str, ...]]:
+    """One row of :data:`BENCHMARK_COLUMNS` per benchmark card."""
+    rows = []
+    for name in list_benchmark_cards():
+        card = benchmark_card(name)
+        rows.append(
+            (
+                name,
+                card["dataset"],
+                card["task"],
+                str(card.get("ways", "-")),
+                str(card["shots"]),
+                str(card["queries"]),
+                card["backbone"],
+            )
+        )
+    return rows
+
+
 def suite_rows() -> list[tuple[str, str]]:
     """``(name, description)`` of every built-in suite (``metazoo bench NAME`` runs it)."""
     from metazoo.bench.suite import load_suite, suite_dir
@@ -73,19 +96,10 @@ def run(args: argparse.Namespace) -> int:
             )
     if args.what in ("benchmarks", "all"):
         table = Table(title="benchmarks")
-        for column in ("name", "dataset", "task", "ways", "shots", "queries", "backbone"):
+        for column in BENCHMARK_COLUMNS:
             table.add_column(column, no_wrap=column == "name")
-        for name in list_benchmark_cards():
-            card = benchmark_card(name)
-            table.add_row(
-                name,
-                card["dataset"],
-                card["task"],
-                str(card.get("ways", "-")),
-                str(card["shots"]),
-                str(card["queries"]),
-                card["backbone"],
-            )
+        for row in benchmark_rows():
+            table.add_row(*row)
         console.print(table)
     if args.what in ("suites", "all"):
         table = Table(title="built-in suites (metazoo bench NAME --out DIR)")
