@@ -1,8 +1,9 @@
 """The documentation site's generated pages and sections (``python tools/docs.py`` writes them).
 
 Whole pages: one per built-in learner (``docs/learners/<name>.md``, from its card, its class's
-``Config`` and the committed results) and the API reference of ``metazoo``'s public names
-(``docs/reference/metazoo.md``, from ``metazoo.__all__``). Sections: the extras table (from
+``Config`` and the committed results), the API reference of ``metazoo``'s public names
+(``docs/reference/metazoo.md``, from ``metazoo.__all__``) and the Concepts page's pictures
+(``docs/assets/*.svg``, :mod:`tools.concept_figures`). Sections: the extras table (from
 ``pyproject.toml``) and the built-in suites (from ``registry/suites``). Nothing here is typed twice:
 each list is read from the one place that defines it.
 """
@@ -20,6 +21,7 @@ import tomllib
 import metazoo
 from metazoo.cards import CardError, learner_card
 from metazoo.cli.ls import BENCHMARK_COLUMNS, benchmark_rows, suite_rows
+from tools.concept_figures import episode_svg, meta_batch_svg
 from tools.paper_docs import PAPER_RESULTS, measured_rows, paper_text
 
 __all__ = [
@@ -303,8 +305,12 @@ def _learners_index(names: list[str]) -> str:
 
 
 def site_pages() -> dict[Path, str]:
-    """Every whole generated page of the site, by path."""
-    pages = {DOCS / "reference" / "metazoo.md": api_page()}
+    """Every whole generated page (and picture) of the site, by path."""
+    pages = {
+        DOCS / "reference" / "metazoo.md": api_page(),
+        DOCS / "assets" / "episode.svg": episode_svg(),
+        DOCS / "assets" / "meta-batch.svg": meta_batch_svg(),
+    }
     names = []
     for name in metazoo.list_learners():
         if not metazoo.get_learner(name).is_builtin:
