@@ -37,7 +37,13 @@ from metazoo.bench.results import collect  # noqa: E402
 from metazoo.bench.study import contrasts, findings, to_markdown  # noqa: E402
 from metazoo.cards import CardError, learner_card  # noqa: E402
 from metazoo.evaluation.provenance import check_one_version, machine_label  # noqa: E402
-from tools.paper_docs import curve_figures, measured_table, paper_table, paper_text  # noqa: E402
+from tools.paper_docs import (  # noqa: E402
+    curve_figures,
+    measured_table,
+    paper_table,
+    paper_text,
+    presets_table,
+)
 from tools.site_docs import (  # noqa: E402
     benchmarks_table,
     extras_table,
@@ -206,6 +212,7 @@ def sections(results_dir: str | Path = RESULTS) -> dict[str, Callable[[], str]]:
         "protonet-run": lambda: learning_run("protonet"),
         "suites": suites_table,
         "benchmarks": benchmarks_table,
+        "presets": lambda: presets_table(Path(results_dir) / "paper"),
         "curves": lambda: curve_figures(Path(results_dir) / "paper", root="../"),
         "results": lambda: results_table(Path(results_dir)),
         "paper": lambda: paper_table(Path(results_dir) / "paper", root="../"),

@@ -71,22 +71,42 @@ def paper_text(paper: dict | None) -> str:
     return text if paper.get("verified", True) else f"{text} ²"
 
 
+def run_command(preset: str) -> tuple[str, str]:
+    """``(where it runs, the command that fills its rows)`` for a paper preset."""
+    folder = f"benchmarks/results/paper/{preset}"
+    if preset in GPU_SCRIPT_PRESETS:
+        return "GPU", f"{GPU_COMMAND} --preset {preset}"
+    if preset in GPU_PRESETS:
+        return "GPU and dataset", f"metazoo bench {preset} --device cuda --out {folder}"
+    if preset in LONG_PRESETS:
+        return "GPU", f"metazoo bench {preset} --device cuda --out {folder}"
+    return "CPU", f"metazoo bench {preset} --out {folder}"
+
+
 def _pending(row: PaperRow) -> str:
-    folder = f"benchmarks/results/paper/{row.suite}"
-    if row.suite in GPU_SCRIPT_PRESETS:
-        return f"pending (GPU): `{GPU_COMMAND} --preset {row.suite}`"
-    if row.suite in GPU_PRESETS:
-        return (
-            f"pending (GPU and dataset): `metazoo bench {row.suite} --device cuda --out {folder}`"
-        )
+    where, command = run_command(row.suite)
     if row.suite in LONG_PRESETS:
         cell = next(c for c in load_suite(row.suite).cells() if c.benchmark == row.benchmark)
         steps, tasks = cell.section("train")["steps"], cell.section("train")["meta_batch"]
-        return (
-            f"pending (GPU: {steps:,} meta-updates of {tasks} tasks do not fit two CPU cores): "
-            f"`metazoo bench {row.suite} --device cuda --out {folder}`"
+        where = f"GPU: {steps:,} meta-updates of {tasks} tasks do not fit two CPU cores"
+    return f"pending ({where}): `{command}`" if where != "CPU" else f"pending: `{command}`"
+
+
+def presets_table(folder: Path = PAPER_RESULTS) -> str:
+    """One row per paper preset: what it runs, its rows measured so far, where and how it runs."""
+    lines = [
+        "| preset | what it runs | rows measured | runs on | command |",
+        "|---|---|---|---|---|",
+    ]
+    for name in paper_presets():
+        suite = load_suite(name)
+        rows = paper_rows(suite, folder / name)
+        measured = sum(row.cell is not None for row in rows)
+        where, command = run_command(name)
+        lines.append(
+            f"| `{name}` | {suite.description} | {measured} of {len(rows)} | {where} | `{command}` |"
         )
-    return f"pending: `metazoo bench {row.suite} --out {folder}`"
+    return "\n".join(lines)
 
 
 def _curve_path(row: PaperRow, folder: Path) -> str | None:  # folder: the preset's results
