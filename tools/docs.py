@@ -1,11 +1,14 @@
 """``python tools/docs.py [--check] [FILE ...]``: regenerate this repository's generated Markdown.
 
 Nothing between ``<!-- metazoo:NAME -->`` and ``<!-- /metazoo:NAME -->`` is typed by hand: the
-README's learner table comes from the cards, its results and speed tables and the sections of
-``docs/speed.md`` from the committed result files in ``benchmarks/results``, and each speed run's
-own table ``benchmarks/tables/speed-*.md`` from its result file. Without FILE, README.md, every
-``docs/*.md`` and those tables are rewritten; ``--check`` changes nothing and exits 1 when one is
-stale (the tests check the same). A development tool: it edits this checkout, not a user's.
+README's learner table comes from the cards, its measured results and the pages' paper, results
+and speed tables from the committed result files in ``benchmarks/results``, the extras table from
+``pyproject.toml``, the suites from ``registry/suites``, and each speed run's own table
+``benchmarks/tables/speed-*.md`` from its result file. Whole pages of the documentation site are
+generated too (one per learner, the API reference: :mod:`tools.site_docs`). Without FILE, README.md,
+every ``docs/**/*.md``, those pages and tables are rewritten; ``--check`` changes nothing and exits 1
+when one is stale (the tests check the same). A development tool: it edits this checkout, not a
+user's. The site itself is built with ``mkdocs build --strict`` (``mkdocs.yml``).
 """
 
 from __future__ import annotations
@@ -34,7 +37,21 @@ from metazoo.bench.results import collect  # noqa: E402
 from metazoo.bench.study import contrasts, findings, to_markdown  # noqa: E402
 from metazoo.cards import CardError, learner_card  # noqa: E402
 from metazoo.evaluation.provenance import check_one_version, machine_label  # noqa: E402
-from tools.paper_docs import paper_table, paper_text  # noqa: E402
+from tools.paper_docs import (  # noqa: E402
+    curve_figures,
+    measured_table,
+    paper_table,
+    paper_text,
+    presets_table,
+)
+from tools.site_docs import (  # noqa: E402
+    benchmarks_table,
+    extras_table,
+    learning_run,
+    quickstart_time,
+    suites_table,
+    write_pages,
+)  # noqa: E402
 
 __all__ = [
     "learner_table",
@@ -57,7 +74,8 @@ def _paper_value(card: dict, benchmark: str) -> str:
 
 
 def learner_table() -> str:
-    """Markdown table of the built-in learners from their cards (paper's numbers, ² = secondary source)."""
+    """Markdown table of the built-in learners from their cards (paper's numbers, ² = secondary
+    source), each linked to its page (the README's: links from the repository root)."""
     header = "| learner | family | paper | needs | tasks | " + " | ".join(HEADLINE) + " |"
     rows = [header, "|" + "---|" * (5 + len(HEADLINE))]
     for name in metazoo.list_learners():
@@ -70,7 +88,8 @@ def learner_table() -> str:
             continue
         first_author = card["authors"].split(",")[0].strip().split(" ")[-1]
         paper = f"{first_author} et al., {card['venue']} {card['year']}"
-        cells = [f"`{name}`", entry.family, paper, card["model"], ", ".join(card["tasks"])]
+        link = f"[`{name}`](docs/learners/{name}.md)"  # its page on the documentation site
+        cells = [link, entry.family, paper, card["model"], ", ".join(card["tasks"])]
         cells += [_paper_value(card, bench) for bench in HEADLINE]
         rows.append("| " + " | ".join(cells) + " |")
     rows.append("")
@@ -181,11 +200,22 @@ def study_section(folder: Path) -> str:
 
 
 def sections(results_dir: str | Path = RESULTS) -> dict[str, Callable[[], str]]:
-    """Every generated section by name (the README's and ``docs/speed.md``'s), rendered lazily."""
+    """Every generated section by name (the README's and the ``docs/`` pages'), rendered lazily.
+
+    ``measured`` is the README's (links from the repository root); ``paper`` is a ``docs/``
+    page's (links from ``docs/``)."""
     return {
         "learners": learner_table,
+        "measured": lambda: measured_table(Path(results_dir) / "paper", root="", pages="docs/"),
+        "extras": extras_table,
+        "quickstart-time": quickstart_time,
+        "protonet-run": lambda: learning_run("protonet"),
+        "suites": suites_table,
+        "benchmarks": benchmarks_table,
+        "presets": lambda: presets_table(Path(results_dir) / "paper"),
+        "curves": lambda: curve_figures(Path(results_dir) / "paper", root="../"),
         "results": lambda: results_table(Path(results_dir)),
-        "paper": lambda: paper_table(Path(results_dir) / "paper"),
+        "paper": lambda: paper_table(Path(results_dir) / "paper", root="../"),
         "study": lambda: study_section(Path(results_dir) / "study-tasks"),
         "speed": readme_speed_table,
         **speed_sections(load_results(results_dir)),
@@ -247,10 +277,12 @@ def write_speed_tables(
 def main(argv: list[str] | None = None) -> int:
     """Regenerate (or ``--check``) the files; 1 when ``--check`` finds one stale."""
     parser = argparse.ArgumentParser(prog="python tools/docs.py", description=__doc__)
-    parser.add_argument("files", nargs="*", type=Path, help="default: README.md and docs/*.md")
+    parser.add_argument("files", nargs="*", type=Path, help="default: README.md and docs/**/*.md")
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if stale")
     args = parser.parse_args(argv)
-    files = args.files or [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    if not args.files:  # the whole pages first: their sections are then current too
+        stale_pages = write_pages(check=args.check)
+    files = args.files or [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         parser.error(
@@ -259,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     renderers = sections()
     stale = [f for f in files if not update_file(f, args.check, renderers)]
     if not args.files:
-        stale += write_speed_tables(check=args.check)
+        stale += stale_pages + write_speed_tables(check=args.check)
     for path in stale:
         print(f"{path}: {'stale' if args.check else 'updated'}")
     if args.check and stale:

@@ -15,11 +15,18 @@ from metazoo.bench.paper import PaperRow, first_reached, paper_presets, paper_ro
 from metazoo.bench.suite import load_suite
 from metazoo.evaluation.provenance import machine_label
 
-__all__ = ["paper_table", "paper_text", "PAPER_RESULTS", "GPU_COMMAND"]
+__all__ = [
+    "paper_table",
+    "paper_text",
+    "measured_rows",
+    "measured_table",
+    "PAPER_RESULTS",
+    "GPU_COMMAND",
+]
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_RESULTS = REPO / "benchmarks" / "results" / "paper"
-#: The one command that runs the GPU rows (the MAML family on Omniglot) on a lent H100/H200.
+#: The one command that runs the GPU rows (the MAML family on Omniglot) on one H100/H200.
 GPU_COMMAND = "python benchmarks/gpu_paper_rows.py"
 #: The MAML family on Omniglot: the GPU script runs them (``--preset NAME``).
 GPU_SCRIPT_PRESETS = (
@@ -64,33 +71,61 @@ def paper_text(paper: dict | None) -> str:
     return text if paper.get("verified", True) else f"{text} ²"
 
 
+def run_command(preset: str) -> tuple[str, str]:
+    """``(where it runs, the command that fills its rows)`` for a paper preset."""
+    folder = f"benchmarks/results/paper/{preset}"
+    if preset in GPU_SCRIPT_PRESETS:
+        return "GPU", f"{GPU_COMMAND} --preset {preset}"
+    if preset in GPU_PRESETS:
+        return "GPU and dataset", f"metazoo bench {preset} --device cuda --out {folder}"
+    if preset in LONG_PRESETS:
+        return "GPU", f"metazoo bench {preset} --device cuda --out {folder}"
+    return "CPU", f"metazoo bench {preset} --out {folder}"
+
+
 def _pending(row: PaperRow) -> str:
-    folder = f"benchmarks/results/paper/{row.suite}"
-    if row.suite in GPU_SCRIPT_PRESETS:
-        return f"pending (GPU): `{GPU_COMMAND} --preset {row.suite}`"
-    if row.suite in GPU_PRESETS:
-        return (
-            f"pending (GPU and dataset): `metazoo bench {row.suite} --device cuda --out {folder}`"
-        )
+    where, command = run_command(row.suite)
     if row.suite in LONG_PRESETS:
         cell = next(c for c in load_suite(row.suite).cells() if c.benchmark == row.benchmark)
         steps, tasks = cell.section("train")["steps"], cell.section("train")["meta_batch"]
-        return (
-            f"pending (GPU: {steps:,} meta-updates of {tasks} tasks do not fit two CPU cores): "
-            f"`metazoo bench {row.suite} --device cuda --out {folder}`"
+        where = f"GPU: {steps:,} meta-updates of {tasks} tasks do not fit two CPU cores"
+    return f"pending ({where}): `{command}`" if where != "CPU" else f"pending: `{command}`"
+
+
+def presets_table(folder: Path = PAPER_RESULTS) -> str:
+    """One row per paper preset: what it runs, its rows measured so far, where and how it runs."""
+    lines = [
+        "| preset | what it runs | rows measured | runs on | command |",
+        "|---|---|---|---|---|",
+    ]
+    for name in paper_presets():
+        suite = load_suite(name)
+        rows = paper_rows(suite, folder / name)
+        measured = sum(row.cell is not None for row in rows)
+        where, command = run_command(name)
+        lines.append(
+            f"| `{name}` | {suite.description} | {measured} of {len(rows)} | {where} | `{command}` |"
         )
-    return f"pending: `metazoo bench {row.suite} --out {folder}`"
+    return "\n".join(lines)
 
 
-def _curve_link(row: PaperRow, folder: Path) -> str:  # folder: the preset's results
-    """A link to the row's validation curve (``metazoo plot`` of the preset's folder), if drawn."""
+def _curve_path(row: PaperRow, folder: Path) -> str | None:  # folder: the preset's results
+    """The row's validation curve (``metazoo plot`` of the preset's folder) from the repository
+    root, if drawn."""
     figure = folder / "figures" / f"curves-{row.benchmark}.png"
     if not figure.is_file() or not figure.resolve().is_relative_to(REPO):
-        return ""
-    return f" ([curve]({figure.resolve().relative_to(REPO).as_posix()}))"
+        return None
+    return figure.resolve().relative_to(REPO).as_posix()
 
 
-def _line(row: PaperRow, folder: Path) -> str:
+def _curve_link(row: PaperRow, folder: Path, root: str = "") -> str:
+    """`` ([curve](ROOT/path))`` for the row's curve, or nothing (``root``: the repository root
+    from the page that shows the link)."""
+    path = _curve_path(row, folder)
+    return f" ([curve]({root}{path}))" if path else ""
+
+
+def _line(row: PaperRow, folder: Path, root: str = "") -> str:
     learner, bench = f"`{row.learner}`", row.benchmark
     if row.cell is None:
         return f"| {learner} | {bench} | – | {paper_text(row.paper)} | {_pending(row)} | – | – |"
@@ -100,7 +135,7 @@ def _line(row: PaperRow, folder: Path) -> str:
     trained = (
         f"{budget.get('steps')} episodes, {budget.get('minutes', 0):.0f} min"
         + (f"; best val {best:.2f} at {budget.get('best_step')}" if best is not None else "")
-        + _curve_link(row, folder)
+        + _curve_link(row, folder, root)
         if budget
         else f"the {row.trained_on} row's model"
     )
@@ -139,8 +174,9 @@ def _time_to_target(rows: list[PaperRow]) -> list[str]:
     return lines
 
 
-def paper_table(folder: Path = PAPER_RESULTS) -> str:
-    """The Markdown of every paper preset's rows, deviations and time-to-paper lines."""
+def paper_table(folder: Path = PAPER_RESULTS, root: str = "") -> str:
+    """The Markdown of every paper preset's rows, deviations and time-to-paper lines (``root``:
+    the repository root from the page, for the curves' links)."""
     header = [
         "| learner | benchmark | ours (95% CI) | paper | status | budget reached | machine, commit |",
         "|---|---|---|---|---|---|---|",
@@ -149,7 +185,7 @@ def paper_table(folder: Path = PAPER_RESULTS) -> str:
     for name in paper_presets():
         suite = load_suite(name)
         rows = paper_rows(suite, folder / name)
-        lines += [_line(row, folder / name) for row in rows]
+        lines += [_line(row, folder / name, root) for row in rows]
         notes += [f"- `{name}` ({suite.reference}): {text}" for text in suite.deviations]
         notes += [f"- {text}" for text in _time_to_target(rows)]
     legend = (
@@ -160,3 +196,52 @@ def paper_table(folder: Path = PAPER_RESULTS) -> str:
         "the validation curve (`metazoo plot` of the preset's results). Deviations from the papers:"
     )
     return "\n".join(lines) + "\n\n" + legend + "\n\n" + "\n".join(notes)
+
+
+def measured_rows(folder: Path = PAPER_RESULTS) -> list[tuple[PaperRow, Path]]:
+    """Every paper-preset row that has a number of ours, with its preset's results folder."""
+    found = []
+    for name in paper_presets():
+        rows = paper_rows(load_suite(name), folder / name)
+        found += [(row, folder / name) for row in rows if row.cell is not None]
+    return found
+
+
+def measured_table(folder: Path = PAPER_RESULTS, root: str = "", pages: str = "") -> str:
+    """The short table of measured rows: ours beside the paper, each row linked to its learner's
+    page (``pages``: the folder of the learner pages from the page showing the table) and its
+    validation curve (``root``: the repository root from there)."""
+    lines = [
+        "| learner | benchmark | ours (95% CI) | paper | status | trained | curve |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    machines: set[str] = set()
+    for row, where in measured_rows(folder):
+        env = row.cell.environment
+        machines.add(machine_label(env["machine"]) if env.get("machine") else env["device_name"])
+        budget = row.budget or {}
+        trained = (
+            f"{budget['steps']} episodes, {budget.get('minutes', 0):.0f} min"
+            if budget
+            else f"the {row.trained_on} model"
+        )
+        curve = _curve_path(row, where)
+        lines.append(
+            f"| [`{row.learner}`]({pages}learners/{row.learner}.md) | {row.benchmark} | "
+            f"{row.cell.mean:.2f} ± {row.cell.ci95:.2f} | {paper_text(row.paper)} | {row.status} "
+            f"| {trained} | {f'[curve]({root}{curve})' if curve else '–'} |"
+        )
+    where = ", ".join(sorted(machines)) or "no machine yet"
+    return "\n".join(lines) + f"\n\nMeasured on {where}; training times are wall time."
+
+
+def curve_figures(folder: Path = PAPER_RESULTS, root: str = "") -> str:
+    """The validation curve of every measured row that has one, as Markdown images (``root``: the
+    repository root from the page)."""
+    images = []
+    for row, where in measured_rows(folder):
+        path = _curve_path(row, where)
+        if path:
+            title = f"`{row.learner}` on {row.benchmark} (paper preset `{row.suite}`)"
+            images += [f"**{title}**", "", f"![validation curve of {title}]({root}{path})", ""]
+    return "\n".join(images) or "No validation curve is committed yet."

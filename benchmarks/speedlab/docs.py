@@ -2,8 +2,8 @@
 
 Renderers only: ``tools/docs.py`` puts them between the markers (``<!-- metazoo:NAME -->`` ...
 ``<!-- /metazoo:NAME -->``) of ``docs/speed.md`` (``speed-summary``: headline figures of every
-full run; ``speed-targets``: where each target of issue 7 stands, per run; ``speed-training``:
-the timed training runs) and of the README (``speed``: :func:`readme_speed_table`).
+full run; ``speed-targets``: where each speed target stands, per run; ``speed-training``:
+the timed training runs; ``speed``: :func:`readme_speed_table`, the status of every target).
 """
 
 from __future__ import annotations
@@ -114,17 +114,19 @@ def training_table(runs: list[tuple[str, dict]]) -> str:
 def readme_speed_table(
     documents: list[dict] | None = None, runs: list[tuple[str, dict]] | None = None
 ) -> str:
-    """Where each speed target stands, per committed run and device (the README's table)."""
+    """Where each speed target stands, per committed run and device, each run marked with the
+    commit (the engine) it measured."""
     documents = load_results(RESULTS) if documents is None else documents
     runs = load_training_runs() if runs is None else runs
-    lines = ["| target | run (device) | status | detail |", "|---|---|---|---|"]
+    lines = ["| target | run (device, commit) | status | detail |", "|---|---|---|---|"]
     for document in documents:
+        commit = (document["environment"].get("versions") or {}).get("git") or "commit unknown"
         for target in evaluate_targets(document):
             if target["status"].startswith("not measured"):
                 continue  # the training target is read from the training runs below
             lines.append(
-                f"| {target['target']} | `{result_stem(document)}` | {target['status']} "
-                f"| {target['detail']} |"
+                f"| {target['target']} | `{result_stem(document)}` (git {commit}) "
+                f"| {target['status']} | {target['detail']} |"
             )
     for name, run in runs:
         r = _training_row(name, run)

@@ -1,4 +1,5 @@
-"""``metazoo ls``: the registered learners (with provider and card status) and the benchmarks."""
+"""``metazoo ls``: the registered learners (with provider and card status), the benchmarks and the
+built-in suites (``metazoo bench NAME``)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,20 @@ from rich.console import Console
 from rich.table import Table
 
 from metazoo._registry import get_learner, list_learners, plugin_errors
-from metazoo.cards import CardError, benchmark_card, learner_card, list_benchmark_cards
+from metazoo.cards import (
+    CardError,
+    benchmark_card,
+    learner_card,
+    list_benchmark_cards,
+    yaml_files,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("ls", help="list learners and benchmarks")
-    parser.add_argument("what", nargs="?", choices=("learners", "benchmarks", "all"), default="all")
+    parser = subparsers.add_parser("ls", help="list learners, benchmarks and built-in suites")
+    parser.add_argument(
+        "what", nargs="?", choices=("learners", "benchmarks", "suites", "all"), default="all"
+    )
     parser.set_defaults(func=run)
 
 
@@ -39,6 +48,37 @@ def learner_rows() -> list[tuple[str, str, str, str, str]]:
     return rows
 
 
+#: The columns of :func:`benchmark_rows`.
+BENCHMARK_COLUMNS = ("name", "dataset", "task", "ways", "shots", "queries", "backbone")
+
+
+def benchmark_rows() -> list[tuple[str, ...]]:
+    """One row of :data:`BENCHMARK_COLUMNS` per benchmark card."""
+    rows = []
+    for name in list_benchmark_cards():
+        card = benchmark_card(name)
+        rows.append(
+            (
+                name,
+                card["dataset"],
+                card["task"],
+                str(card.get("ways", "-")),
+                str(card["shots"]),
+                str(card["queries"]),
+                card["backbone"],
+            )
+        )
+    return rows
+
+
+def suite_rows() -> list[tuple[str, str]]:
+    """``(name, description)`` of every built-in suite (``metazoo bench NAME`` runs it)."""
+    from metazoo.bench.suite import load_suite, suite_dir
+
+    names = sorted(f.name.removesuffix(".yaml") for f in yaml_files(suite_dir()))
+    return [(name, load_suite(name).description) for name in names]
+
+
 def run(args: argparse.Namespace) -> int:
     console = Console(soft_wrap=True)
     if not console.is_terminal:  # piped or redirected: as wide as the rows, never cut
@@ -56,18 +96,16 @@ def run(args: argparse.Namespace) -> int:
             )
     if args.what in ("benchmarks", "all"):
         table = Table(title="benchmarks")
-        for column in ("name", "dataset", "task", "ways", "shots", "queries", "backbone"):
+        for column in BENCHMARK_COLUMNS:
             table.add_column(column, no_wrap=column == "name")
-        for name in list_benchmark_cards():
-            card = benchmark_card(name)
-            table.add_row(
-                name,
-                card["dataset"],
-                card["task"],
-                str(card.get("ways", "-")),
-                str(card["shots"]),
-                str(card["queries"]),
-                card["backbone"],
-            )
+        for row in benchmark_rows():
+            table.add_row(*row)
+        console.print(table)
+    if args.what in ("suites", "all"):
+        table = Table(title="built-in suites (metazoo bench NAME --out DIR)")
+        for column in ("name", "description"):
+            table.add_column(column, no_wrap=column == "name")
+        for row in suite_rows():
+            table.add_row(*row)
         console.print(table)
     return 0

@@ -4,6 +4,8 @@ your own images with a trained learner adapted on your own labelled examples."""
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from pathlib import Path
 
 __all__ = ["register", "run", "format_table"]
@@ -57,7 +59,11 @@ def run(args: argparse.Namespace) -> int:
 
     set_threads(args.threads)
     learner, ckpt = load_run(args.run, args.device)
-    predictions = predict_folders(learner, ckpt["benchmark"], args.support, args.query)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        predictions = predict_folders(learner, ckpt["benchmark"], args.support, args.query)
+    for warning in caught:
+        print(f"metazoo predict: warning: {warning.message}", file=sys.stderr)
     print(
         f"{ckpt['learner']} trained on {ckpt['benchmark']} ({ckpt['path']}, step {ckpt['step']}); "
         f"{len(predictions.classes)} classes from {args.support}"

@@ -98,9 +98,17 @@ def read_support(folder: str | os.PathLike, fmt: ImageFormat) -> Support:
     """``folder/<class>/<image files>`` as a support set.
 
     Raises:
+        FileNotFoundError: ``folder`` is not a folder (a relative path is read from the current
+            folder; the message names both).
         ValueError: no class folder, a class folder with no image, or an unreadable image
             (each names the folder or file and what to do).
     """
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(
+            f"no support folder {folder} (looked for {Path(folder).resolve()}; a relative path "
+            f"is read from the current folder, {Path.cwd()}): give a folder holding one "
+            "sub-folder of images per class"
+        )
     data = image_folder(folder, image_size=fmt.size, channels=fmt.channels, workers=0)
     return Support(fmt.inputs(data.images), data.labels, list(data.class_names))
 
@@ -119,7 +127,10 @@ def _query_files(paths: list[str | os.PathLike]) -> list[tuple[Path, str | None]
             for sub in sorted(p for p in given.iterdir() if p.is_dir()):
                 found += [(f, sub.name) for f in _image_files(sub)]
         else:
-            raise FileNotFoundError(f"no query file or folder at {given}: check the path")
+            raise FileNotFoundError(
+                f"no query file or folder at {given} (looked for {given.resolve()}; a relative "
+                f"path is read from the current folder, {Path.cwd()}): check the path"
+            )
     if not found:
         raise ValueError(
             f"no query images in {', '.join(map(str, paths))}: give image files "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,13 @@ from metazoo.evaluation.harness import learner_name
 from metazoo.learner import adaptation_grad_mode
 from metazoo.predict.images import image_format, read_queries, read_support
 
-__all__ = ["Predictions", "class_probabilities", "check_class_count", "predict_folders"]
+__all__ = [
+    "Predictions",
+    "class_probabilities",
+    "check_class_count",
+    "predict_folders",
+    "uses_batch_statistics",
+]
 
 
 def _device_and_dtype(learner: nn.Module) -> tuple[torch.device, torch.dtype]:
@@ -60,6 +67,15 @@ def class_probabilities(
     finally:
         learner.train(was_training)
     return torch.softmax(logits.float(), dim=-1).cpu()
+
+
+def uses_batch_statistics(learner: nn.Module) -> bool:
+    """True when a BatchNorm layer of ``learner`` normalises with the statistics of the batch it
+    is given, in ``eval()`` mode too (``track_running_stats=False``, the benchmarks' backbones)."""
+    return any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is None
+        for m in learner.modules()
+    )
 
 
 def _head_width(learner: nn.Module, benchmark: str) -> tuple[int, str] | None:
@@ -191,7 +207,12 @@ def predict_folders(
         support: ``support/<class>/<images>``.
         queries: image files and folders (a folder's sub-folders label their images).
 
+    Warns:
+        UserWarning: one query image for a learner whose BatchNorm uses batch statistics: it is
+            normalised with its own statistics alone, which changes its prediction.
+
     Raises:
+        FileNotFoundError: no support folder, or a query path that does not exist.
         ValueError: an empty class folder, an unreadable image (naming it), or more classes than
             a fixed-head learner takes.
     """
@@ -199,5 +220,14 @@ def predict_folders(
     shots = read_support(support, fmt)
     check_class_count(learner, benchmark, len(shots.classes))
     asked = read_queries(list(queries), fmt)
+    if len(asked.files) == 1 and uses_batch_statistics(learner):
+        warnings.warn(
+            f"one query image ({asked.files[0]}): the learner's BatchNorm normalises the queries "
+            "with their own batch statistics, so a single image is normalised alone, which it "
+            "never saw in training, and its prediction is less reliable; give several queries "
+            "in one call (as a test episode does)",
+            UserWarning,
+            stacklevel=2,
+        )
     probabilities = class_probabilities(learner, shots.x, shots.y, asked.x)
     return Predictions(shots.classes, asked.files, probabilities, asked.true_classes)

@@ -207,7 +207,8 @@ def _restore(run: _Run) -> bool:
     if ckpt["learner"] != learner_name(run.learner):
         raise ValueError(
             f"{path} holds a {ckpt['learner']!r} run, not {learner_name(run.learner)!r}; "
-            "use another checkpoint_dir or resume=False"
+            "give another run folder (`--out` in `metazoo train`, `checkpoint_dir` in "
+            "TrainConfig), or start a new run instead of resuming"
         )
     stored = ckpt["train_config"]
     changed = sorted(
@@ -219,7 +220,8 @@ def _restore(run: _Run) -> bool:
         diffs = ", ".join(f"{k}: {stored.get(k)!r} -> {getattr(run.config, k)!r}" for k in changed)
         raise ValueError(
             f"cannot resume {path}: the config changed ({diffs}); resume with the original values "
-            "or start a new run in another checkpoint_dir"
+            "or start a new run in another folder (`--out` in `metazoo train`, `checkpoint_dir` in "
+            "TrainConfig)"
         )
     run.learner.load_state_dict(ckpt["learner_state"])
     run.optimizer.load_state_dict(ckpt["optimizer_state"])

@@ -1,14 +1,20 @@
-"""``tools/docs.py``: the README's generated sections are current, the generator checks and
-rewrites marked sections, and the Quickstart holds exactly two commands."""
+"""``tools/docs.py``: the README's generated sections and the site's generated pages are current,
+the generator checks and rewrites marked sections, and the Quickstart holds exactly two commands."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
+import tomllib
+
 from metazoo.bench import write_json_atomic
 from tests.unit.bench.test_study import _record
 from tools.docs import main, render_sections, study_section
+from tools.site_docs import extras_table, site_pages, write_pages
+
+pytestmark = pytest.mark.lab
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -26,8 +32,65 @@ def test_quickstart_has_exactly_two_commands():
     quickstart = text.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
     block = re.search(r"```bash\n(.*?)```", quickstart, re.S).group(1)
     commands = [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
-    assert len(commands) == 2
-    assert commands[1] == "pip install -e '.[dev]' && pytest"
+    assert commands == [  # the main job needs no extra; the tests need `dev`
+        "pip install -e . && metazoo bench quickstart",
+        "pip install -e '.[dev]' && pytest",
+    ]
+
+
+def test_readme_is_short_and_links_every_page_of_the_site():
+    text = README.read_text()
+    assert len(text.splitlines()) <= 150
+    pages = sorted(
+        p.relative_to(README.parent).as_posix() for p in (README.parent / "docs").glob("*.md")
+    )
+    pages.remove("docs/index.md")  # the site's home page restates the README's introduction
+    missing = [p for p in pages if f"]({p})" not in text]
+    assert missing == [], f"README links no page {missing}"
+    assert "](docs/learners/index.md)" in text and "](docs/reference/metazoo.md)" in text
+
+
+def test_readme_and_docs_use_no_internal_vocabulary():
+    pages = [README, *sorted((README.parent / "docs").rglob("*.md"))]
+    for page in pages:
+        text = page.read_text()
+        for word in (r"issue \d", "lent ", "borrowed", "device minutes", "this project's"):
+            assert not re.search(word, text), f"{page.name}: {word!r}"
+
+
+def test_the_generated_pages_of_the_site_are_current():
+    assert write_pages(check=True) == [], "run `python tools/docs.py` and commit docs/"
+    pages = site_pages()
+    maml = pages[README.parent / "docs" / "learners" / "maml.md"]
+    assert "| omniglot-5w1s | 98.7 ± 0.4 | Finn et al. 2017, Table 1 |" in maml
+    assert (
+        "| `inner_lr` | `0.01` | Inner-loop learning rate alpha (the initial value of learned rates). |"
+        in maml
+    )
+    fomaml = pages[README.parent / "docs" / "learners" / "fomaml.md"]
+    assert (
+        "| `first_order` | `True` |" in fomaml
+        and "where this name sets `first_order=True`" in fomaml
+    )
+    api = pages[README.parent / "docs" / "reference" / "metazoo.md"]
+    import metazoo
+
+    assert [line[4:] for line in api.splitlines() if line.startswith(":::")] == [
+        f"{module}.{name}" for name, module in metazoo._EXPORTS.items()
+    ]
+
+
+def test_the_extras_table_lists_every_extra_of_pyproject():
+    extras = tomllib.loads((README.parent / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    rows = [
+        line.split(" | ")[0].strip("| `")
+        for line in extras_table().splitlines()[2:]
+        if line.startswith("| `")
+    ]
+    assert rows == list(extras) and "docs" in rows
+    assert "| `plotting` | `matplotlib>=3.7` | `metazoo plot`" in extras_table()
 
 
 def test_render_replaces_only_marked_sections():
@@ -39,7 +102,7 @@ def test_render_replaces_only_marked_sections():
 
 
 def test_the_generator_checks_the_readme_and_docs_and_changes_nothing(capsys):
-    before = {p: p.read_text() for p in [README, *sorted((README.parent / "docs").glob("*.md"))]}
+    before = {p: p.read_text() for p in [README, *sorted((README.parent / "docs").rglob("*.md"))]}
     assert main(["--check"]) == 0
     assert "all up to date" in capsys.readouterr().out
     assert {p: p.read_text() for p in before} == before
@@ -52,7 +115,8 @@ def test_the_generator_names_a_stale_file_and_fails_the_check(tmp_path, capsys):
     )
     assert main(["--check", str(page)]) == 1
     assert f"{page}: stale" in capsys.readouterr().out
-    assert main([str(page)]) == 0 and "| `maml` | optimization |" in page.read_text()
+    assert main([str(page)]) == 0
+    assert "| [`maml`](docs/learners/maml.md) | optimization |" in page.read_text()
     assert main(["--check", str(page)]) == 0
 
 
@@ -66,7 +130,11 @@ def test_paper_numbers_keep_intervals_deviations_and_secondary_marks_apart():
     """± is a 95% interval, (σ …) a standard deviation over seeds, ² a secondary source."""
     from tools.docs import learner_table
 
-    rows = {row.split(" | ")[0].strip("| `"): row for row in learner_table().splitlines()}
+    rows = {
+        match.group(1): row
+        for row in learner_table().splitlines()
+        if (match := re.match(r"\| \[`(\w+)`\]", row))
+    }
     assert "| 96.2 (σ 0.5) | 46.7 (σ 0.4) |" in rows["anil"]  # Raghu et al.: std over 3 seeds
     assert "| 52.15 (σ 0.26) ² |" in rows["mamlpp"]
     assert "| 98.7 ± 0.4 |" in rows["maml"]

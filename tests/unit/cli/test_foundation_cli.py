@@ -23,6 +23,24 @@ def test_ls_lists_benchmarks(capsys, monkeypatch):
     assert "omniglot-5w1s" in out and "sinusoid" in out
 
 
+def test_ls_suites_lists_every_built_in_suite_with_its_description(capsys):
+    from pathlib import Path
+
+    shipped = sorted(
+        p.stem for p in (Path(__file__).parents[3] / "registry" / "suites").glob("*.yaml")
+    )
+    assert "quickstart" in shipped and "paper-maml-omniglot" in shipped
+    assert main(["ls", "suites"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    named = [line.split("│")[1].strip() for line in lines if line.startswith("│ ")]
+    assert named == shipped
+    quickstart = next(line for line in lines if line.startswith("│ quickstart "))
+    assert (
+        "Sinusoid regression and Omniglot 5-way 1-shot with CPU-sized training budgets"
+        in quickstart
+    )
+
+
 def test_card_check_reports_each_file(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "300")
     good = tmp_path / "good.yaml"

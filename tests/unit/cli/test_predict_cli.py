@@ -50,6 +50,41 @@ def test_learner_not_installed(tmp_path, capsys):
     )
 
 
+def _protonet_run(folder):
+    torch.manual_seed(0)
+    learner = build_learner("protonet", "omniglot-5w1s")
+    ckpt = {"format": FORMAT, "learner": "protonet", "learner_config": {},
+            "benchmark": "omniglot-5w1s", "step": 3, "learner_state": learner.state_dict()}  # fmt: skip
+    save_atomic(ckpt, folder / "best.pt")
+    return str(folder / "best.pt")
+
+
+def test_a_missing_support_folder_is_named_where_the_user_stands(tmp_path, capsys, monkeypatch):
+    query = _folders(tmp_path)[3]
+    run = _protonet_run(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["predict", run, "--support", "no_such_dir", "--query", query]) == 2
+    assert capsys.readouterr().err == (
+        f"metazoo predict: error: no support folder no_such_dir (looked for "
+        f"{tmp_path / 'no_such_dir'}; a relative path is read from the current folder, "
+        f"{tmp_path}): give a folder holding one sub-folder of images per class\n"
+    )
+
+
+def test_one_query_image_is_said_to_be_normalised_alone(tmp_path, capsys):
+    support = _folders(tmp_path)[1]
+    run = _protonet_run(tmp_path)
+    one = str(tmp_path / "query" / "c0" / "q0.png")
+    assert main(["predict", run, "--support", support, "--query", one]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"metazoo predict: warning: one query image ({one}): the learner's BatchNorm normalises "
+        "the queries with their own batch statistics, so a single image is normalised alone"
+    )
+    assert main(["predict", run, "--support", support, "--query", str(tmp_path / "query")]) == 0
+    assert capsys.readouterr().err == ""  # two queries: normalised together, as in an episode
+
+
 def test_predicts_and_writes_json(tmp_path, capsys):
     args = _folders(tmp_path)
     torch.manual_seed(0)

@@ -56,6 +56,18 @@ def test_run_folder_messages_of_python_and_the_cli(tmp_path, capsys):
     )
 
 
+def test_predicts_missing_support_folder(tmp_path, capsys, monkeypatch):
+    from metazoo.predict import read_support
+    from metazoo.predict.images import image_format
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as missing:
+        read_support("no_such_dir", image_format("omniglot-5w1s"))
+    documented(
+        str(missing.value), ABSOLUTE=tmp_path / "no_such_dir", CWD=tmp_path, DIR="no_such_dir"
+    )
+
+
 def test_checkpoint_and_results_messages(tmp_path, capsys):
     missing = tmp_path / "nothing.pt"
     documented(cli_error(["eval", str(missing)], capsys), PATH=missing)

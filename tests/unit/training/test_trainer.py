@@ -119,8 +119,12 @@ def test_resume_refuses_a_changed_config(tmp_path: Path):
     config = TrainConfig(steps=2, val_every=0, checkpoint_dir=str(tmp_path))
     train(tiny(), BENCH, config)
     changed = dataclasses.replace(config, lr=0.5, resume=True)
-    with pytest.raises(ValueError, match=r"the config changed \(lr: 0.001 -> 0.5\)"):
+    with pytest.raises(ValueError, match=r"the config changed \(lr: 0.001 -> 0.5\)") as refused:
         train(tiny(), BENCH, changed)
+    assert str(refused.value).endswith(  # the words of both ways in: the CLI's and Python's
+        "start a new run in another folder (`--out` in `metazoo train`, `checkpoint_dir` in "
+        "TrainConfig)"
+    )
 
 
 def test_a_folder_holding_a_run_is_refused_unless_resume_or_overwrite(tmp_path: Path):
