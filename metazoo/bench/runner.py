@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from metazoo._atomic import write_json_atomic
 from metazoo.bench.suite import Cell, Suite
@@ -69,22 +70,29 @@ def _is_done(path: Path, version: str) -> bool:
     return False
 
 
-def run_cell(
-    cell: Cell, checkpoint_dir: Path, device: str | None = None, callback: Callback | None = None
-) -> dict[str, Any]:
-    """Build, train and evaluate one cell; returns the ``ok`` part of its result record."""
-    from metazoo.build import build_learner, train_defaults
+def build_cell_learner(cell: Cell, device: str | None = None) -> nn.Module:
+    """The untrained learner of one suite cell, as :func:`run_cell` trains it."""
+    from metazoo.build import build_learner
 
-    build, sampler = cell.section("build"), cell.section("sampler")
-    learner = build_learner(
+    return build_learner(
         cell.learner,
         cell.benchmark,
         seed=cell.seed,
         device=device,
-        ways=sampler.get("ways"),  # a fixed head sized for the suite's ways, not the card's
-        **build,
+        ways=cell.section("sampler").get("ways"),  # a head sized for the suite's ways
+        **cell.section("build"),
         **cell.section("config"),
     )
+
+
+def run_cell(
+    cell: Cell, checkpoint_dir: Path, device: str | None = None, callback: Callback | None = None
+) -> dict[str, Any]:
+    """Build, train and evaluate one cell; returns the ``ok`` part of its result record."""
+    from metazoo.build import train_defaults
+
+    build, sampler = cell.section("build"), cell.section("sampler")
+    learner = build_cell_learner(cell, device)
     # the paper's training settings from the learner card, under the suite's own
     paper = train_defaults(cell.learner, cell.benchmark)
     train_settings = {"val_every": 0, **paper, **cell.section("train")}
@@ -112,6 +120,11 @@ def run_cell(
             learner, cell.benchmark, episodes=episodes, seed=seed, **sampler, shots=shots
         )
         by_shots[str(shots)] = {"mean": extra.mean, "ci95": extra.ci95, "n": extra.n}
+    check = eval_settings.get("check_seed")  # a second set of test episodes for the same model
+    second = None
+    if check is not None:
+        other = evaluate(learner, cell.benchmark, episodes=episodes, seed=int(check), **sampler)
+        second = {"seed": int(check), "mean": other.mean, "ci95": other.ci95, "n": other.n}
     also_on = {  # the same trained model on more benchmarks (e.g. 60-way ProtoNet at 20 ways)
         other: evaluate(learner, other, episodes=episodes, seed=seed, **sampler).to_dict()
         for other in eval_settings.get("also_on", [])
@@ -119,6 +132,7 @@ def run_cell(
     return {
         "result": result.to_dict(),
         "by_shots": by_shots,
+        "second_seed": second,
         "also_on": also_on,
         "train": {
             "config": {
