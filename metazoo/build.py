@@ -22,6 +22,7 @@ __all__ = [
     "card_config_layers",
     "benchmark_fills",
     "train_defaults",
+    "learner_backbone_options",
 ]
 
 
@@ -95,6 +96,17 @@ def benchmark_fills(
     return fields_it_takes(name, filled)
 
 
+def learner_backbone_options(name: str, backbone: str) -> dict[str, Any]:
+    """Options learner ``name``'s paper builds ``backbone`` with, from its card's
+    ``backbone_options`` (e.g. the Relation Network's Conv-4 keeps 64x5x5 maps on Omniglot); empty
+    for a learner without a card or without options for that backbone."""
+    try:
+        card = learner_card(name)
+    except CardError:
+        return {}
+    return dict((card.get("backbone_options") or {}).get(backbone, {}))
+
+
 def train_defaults(name: str, benchmark: str) -> dict[str, Any]:
     """The paper's training settings (TrainConfig fields: ``steps``, ``meta_batch``, ``lr``...)
     of learner ``name`` on ``benchmark``, from its card's ``benchmark_train``; empty when the card
@@ -120,6 +132,8 @@ def build_learner(
 ) -> nn.Module:
     """Create learner ``name`` with the default backbone of ``benchmark``.
 
+    The backbone's options come from the benchmark card, then the learner card's
+    ``backbone_options`` for that backbone, then ``backbone_options``.
     The learner card's ``config`` is applied first, then its ``benchmark_config`` for
     ``benchmark`` (the paper's settings there), then ``config``. Config fields called ``ways``
     and ``input_shape`` (when the learner has them) are filled from the benchmark unless given;
@@ -149,9 +163,10 @@ def build_learner(
     if seed is not None:
         torch.manual_seed(seed)
     arch = backbone or bench["backbone"]
-    # The card's backbone options are for the card's backbone; another backbone starts from its own.
+    # The benchmark card's backbone options are for its backbone; another backbone starts from its
+    # own. The learner card's options for this backbone (its paper's network) come next.
     card_options = (bench.get("backbone_options") or {}) if arch == bench["backbone"] else {}
-    options = dict(card_options, **(backbone_options or {}))
+    options = {**card_options, **learner_backbone_options(name, arch), **(backbone_options or {})}
     model: nn.Module | None
     if kind == "none":
         model = None

@@ -57,6 +57,8 @@ _LEARNER_FIELDS: dict[str, tuple[bool, tuple[type, ...]]] = {
     "config": (False, (dict,)),
     "benchmark_config": (False, (dict,)),
     "benchmark_train": (False, (dict,)),
+    # backbone name -> options the learner's paper builds it with (the Relation Network's embedding)
+    "backbone_options": (False, (dict,)),
     "results": (False, (dict,)),
 }
 #: per-benchmark sections of a learner card -> (whose fields they hold, an example)
@@ -179,6 +181,12 @@ def validate_learner_card(data: dict[str, Any], where: str = "<card>") -> dict[s
                     f"{where}: {section}.{bench} must be a mapping of {fields} fields to the "
                     f"paper's values for that benchmark, e.g. {example}"
                 )
+    for backbone, options in (data.get("backbone_options") or {}).items():
+        if not isinstance(options, dict):
+            raise CardError(
+                f"{where}: backbone_options.{backbone} must be a mapping of that backbone's "
+                "options to the paper's values, e.g. {downsampled_blocks: 2}"
+            )
     for bench, result in (data.get("results") or {}).items():
         if not isinstance(result, dict):
             raise CardError(

@@ -131,6 +131,11 @@ def _line(row: PaperRow, folder: Path, root: str = "") -> str:
         return f"| {learner} | {bench} | – | {paper_text(row.paper)} | {_pending(row)} | – | – |"
     cell, budget = row.cell, row.budget or {}
     ours = f"{cell.mean:.2f} ± {cell.ci95:.2f}"
+    if row.second_seed:
+        other = row.second_seed
+        ours += f"; episode seed {other['seed']}: {other['mean']:.2f} ± {other['ci95']:.2f}"
+        ours += " (differ by more than the intervals)" if row.seeds_disagree else ""
+    status = f"{row.status}: {row.diagnosis}" if row.diagnosis else row.status
     best = budget.get("best_val")
     trained = (
         f"{budget.get('steps')} episodes, {budget.get('minutes', 0):.0f} min"
@@ -143,7 +148,7 @@ def _line(row: PaperRow, folder: Path, root: str = "") -> str:
     machine = machine_label(env["machine"]) if env.get("machine") else env.get("device_name")
     sha = (env.get("git") or {}).get("sha", "")[:10]
     return (
-        f"| {learner} | {bench} | {ours} | {paper_text(row.paper)} | {row.status} | {trained} | "
+        f"| {learner} | {bench} | {ours} | {paper_text(row.paper)} | {status} | {trained} | "
         f"{machine}, git {sha} |"
     )
 

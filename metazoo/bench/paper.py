@@ -10,6 +10,12 @@ curve's summary and a status:
   95% CI; a standard deviation over seeds or no interval counts as 0);
 - ``below`` / ``above``: outside them, ours lower / higher;
 - ``pending``: no result yet (the row says which command produces it).
+
+A row below the paper carries a diagnosis read from its validation curve (:func:`diagnosis`): the
+gain over the last fifth of training says whether the curve was still rising (budget) or flat (a
+cause other than budget, to be found). A cell tested on a second set of episodes (``eval:
+check_seed``) keeps that mean too, and the row says when the two differ by more than their
+intervals.
 """
 
 from __future__ import annotations
@@ -23,7 +29,18 @@ from metazoo.bench.results import Aggregate, collect, training_seconds
 from metazoo.bench.suite import Suite, load_suite, suite_dir
 from metazoo.cards import CardError, learner_card, yaml_files
 
-__all__ = ["PaperRow", "paper_status", "paper_rows", "paper_presets", "first_reached"]
+__all__ = [
+    "PaperRow",
+    "paper_status",
+    "paper_rows",
+    "paper_presets",
+    "first_reached",
+    "diagnosis",
+    "RISING_POINTS",
+]
+
+#: a validation curve that gained more than this (accuracy points) over its last fifth is rising
+RISING_POINTS = 0.5
 
 
 @dataclass
@@ -41,6 +58,18 @@ class PaperRow:
     budget: dict[str, Any] | None = None
     #: the benchmark whose training episodes and validation made the model.
     trained_on: str = ""
+    #: why a ``below`` row is below (:func:`diagnosis`); empty for other statuses.
+    diagnosis: str = ""
+    #: the same model on a second set of test episodes: seed, mean, ci95, n (``eval: check_seed``).
+    second_seed: dict[str, Any] | None = None
+
+    @property
+    def seeds_disagree(self) -> bool:
+        """The two test episode sets' means differ by more than their combined 95% intervals."""
+        if self.cell is None or not self.second_seed:
+            return False
+        gap = abs(self.cell.mean - self.second_seed["mean"])
+        return gap > math.hypot(self.cell.ci95, self.second_seed["ci95"])
 
 
 def paper_status(mean: float, ci95: float, paper: dict[str, Any] | None) -> str:
@@ -61,6 +90,30 @@ def first_reached(history: list[dict[str, Any]], target: float) -> dict[str, Any
         (h for h in history if h.get("kind") == "val" and h.get("mean", -math.inf) >= target),
         None,
     )
+
+
+def diagnosis(curve: list[dict[str, Any]], final_step: int | None) -> str:
+    """Why a row is below its paper, read from its validation ``curve`` (entries with ``step`` and
+    ``mean``) over a training of ``final_step`` steps.
+
+    The gain is the best validation score in the last fifth of training minus the score at its
+    start (the last entry at or before 80% of the steps). More than :data:`RISING_POINTS`: the
+    curve is still rising and the budget is the likely cause; otherwise it is flat, and budget does
+    not explain the gap.
+    """
+    if not curve or not final_step:
+        return "no validation curve: the cause is not diagnosed"
+    start_step = 0.8 * final_step
+    before = [h for h in curve if h["step"] <= start_step]
+    after = [h for h in curve if h["step"] > start_step]
+    if not before or not after:
+        return "too few validation points to read the curve's last fifth: not diagnosed"
+    start, best = before[-1]["mean"], max(h["mean"] for h in after)
+    gain = best - start
+    span = f"{gain:+.1f} points from step {before[-1]['step']} to {final_step}"
+    if gain > RISING_POINTS:
+        return f"still rising ({span}): budget"
+    return f"flat ({span}): not explained by budget"
 
 
 def paper_presets() -> list[str]:
@@ -109,8 +162,13 @@ def paper_rows(suite: Suite | str, results: str | Path | None) -> list[PaperRow]
             row.cell = found.get((cell.learner, benchmark))
             if row.cell is not None:
                 row.status = paper_status(row.cell.mean, row.cell.ci95, row.paper)
+                record = trained.get(cell.key, {})
                 if benchmark == cell.benchmark:
-                    row.budget = _budget(trained.get(cell.key, {}))
+                    row.budget = _budget(record.get("train", {}))
+                    row.second_seed = record.get("second_seed")
+                if row.status == "below":
+                    budget = _budget(record.get("train", {}))
+                    row.diagnosis = diagnosis(budget["curve"], budget["steps"])
             rows.append(row)
     return rows
 
@@ -118,4 +176,4 @@ def paper_rows(suite: Suite | str, results: str | Path | None) -> list[PaperRow]
 def _training_records(results: str | Path) -> dict[str, dict[str, Any]]:
     from metazoo.bench.results import load_results
 
-    return {r["cell"]: r.get("train", {}) for r in load_results(results) if r.get("status") == "ok"}
+    return {r["cell"]: r for r in load_results(results) if r.get("status") == "ok"}

@@ -15,8 +15,9 @@ A suite file (any path, or a built-in: ``registry/suites/<name>.yaml``) looks li
       maml@omniglot-5w1s: {config: {inner_lr: 0.4}}
 
 Each settings block may hold ``config`` (learner config), ``train`` (TrainConfig fields), ``eval``
-(``episodes``, ``seed``, ``shots``, and ``also_on``: more benchmarks the same trained model is
-tested on, e.g. ProtoNet's one 60-way model tested at 5 and 20 ways), ``build`` (``backbone``,
+(``episodes``, ``seed``, ``shots``, ``also_on``: more benchmarks the same trained model is
+tested on, e.g. ProtoNet's one 60-way model tested at 5 and 20 ways, and ``check_seed``: a second
+set of test episodes the model is also tested on, whose mean the result keeps as ``second_seed``), ``build`` (``backbone``,
 ``backbone_options``), ``sampler`` (sampler overrides for every split) and ``train_sampler`` (train
 split only, e.g. ProtoNet's 60-way training episodes); later, more specific blocks win key by key.
 A run may name a ``variant`` (``variant: train-train@200``): its cells are keyed

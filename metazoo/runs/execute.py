@@ -75,7 +75,7 @@ def train_and_test(
     metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build, train and evaluate ``run``; returns the ``ok`` part of its record (``result``,
-    ``by_shots``, ``also_on``, ``train``)."""
+    ``by_shots``, ``second_seed``, ``also_on``, ``train``)."""
     learner = run.build_learner(device)
     config = run.train_config(
         checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir),
@@ -100,6 +100,11 @@ def train_and_test(
                 learner, run.benchmark, episodes=episodes, seed=seed, **{**sampler, "shots": shots}
             )
             by_shots[str(shots)] = {"mean": extra.mean, "ci95": extra.ci95, "n": extra.n}
+        second = None  # the same model on a second set of test episodes (`check_seed`)
+        if settings.get("check_seed") is not None:
+            check = int(settings["check_seed"])
+            other = evaluate(learner, run.benchmark, episodes=episodes, seed=check, **sampler)
+            second = {"seed": check, "mean": other.mean, "ci95": other.ci95, "n": other.n}
         also_on = {  # the same trained model on more benchmarks (60-way ProtoNet at 20 ways)
             other: evaluate(learner, other, episodes=episodes, seed=seed, **sampler).to_dict()
             for other in settings["also_on"]
@@ -109,6 +114,7 @@ def train_and_test(
     return {
         "result": result.to_dict(),
         "by_shots": by_shots,
+        "second_seed": second,
         "also_on": also_on,
         "train": {
             "config": recorded,

@@ -26,8 +26,9 @@ __all__ = [
 
 #: What a settings block may hold.
 SECTIONS = ("config", "train", "eval", "build", "sampler", "train_sampler")
-#: Evaluation settings: test episodes, their seed, more shots, more benchmarks (``also_on``).
-EVAL_KEYS = ("episodes", "seed", "shots", "also_on")
+#: Evaluation settings: test episodes, their seed, more shots, more benchmarks (``also_on``), a
+#: second set of test episodes (``check_seed``).
+EVAL_KEYS = ("episodes", "seed", "shots", "also_on", "check_seed")
 BUILD_KEYS = ("backbone", "backbone_options")
 #: Sampler options a run may set, with their types: :class:`SamplerConfig`'s fields, except where
 #: the episodes live (the run's device decides that).

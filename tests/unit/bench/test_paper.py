@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from metazoo.bench import parse_suite, write_json_atomic
-from metazoo.bench.paper import first_reached, paper_presets, paper_rows, paper_status
+from metazoo.bench.paper import diagnosis, first_reached, paper_presets, paper_rows, paper_status
 from tests.unit.bench.test_tables import record
 
 
@@ -65,6 +65,33 @@ def test_rows_come_from_the_results_and_missing_ones_are_pending(tmp_path):
     assert first.budget["steps"] == 500 and first.budget["best_val"] == 98.2
     assert first.budget["minutes"] == 15.0
     assert also_row.budget is None and also_row.trained_on == "omniglot-5w1s"
+    # below: diagnosed from the model's validation curve (+0.7 over the last fifth: rising)
+    assert also_row.diagnosis == "still rising (+0.7 points from step 250 to 500): budget"
+    assert first.diagnosis == ""  # only a below row carries one
+    assert first.second_seed is None and not first.seeds_disagree
+
+
+def test_diagnosis_reads_the_last_fifth_of_the_curve():
+    curve = [{"step": s, "mean": m} for s, m in [(100, 80.0), (200, 88.0), (400, 90.0)]]
+    rising = [*curve, {"step": 500, "mean": 91.0}]
+    assert diagnosis(rising, 500) == "still rising (+1.0 points from step 400 to 500): budget"
+    flat = [*curve, {"step": 450, "mean": 90.3}, {"step": 500, "mean": 89.0}]
+    assert (
+        diagnosis(flat, 500) == "flat (+0.3 points from step 400 to 500): not explained by budget"
+    )
+    assert diagnosis([], 500).startswith("no validation curve")
+    assert diagnosis(curve, 500).startswith("too few validation points")
+
+
+def test_a_second_episode_seed_is_kept_and_a_disagreement_reported(tmp_path):
+    data = record("protonet", "omniglot-5w1s", 0, [98.0] * 5 + [100.0] * 5)
+    data["second_seed"] = {"seed": 1, "mean": 95.0, "ci95": 0.5, "n": 10}
+    write_json_atomic(data, tmp_path / "a.json")
+    row = paper_rows(parse_suite(SUITE), tmp_path)[0]
+    assert row.second_seed["mean"] == 95.0
+    assert row.seeds_disagree  # |99.0 - 95.0| > hypot(0.66, 0.5)
+    row.second_seed = {**row.second_seed, "mean": 98.9}
+    assert not row.seeds_disagree
 
 
 def test_the_built_in_presets_are_listed():

@@ -181,14 +181,14 @@ def test_a_result_of_other_code_is_kept_aside_and_its_cell_runs_again(tmp_path, 
     assert run_suite(suite, tmp_path).skipped == [first]  # same code: done
 
 
-def test_also_on_tests_the_same_model_on_more_benchmarks(tmp_path):
+def test_also_on_and_check_seed_test_the_same_model_on_more_episodes(tmp_path):
     from metazoo.bench import collect
 
     suite = parse_suite(
         {
             "name": "unit",
             "train": {"steps": 2, "meta_batch": 2, "val_every": 0},
-            "eval": {"episodes": 4, "also_on": ["omniglot-20w1s"]},
+            "eval": {"episodes": 4, "also_on": ["omniglot-20w1s"], "check_seed": 1},
             "build": {"backbone_options": {"hidden": 8}},
             "runs": [{"benchmark": "omniglot-5w1s", "learners": ["protonet"]}],
         }
@@ -196,6 +196,9 @@ def test_also_on_tests_the_same_model_on_more_benchmarks(tmp_path):
     report = run_suite(suite, tmp_path)
     record = json.loads(report.done[0].read_text())
     assert record["also_on"]["omniglot-20w1s"]["protocol"]["ways"] == 20
+    # the same model on a second set of test episodes: another mean, kept beside the first
+    second = record["second_seed"]
+    assert (second["seed"], second["n"]) == (1, 4) and second["mean"] != record["result"]["mean"]
     cells = collect(tmp_path).cells
     assert sorted(cells) == [("protonet", "omniglot-20w1s"), ("protonet", "omniglot-5w1s")]
     assert (
