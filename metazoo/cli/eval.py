@@ -61,7 +61,11 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     if not dist.is_main():
         return 0  # rank 0 prints and writes; every rank holds the same result
-    print(f"{result} [checkpoint step {ckpt['step']}, {result.tasks_per_s:.1f} tasks/s]")
+    memory = result.provenance["memory"]["measure"]
+    print(
+        f"{result} [checkpoint step {ckpt['step']}, {result.tasks_per_s:.1f} tasks/s, "
+        f"{result.peak_memory_mb:,.0f} MiB: {memory}]"
+    )
     if args.json:
         write_json_atomic(result.to_dict(), args.json)
     return 0

@@ -181,7 +181,7 @@ def test_a_result_of_other_code_is_kept_aside_and_its_cell_runs_again(tmp_path, 
     assert run_suite(suite, tmp_path).skipped == [first]  # same code: done
 
 
-def test_also_on_tests_the_same_model_on_more_benchmarks(tmp_path):
+def test_also_on_tests_the_same_model_on_more_benchmarks(tmp_path, committed_code):
     from metazoo.bench import collect
 
     suite = parse_suite(
