@@ -15,6 +15,7 @@ import re
 import resource
 import subprocess
 import sys
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ __all__ = [
     "ProvenanceError",
     "precision_mode",
     "MemoryMeter",
+    "portable_path",
+    "portable_command",
+    "portable_argv",
     "MEASURES",
     "memory_measure",
     "reset_peak_rss",
@@ -235,6 +239,50 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.machine()}, {threads} thread{'' if threads == 1 else 's'})"
 
 
+def portable_path(path: str | Path, cwd: str | Path | None = None) -> str:
+    """``path`` as results record it: an absolute path relative to ``cwd`` (the working folder by
+    default), so a result file never publishes the layout of the machine that made it."""
+    path = os.fspath(path)
+    return os.path.relpath(path, cwd or os.getcwd()) if os.path.isabs(path) else path
+
+
+def portable_command(
+    argv: Sequence[str], cwd: str | Path | None = None, package: str | Path | None = None
+) -> str:
+    """The command line as results record it: metazoo's own command as ``metazoo ...`` (or
+    ``python -m metazoo.<module>``), every absolute path, alone or after ``key=``, relative to
+    ``cwd``.
+
+    Args:
+        argv: ``sys.argv`` of the run.
+        cwd: the folder it ran in (the working folder by default).
+        package: the ``metazoo`` package folder that ran (this one by default).
+    """
+    if not argv:
+        return ""
+    package = Path(package) if package is not None else Path(__file__).resolve().parents[1]
+    program, *arguments = argv
+    script = Path(program)
+    if script.name == "metazoo" and script.suffix == "":
+        first = "metazoo"  # the console script
+    elif script.is_absolute() and script.is_relative_to(package) and script.suffix == ".py":
+        module = script.relative_to(package.parent).with_suffix("").parts
+        first = "metazoo" if module == ("metazoo", "__main__") else f"python -m {'.'.join(module)}"
+    else:
+        first = portable_path(program, cwd)
+    return " ".join([first, *portable_argv(arguments, cwd)])
+
+
+def portable_argv(argv: Sequence[str], cwd: str | Path | None = None) -> list[str]:
+    """``argv`` with every absolute path, alone or after ``key=``, relative to ``cwd``."""
+    portable = []
+    for argument in argv:
+        key, sep, value = argument.partition("=")
+        relative = f"{key}={portable_path(value, cwd)}" if sep and os.path.isabs(value) else None
+        portable.append(relative or portable_path(argument, cwd))
+    return portable
+
+
 def environment(device: torch.device | str | None = None) -> dict[str, Any]:
     """Versions, git commit, device and precision mode of this process."""
     device = torch.device(device) if device is not None else torch.device("cpu")
@@ -250,7 +298,7 @@ def environment(device: torch.device | str | None = None) -> dict[str, Any]:
         "device_name": device_name(device),
         "machine": machine(device),
         "precision": precision_mode(),
-        "command": " ".join(sys.argv),
+        "command": portable_command(sys.argv),
     }
 
 

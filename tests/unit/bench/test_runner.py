@@ -225,3 +225,16 @@ def test_a_suite_without_a_callback_prints_nothing(tmp_path, learners, capfd):
     report = run_suite(_suite(tiny), tmp_path)
     assert len(report.done) == 1
     assert capfd.readouterr() == ("", "")  # the trainer's progress lines stay off
+
+
+def test_results_name_a_built_in_suite_by_name_and_another_by_a_relative_path(tmp_path):
+    import os
+
+    from metazoo.bench import load_suite
+    from metazoo.bench.runner import recorded_suite_path
+
+    assert recorded_suite_path(load_suite("quickstart")) == "quickstart"
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("name: mine\nruns:\n  - benchmark: sinusoid\n    learners: [maml]\n")
+    recorded = recorded_suite_path(load_suite(str(mine)))
+    assert recorded == os.path.relpath(mine) and not recorded.startswith("/")

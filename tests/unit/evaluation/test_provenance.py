@@ -17,6 +17,8 @@ from metazoo.evaluation.provenance import (
     git_revision,
     metazoo_checkout,
     metazoo_version,
+    portable_argv,
+    portable_command,
 )
 from metazoo.testing import SyntheticBenchmark, TinyLearner
 
@@ -102,3 +104,19 @@ def test_the_cpu_peak_sees_memory_allocated_and_freed_within_the_block():
         del block
     assert busy.peak_mb - busy.start_mb >= 60
     assert quiet.peak_mb - quiet.start_mb < 20
+
+
+def test_commands_are_recorded_without_the_machine_s_paths(tmp_path):
+    package = tmp_path / "checkout" / "metazoo"
+    argv = [str(package / "__main__.py"), "bench", "quickstart", "--out", str(tmp_path / "out"),
+            f"data={tmp_path / 'checkout' / 'd'}"]  # fmt: skip
+    cwd = tmp_path / "checkout"
+    assert portable_command(argv, cwd, package) == "metazoo bench quickstart --out ../out data=d"
+    speed = [str(package / "cli" / "speed.py"), "--threads", "2"]
+    assert portable_command(speed, cwd, package) == "python -m metazoo.cli.speed --threads 2"
+    assert portable_command(["/venv/bin/metazoo", "ls"], cwd) == "metazoo ls"
+    assert portable_command(["benchmarks/x.py", "/elsewhere/y"], "/work") == (
+        "benchmarks/x.py ../elsewhere/y"
+    )
+    assert portable_argv(["/a/b", "k=/a/c", "plain"], "/a") == ["b", "k=c", "plain"]
+    assert not provenance.environment()["command"].startswith("/")
