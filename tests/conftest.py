@@ -1,4 +1,5 @@
-"""Shared test setup: data location, cache folder, the gpu and triton markers, a clean-tree view."""
+"""Shared test setup: data location, cache folder, the gpu and triton markers, a clean-commit
+view for the tests that tabulate their own results."""
 
 from __future__ import annotations
 
@@ -29,22 +30,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if item not in deselected]
 
 
-@pytest.fixture(autouse=True, scope="session")
-def committed_tree():
-    """Results made by tests count as coming from a clean tree, whatever the developer's checkout
-    holds, so tables render the same during development as in CI; tests of the refusal of
-    uncommitted results build their records explicitly."""
+@pytest.fixture(scope="module")
+def committed_code():
+    """For the tests that tabulate results they make: those results count as coming from a clean
+    checkout of metazoo (this one's commit), whatever the developer's tree holds, so their tables
+    render as in CI. Asked for by name: every other test sees the real provenance."""
     from metazoo.evaluation import provenance
 
     real = provenance.git_revision
-
-    def clean(path=None):
-        found = real(path)
-        return None if found is None else {**found, "dirty": False}
-
+    found = real()
+    clean = None if found is None else {**found, "dirty": False}
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(provenance, "git_revision", clean)
-        yield
+        patch.setattr(provenance, "git_revision", lambda path=None: real(path) if path else clean)
+        yield clean
 
 
 def omniglot_available() -> bool:

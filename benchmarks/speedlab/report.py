@@ -27,6 +27,7 @@ from benchmarks.speedlab.targets import (
     rate_of,
 )
 from metazoo.bench import write_json_atomic
+from metazoo.evaluation.provenance import portable_argv
 
 __all__ = [
     "environment",
@@ -94,7 +95,12 @@ def environment(device: torch.device) -> dict:
         "metazoo": __version__,
         "git": _git_sha(),
     }
-    return {"device": info, "versions": versions, "precision": precision_mode(), "argv": sys.argv}
+    return {
+        "device": info,
+        "versions": versions,
+        "precision": precision_mode(),
+        "argv": portable_argv(sys.argv),
+    }
 
 
 def result_stem(document: dict) -> str:

@@ -21,8 +21,8 @@ from typing import Any
 import torch
 
 from metazoo._atomic import write_json_atomic
-from metazoo.bench.suite import Cell, Suite
-from metazoo.evaluation.provenance import code_version, environment_tag
+from metazoo.bench.suite import Cell, Suite, suite_dir
+from metazoo.evaluation.provenance import code_version, environment_tag, portable_path
 from metazoo.runs.execute import RESULT_SCHEMA, new_record, now, train_and_test
 from metazoo.runs.resolve import ResolvedRun, resolve_run
 
@@ -85,11 +85,22 @@ def run_cell(
     )  # fmt: skip
 
 
+def recorded_suite_path(suite: Suite) -> str | None:
+    """The suite as result files record it: a built-in suite by name (``metazoo bench NAME``
+    loads it anywhere), another file by its path relative to the working folder."""
+    if suite.path is None:
+        return None
+    builtin = suite_dir() / suite.path.name
+    if builtin.is_file() and Path(str(builtin)).resolve() == suite.path.resolve():
+        return suite.path.stem
+    return portable_path(suite.path)
+
+
 def _record(cell: Cell, suite: Suite, device: str | None, checkpoints: str) -> dict[str, Any]:
     return new_record(
         cell.learner, cell.benchmark, cell.seed, cell.settings, device=device,
         checkpoints=checkpoints, suite=suite.name,
-        suite_path=str(suite.path) if suite.path else None, cell=cell.key, variant=cell.variant,
+        suite_path=recorded_suite_path(suite), cell=cell.key, variant=cell.variant,
     )  # fmt: skip
 
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
-import re
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
+
+from metazoo.evaluation.provenance import reset_peak_rss, resident_mb
 
 __all__ = [
     "Timing",
@@ -107,14 +107,6 @@ def memory_kind(device: torch.device) -> str:
     return "growth of the process RSS high-water mark over one step (approximate)"
 
 
-def _rss_kib(field: str) -> int:
-    status = Path("/proc/self/status").read_text()
-    match = re.search(rf"{field}:\s+(\d+)", status)
-    if match is None:
-        raise RuntimeError(f"/proc/self/status has no {field}")
-    return int(match.group(1))
-
-
 def keep_freed_memory() -> str:
     """Make glibc keep freed memory in the process (no ``mmap`` chunks, no trimming).
 
@@ -148,11 +140,9 @@ def peak_memory_mb(call: Callable[[], object], device: torch.device) -> float | 
         call()
         synchronize(device)
         return (torch.cuda.max_memory_allocated(device) - base) / 2**20
-    try:
-        _release_heap()
-        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-        base = _rss_kib("VmRSS")
-        call()
-        return max(0, _rss_kib("VmHWM") - base) / 1024
-    except (OSError, RuntimeError):
+    _release_heap()
+    if not reset_peak_rss():  # VmHWM back to the current RSS
         return None
+    base = resident_mb("VmRSS")
+    call()
+    return max(0.0, resident_mb("VmHWM") - base)

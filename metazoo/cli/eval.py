@@ -8,7 +8,7 @@ __all__ = ["register", "run"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from metazoo.cli.progress import add_threads_argument
+    from metazoo.cli.progress import add_threads_argument, add_trust_argument
 
     parser = subparsers.add_parser(
         "eval",
@@ -32,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_threads_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_trust_argument(parser)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.set_defaults(func=run)
 
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.distributed or dist.launched():
         dist.init(device=args.device)  # each rank scores a block of the episodes
         args.device = dist.rank_device(args.device)
-    learner, ckpt = load_run(args.checkpoint, args.device)
+    learner, ckpt = load_run(args.checkpoint, args.device, trust=args.trust_checkpoint)
     episodes = args.episodes or benchmark_card(ckpt["benchmark"])["test_episodes"]
     overrides = ckpt.get("sampler_overrides") or {}
     quiet = args.quiet or not dist.is_main()
@@ -60,7 +61,11 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     if not dist.is_main():
         return 0  # rank 0 prints and writes; every rank holds the same result
-    print(f"{result} [checkpoint step {ckpt['step']}, {result.tasks_per_s:.1f} tasks/s]")
+    memory = result.provenance["memory"]["measure"]
+    print(
+        f"{result} [checkpoint step {ckpt['step']}, {result.tasks_per_s:.1f} tasks/s, "
+        f"{result.peak_memory_mb:,.0f} MiB: {memory}]"
+    )
     if args.json:
         write_json_atomic(result.to_dict(), args.json)
     return 0

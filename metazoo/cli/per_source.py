@@ -15,7 +15,7 @@ _SOURCE_KEYS = ("sources", "test_sources")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from metazoo.cli.progress import add_threads_argument
+    from metazoo.cli.progress import add_threads_argument, add_trust_argument
 
     parser = subparsers.add_parser(
         "per-source",
@@ -34,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", help="where to write the results")
     parser.add_argument("--device", help="cpu, cuda, ...")
     add_threads_argument(parser)
+    add_trust_argument(parser)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.set_defaults(func=run)
 
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from metazoo.predict import load_run
 
     set_threads(args.threads)
-    learner, ckpt = load_run(args.checkpoint, args.device)
+    learner, ckpt = load_run(args.checkpoint, args.device, trust=args.trust_checkpoint)
     overrides = dict(ckpt.get("sampler_overrides") or {})
     sources = args.sources or overrides.get("test_sources")
     options = {k: v for k, v in overrides.items() if k not in _SOURCE_KEYS}

@@ -12,7 +12,7 @@ __all__ = ["register", "run", "format_table"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from metazoo.cli.progress import add_threads_argument
+    from metazoo.cli.progress import add_threads_argument, add_trust_argument
 
     parser = subparsers.add_parser(
         "predict",
@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="also write the predictions to FILE.csv or FILE.json")
     parser.add_argument("--device", help="cpu, cuda, ...")
     add_threads_argument(parser)
+    add_trust_argument(parser)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.set_defaults(func=run)
 
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from metazoo.predict import load_run, predict_folders
 
     set_threads(args.threads)
-    learner, ckpt = load_run(args.run, args.device)
+    learner, ckpt = load_run(args.run, args.device, trust=args.trust_checkpoint)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         predictions = predict_folders(learner, ckpt["benchmark"], args.support, args.query)

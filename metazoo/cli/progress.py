@@ -1,4 +1,5 @@
-"""What the commands that train or evaluate share: the progress reporter and ``--threads``.
+"""What the commands that train or evaluate share: the progress reporter, ``--threads`` and
+``--trust-checkpoint``.
 
 Rich output lives only in ``metazoo.cli``; ``train``, ``eval`` and ``bench`` import these from
 here rather than from one another.
@@ -133,6 +134,17 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         help="torch CPU threads (default 1: fastest for these small models)",
+    )
+
+
+def add_trust_argument(parser: argparse.ArgumentParser) -> None:
+    """The ``--trust-checkpoint`` option of the commands that load a checkpoint: the CLI's
+    ``trust=True`` of :func:`metazoo.training.load_checkpoint`."""
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="load a checkpoint that holds arbitrary Python objects (unpickling them runs code): "
+        "only for a file you made yourself",
     )
 
 

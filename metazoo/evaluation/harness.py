@@ -64,7 +64,9 @@ class EvalResult:
         std: sample standard deviation of ``scores`` (ddof=1).
         tasks_per_s: episodes per second of ``adapt`` + ``predict`` (sampling excluded).
         seconds: wall time of the whole evaluation, sampling included.
-        peak_memory_mb: CUDA max allocated, or growth of the process's peak RSS on CPU.
+        peak_memory_mb: MiB at the run's peak: CUDA's max allocated, or on the CPU the process's
+            peak resident set during the run; ``provenance["memory"]`` says which, with the
+            figure at the start (:class:`~metazoo.evaluation.provenance.MemoryMeter`).
         protocol: episodes, ways, shots, queries, inner steps, BatchNorm policy, precision;
             ``sampler`` (every sampler and dataset option, see
             :func:`~metazoo.evaluation.episodes.sampler_options`) and ``episodes_digest`` (a hash
@@ -307,6 +309,7 @@ def _result(learner, benchmark, split, seed, scores, first, busy, start, memory,
     provenance.update(
         seed=seed, learner=name, config=config, benchmark=benchmark_name(benchmark), split=split
     )
+    provenance["memory"] = memory.record()
     return EvalResult(
         learner=name,
         benchmark=benchmark_name(benchmark),

@@ -15,6 +15,8 @@ import re
 import resource
 import subprocess
 import sys
+from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,8 @@ __all__ = [
     "environment",
     "environment_tag",
     "git_revision",
+    "metazoo_checkout",
+    "metazoo_version",
     "code_version",
     "machine",
     "machine_label",
@@ -31,6 +35,13 @@ __all__ = [
     "ProvenanceError",
     "precision_mode",
     "MemoryMeter",
+    "portable_path",
+    "portable_command",
+    "portable_argv",
+    "MEASURES",
+    "memory_measure",
+    "reset_peak_rss",
+    "resident_mb",
 ]
 
 
@@ -38,9 +49,65 @@ class ProvenanceError(ValueError):
     """Results that cannot stand together in one table: uncommitted or mixed code versions."""
 
 
+def metazoo_version() -> str:
+    """The version of the installed ``metazoo`` distribution (its metadata); the package's
+    ``__version__`` when it runs from a source tree that is not installed."""
+    try:
+        return metadata.version("metazoo")
+    except metadata.PackageNotFoundError:
+        import metazoo
+
+        return metazoo.__version__
+
+
+def metazoo_checkout(package: str | Path | None = None) -> Path | None:
+    """The top of metazoo's own git checkout when the package folder is its ``metazoo/`` folder
+    (a clone, or an editable install of it), else None.
+
+    The git work tree holding ``package`` is found by its ``.git`` (a folder, or a file in a
+    worktree); it counts only when its top holds metazoo's own ``pyproject.toml`` and ``package``
+    is that top's ``metazoo/``. A wheel installed into a virtual environment inside some other
+    repository (or inside metazoo's own) is not a checkout: that repository's commit says nothing
+    about the installed code.
+
+    Args:
+        package: the package folder; this module's package by default.
+    """
+    package = Path(package) if package is not None else Path(__file__).resolve().parents[1]
+    top = next((f for f in package.parents if (f / ".git").exists()), None)
+    if top is None or package != top / "metazoo":
+        return None
+    return top if _project_name(top / "pyproject.toml") == "metazoo" else None
+
+
+def _project_name(pyproject: Path) -> str | None:
+    """``[project] name`` of a ``pyproject.toml`` (tomllib from Python 3.11; a line match before)."""
+    try:
+        text = pyproject.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        table = re.search(r"^\[project\]\s*$(.*?)(^\[|\Z)", text, re.M | re.S)
+        name = table and re.search(r"^name\s*=\s*[\"']([^\"']+)", table.group(1), re.M)
+        return name.group(1) if name else None
+    try:
+        return tomllib.loads(text).get("project", {}).get("name")
+    except tomllib.TOMLDecodeError:
+        return None
+
+
 def git_revision(path: str | Path | None = None) -> dict[str, Any] | None:
-    """``{"sha", "dirty"}`` of the git checkout holding ``path`` (the package by default), or None."""
-    where = Path(path) if path is not None else Path(__file__).resolve().parent
+    """``{"sha", "dirty"}`` of the git checkout holding ``path``, or None.
+
+    Args:
+        path: a folder in a git work tree; by default metazoo's own checkout
+            (:func:`metazoo_checkout`), and None for an installed package.
+    """
+    where = Path(path) if path is not None else metazoo_checkout()
+    if where is None:
+        return None
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10
@@ -61,7 +128,8 @@ def git_revision(path: str | Path | None = None) -> dict[str, Any] | None:
 
 def code_version(git: dict[str, Any] | None | str = "here") -> str:
     """The version of the code: ``<sha>`` of a clean checkout, ``<sha>-dirty`` with uncommitted
-    changes to tracked files, or ``metazoo-<version>`` outside a git checkout (an installed wheel).
+    changes to tracked files, or ``metazoo-<version>`` outside metazoo's checkout (an installed
+    wheel, see :func:`metazoo_checkout`).
 
     Args:
         git: a recorded ``{"sha", "dirty"}`` (or None), or ``"here"`` for this process's code.
@@ -69,9 +137,7 @@ def code_version(git: dict[str, Any] | None | str = "here") -> str:
     if git == "here":
         git = git_revision()
     if not git:
-        import metazoo
-
-        return f"metazoo-{metazoo.__version__}"
+        return f"metazoo-{metazoo_version()}"
     return f"{git['sha']}-dirty" if git.get("dirty") else str(git["sha"])
 
 
@@ -173,13 +239,55 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.machine()}, {threads} thread{'' if threads == 1 else 's'})"
 
 
+def portable_path(path: str | Path, cwd: str | Path | None = None) -> str:
+    """``path`` as results record it: an absolute path relative to ``cwd`` (the working folder by
+    default), so a result file never publishes the layout of the machine that made it."""
+    path = os.fspath(path)
+    return os.path.relpath(path, cwd or os.getcwd()) if os.path.isabs(path) else path
+
+
+def portable_command(
+    argv: Sequence[str], cwd: str | Path | None = None, package: str | Path | None = None
+) -> str:
+    """The command line as results record it: metazoo's own command as ``metazoo ...`` (or
+    ``python -m metazoo.<module>``), every absolute path, alone or after ``key=``, relative to
+    ``cwd``.
+
+    Args:
+        argv: ``sys.argv`` of the run.
+        cwd: the folder it ran in (the working folder by default).
+        package: the ``metazoo`` package folder that ran (this one by default).
+    """
+    if not argv:
+        return ""
+    package = Path(package) if package is not None else Path(__file__).resolve().parents[1]
+    program, *arguments = argv
+    script = Path(program)
+    if script.name == "metazoo" and script.suffix == "":
+        first = "metazoo"  # the console script
+    elif script.is_absolute() and script.is_relative_to(package) and script.suffix == ".py":
+        module = script.relative_to(package.parent).with_suffix("").parts
+        first = "metazoo" if module == ("metazoo", "__main__") else f"python -m {'.'.join(module)}"
+    else:
+        first = portable_path(program, cwd)
+    return " ".join([first, *portable_argv(arguments, cwd)])
+
+
+def portable_argv(argv: Sequence[str], cwd: str | Path | None = None) -> list[str]:
+    """``argv`` with every absolute path, alone or after ``key=``, relative to ``cwd``."""
+    portable = []
+    for argument in argv:
+        key, sep, value = argument.partition("=")
+        relative = f"{key}={portable_path(value, cwd)}" if sep and os.path.isabs(value) else None
+        portable.append(relative or portable_path(argument, cwd))
+    return portable
+
+
 def environment(device: torch.device | str | None = None) -> dict[str, Any]:
     """Versions, git commit, device and precision mode of this process."""
-    import metazoo
-
     device = torch.device(device) if device is not None else torch.device("cpu")
     return {
-        "metazoo": metazoo.__version__,
+        "metazoo": metazoo_version(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
@@ -190,7 +298,7 @@ def environment(device: torch.device | str | None = None) -> dict[str, Any]:
         "device_name": device_name(device),
         "machine": machine(device),
         "precision": precision_mode(),
-        "command": " ".join(sys.argv),
+        "command": portable_command(sys.argv),
     }
 
 
@@ -207,35 +315,89 @@ def environment_tag(device: torch.device | str | None = None) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "-", f"{label}-torch{version}")
 
 
-class MemoryMeter:
-    """Peak memory of a block: CUDA max-allocated bytes, or growth of the process's peak RSS on CPU.
+#: What :class:`MemoryMeter` measures, recorded beside the figure (``provenance["memory"]``).
+MEASURES = {
+    "cuda": "CUDA allocator peak during the run (torch.cuda.max_memory_allocated)",
+    "cpu": "peak resident set of the process during the run (Linux VmHWM, reset at its start)",
+    "cpu-so-far": "peak resident set of the process since it started (ru_maxrss)",
+}
 
-    On CPU the figure is how far the process's high-water mark rose during the block (``ru_maxrss``),
-    so it is 0 when the block stayed below an earlier peak: a lower bound, documented as such.
+
+def memory_measure(device: torch.device) -> str:
+    """What :class:`MemoryMeter` measures on ``device`` here (one of :data:`MEASURES`)."""
+    if device.type == "cuda":
+        return MEASURES["cuda"]
+    return MEASURES["cpu"] if _can_reset_peak_rss() else MEASURES["cpu-so-far"]
+
+
+class MemoryMeter:
+    """Peak memory of a run: on CUDA the allocator's peak, on the CPU the process's peak resident
+    set during the run.
+
+    On the CPU the kernel's high-water mark of the resident set (``VmHWM``) is reset to the
+    current size when the run starts, so ``peak_mb`` is the most memory the process held while
+    the run went on: what a machine needs to run it, as CUDA's ``max_memory_allocated`` is what
+    a GPU needs (both include the model). Its growth over ``start_mb`` (the resident set when
+    the run began) is not the figure: glibc keeps freed memory, so a run that fits in what an
+    earlier one freed grows nothing, and that growth would read 0 for most runs. Where the mark
+    cannot be reset (not Linux), ``peak_mb`` is the process's peak so far (``ru_maxrss``), an
+    upper bound. ``measure`` says which (:data:`MEASURES`).
     """
 
     def __init__(self, device: torch.device):
         self.device = device
         self.peak_mb = 0.0
-        self._start = 0.0
+        self.start_mb = 0.0
+        self.measure = memory_measure(device)
 
     def __enter__(self) -> MemoryMeter:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
+            self.start_mb = torch.cuda.memory_allocated(self.device) / 2**20
         else:
-            self._start = _max_rss_mb()
+            reset_peak_rss()
+            self.start_mb = resident_mb()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             self.peak_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+        elif self.measure == MEASURES["cpu"]:
+            self.peak_mb = resident_mb("VmHWM")
         else:
-            self.peak_mb = max(0.0, _max_rss_mb() - self._start)
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+            self.peak_mb = rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+
+    def record(self) -> dict[str, Any]:
+        """``{"measure", "peak_mb", "start_mb"}`` for a result's provenance."""
+        return {"measure": self.measure, "peak_mb": self.peak_mb, "start_mb": self.start_mb}
 
 
-def _max_rss_mb() -> float:
-    """Peak resident set size of this process in MiB (Linux reports KiB, macOS bytes)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def _can_reset_peak_rss() -> bool:
+    return _CLEAR_REFS.exists() and os.access(_CLEAR_REFS, os.W_OK)
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's resident-set high-water mark (``VmHWM``) to its current size; False
+    where the kernel does not allow it (not Linux)."""
+    try:
+        _CLEAR_REFS.write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def resident_mb(field: str = "VmRSS") -> float:
+    """This process's resident set (``VmRSS``) or its high-water mark (``VmHWM``) in MiB, read from
+    ``/proc/self/status``; 0.0 where there is none (not Linux)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0.0
+    match = re.search(rf"^{field}:\s+(\d+) kB", status, re.M)
+    return int(match.group(1)) / 1024 if match else 0.0

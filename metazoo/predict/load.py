@@ -91,11 +91,13 @@ def _entry(ckpt: dict[str, Any], path: Path) -> LearnerEntry:
         raise _not_installed(ckpt["learner"], ckpt, path) from None
 
 
-def load_run(run: str | Path, device: torch.device | str | None = None) -> tuple[nn.Module, dict]:
+def load_run(
+    run: str | Path, device: torch.device | str | None = None, *, trust: bool = False
+) -> tuple[nn.Module, dict]:
     """``(learner, checkpoint)``: :func:`load_learner`'s learner and the checkpoint it came from
     (``benchmark``, ``step``, configs, ...)."""
     path = find_checkpoint(run)
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, trust=trust)
     entry = _entry(ckpt, path)
     config = typed_values(entry.cls.Config, ckpt["learner_config"])
     build = (ckpt.get("metadata") or {}).get("build") or {}
@@ -107,17 +109,22 @@ def load_run(run: str | Path, device: torch.device | str | None = None) -> tuple
     return learner, {**ckpt, "path": str(path)}
 
 
-def load_learner(run: str | Path, device: torch.device | str | None = None) -> nn.Module:
+def load_learner(
+    run: str | Path, device: torch.device | str | None = None, *, trust: bool = False
+) -> nn.Module:
     """The trained learner of a run, with its config and weights, in ``eval()`` mode.
 
     Args:
         run: a run folder written by ``metazoo train`` / :func:`metazoo.train` with
             ``checkpoint_dir`` (``best.pt`` is taken, else ``last.pt``), or a checkpoint file.
         device: where to put the learner (default: the CPU).
+        trust: load a checkpoint holding arbitrary Python objects (unpickling it can run code):
+            only for a file you made yourself. Without it, only tensors and plain values load.
 
     Raises:
         FileNotFoundError: no checkpoint there (says how to write one).
+        UnsafeCheckpointError: the file needs ``trust=True``; says why and how to convert it.
         LearnerNotInstalledError: the learner's plugin is not installed (names its distribution
             when the checkpoint records it).
     """
-    return load_run(run, device)[0]
+    return load_run(run, device, trust=trust)[0]

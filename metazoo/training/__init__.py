@@ -3,7 +3,7 @@
 >>> result = metazoo.training.train(learner, "omniglot-5w1s", TrainConfig(steps=2000))
 """
 
-from metazoo.training.checkpoint import load_checkpoint
+from metazoo.training.checkpoint import UnsafeCheckpointError, convert_checkpoint, load_checkpoint
 from metazoo.training.config import (
     NonFiniteLossError,
     TrainConfig,
@@ -19,5 +19,7 @@ __all__ = [
     "NonFiniteLossError",
     "TrainingInterrupted",
     "load_checkpoint",
+    "convert_checkpoint",
+    "UnsafeCheckpointError",
     "print_progress",
 ]

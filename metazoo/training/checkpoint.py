@@ -4,11 +4,22 @@ A checkpoint holds the learner's weights, the optimizer and scheduler states, th
 the sampler position: step ``s`` trains on ``sampler.batch(s, meta_batch)``), torch's CPU and CUDA
 RNG states, the best weights so far, the history and both configs, and the distribution that
 provided the learner (so that loading it where that plugin is missing can say what to install).
+
+Everything in it is a tensor, a plain Python value (``None``, bool, int, float, str) or a dict, list
+or tuple of those: configs are stored as dicts and rebuilt from them, RNG states as byte tensors.
+So checkpoints load with ``torch.load(weights_only=True)``, which unpickles no other object and so
+runs no code from the file: a shared run folder is safe to load. A file that needs more (one made by
+other code, or tampered with) is refused by :func:`load_checkpoint` unless ``trust=True``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import enum
+import os
+import pickle
+import re
 import signal
 import threading
 from collections.abc import Iterator
@@ -25,6 +36,10 @@ from metazoo._registry import get_learner
 __all__ = [
     "save_atomic",
     "load_checkpoint",
+    "UnsafeCheckpointError",
+    "storable",
+    "convert_checkpoint",
+    "save_checkpoint",
     "rng_state",
     "restore_rng",
     "learner_distribution",
@@ -46,21 +61,98 @@ RUN_FILES = ("last.pt", "best.pt", "result.json")
 FORMAT = 1
 
 
-def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by the trainer; errors say what the file is missing."""
+class UnsafeCheckpointError(pickle.UnpicklingError, ValueError):
+    """A checkpoint that holds more than tensors and plain values: loading it would run code."""
+
+
+def _refusal(path: Path, reason: str) -> UnsafeCheckpointError:
+    convert = f"from metazoo.training.checkpoint import convert_checkpoint; convert_checkpoint({str(path)!r})"
+    return UnsafeCheckpointError(
+        f"{path} was refused: it holds Python objects beyond tensors and plain values, and "
+        f"unpickling them could run any code ({reason}). metazoo's own checkpoints never need "
+        "that. Load it only if you made it yourself: trust=True in Python (load_checkpoint, "
+        "load_learner), --trust-checkpoint on the command line (metazoo predict, eval, "
+        "per-source), or convert it once into a file that loads safely (for --resume too): "
+        f'python -c "{convert}"'
+    )
+
+
+def load_checkpoint(
+    path: str | Path, map_location: Any = "cpu", *, trust: bool = False
+) -> dict[str, Any]:
+    """Read a checkpoint written by the trainer; errors say what the file is missing.
+
+    Args:
+        path: a ``last.pt`` or ``best.pt``.
+        map_location: where tensors go (``torch.load``'s argument).
+        trust: unpickle any object the file holds (``weights_only=False``): only for a file you
+            made yourself, since unpickling can run code. Without it only tensors and plain
+            values are read (``weights_only=True``).
+
+    Raises:
+        FileNotFoundError: no such file (says how to write one).
+        UnsafeCheckpointError: the file needs the unsafe loader; says how to load it knowingly.
+        ValueError: the file is not a metazoo checkpoint.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
             f"no checkpoint at {path}; train into that folder first "
             "(`metazoo train ... --out FOLDER`, or TrainConfig.checkpoint_dir in Python)"
         )
-    data = torch.load(path, map_location=map_location, weights_only=False)
+    if trust:  # the one unsafe load: asked for by name, for the user's own file
+        data = torch.load(path, map_location=map_location, weights_only=False)
+    else:
+        try:
+            data = torch.load(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as error:
+            found = re.search(r"WeightsUnpickler error: (.+?\.)(\s|$)", str(error))
+            reason = found.group(1) if found else str(error).splitlines()[0]
+            raise _refusal(path, reason) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(
             f"{path} is not a metazoo checkpoint (format {FORMAT}); it was not written by "
             "metazoo.training.train"
         )
     return data
+
+
+def storable(value: Any) -> Any:
+    """``value`` in the types ``torch.load(weights_only=True)`` reads back: tensors, plain values
+    and dicts, lists and tuples of them. Paths become strings, enums their values, dataclasses
+    dicts, NumPy scalars and arrays Python numbers and tensors; anything else its ``repr``."""
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return value
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        # a tuple subclass (torch.Size, a namedtuple) becomes a list: its class is a global
+        items = [storable(v) for v in value]
+        return tuple(items) if type(value) is tuple else items
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, enum.Enum):
+        return storable(value.value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return storable(dataclasses.asdict(value))
+    if type(value).__module__ == "numpy":
+        return storable(value.item() if value.ndim == 0 else torch.from_numpy(value))
+    return repr(value)
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    """Write ``state`` (made :func:`storable`) to ``path`` atomically: it loads with the safe loader."""
+    return save_atomic(storable(state), path)
+
+
+def convert_checkpoint(path: str | Path, out: str | Path | None = None) -> Path:
+    """Rewrite a checkpoint you trust (it is loaded with ``trust=True``) so that it loads safely:
+    every value made :func:`storable`; written to ``out``, by default over ``path``."""
+    data = load_checkpoint(path, trust=True)
+    target = Path(out) if out is not None else Path(path)
+    save_checkpoint(data, target)
+    load_checkpoint(target)  # proves the new file loads without trust
+    return target
 
 
 def learner_distribution(name: str) -> dict[str, str | None] | None:

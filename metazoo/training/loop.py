@@ -38,7 +38,7 @@ from metazoo.training.checkpoint import (
     load_checkpoint,
     restore_rng,
     rng_state,
-    save_atomic,
+    save_checkpoint,
     stop_requests,
 )
 from metazoo.training.config import (
@@ -194,7 +194,7 @@ def _save_last(run: _Run) -> None:
         "history": run.history,
         "seconds": run.seconds(),  # a resumed run goes on counting from here
     }
-    dist.on_main(save_atomic, state, path)  # rank 0 writes; every rank waits for the file
+    dist.on_main(save_checkpoint, state, path)  # rank 0 writes; every rank waits for the file
     run.last_saved = str(path)
 
 
@@ -284,7 +284,7 @@ def _validate(run: _Run) -> None:
         path = run.path("best.pt")
         if path is not None:
             best = {**_header(run), "kind": "best", "step": run.step, "val": result.mean}
-            dist.on_main(save_atomic, {**best, "learner_state": run.best_state}, path)
+            dist.on_main(save_checkpoint, {**best, "learner_state": run.best_state}, path)
     run.emit({**entry, "ci95": result.ci95, "best": better, "steps": run.config.steps})
 
 

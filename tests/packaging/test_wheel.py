@@ -87,7 +87,12 @@ def build_wheel(tmp: Path) -> Path:
 
 def make_venv(tmp: Path, wheel: Path) -> Path:
     venv = tmp / "venv"
-    run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=tmp)
+    # --system-site-packages: torch where it sits in the base interpreter (the .pth line below
+    # adds it where it sits in this virtual environment); the wheel's metazoo comes first
+    run(
+        [sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
+        cwd=tmp,
+    )
     (site,) = venv.glob("lib/python*/site-packages")
     here = dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib"))
     (site / "_reuse_torch.pth").write_text("".join(f"{p}\n" for p in here))
@@ -182,3 +187,30 @@ def test_one_cell_suite_on_omniglot_from_the_wheel(installed):
     table = (work / "results" / "tables" / "table.md").read_text()
     assert "protonet" in table.lower() and "omniglot-5w1s" in table
     assert "tables: " in out
+
+
+def test_a_wheel_installed_inside_a_user_repository_records_metazoo_s_version(wheel, tmp_path):
+    """The user's repository holds the virtual environment: its commit is not metazoo's, and a
+    suite runner that took it for metazoo's would re-run every cell at each of their commits."""
+    user = tmp_path / "my-paper"
+    user.mkdir()
+    (user / "pyproject.toml").write_text('[project]\nname = "my-paper"\nversion = "3.0"\n')
+    for cmd in (["init", "-q"], ["add", "pyproject.toml"],
+                ["-c", "user.name=u", "-c", "user.email=u@x", "commit", "-q", "-m", "mine"]):  # fmt: skip
+        run(["git", *cmd], cwd=user)
+    their_commit = run(["git", "rev-parse", "HEAD"], cwd=user).strip()
+    venv = make_venv(user, wheel)  # my-paper/venv, inside their work tree
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "METAZOO_REGISTRY")}
+    probe = (
+        "import json, metazoo\n"
+        "from metazoo.evaluation.provenance import code_version, environment, metazoo_checkout\n"
+        "e = environment()\n"
+        "print(json.dumps({'file': metazoo.__file__, 'metazoo': e['metazoo'], 'git': e['git'],\n"
+        "                  'version': code_version(), 'checkout': str(metazoo_checkout())}))\n"
+    )
+    out = run([str(venv / "bin" / "python"), "-c", probe], cwd=user, env=env)
+    seen = json.loads(out)
+    assert Path(seen["file"]).is_relative_to(venv)  # the installed wheel, inside their repository
+    assert seen["metazoo"] == "0.1.0" and seen["version"] == "metazoo-0.1.0"
+    assert seen["git"] is None and seen["checkout"] == "None"
+    assert their_commit not in out

@@ -181,7 +181,7 @@ def test_a_result_of_other_code_is_kept_aside_and_its_cell_runs_again(tmp_path, 
     assert run_suite(suite, tmp_path).skipped == [first]  # same code: done
 
 
-def test_also_on_and_check_seed_test_the_same_model_on_more_episodes(tmp_path):
+def test_also_on_and_check_seed_test_the_same_model_on_more_episodes(tmp_path, committed_code):
     from metazoo.bench import collect
 
     suite = parse_suite(
@@ -228,3 +228,16 @@ def test_a_suite_without_a_callback_prints_nothing(tmp_path, learners, capfd):
     report = run_suite(_suite(tiny), tmp_path)
     assert len(report.done) == 1
     assert capfd.readouterr() == ("", "")  # the trainer's progress lines stay off
+
+
+def test_results_name_a_built_in_suite_by_name_and_another_by_a_relative_path(tmp_path):
+    import os
+
+    from metazoo.bench import load_suite
+    from metazoo.bench.runner import recorded_suite_path
+
+    assert recorded_suite_path(load_suite("quickstart")) == "quickstart"
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("name: mine\nruns:\n  - benchmark: sinusoid\n    learners: [maml]\n")
+    recorded = recorded_suite_path(load_suite(str(mine)))
+    assert recorded == os.path.relpath(mine) and not recorded.startswith("/")

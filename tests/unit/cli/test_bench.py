@@ -34,7 +34,7 @@ def _suite(path, *learners):
     return path
 
 
-def test_shards_cover_the_suite_and_the_table_is_written(tmp_path, capsys):
+def test_shards_cover_the_suite_and_the_table_is_written(tmp_path, capsys, committed_code):
     with registered() as a, registered() as b:
         suite = _suite(tmp_path / "unit.yaml", a, b)
         out = tmp_path / "res"
@@ -54,7 +54,7 @@ def test_shards_cover_the_suite_and_the_table_is_written(tmp_path, capsys):
     assert "tables: " in capsys.readouterr().out
 
 
-def test_a_failing_cell_sets_the_exit_code_and_the_rest_runs(tmp_path, capsys):
+def test_a_failing_cell_sets_the_exit_code_and_the_rest_runs(tmp_path, capsys, committed_code):
     with registered() as good, registered(Broken) as bad:
         suite = _suite(tmp_path / "unit.yaml", bad, good)
         assert main(["bench", str(suite), "--out", str(tmp_path / "r"), "--quiet"]) == 1

@@ -23,7 +23,10 @@ def test_eval_reproduces_the_scores_of_the_trained_learner(tmp_path, capsys):
     again = json.loads((tmp_path / "e.json").read_text())
     assert again["scores"] == trained["scores"] and again["seed"] == 0
     assert json.loads((tmp_path / "s1.json").read_text())["scores"] != trained["scores"]
-    assert "[checkpoint step 3," in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "[checkpoint step 3," in printed
+    peak = f"{again['peak_memory_mb']:,.0f} MiB: peak resident set of the process during the run"
+    assert again["peak_memory_mb"] > 0 and peak in printed
 
 
 def test_eval_of_a_missing_checkpoint_says_so(tmp_path, capsys):

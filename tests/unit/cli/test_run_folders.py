@@ -15,7 +15,7 @@ TINY = {"steps": 2, "meta_batch": 1, "val_every": 1, "val_episodes": 2, "log_eve
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, committed_code):
     """A tiny ProtoNet trained by `metazoo train` and the same run as a one-cell suite."""
     root = tmp_path_factory.mktemp("runs")
     pairs = [f"{k}={v}" for k, v in TINY.items()]

@@ -10,7 +10,7 @@ from metazoo.testing import registered
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
+def results(tmp_path_factory, committed_code):
     out = tmp_path_factory.mktemp("results")
     with registered() as tiny:
         suite = parse_suite({
