@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import zipfile
 from pathlib import Path
 
@@ -23,10 +22,7 @@ from metazoo.data.omniglot import (
 )
 from tools.make_splits import maml_split, vinyals_split
 
-needs_omniglot = pytest.mark.skipif(
-    not (Path(os.environ["METAZOO_DATA"]) / "omniglot-py" / "images_background").is_dir(),
-    reason="no Omniglot copy under METAZOO_DATA",
-)
+needs_omniglot = pytest.mark.usefixtures("omniglot_data")  # skips, or fails in CI, without it
 
 
 @pytest.fixture(scope="module")
