@@ -31,9 +31,10 @@ FOLDER_TIERS = {
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     tests = Path(__file__).resolve().parent
     for item in items:
-        folder = item.path.relative_to(tests).parts[0]
-        if folder in FOLDER_TIERS:
-            item.add_marker(FOLDER_TIERS[folder])
+        if item.path.is_relative_to(tests):
+            folder = item.path.relative_to(tests).parts[0]
+            if folder in FOLDER_TIERS:
+                item.add_marker(FOLDER_TIERS[folder])
     missing = {
         "gpu": not torch.cuda.is_available(),
         "triton": importlib.util.find_spec("triton") is None,  # its wheels are Linux-only

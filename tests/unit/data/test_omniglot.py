@@ -70,6 +70,7 @@ def test_shipped_split_sizes_and_disjointness():
     assert split_classes("vinyals", "test")[0] == "Gurmukhi/character42"
 
 
+@pytest.mark.lab  # tools/make_splits.py; the shipped splits' sizes are checked above
 @needs_omniglot
 def test_shipped_split_files_are_what_make_splits_produces():
     for name, make in (("vinyals", vinyals_split), ("maml", maml_split)):
