@@ -104,6 +104,23 @@ def test_meta_loss_metric_must_match_the_harness_score_episode_by_episode():
     assert scored == pytest.approx(100.0 * reported)
 
 
+def test_the_contract_checks_use_no_assert_statement():
+    """The fast sibling of the ``python -O`` test below: ``-O`` strips ``assert`` statements, so
+    the checks raise ContractError explicitly."""
+    import ast
+
+    import metazoo.testing.contract as contract
+
+    tree = ast.parse(Path(contract.__file__).read_text())
+    asserts = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Assert)]
+    assert asserts == [], f"assert statements vanish under python -O: lines {asserts}"
+    assert any(  # and the module does raise ContractError itself
+        isinstance(node, ast.Raise) and "ContractError" in ast.unparse(node)
+        for node in ast.walk(tree)
+    )
+
+
+@pytest.mark.slow  # a fresh interpreter under -O
 def test_failures_survive_python_dash_o():
     code = textwrap.dedent(
         """

@@ -26,10 +26,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
-needs_omniglot = pytest.mark.skipif(
-    not (Path(os.environ["METAZOO_DATA"]) / "omniglot-py" / "images_background").is_dir(),
-    reason="no Omniglot copy under METAZOO_DATA",
-)
+needs_omniglot = pytest.mark.usefixtures("omniglot_data")  # skips, or fails in CI, without it
 
 # A one-cell suite: ProtoNet on Omniglot 5-way 1-shot, a few steps, a few test episodes.
 ONE_CELL = """\

@@ -10,7 +10,7 @@ import pytest
 import tomllib
 
 from metazoo.bench import write_json_atomic
-from tests.unit.bench.test_study import _record
+from tests.helpers.records import study_record
 from tools.docs import main, render_sections, study_section
 from tools.site_docs import extras_table, site_pages, write_pages
 
@@ -148,7 +148,7 @@ def test_the_study_section_renders_contrasts_and_says_pending_without_results(tm
         ("train-val@10", [50.0, 60.0, 70.0]),
         ("within@10", [50.0, 61.0, 70.0]),
     ):
-        rec = {**_record(variant, scores), "seconds": 90.0}
+        rec = {**study_record(variant, scores), "seconds": 90.0}
         write_json_atomic(rec, tmp_path / f"{rec['cell']}__cpu.json")
     text = study_section(tmp_path)
     assert text.startswith("2 cells from ") and "3 min of wall time in all" in text

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
 import pytest
 
 from metazoo.bench.plot import curves_figure, learner_colours, learning_curves, plot_results
 from metazoo.bench.results import load_results
+
+matplotlib = pytest.importorskip("matplotlib")  # the plotting extra: without it this module skips
 
 
 def history(seed: int, timed: bool = True) -> list[dict]:

@@ -6,7 +6,7 @@ import pytest
 
 from metazoo.bench import parse_suite, write_json_atomic
 from metazoo.bench.paper import diagnosis, first_reached, paper_presets, paper_rows, paper_status
-from tests.unit.bench.test_tables import record
+from tests.helpers.records import record
 
 
 def test_status_uses_the_combined_intervals():

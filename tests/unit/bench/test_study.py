@@ -8,19 +8,7 @@ import pytest
 
 from metazoo.bench import load_suite, parse_suite, write_json_atomic
 from metazoo.bench.study import contrasts, findings, to_markdown
-from metazoo.evaluation import EvalResult
-from metazoo.evaluation.stats import mean_ci95
-
-
-def _record(variant: str, scores: list[float]) -> dict:
-    mean, ci95, std = mean_ci95(scores)
-    result = EvalResult("maml", "omniglot-5w1s", "test", 0, "accuracy", scores,
-                        list(range(len(scores))), mean, ci95, std, 1.0, 1.0, 0.0,
-                        {"sampler": {"queries": 15}, "episodes_digest": "d"}, {})  # fmt: skip
-    return {"schema": 1, "suite": "study", "cell": f"maml+{variant}__omniglot-5w1s__seed0",
-            "learner": "maml", "variant": variant, "benchmark": "omniglot-5w1s", "seed": 0,
-            "status": "ok", "environment": {}, "finished": "2026-01-01T00:00:00+00:00",
-            "result": result.to_dict(), "train": {"config": {}, "history": []}}  # fmt: skip
+from tests.helpers.records import study_record
 
 
 def test_variants_of_one_learner_are_separate_cells_with_their_own_train_sampler():
@@ -49,7 +37,7 @@ def test_contrasts_are_paired_t_tests_against_the_reference(tmp_path: Path):
     base = [60.0, 80.0, 40.0, 100.0, 20.0]
     better = [s + d for s, d in zip(base, [10.0, 20.0, 0.0, 10.0, 10.0])]
     for variant, scores in (("train-val@10", base), ("train-train@10", better)):
-        rec = _record(variant, scores)
+        rec = study_record(variant, scores)
         write_json_atomic(rec, tmp_path / f"{rec['cell']}__cpu.json")
     reference, other = contrasts(tmp_path)
     rows = {c.condition: c for c in (reference, other)}
@@ -68,7 +56,7 @@ def test_contrasts_are_paired_t_tests_against_the_reference(tmp_path: Path):
 
 
 def test_a_condition_without_its_reference_names_what_to_run(tmp_path: Path):
-    rec = _record("within@10", [50.0, 60.0])
+    rec = study_record("within@10", [50.0, 60.0])
     write_json_atomic(rec, tmp_path / f"{rec['cell']}__cpu.json")
     with pytest.raises(ValueError, match="no 'train-val' cell at budget 10 to pair with"):
         contrasts(tmp_path)

@@ -17,44 +17,11 @@ from metazoo.bench import collect, to_bib, to_csv, to_latex, to_markdown, write_
 from metazoo.bench.runner import write_json_atomic
 from metazoo.cards import learner_card
 from metazoo.evaluation import EvalResult, compare
-from metazoo.evaluation.stats import mean_ci95
+from tests.helpers.records import record
 
 PROTONET = [90.0, 92.0, 88.0, 91.0, 89.0, 90.0, 93.0, 87.0, 90.0, 90.0]
 MAML = [89.0, 92.0, 88.0, 90.0, 89.0, 91.0, 92.0, 87.0, 90.0, 89.0]  # close to protonet
 FOMAML = [s - 10.0 + (i % 3) for i, s in enumerate(PROTONET)]  # clearly worse
-
-
-def record(
-    learner,
-    benchmark,
-    seed,
-    scores,
-    metric="accuracy",
-    eval_seed=0,
-    status="ok",
-    error="",
-    steps=50,
-    train_seconds=None,
-):
-    mean, ci95, std = mean_ci95(scores)
-    protocol = {"episodes": len(scores), "ways": 5 if metric == "accuracy" else None, "shots": 1,
-                "queries": 15, "inner_steps": 3 if "maml" in learner else None,
-                "bn_policy": "transductive" if "maml" in learner else None, "dtype": "float32", "tf32": False,
-                "sampler": {"benchmark": benchmark, "seed": eval_seed, "queries": 15}, "episodes_digest": f"{benchmark}-{eval_seed}"}  # fmt: skip
-    result = EvalResult(learner, benchmark, "test", eval_seed, metric, scores, list(range(len(scores))),
-                        mean, ci95, std, 10.0, 1.0, 0.0, protocol, {})  # fmt: skip
-    data = {"schema": 1, "suite": "unit", "cell": f"{learner}__{benchmark}__seed{seed}",
-            "learner": learner, "benchmark": benchmark, "seed": seed, "status": status,
-            "environment": {"device_name": "cpu", "torch": "2.x", "metazoo": "0.1.0", "git": None},
-            "finished": "2026-01-01T00:00:00+00:00"}  # fmt: skip
-    if status == "ok":
-        data["result"] = result.to_dict()
-        data["train"] = {"config": {"steps": steps, "meta_batch": 4}, "history": []}
-        if train_seconds is not None:
-            data["train"]["total_seconds"] = train_seconds
-    else:
-        data["error"] = error
-    return data
 
 
 @pytest.fixture

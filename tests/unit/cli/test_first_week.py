@@ -134,6 +134,7 @@ def test_divergence_names_step_tasks_rate_and_checkpoint(
     assert "training episodes " in err and "checkpoint" in err.lower()
 
 
+@pytest.mark.slow  # a training process, interrupted; the fast sibling: the SIGTERM test below
 def test_ctrl_c_writes_a_checkpoint_and_prints_the_resume_command(tmp_path):
     out = tmp_path / "run"
     argv = ["train", "maml", "sinusoid", "steps=100000", "meta_batch=2", "val_every=0",

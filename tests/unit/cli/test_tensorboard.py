@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from metazoo.cli.main import main
 from metazoo.testing import registered
+
+# the tensorboard extra: without it this module skips
+EventAccumulator = pytest.importorskip(
+    "tensorboard.backend.event_processing.event_accumulator"
+).EventAccumulator
 
 
 def test_tensorboard_logs_train_and_val_scalars_at_their_steps(tmp_path):

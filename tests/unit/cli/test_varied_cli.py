@@ -61,7 +61,7 @@ def test_bench_a_tiny_copy_of_the_omniglot_varied_suite(tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory):
+def converted(tmp_path_factory, omniglot_data):
     root = tmp_path_factory.mktemp("md")
     convert_omniglot(root=root, alphabets=["Greek", "Tagalog", "Atlantean"])
     return root

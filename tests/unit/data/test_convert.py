@@ -15,7 +15,6 @@ from metazoo.data import make_sampler
 from metazoo.data.__main__ import main
 from metazoo.data.convert import convert_omniglot
 from metazoo.data.metadataset import metadataset_split
-from metazoo.data.paths import data_root
 from metazoo.models import make_backbone
 from metazoo.training import TrainConfig, train
 
@@ -23,9 +22,7 @@ ALPHABETS = ["Greek", "Latin", "Tagalog", "Atlantean"]  # train, train, valid, t
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory):
-    if not (data_root() / "omniglot-py" / "images_evaluation").is_dir():
-        raise RuntimeError(f"these tests read Omniglot from {data_root()}; set METAZOO_DATA")
+def converted(tmp_path_factory, omniglot_data):
     root = tmp_path_factory.mktemp("converted")
     assert main(["convert-metadataset", "omniglot", "--root", str(root), "--alphabets", *ALPHABETS]) == 0  # fmt: skip
     return root

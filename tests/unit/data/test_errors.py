@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,10 +13,7 @@ from PIL import Image
 from metazoo.data import ClassDataset, MissingDataError, from_tensors, image_folder, make_sampler
 from metazoo.data.images import decode_images
 
-needs_omniglot = pytest.mark.skipif(
-    not (Path(os.environ["METAZOO_DATA"]) / "omniglot-py" / "images_background").is_dir(),
-    reason="no Omniglot copy under METAZOO_DATA",
-)
+needs_omniglot = pytest.mark.usefixtures("omniglot_data")  # skips, or fails in CI, without it
 
 
 def test_more_ways_than_classes(grid):

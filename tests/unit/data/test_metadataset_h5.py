@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import h5py  # the metadataset extra
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
 from metazoo.data.metadataset import metadataset_split, read_spec
+
+h5py = pytest.importorskip("h5py")  # the metadataset extra: without it this module skips
 
 SIZE = 12
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import zipfile
 from pathlib import Path
 
@@ -23,10 +22,7 @@ from metazoo.data.omniglot import (
 )
 from tools.make_splits import maml_split, vinyals_split
 
-needs_omniglot = pytest.mark.skipif(
-    not (Path(os.environ["METAZOO_DATA"]) / "omniglot-py" / "images_background").is_dir(),
-    reason="no Omniglot copy under METAZOO_DATA",
-)
+needs_omniglot = pytest.mark.usefixtures("omniglot_data")  # skips, or fails in CI, without it
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +70,7 @@ def test_shipped_split_sizes_and_disjointness():
     assert split_classes("vinyals", "test")[0] == "Gurmukhi/character42"
 
 
+@pytest.mark.lab  # tools/make_splits.py; the shipped splits' sizes are checked above
 @needs_omniglot
 def test_shipped_split_files_are_what_make_splits_produces():
     for name, make in (("vinyals", vinyals_split), ("maml", maml_split)):

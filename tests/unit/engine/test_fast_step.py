@@ -247,7 +247,7 @@ def test_running_buffers_are_ignored_as_the_transductive_policy_says(batch, exec
     assert all(torch.equal(v, tracked.state_dict()[k]) for k, v in before.items())
 
 
-@pytest.mark.slow
+@pytest.mark.compile
 @pytest.mark.parametrize(
     "first_order,lowering,adapt",
     [
@@ -282,7 +282,7 @@ def test_compiled_meta_gradient_matches_the_sequential_executor(
     assert accuracy == pytest.approx(float(expected.metric.mean()), rel=1e-12)
 
 
-@pytest.mark.slow
+@pytest.mark.compile
 def test_compiled_fast_step_updates_like_a_plain_adam_step(batch):
     expected = _adam_step_by_hand(_conv(), batch, InnerLoop(steps=1))
     model = _conv()

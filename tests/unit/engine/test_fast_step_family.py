@@ -52,7 +52,7 @@ def test_eager_fast_step_meta_gradient_is_the_learners(name):
     _check_against_meta_loss(name, compile=False, steps=(0, 5, None))
 
 
-@pytest.mark.slow
+@pytest.mark.compile
 def test_compiled_fast_step_meta_gradient_is_the_learners():
     """One compiled program (minutes of CPU compile): MAML++ at step 5 exercises learned per-step
     rates, per-step BatchNorm weights and the multi-step loss, in second order."""

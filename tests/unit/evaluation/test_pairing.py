@@ -6,9 +6,8 @@ import pytest
 
 import metazoo
 from metazoo.evaluation import compare, evaluate
-from tests.conftest import omniglot_available
 
-pytestmark = pytest.mark.skipif(not omniglot_available(), reason="needs Omniglot in METAZOO_DATA")
+pytestmark = pytest.mark.usefixtures("omniglot_data")
 
 
 @pytest.fixture(scope="module")

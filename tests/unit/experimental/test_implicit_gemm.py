@@ -56,9 +56,26 @@ def _per_task(x, w, grad_y, geometry):
     return y, torch.stack(by_x), torch.stack(by_w)
 
 
-@pytest.mark.parametrize("channels", CHANNELS)
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("geometry", GEOMETRIES)
+#: taps-outer cases the fast tier runs: each geometry and each layout once (the interpreter takes
+#: tens of seconds per taps-outer case); the other six are ``slow``, run in CI.
+FAST_TAPS_OUTER = {(0, "channels-last"), (1, "task-expanded"), (2, "contiguous")}
+KERNEL_CASES = [
+    pytest.param(
+        geometry,
+        layout,
+        channels,
+        id=f"geometry{g}-{layout}-{channels}",
+        marks=[]
+        if channels == "few-channels" or (g, layout) in FAST_TAPS_OUTER
+        else pytest.mark.slow,
+    )
+    for channels in CHANNELS
+    for layout in LAYOUTS
+    for g, geometry in enumerate(GEOMETRIES)
+]
+
+
+@pytest.mark.parametrize("geometry,layout,channels", KERNEL_CASES)
 def test_each_kernel_is_every_tasks_conv2d_operation(geometry, layout, channels):
     x, w = _inputs(*CHANNELS[channels])
     assert (x.shape[2] >= implicit_gemm.TAPS_OUTER_FROM) == (channels == "taps-outer")
@@ -174,7 +191,7 @@ def test_on_cuda_the_autotuned_kernels_agree_with_cudnn(channels, layout, produc
         torch.testing.assert_close(value, reference, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.slow
+@pytest.mark.lab  # runs benchmarks/triton_kernels.py
 def test_the_kernels_compile_for_an_h100_without_spilling_in_the_hot_loop():
     """Ahead-of-time compilation for sm_90 with Triton's own ptxas: no GPU needed."""
     import subprocess

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from scipy.optimize import minimize
 from torch import nn
 
 import metazoo
@@ -33,6 +32,7 @@ def _problem(seed: int, n: int = 6, ways: int = 3, dim: int = 8):
 
 def _scipy_dual(gram: np.ndarray, targets: np.ndarray, c: float) -> np.ndarray:
     """The same QP solved by SLSQP, written out independently of the module."""
+    minimize = pytest.importorskip("scipy.optimize").minimize  # in the dev extra
     n, ways = targets.shape
 
     def objective(a):

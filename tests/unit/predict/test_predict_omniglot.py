@@ -16,7 +16,10 @@ from metazoo.metrics import accuracy
 from metazoo.predict import class_probabilities, image_format, load_learner, read_support
 from metazoo.training import TrainConfig, load_checkpoint
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.learning,  # the module's ProtoNet trains to beat chance
+    pytest.mark.usefixtures("omniglot_data"),
+]
 BENCHMARK = "omniglot-5w1s"
 EPISODES = 20
 

@@ -119,7 +119,8 @@ def test_plugin_meta_gradient_reaches_its_embedding(plugin_env):
     assert learner.log_lambda.grad is not None and 0.0 <= metrics["accuracy"] <= 100.0
 
 
-@pytest.mark.slow
+@pytest.mark.learning
+@pytest.mark.usefixtures("omniglot_data")
 def test_plugin_trains_and_evaluates_like_a_builtin(plugin_env):
     """Same API as the built-ins: build for a benchmark, meta-train, evaluate on held-out classes."""
     import torch

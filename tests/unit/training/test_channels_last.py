@@ -7,9 +7,8 @@ import torch
 
 import metazoo
 from metazoo.training import TrainConfig, train
-from tests.conftest import omniglot_available
 
-pytestmark = pytest.mark.skipif(not omniglot_available(), reason="needs Omniglot in METAZOO_DATA")
+pytestmark = pytest.mark.usefixtures("omniglot_data")
 
 
 def _trained(channels_last: bool):

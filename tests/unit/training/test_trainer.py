@@ -27,7 +27,7 @@ class Killed(Exception):
     """Stands in for the process dying."""
 
 
-@pytest.mark.slow
+@pytest.mark.learning
 def test_training_improves_accuracy_and_keeps_the_best_weights():
     learner = tiny()
     before = evaluate(learner, BENCH, episodes=100).mean

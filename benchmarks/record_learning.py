@@ -1,6 +1,6 @@
 """Run the learning protocols and write ``benchmarks/results/learning-<learner>-<machine>.json``.
 
-Usage: ``python tests/learning/record_learning.py [--machine cpu] [learner ...]`` from the
+Usage: ``python benchmarks/record_learning.py [--machine cpu] [learner ...]`` from the
 repository root (``METAZOO_DATA`` must point at the data). One file per learner; CNP's file holds
 both its Omniglot and its sinusoid run.
 """
@@ -17,7 +17,7 @@ from learning_protocol import PROTOCOLS, run_protocol
 
 from metazoo.evaluation.provenance import code_version
 
-RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main(argv: list[str] | None = None) -> int:
