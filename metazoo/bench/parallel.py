@@ -18,6 +18,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import Any
 
+from metazoo._registry import (
+    BUILTIN_PACKAGE,
+    LearnerEntry,
+    get_learner,
+    list_learners,
+    register_learner,
+)
 from metazoo.bench.suite import Cell, Suite
 
 __all__ = ["plan_jobs", "run_in_processes"]
@@ -47,13 +54,24 @@ def plan_jobs(pending: int, jobs: int, cores: int) -> tuple[int, int]:
     return processes, max(1, cores // processes)
 
 
-def _start_worker(events: Any, threads: int | None) -> None:
+def _learners_to_carry(cells: list[Cell]) -> list[LearnerEntry]:
+    """The cells' learners a fresh process would not find by itself (registered at run time,
+    e.g. in a notebook or a test): their classes travel to the workers by reference."""
+    entries = {cell.learner: get_learner(cell.learner) for cell in cells}
+    return [e for e in entries.values() if not e.cls.__module__.startswith(BUILTIN_PACKAGE)]
+
+
+def _start_worker(events: Any, threads: int | None, learners: list[LearnerEntry]) -> None:
     import torch
 
     global _events
     _events = events
     if threads is not None:
         torch.set_num_threads(threads)
+    known = set(list_learners())
+    for entry in learners:
+        if entry.name not in known:
+            register_learner(entry.name, family=entry.family, **entry.defaults)(entry.cls)
 
 
 def _send(event: dict[str, Any]) -> None:
@@ -88,7 +106,8 @@ def run_in_processes(
     events = context.Queue()
     pool = ProcessPoolExecutor(
         max_workers=min(jobs, len(pending)), mp_context=context,
-        initializer=_start_worker, initargs=(events, threads),
+        initializer=_start_worker,
+        initargs=(events, threads, _learners_to_carry([cell for _, cell in pending])),
     )  # fmt: skip
     finished: list[tuple[int, Path, str]] = []
     try:
