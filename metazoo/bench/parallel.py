@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+import signal
+import sys
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -30,6 +32,8 @@ from metazoo.bench.suite import Cell, Suite
 __all__ = ["plan_jobs", "run_in_processes"]
 
 Callback = Callable[[dict[str, Any]], None]
+#: ``prctl`` option: the signal a process gets when its parent dies (Linux).
+PR_SET_PDEATHSIG = 1
 #: Seconds between checks of the event queue while cells run.
 POLL_S = 0.2
 
@@ -66,12 +70,24 @@ def _start_worker(events: Any, threads: int | None, learners: list[LearnerEntry]
 
     global _events
     _events = events
+    _die_with_parent()
     if threads is not None:
         torch.set_num_threads(threads)
     known = set(list_learners())
     for entry in learners:
         if entry.name not in known:
             register_learner(entry.name, family=entry.family, **entry.defaults)(entry.cls)
+
+
+def _die_with_parent() -> None:
+    """On Linux, end this worker when the suite's process dies (even by SIGKILL), so no cell
+    goes on writing beside a resumed run; elsewhere the pool's own shutdown ends workers."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _send(event: dict[str, Any]) -> None:

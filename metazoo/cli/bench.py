@@ -101,10 +101,17 @@ def run(args: argparse.Namespace) -> int:
         progress.say(
             f"suite {suite.name}{where}: {len(cells)} cells{side}, {threads} thread(s) each -> {out}"
         )
-        report = run_suite(
-            suite, out, shard=shard, device=args.device, callback=progress, jobs=jobs,
-            threads=threads,
-        )  # fmt: skip
+        try:
+            report = run_suite(
+                suite, out, shard=shard, device=args.device, callback=progress, jobs=jobs,
+                threads=threads,
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            progress.say(
+                "interrupted: finished cells are kept and running ones resume from their last "
+                "checkpoint; run the same command again to go on"
+            )
+            return 130
     results = collect(out, [c.key for c in suite.cells()], allow_dirty=args.allow_dirty)
     results.deviations = suite.deviations
     if results.cells:
