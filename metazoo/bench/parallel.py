@@ -94,9 +94,7 @@ def _send(event: dict[str, Any]) -> None:
     _events.put(event)
 
 
-def _work(suite: Suite, out: Path, index: int, cell: Cell, total: int, device: str | None):
-    from metazoo.bench.runner import run_one
-
+def _work(run_one: Callable, suite: Suite, out: Path, index: int, cell: Cell, total: int, device):
     return (index, *run_one(suite, out, index, cell, total, device, _send))
 
 
@@ -109,8 +107,12 @@ def run_in_processes(
     callback: Callback | None,
     jobs: int,
     threads: int | None,
+    run_one: Callable,
 ) -> list[tuple[int, Path, str]]:
     """Run ``pending`` ``(index, cell)`` pairs in ``jobs`` processes of ``threads`` threads.
+
+    ``run_one(suite, out, index, cell, total, device, callback) -> (path, status)`` runs a cell
+    in a worker (:func:`metazoo.bench.runner.run_one`; passed in, so this module needs no runner).
 
     Returns:
         ``(index, result path, status)`` of each cell, as its worker finished it.
@@ -127,7 +129,9 @@ def run_in_processes(
     )  # fmt: skip
     finished: list[tuple[int, Path, str]] = []
     try:
-        futures = {pool.submit(_work, suite, out, i, cell, total, device) for i, cell in pending}
+        futures = {
+            pool.submit(_work, run_one, suite, out, i, cell, total, device) for i, cell in pending
+        }
         while futures:
             done, futures = wait(futures, timeout=POLL_S, return_when=FIRST_COMPLETED)
             _relay(events, callback)

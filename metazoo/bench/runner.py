@@ -151,7 +151,7 @@ def run_suite(
         from metazoo.bench.parallel import run_in_processes
 
         finished = run_in_processes(
-            suite, out, pending, len(cells), device, callback, jobs, threads
+            suite, out, pending, len(cells), device, callback, jobs, threads, run_one
         )
     else:
         if threads is not None:
