@@ -66,13 +66,13 @@ def _learners_to_carry(cells: list[Cell]) -> list[LearnerEntry]:
 
 
 def _start_worker(events: Any, threads: int | None, learners: list[LearnerEntry]) -> None:
-    import torch
+    from metazoo.engine.threads import set_threads
 
     global _events
     _events = events
     _die_with_parent()
     if threads is not None:
-        torch.set_num_threads(threads)
+        set_threads(threads)
     known = set(list_learners())
     for entry in learners:
         if entry.name not in known:

@@ -23,7 +23,7 @@ import torch
 from metazoo._atomic import write_json_atomic
 from metazoo.bench.suite import Cell, Suite, suite_dir
 from metazoo.engine.measured import choices_made, choices_mark
-from metazoo.engine.threads import threads_for_run
+from metazoo.engine.threads import set_threads, threads_for_run
 from metazoo.evaluation.provenance import code_version, environment_tag, portable_path
 from metazoo.runs.execute import RESULT_SCHEMA, new_record, now, train_and_test
 from metazoo.runs.resolve import ResolvedRun, resolve_run
@@ -155,7 +155,7 @@ def run_suite(
         )
     else:
         if threads is not None:
-            torch.set_num_threads(threads)
+            set_threads(threads)
         finished = [
             (i, *run_one(suite, out, i, cell, len(cells), device, callback)) for i, cell in pending
         ]
