@@ -48,8 +48,8 @@ __all__ = [
 
 #: Timed runs per candidate after one untimed warm-up run (the fastest of them counts).
 TIMED_RUNS = 2
-#: A candidate whose warm-up or first timed run is this many times slower than the best so far
-#: is dropped without more runs, and so are the smaller chunks of its executor (measuring a slow
+#: A candidate whose first timed run is this many times slower than the best so far is dropped
+#: without more runs, and so are the smaller chunks of its executor (measuring a slow
 #: executor must not cost a slow run's time).
 GIVE_UP_FACTOR = 2.0
 #: Folder under ``$METAZOO_CACHE`` holding measured choices.
@@ -216,8 +216,8 @@ def choices_made(since: int = 0) -> list[ExecutorChoice]:
 def _time_candidates(
     options: Sequence[Candidate], run: Callable[[str, int | None], object], device
 ) -> tuple[dict[str, float], dict[str, object]]:
-    """Milliseconds per run of each candidate timed (the fastest of :data:`TIMED_RUNS` runs after
-    a warm-up, or the run after which it was given up) and each candidate's last output."""
+    """Milliseconds per run of each candidate timed (the fastest of its timed runs after a
+    warm-up: :data:`TIMED_RUNS`, or one when it was given up) and each candidate's last output."""
     timings: dict[str, float] = {}
     outputs: dict[str, object] = {}
     given_up: set[str] = set()
@@ -229,11 +229,11 @@ def _time_candidates(
         for _ in range(1 + TIMED_RUNS):
             elapsed, outputs[label(candidate)] = _timed(run, candidate, device)
             times.append(elapsed)
-            if elapsed > GIVE_UP_FACTOR * best:
+            # the warm-up pays one-time costs (vmap's first call): only a timed run disqualifies
+            if len(times) > 1 and elapsed > GIVE_UP_FACTOR * best:
                 given_up.add(candidate[0])
                 break
-        timed = times[1:] or times  # the warm-up counts only when it disqualified the candidate
-        timings[label(candidate)] = round(min(timed) * 1000, 3)
+        timings[label(candidate)] = round(min(times[1:]) * 1000, 3)
     return timings, outputs
 
 
