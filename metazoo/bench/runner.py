@@ -1,7 +1,7 @@
 """Run a suite: train and evaluate each cell, one atomically written JSON result file per cell.
 
 A cell whose result file (same cell, same environment tag) says ``ok`` and was written by the same
-code version is skipped, so a killed suite resumes where it stopped (the interrupted cell itself
+code version is already done and not run again, so a killed suite resumes where it stopped (the interrupted cell itself
 resumes from its training checkpoint, kept per code version). A result of other code is moved to
 ``superseded/`` and its cell runs again: a results folder holds one commit's numbers. A cell that
 raises is recorded with ``status: failed``, its error and traceback, and the suite goes on.
@@ -22,6 +22,8 @@ import torch
 
 from metazoo._atomic import write_json_atomic
 from metazoo.bench.suite import Cell, Suite, suite_dir
+from metazoo.engine.measured import choices_made, choices_mark
+from metazoo.engine.threads import set_threads, threads_for_run
 from metazoo.evaluation.provenance import code_version, environment_tag, portable_path
 from metazoo.runs.execute import RESULT_SCHEMA, new_record, now, train_and_test
 from metazoo.runs.resolve import ResolvedRun, resolve_run
@@ -29,6 +31,7 @@ from metazoo.runs.resolve import ResolvedRun, resolve_run
 __all__ = [
     "run_suite",
     "run_cell",
+    "run_one",
     "write_json_atomic",
     "SuiteReport",
     "RESULT_SCHEMA",
@@ -39,7 +42,8 @@ Callback = Callable[[dict[str, Any]], None]
 
 @dataclass
 class SuiteReport:
-    """What a suite run did: result files written, cells skipped as done, cells that failed."""
+    """What a suite run did: result files written, cells already done (``skipped``), cells that
+    failed; each list in the suite's cell order."""
 
     done: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
@@ -111,6 +115,8 @@ def run_suite(
     shard: tuple[int, int] | None = None,
     device: str | None = None,
     callback: Callback | None = None,
+    jobs: int = 1,
+    threads: int | None = None,
 ) -> SuiteReport:
     """Run every cell of ``suite`` (or of one shard) not already done in ``out``.
 
@@ -120,38 +126,111 @@ def run_suite(
             checkpoints to ``out/checkpoints/<cell>@<code version>/``.
         shard: ``(i, n)`` runs only cells ``i, i+n, i+2n, ...`` (for job arrays).
         device: where to train and evaluate (default: CPU).
-        callback: receives ``{"kind": "cell", "cell", "index", "total", "status"}`` events and the
-            trainer's events (with ``"cell"`` added).
+        callback: receives ``{"kind": "cell", "cell", "index", "total", "status"}`` events
+            (``status`` is ``already done``, ``running``, ``ok`` or ``failed``; a finished cell's
+            event adds ``seconds``, ``left`` (cells still to finish) and its ``metric``, ``mean``
+            and ``ci95``) and the trainer's events (with ``"cell"`` added).
+        jobs: cells run side by side in this many processes (:mod:`metazoo.bench.parallel`);
+            each cell's numbers are those of a serial run at the same ``threads``.
+        threads: torch CPU threads of each process running cells (None: this process's).
     """
     out = Path(out)
     tag, version = environment_tag(device), code_version()
     report = SuiteReport()
     cells = suite.cells(shard)
+    pending = []
     for index, cell in enumerate(cells):
         path = out / cell.filename(tag)
-        event = {"kind": "cell", "cell": cell.key, "index": index, "total": len(cells)}
         if _is_done(path, version):
             report.skipped.append(path)
-            _emit(callback, {**event, "status": "skipped"})
-            continue
-        _emit(callback, {**event, "status": "running"})
-        checkpoints = Path("checkpoints") / f"{cell.key}@{version[:12]}{version[40:]}"
-        tick = time.perf_counter()
-        relay = None if callback is None else (lambda e, key=cell.key: callback({**e, "cell": key}))
-        record = _record(cell, suite, device, str(checkpoints))
-        try:
-            record.update(run_cell(cell, out / checkpoints, device, relay, suite.name))
-            record["status"] = "ok"
-        except Exception as exc:  # a broken learner or plugin fails its cell, not the suite
-            record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-            record["traceback"] = traceback.format_exc()
-        record.update(finished=now(), seconds=time.perf_counter() - tick)
-        write_json_atomic(record, path)
-        (report.done if record["status"] == "ok" else report.failed).append(path)
-        _emit(callback, {**event, "status": record["status"], "error": record.get("error")})
-        if device is not None and torch.device(device).type == "cuda":
-            torch.cuda.empty_cache()
+            _emit(callback, {**_cell_event(cell, index, len(cells)), "status": "already done"})
+        else:
+            pending.append((index, cell))
+    callback = _counting_left(callback, len(pending))
+    if jobs > 1 and len(pending) > 1:
+        from metazoo.bench.parallel import run_in_processes
+
+        finished = run_in_processes(
+            suite, out, pending, len(cells), device, callback, jobs, threads, run_one
+        )
+    else:
+        if threads is not None:
+            set_threads(threads)
+        finished = [
+            (i, *run_one(suite, out, i, cell, len(cells), device, callback)) for i, cell in pending
+        ]
+    for _, path, status in sorted(finished):
+        (report.done if status == "ok" else report.failed).append(path)
     return report
+
+
+def _counting_left(callback: Callback | None, pending: int) -> Callback | None:
+    """``callback`` with ``left`` (cells of this run not finished yet) added to each finished
+    cell's event, in the order the events arrive (cells side by side finish in any order)."""
+    if callback is None:
+        return None
+    left = [pending]
+
+    def relay(event: dict[str, Any]) -> None:
+        if event.get("kind") == "cell" and event["status"] in ("ok", "failed"):
+            left[0] -= 1
+            event = {**event, "left": left[0]}
+        callback(event)
+
+    return relay
+
+
+def _cell_event(cell: Cell, index: int, total: int) -> dict[str, Any]:
+    return {"kind": "cell", "cell": cell.key, "index": index, "total": total}
+
+
+def run_one(
+    suite: Suite,
+    out: Path,
+    index: int,
+    cell: Cell,
+    total: int,
+    device: str | None,
+    callback: Callback | None,
+) -> tuple[Path, str]:
+    """Run one cell of ``suite`` and write its result file; returns its path and status.
+
+    A cell that raises an ``Exception`` is recorded as ``failed``; an interruption
+    (``KeyboardInterrupt``, a kill) writes nothing, and the cell resumes from its checkpoint.
+    """
+    tag, version = environment_tag(device), code_version()
+    path = out / cell.filename(tag)
+    event = _cell_event(cell, index, total)
+    _emit(callback, {**event, "status": "running"})
+    tick = time.perf_counter()
+    relay = None if callback is None else (lambda e, key=cell.key: callback({**e, "cell": key}))
+    since = choices_mark()
+    checkpoints = Path("checkpoints") / f"{cell.key}@{version[:12]}{version[40:]}"
+    record = _record(cell, suite, device, str(checkpoints))
+    try:
+        record.update(run_cell(cell, out / checkpoints, device, relay, suite.name))
+        record["status"] = "ok"
+    except Exception as exc:  # a broken learner or plugin fails its cell, not the suite
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        record["traceback"] = traceback.format_exc()
+    record["executors"] = [choice.to_dict() for choice in choices_made(since)]
+    record["threads"] = threads_for_run().to_dict()
+    record.update(finished=now(), seconds=time.perf_counter() - tick)
+    write_json_atomic(record, path)
+    _emit(callback, {**event, **_outcome(record)})
+    if device is not None and torch.device(device).type == "cuda":
+        torch.cuda.empty_cache()
+    return path, record["status"]
+
+
+def _outcome(record: dict[str, Any]) -> dict[str, Any]:
+    """The finished-cell event's facts: status, error, seconds, and the score when ``ok``."""
+    outcome = {"status": record["status"], "error": record.get("error")}
+    outcome["seconds"] = record["seconds"]
+    result = record.get("result") or {}
+    if "mean" in result:
+        outcome.update(metric=result.get("metric"), mean=result["mean"], ci95=result["ci95"])
+    return outcome
 
 
 def _emit(callback: Callback | None, event: dict[str, Any]) -> None:

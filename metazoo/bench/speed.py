@@ -20,6 +20,7 @@ meta-batch), so no dataset has to be downloaded: each class is a random template
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ from metazoo.bench.speed_episodes import (
 )
 from metazoo.bench.timing import Timing, memory_kind, peak_memory_mb, time_calls
 from metazoo.engine import precision_mode
+from metazoo.engine.fast import FastOptions, plan_step
+from metazoo.engine.measured import choices_made, choices_mark
 from metazoo.engine.precision import tf32 as tf32_mode
 from metazoo.episode import EpisodeBatch
 from metazoo.evaluation.harness import score_block
@@ -85,15 +88,14 @@ def accumulate_update(learner: nn.Module, batch: EpisodeBatch, optimizer: Any) -
     with ``optimizer``), the way the trainer does."""
     if has_outer_step(learner):
         learner.outer_step(batch, optimizer)
-    elif steps_by_gradient(learner):  # the engine's step: one task's graph at a time
+    elif steps_by_gradient(learner):  # the engine's step, with the trainer's executor choice
+        loop = learner.inner_loop(True)
+        options = FastOptions(executor=learner.config.executor, chunk=learner.config.chunk_size)
+        plan = plan_step(learner, loop, batch, options)
         engine.accumulate_meta_gradient(
-            learner.model,
-            batch,
-            learner.inner_loop(True),
-            learner.meta_params(),
-            executor=learner.config.executor,
-            chunk_size=learner.config.chunk_size,
-        )
+            learner.model, batch, loop, learner.meta_params(), executor=plan.executor,
+            chunk_size=plan.chunk,
+        )  # fmt: skip
     else:
         learner.meta_loss(batch)[0].backward()
 
@@ -159,6 +161,8 @@ class SpeedReport:
     #: ``meta-gradient`` or ``outer update`` (Reptile).
     checked: str
     precision: dict = field(default_factory=dict)
+    #: ``executor='auto'``'s choices for training and evaluation (:mod:`metazoo.engine.measured`)
+    executors: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """A JSON-ready record."""
@@ -176,6 +180,7 @@ class SpeedReport:
             "meta_grad_rel_error": self.meta_grad_rel_error,
             "checked": self.checked,
             "precision": self.precision,
+            "executors": self.executors,
         }
 
     def render(self) -> str:
@@ -191,8 +196,17 @@ class SpeedReport:
                 f"  eval:   {self.eval.rate:,.2f} episodes/s",
                 f"  memory: {memory}",
                 f"  {self.checked}, fp32 against float64: relative error {self.meta_grad_rel_error:.2e}",
+                *map(_describe_choice, self.executors),
             ]
         )
+
+
+def _describe_choice(choice: dict) -> str:
+    """``  auto (train): vectorized/25, from sequential 71.2 ms, vectorized/25 9.5 ms``."""
+    chosen = choice["executor"] + (f"/{choice['chunk']}" if choice["chunk"] else "")
+    timings = ", ".join(f"{name} {ms:,.1f} ms" for name, ms in choice["timings_ms"].items())
+    source = " (cached)" if choice["cached"] else ""
+    return f"  auto ({choice['purpose']}): {chosen}{source}, from {timings or 'no alternative'}"
 
 
 def _timed(call, batches, device, items, warmup, repeats, min_run_s) -> tuple[Timing, float | None]:
@@ -255,6 +269,11 @@ def measure_speed(
     with tf32_mode(tf32):
         model = speed_learner(learner, benchmark, seed=seed, device=device, **config)
         twin = copy.deepcopy(model).double()
+        if dataclasses.is_dataclass(getattr(twin, "config", None)) and hasattr(
+            twin.config, "executor"
+        ):
+            twin.config = dataclasses.replace(twin.config, executor="sequential")  # no timing
+        since = choices_mark()
         error = relative_error(
             meta_gradient(model, batches[0]),
             meta_gradient(twin, batches[0].float_as(torch.float64)),
@@ -278,6 +297,7 @@ def measure_speed(
         )
         mode = precision_mode()
     sample = batches[0]
+    chosen = [c.to_dict() for c in choices_made(since)]
     return SpeedReport(
         learner=learner,
         benchmark=benchmark,
@@ -291,6 +311,7 @@ def measure_speed(
         meta_grad_rel_error=error,
         checked="outer update" if has_outer_step(model) else "meta-gradient",
         precision=mode,
+        executors=chosen,
     )
 
 

@@ -1,8 +1,8 @@
 """``metazoo bench SUITE [--out DIR] [--shard i/n]``: run a benchmark suite, then print its table.
 
 SUITE is a path or the name of a built-in suite (``registry/suites/``, shipped in the package).
-Each (learner, benchmark, seed) cell writes one JSON result file; finished cells are skipped, so
-rerunning a killed suite resumes it. A failing cell is recorded and the suite goes on. Missing
+Each (learner, benchmark, seed) cell writes one JSON result file; finished cells are already done,
+so rerunning a killed (or Ctrl-C'd) suite resumes it. ``--jobs N`` runs N cells side by side. A failing cell is recorded and the suite goes on. Missing
 Omniglot is downloaded into ``$METAZOO_DATA``.
 """
 
@@ -29,6 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--shard", help="run only shard i of n (0-based, e.g. 0/4) of the cells")
     parser.add_argument("--device", help="cpu, cuda, ... (default cpu)")
     add_threads_argument(parser)
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        help="cells run side by side in this many processes, the free cores split among them "
+        "(default: the cores this process may use)",
+    )
     parser.add_argument("--no-download", action="store_true", help="never download datasets")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.add_argument(
@@ -79,17 +85,33 @@ def ensure_data(benchmarks: list[str], download: bool, say=print) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from metazoo.bench import collect, load_suite, parse_shard, render, run_suite, write_tables
+    from metazoo.bench.parallel import plan_jobs
+    from metazoo.engine.threads import usable_cores
 
     suite = load_suite(args.suite)
-    set_threads(args.threads)
     shard = parse_shard(args.shard) if args.shard else None
     out = Path(args.out or f"results/{suite.name}")
     cells = suite.cells(shard)
+    jobs, _ = plan_jobs(len(cells), args.jobs or usable_cores(), 1)
+    threads = set_threads(args.threads, jobs)
     with ProgressReporter(quiet=args.quiet) as progress:
         ensure_data(sorted({c.benchmark for c in cells}), not args.no_download, progress.say)
         where = f" (shard {args.shard})" if shard else ""
-        progress.say(f"suite {suite.name}{where}: {len(cells)} cells -> {out}")
-        report = run_suite(suite, out, shard=shard, device=args.device, callback=progress)
+        side = f", {jobs} side by side" if jobs > 1 else ""
+        progress.say(
+            f"suite {suite.name}{where}: {len(cells)} cells{side}, {threads} thread(s) each -> {out}"
+        )
+        try:
+            report = run_suite(
+                suite, out, shard=shard, device=args.device, callback=progress, jobs=jobs,
+                threads=threads,
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            progress.say(
+                "interrupted: finished cells are kept and running ones resume from their last "
+                "checkpoint; run the same command again to go on"
+            )
+            return 130
     results = collect(out, [c.key for c in suite.cells()], allow_dirty=args.allow_dirty)
     results.deviations = suite.deviations
     if results.cells:

@@ -9,8 +9,10 @@ Two executors with the same semantics (checked to 1e-8 relative in float64 by th
     ``torch.func.grad``. BatchNorm goes through :class:`~metazoo.engine.batchnorm.BatchNormMode`
     (plain-ops statistics), which keeps second-order meta-gradients exact under ``vmap``.
 ``auto``
-    Sequential on the CPU (vmap measured 4.5x slower there), for meta-batches under 4 tasks and
-    for ``bn_policy='running'`` while training; vectorized otherwise.
+    Here, for one call with nothing to compare: sequential on the CPU, for meta-batches under 4
+    tasks and for ``bn_policy='running'`` while training; vectorized otherwise. The trainer's
+    step (:func:`metazoo.engine.fast.plan_step`) and evaluation (:func:`metazoo.engine.objective.task_scores`) resolve
+    ``auto`` by measurement first (:mod:`metazoo.engine.measured`).
 
 Entry points: :func:`run_tasks` (a meta-batch, per-task results), :func:`backward_in_chunks`
 (the same with the backward taken chunk by chunk, so memory holds one chunk's graph),

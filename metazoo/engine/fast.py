@@ -6,8 +6,10 @@ of the learner's objective (the mean over tasks of the query loss after the inne
 MAML++'s multi-step loss) accumulated into ``.grad``, then the optimizer step. What the options
 change is where the time goes, never the gradient:
 
-* the executor comes from :func:`metazoo.engine.autoselect.plan_executor` (sequential on a CPU,
-  vectorized in memory-bounded chunks on a GPU), and the backward runs per task or per chunk
+* ``executor='auto'`` times the step with each executor (sequential, vectorized in chunks that
+  fit memory) on a copy of the learner and keeps the fastest (:mod:`metazoo.engine.measured`;
+  with ``compile`` the memory rule of :func:`metazoo.engine.autoselect.plan_executor` decides),
+  and the backward runs per task or per chunk
   (:func:`metazoo.engine.accumulate_meta_gradient`), so at most one chunk's graph is alive;
 * with ``compile=True`` the vectorized meta-gradient is one functional program handed to
   ``torch.compile`` (:mod:`metazoo.engine.compiled`);
@@ -37,16 +39,24 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-from metazoo.engine.autoselect import ExecutorPlan, plan_executor, saved_tensor_bytes
+from metazoo.engine.autoselect import (
+    MEMORY_FRACTION,
+    ExecutorPlan,
+    chunk_size,
+    free_memory_bytes,
+    plan_executor,
+    saved_tensor_bytes,
+)
 from metazoo.engine.compiled import GradientLearner, check_policy, compiled_meta_gradient
 from metazoo.engine.cudagraph import GraphedMetaStep
 from metazoo.engine.executors import run_tasks
 from metazoo.engine.inner import InnerLoop
+from metazoo.engine.measured import candidates, choice_key, choose_executor, computation_facts
 from metazoo.engine.objective import accumulate_meta_gradient, objective_of
 from metazoo.engine.taskconv import check_lowering
 from metazoo.episode import EpisodeBatch
 
-__all__ = ["FastMetaStep", "FastOptions", "SteppedLearner"]
+__all__ = ["FastMetaStep", "FastOptions", "SteppedLearner", "plan_step"]
 
 
 def _check_triton(device: torch.device) -> None:
@@ -197,7 +207,7 @@ class FastMetaStep:
     def _build(self, loop: InnerLoop, multi_step: bool) -> GraphedMetaStep:
         if self.options.compile or self.graph:
             check_policy(loop)
-        plan = self.plan = _plan(self.learner, loop, self.example, self.options)
+        plan = self.plan = self._plan(loop, multi_step)
         if self.options.compile:
             chunk = plan.chunk if plan.executor == "vectorized" else 1
             ways = self.example.ways if loop.task == "classification" else None
@@ -217,6 +227,10 @@ class FastMetaStep:
             channels_last=self.options.channels_last,
             before_step=self._before_step,
         )
+
+    def _plan(self, loop: InnerLoop, multi_step: bool) -> ExecutorPlan:
+        weights = self.weights_buffer if multi_step else None
+        return plan_step(self.learner, loop, self.example, self.options, weights, self._accumulate)
 
     def _eager(self, loop: InnerLoop, plan: ExecutorPlan, multi_step: bool, batch) -> Tensor:
         weights = self.weights_buffer if multi_step else None
@@ -261,20 +275,72 @@ class FastMetaStep:
         return self._phase(step).meta_gradient(batch)
 
 
-def _plan(learner, loop: InnerLoop, example: EpisodeBatch, options: FastOptions) -> ExecutorPlan:
-    if options.executor == "sequential":
-        return ExecutorPlan("sequential", None, "requested")
-    if options.executor == "vectorized":
-        return ExecutorPlan("vectorized", options.chunk, "requested")
+def plan_step(
+    learner: SteppedLearner,
+    loop: InnerLoop,
+    example: EpisodeBatch,
+    options: FastOptions,
+    step_weights: Tensor | None = None,
+    within: Callable[[Callable[[EpisodeBatch], None], EpisodeBatch], object] | None = None,
+) -> ExecutorPlan:
+    """The executor of a training step: the one asked for, or ``auto``'s fastest, timed on a
+    copy of the learner (no optimizer step; random numbers restored), so the run's numbers are
+    those of a run forced to it.
+
+    Args:
+        learner: the learner stepped (not changed).
+        loop: the step's inner-loop settings; example: a batch of the step's shapes.
+        options: ``executor``, ``chunk``, ``compile`` and the contexts that key the choice.
+        step_weights: the multi-step loss weights, or None.
+        within: ``within(gradient, batch)`` runs ``gradient(batch)`` in the step's contexts
+            (autocast, cuDNN settings); None: as is.
+    """
+    if options.executor in ("sequential", "vectorized"):
+        return ExecutorPlan(options.executor, options.chunk, "requested")
     if options.executor != "auto":
         raise ValueError(
             f"executor must be auto, sequential or vectorized, got {options.executor!r}"
         )
     device = example.query_x.device
-    task_bytes = None
-    if device.type == "cuda":  # bound the chunk by memory: measure one task's saved tensors
-        task_bytes = saved_tensor_bytes(partial(_one_task_loss, learner, example, loop))
-    return plan_executor(len(example), device, task_bytes=task_bytes)
+    if options.compile:  # the compiled program is not the eager step the candidates time
+        task_bytes = None
+        if device.type == "cuda":  # bound the chunk by memory: one task's saved tensors
+            task_bytes = saved_tensor_bytes(partial(_one_task_loss, learner, example, loop))
+        return plan_executor(len(example), device, task_bytes=task_bytes)
+    largest = _largest_chunk(learner, loop, example, options.chunk)
+    twin = copy.deepcopy(learner)
+
+    def run(executor: str, chunk: int | None) -> None:
+        def gradient(batch: EpisodeBatch) -> None:
+            accumulate_meta_gradient(
+                twin.model, batch, loop, twin.meta_params(), step_weights=step_weights,
+                executor=executor, chunk_size=chunk,
+            )  # fmt: skip
+
+        (within or (lambda g, b: g(b)))(gradient, example)
+
+    facts = computation_facts(learner.model, loop, example)
+    key = choice_key(
+        "train", device, example.query_x.dtype, **facts, multi_step=step_weights is not None,
+        channels_last=options.channels_last, autocast=options.autocast,
+    )  # fmt: skip
+    options_ = candidates(len(example), largest, largest != 0)
+    choice, _ = choose_executor(key, "train", options_, run, device)
+    return ExecutorPlan(choice.executor, choice.chunk, f"measured: {choice.timings_ms} ms")
+
+
+def _largest_chunk(learner, loop: InnerLoop, example: EpisodeBatch, asked: int | None) -> int:
+    """The most tasks one vectorized chunk may hold: ``asked`` (a user's ``chunk_size``), on a
+    GPU what fits :data:`~.autoselect.MEMORY_FRACTION` of the free memory (0: not even one
+    task, or ``bn_policy='running'``, which ``vmap`` cannot train), else the whole meta-batch."""
+    if loop.bn_policy == "running":
+        return 0
+    device, tasks = example.query_x.device, len(example)
+    if asked is not None or device.type != "cuda":
+        return min(asked or tasks, tasks)
+    task_bytes = saved_tensor_bytes(partial(_one_task_loss, learner, example, loop))
+    budget = int(free_memory_bytes(device) * MEMORY_FRACTION)
+    return chunk_size(tasks, task_bytes, budget) if budget >= task_bytes else 0
 
 
 def _cudnn_benchmark(on: bool) -> contextlib.AbstractContextManager:

@@ -24,6 +24,7 @@ from metazoo.engine.executors import (
 )
 from metazoo.engine.functional import metric_name
 from metazoo.engine.inner import InnerLoop
+from metazoo.engine.measured import candidates, choice_key, choose_executor, computation_facts
 from metazoo.engine.task import MetaParams
 from metazoo.episode import EpisodeBatch
 
@@ -150,13 +151,27 @@ def task_scores(
     chunk_size: int | None = None,
 ) -> Tensor:
     """``(T,)`` each task's query score after adaptation (accuracy in % or MSE), with no graph
-    back to the learner: what ``adapt`` then ``predict`` give task by task."""
+    back to the learner: what ``adapt`` then ``predict`` give task by task.
+
+    ``executor='auto'`` runs the fastest executor measured on this batch's shapes
+    (:mod:`metazoo.engine.measured`); the scores are those of a run forced to it."""
     check_task_of(loop.task, batch.is_regression)
-    with torch.enable_grad():
-        results = run_tasks(
-            model, batch, loop, meta, outer=False, executor=executor, chunk_size=chunk_size
-        )
-    return results.metric
+
+    def scores(executor: str, chunk: int | None) -> Tensor:
+        with torch.enable_grad():
+            return run_tasks(
+                model, batch, loop, meta, outer=False, executor=executor, chunk_size=chunk
+            ).metric
+
+    if executor != "auto" or not isinstance(batch, EpisodeBatch):
+        return scores(executor, chunk_size)
+    device = batch.query_x.device
+    vectorizable = not (loop.bn_policy == "running" and model.training)
+    key = choice_key("eval", device, batch.query_x.dtype, **computation_facts(model, loop, batch))
+    choice, measured = choose_executor(
+        key, "eval", candidates(len(batch), chunk_size, vectorizable), scores, device
+    )
+    return measured if measured is not None else scores(choice.executor, choice.chunk)
 
 
 def adapt_task(

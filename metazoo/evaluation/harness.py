@@ -19,6 +19,8 @@ from torch import Tensor, nn
 
 from metazoo import distributed as dist
 from metazoo._atomic import json_safe
+from metazoo.engine.measured import choices_made, choices_mark
+from metazoo.engine.threads import threads_for_run
 from metazoo.episode import Episode, collate
 from metazoo.evaluation.episodes import combine_digests, episode_digest, sampler_options
 from metazoo.evaluation.provenance import MemoryMeter, environment
@@ -256,6 +258,7 @@ def evaluate(
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     device = _resolve_device(learner, device)
+    threads, since = threads_for_run(), choices_mark()
     sampler = open_sampler(benchmark, split, seed, **sampler_overrides)
     was_training = learner.training
     learner.eval()
@@ -284,6 +287,9 @@ def evaluate(
     result = _result(learner, benchmark, split, seed, scores, first, busy, start, memory, device)
     result.protocol.update(
         sampler=sampler_options(sampler), episodes_digest=_gathered(digests, episodes)
+    )
+    result.provenance.update(  # how it ran (executor='auto''s measured choices), not what
+        threads=threads.to_dict(), executors=[c.to_dict() for c in choices_made(since)]
     )
     return result
 

@@ -24,6 +24,7 @@ from torch import nn
 from metazoo import distributed as dist
 from metazoo._atomic import json_safe
 from metazoo.engine.precision import tf32
+from metazoo.engine.threads import threads_for_run
 from metazoo.evaluation.harness import (
     benchmark_name,
     config_dict,
@@ -332,6 +333,7 @@ def train(
         claim_run_folder(config.checkpoint_dir, config.resume, config.overwrite)
     if callback is None and not quiet:
         callback = print_progress(config.log_every)
+    threads_for_run()  # the free-cores rule unless threads were chosen (metazoo.engine.threads)
     start = time.perf_counter()
     if config.device is not None:
         learner.to(config.device)

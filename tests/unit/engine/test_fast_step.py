@@ -165,8 +165,8 @@ def test_fast_step_updates_like_a_plain_adam_step_and_meta_gradient_is_pure(batc
     assert not step.graph  # no CUDA graph on a CPU
     before = _flat([p.detach().clone() for p in model.parameters()])
     step.meta_gradient(batch)  # must leave weights and Adam's state as they were
-    assert step.plan.executor == "sequential"
-    assert torch.equal(_flat([p.detach() for p in model.parameters()]), before)
+    assert step.plan.reason.startswith("measured")  # auto timed the executors on a copy ...
+    assert torch.equal(_flat([p.detach() for p in model.parameters()]), before)  # ... only
     loss = step(batch)
     assert loss.dim() == 0 and not loss.requires_grad
     assert _rel(_flat([p.detach() for p in model.parameters()]) - before, expected - before) < 1e-8
