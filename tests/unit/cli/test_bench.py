@@ -38,9 +38,19 @@ def test_shards_cover_the_suite_and_the_table_is_written(tmp_path, capsys, commi
     with registered() as a, registered() as b:
         suite = _suite(tmp_path / "unit.yaml", a, b)
         out = tmp_path / "res"
-        assert main(["bench", str(suite), "--out", str(out), "--shard", "0/2", "--quiet"]) == 0
+        assert (
+            main(
+                ["bench", str(suite), "--out", str(out), "--shard", "0/2", "--quiet", "--jobs", "1"]
+            )
+            == 0
+        )
         first = sorted(p.name for p in out.glob("*.json"))
-        assert main(["bench", str(suite), "--out", str(out), "--shard", "1/2", "--quiet"]) == 0
+        assert (
+            main(
+                ["bench", str(suite), "--out", str(out), "--shard", "1/2", "--quiet", "--jobs", "1"]
+            )
+            == 0
+        )
         everything = sorted(p.name for p in out.glob("*.json"))
     tag = environment_tag()
     assert first == sorted(
@@ -57,7 +67,9 @@ def test_shards_cover_the_suite_and_the_table_is_written(tmp_path, capsys, commi
 def test_a_failing_cell_sets_the_exit_code_and_the_rest_runs(tmp_path, capsys, committed_code):
     with registered() as good, registered(Broken) as bad:
         suite = _suite(tmp_path / "unit.yaml", bad, good)
-        assert main(["bench", str(suite), "--out", str(tmp_path / "r"), "--quiet"]) == 1
+        assert (
+            main(["bench", str(suite), "--out", str(tmp_path / "r"), "--quiet", "--jobs", "1"]) == 1
+        )
     out = capsys.readouterr().out
     assert "2 cell(s) failed; their errors and tracebacks are in:" in out
     failed = json.loads(

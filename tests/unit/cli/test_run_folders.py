@@ -26,7 +26,7 @@ def runs(tmp_path_factory, committed_code):
         "name": "tiny", "learners": ["protonet"], "benchmarks": ["omniglot-5w1s"],
         "train": TINY, "eval": {"episodes": 3}, "build": {"backbone_options": {"hidden": 8}},
     }))  # fmt: skip
-    assert main(["bench", str(suite), "--out", str(root / "suite"), "--quiet"]) == 0
+    assert main(["bench", str(suite), "--out", str(root / "suite"), "--quiet", "--jobs", "1"]) == 0
     (cell,) = sorted((root / "suite").glob("protonet__omniglot-5w1s__seed0__*.json"))
     return {"train": root / "pn", "cell": cell}
 
