@@ -22,8 +22,7 @@ import torch
 
 from metazoo._atomic import write_json_atomic
 from metazoo.bench.suite import Cell, Suite, suite_dir
-from metazoo.engine.measured import choices_made, choices_mark
-from metazoo.engine.threads import set_threads, threads_for_run
+from metazoo.engine.threads import set_threads
 from metazoo.evaluation.provenance import code_version, environment_tag, portable_path
 from metazoo.runs.execute import RESULT_SCHEMA, new_record, now, train_and_test
 from metazoo.runs.resolve import ResolvedRun, resolve_run
@@ -204,7 +203,6 @@ def run_one(
     _emit(callback, {**event, "status": "running"})
     tick = time.perf_counter()
     relay = None if callback is None else (lambda e, key=cell.key: callback({**e, "cell": key}))
-    since = choices_mark()
     checkpoints = Path("checkpoints") / f"{cell.key}@{version[:12]}{version[40:]}"
     record = _record(cell, suite, device, str(checkpoints))
     try:
@@ -213,8 +211,6 @@ def run_one(
     except Exception as exc:  # a broken learner or plugin fails its cell, not the suite
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         record["traceback"] = traceback.format_exc()
-    record["executors"] = [choice.to_dict() for choice in choices_made(since)]
-    record["threads"] = threads_for_run().to_dict()
     record.update(finished=now(), seconds=time.perf_counter() - tick)
     write_json_atomic(record, path)
     _emit(callback, {**event, **_outcome(record)})

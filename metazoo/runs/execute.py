@@ -10,7 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from metazoo.engine.measured import choices_made, choices_mark
 from metazoo.engine.precision import tf32
+from metazoo.engine.threads import threads_for_run
 from metazoo.evaluation import evaluate
 from metazoo.evaluation.provenance import environment
 from metazoo.runs.resolve import ResolvedRun
@@ -75,7 +77,9 @@ def train_and_test(
     metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build, train and evaluate ``run``; returns the ``ok`` part of its record (``result``,
-    ``by_shots``, ``second_seed``, ``also_on``, ``train``)."""
+    ``by_shots``, ``second_seed``, ``also_on``, ``train``, and the ``executors`` and ``threads``
+    the run chose)."""
+    since = choices_mark()
     learner = run.build_learner(device)
     config = run.train_config(
         checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir),
@@ -116,6 +120,8 @@ def train_and_test(
         "by_shots": by_shots,
         "second_seed": second,
         "also_on": also_on,
+        "executors": [choice.to_dict() for choice in choices_made(since)],
+        "threads": threads_for_run().to_dict(),
         "train": {
             "config": recorded,
             "history": trained.history,

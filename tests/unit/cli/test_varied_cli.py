@@ -22,7 +22,7 @@ TINY = ["steps=2", "meta_batch=2", "hidden=8", "val_every=0", "ways=10"]
 def test_train_maml_on_varied_omniglot(tmp_path):
     out = tmp_path / "run"
     argv = ["train", "maml", "omniglot-varied", *TINY, "--episodes", "2", "--out", str(out)]
-    assert main([*argv, "--quiet", "--threads", "1", "--jobs", "1"]) == 0
+    assert main([*argv, "--quiet", "--threads", "1"]) == 0
     record = json.loads((out / "result.json").read_text())
     assert record["train"]["final_step"] == 2
     result = record["result"]
