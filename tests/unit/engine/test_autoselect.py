@@ -92,12 +92,13 @@ def test_paper_settings_fit_a_24_gb_card(omniglot_task):
     assert plan.chunk * per_task <= 11 * GIB
 
 
-def test_fast_step_plans_after_its_first_call_and_runs_sequentially_on_the_cpu(omniglot_task):
+def test_fast_step_plans_by_measurement_after_its_first_call(omniglot_task):
     model, batch = omniglot_task
     learner = MAML(model, MAML.Config(inner_lr=0.4, inner_steps=1))
     fast = FastMetaStep(learner, torch.optim.SGD(learner.parameters(), lr=0.0), batch)
     assert not hasattr(fast, "plan")  # built on first use: a schedule phase may change the loop
     fast.meta_gradient(batch)
-    assert fast.plan == ExecutorPlan(
-        "sequential", None, "cpu: vmap measured 4.5x slower than the task loop"
-    )
+    # auto times the executors on this shape (or reads that choice from the cache): which one
+    # wins is test_measured's subject, that the plan says it was measured is this one's
+    assert fast.plan.executor in ("sequential", "vectorized")
+    assert fast.plan.reason.startswith("measured: ")
