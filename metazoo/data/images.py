@@ -81,6 +81,10 @@ def decode_images(
         context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
         with context.Pool(workers) as pool:
             arrays = pool.map(_decode_star, jobs, chunksize=max(64, len(jobs) // (8 * workers)))
+            # Workers leave on their own before the pool's exit terminates them: a worker killed
+            # while it holds the task queue's lock left another waiting forever (seen in CI).
+            pool.close()
+            pool.join()
     else:
         arrays = [_decode_star(job) for job in jobs]
     shapes = {a.shape for a in arrays}
