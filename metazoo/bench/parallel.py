@@ -70,6 +70,9 @@ def _start_worker(events: Any, threads: int | None, learners: list[LearnerEntry]
 
     global _events
     _events = events
+    # Ctrl-C reaches every process of the terminal's group: the parent alone handles it and stops
+    # the workers, which would otherwise die first and break the pool under it (exit 2, not 130).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     if threads is not None:
         set_threads(threads)
