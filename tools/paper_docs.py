@@ -125,6 +125,11 @@ def _curve_link(row: PaperRow, folder: Path, root: str = "") -> str:
     return f" ([curve]({root}{path}))" if path else ""
 
 
+def status_text(row: PaperRow) -> str:
+    """The row's status, with its diagnosis when it is below the paper."""
+    return f"{row.status}: {row.diagnosis}" if row.diagnosis else row.status
+
+
 def _line(row: PaperRow, folder: Path, root: str = "") -> str:
     learner, bench = f"`{row.learner}`", row.benchmark
     if row.cell is None:
@@ -135,7 +140,7 @@ def _line(row: PaperRow, folder: Path, root: str = "") -> str:
         other = row.second_seed
         ours += f"; episode seed {other['seed']}: {other['mean']:.2f} ± {other['ci95']:.2f}"
         ours += " (differ by more than the intervals)" if row.seeds_disagree else ""
-    status = f"{row.status}: {row.diagnosis}" if row.diagnosis else row.status
+    status = status_text(row)
     best = budget.get("best_val")
     trained = (
         f"{budget.get('steps')} episodes, {budget.get('minutes', 0):.0f} min"
@@ -233,7 +238,7 @@ def measured_table(folder: Path = PAPER_RESULTS, root: str = "", pages: str = ""
         curve = _curve_path(row, where)
         lines.append(
             f"| [`{row.learner}`]({pages}learners/{row.learner}.md) | {row.benchmark} | "
-            f"{row.cell.mean:.2f} ± {row.cell.ci95:.2f} | {paper_text(row.paper)} | {row.status} "
+            f"{row.cell.mean:.2f} ± {row.cell.ci95:.2f} | {paper_text(row.paper)} | {status_text(row)} "
             f"| {trained} | {f'[curve]({root}{curve})' if curve else '–'} |"
         )
     where = ", ".join(sorted(machines)) or "no machine yet"

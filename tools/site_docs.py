@@ -22,7 +22,7 @@ import metazoo
 from metazoo.cards import CardError, learner_card
 from metazoo.cli.ls import BENCHMARK_COLUMNS, benchmark_rows, suite_rows
 from tools.concept_figures import episode_svg, meta_batch_svg
-from tools.paper_docs import PAPER_RESULTS, measured_rows, paper_text
+from tools.paper_docs import PAPER_RESULTS, measured_rows, paper_text, status_text
 
 __all__ = [
     "GENERATED_NOTE",
@@ -159,7 +159,7 @@ def _ours_section(name: str, paper_results: Path, results: Path) -> list[str]:
             where = folder.relative_to(REPO).as_posix()
             rows.append(
                 f"| {row.benchmark} | {row.cell.mean:.2f} ± {row.cell.ci95:.2f} | "
-                f"{paper_text(row.paper)} | {row.status} | {how} | `{where}` |"
+                f"{paper_text(row.paper)} | {status_text(row)} | {how} | `{where}` |"
             )
     learning = results / f"learning-{name}-cpu.json"
     if learning.is_file():
