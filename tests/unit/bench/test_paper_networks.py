@@ -68,9 +68,11 @@ def relation(maps: tuple[int, ...], fc_inputs: int) -> Check:
     return check
 
 
-def unchecked(reason: str) -> Check:
+def mlp(widths: list[int]) -> Check:
+    """The output widths of the learner's linear layers, in order."""
+
     def check(learner: nn.Module, shape: tuple[int, ...]) -> None:
-        pytest.skip(reason)
+        assert [m.out_features for m in learner.modules() if isinstance(m, nn.Linear)] == widths
 
     return check
 
@@ -99,26 +101,29 @@ NETWORKS: dict[str, Check] = {
     "paper-mamlpp-miniimagenet": conv4_classifier(48),
     # Chen et al. 2019, Table 1: Conv-4 with 64 filters (1600-d on 84x84).
     "paper-baselinepp": conv4(64, (1600,)),
-    "paper-maml-sinusoid": unchecked("an MLP 1-40-40-1: checked in test_paper_mlp"),
-    "paper-mann-omniglot": unchecked("LSTM controller sizes: not yet stated against the paper"),
-    "paper-snail-omniglot": unchecked("TC/attention block sizes: not yet stated against the paper"),
-    "paper-snail-miniimagenet": unchecked("ResNet widths: not yet stated against the paper"),
-    "paper-metaoptnet-cifar": unchecked("ResNet-12 widths: not yet stated against the paper"),
-    "paper-metaoptnet-imagenet": unchecked("ResNet-12 widths: not yet stated against the paper"),
-    "paper-transductive-ft": unchecked("WRN/ResNet-12 widths: not yet stated against the paper"),
+    # Finn et al. 2017, Section 5.1: two hidden layers of 40 ReLU units (MAML and the baseline).
+    "paper-maml-sinusoid": mlp([40, 40, 1]),
+}
+#: presets whose network facts are not written here yet, and what is missing: the open list.
+NOT_YET_STATED: dict[str, str] = {
+    "paper-mann-omniglot": "LSTM controller and memory sizes",
+    "paper-snail-omniglot": "TC/attention block sizes",
+    "paper-snail-miniimagenet": "ResNet widths",
+    "paper-metaoptnet-cifar": "ResNet-12 widths",
+    "paper-metaoptnet-imagenet": "ResNet-12 widths",
+    "paper-transductive-ft": "WRN/ResNet-12 widths",
 }
 
 
-def test_every_paper_preset_states_its_network():
-    assert sorted(NETWORKS) == paper_presets()
+def test_every_paper_preset_states_its_network_or_is_listed_as_open():
+    assert not set(NETWORKS) & set(NOT_YET_STATED)
+    assert sorted({**NETWORKS, **NOT_YET_STATED}) == paper_presets()
 
 
 CELLS = [
     pytest.param(name, cell, id=f"{name}:{cell.key}")
-    for name in paper_presets()
+    for name in sorted(NETWORKS)
     for cell in load_suite(name).cells()
-    if not name.startswith(("paper-snail", "paper-metaoptnet", "paper-transductive", "paper-mann"))
-    and name != "paper-maml-sinusoid"
 ]
 
 
@@ -130,11 +135,3 @@ def test_the_preset_builds_its_papers_network(preset, cell):
     except MissingDataError as error:  # Baseline++ sizes its head from the training classes
         pytest.skip(f"building needs the dataset: {error}")
     NETWORKS[preset](learner, shape)
-
-
-def test_paper_mlp():
-    """Finn et al. 2017, Section 5.1: an MLP with two hidden layers of 40 ReLU units."""
-    for cell in load_suite("paper-maml-sinusoid").cells():
-        learner = resolve_cell(cell).build_learner()
-        widths = [m.out_features for m in learner.modules() if isinstance(m, nn.Linear)]
-        assert widths == [40, 40, 1]
