@@ -163,11 +163,11 @@ def paper_rows(suite: Suite | str, results: str | Path | None) -> list[PaperRow]
             if row.cell is not None:
                 row.status = paper_status(row.cell.mean, row.cell.ci95, row.paper)
                 record = trained.get(cell.key, {})
+                budget = _budget(record.get("train", {}))  # the model's, for every benchmark
                 if benchmark == cell.benchmark:
-                    row.budget = _budget(record.get("train", {}))
+                    row.budget = budget
                     row.second_seed = record.get("second_seed")
                 if row.status == "below":
-                    budget = _budget(record.get("train", {}))
                     row.diagnosis = diagnosis(budget["curve"], budget["steps"])
             rows.append(row)
     return rows
