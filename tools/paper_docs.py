@@ -241,7 +241,9 @@ def measured_table(folder: Path = PAPER_RESULTS, root: str = "", pages: str = ""
             f"{row.cell.mean:.2f} ± {row.cell.ci95:.2f} | {paper_text(row.paper)} | {status_text(row)} "
             f"| {trained} | {f'[curve]({root}{curve})' if curve else '–'} |"
         )
-    where = ", ".join(sorted(machines)) or "no machine yet"
+    if not machines:
+        return "No row is measured at the current presets yet: each is pending its preset's run."
+    where = ", ".join(sorted(machines))
     return "\n".join(lines) + f"\n\nMeasured on {where}; training times are wall time."
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from metazoo.bench import parse_suite, write_json_atomic
@@ -48,8 +50,8 @@ def test_rows_come_from_the_results_and_missing_ones_are_pending(tmp_path):
         "seconds": 600.0,  # the last call's: the run resumed once
         "total_seconds": 900.0,
         "history": [
-            {"kind": "val", "step": 250, "mean": 97.5},
-            {"kind": "val", "step": 500, "mean": 98.2},
+            {"kind": "val", "step": step, "mean": mean}
+            for step, mean in [(250, 96.0), (300, 96.5), (400, 97.4), (500, 98.2)]
         ],
     }
     write_json_atomic(data, tmp_path / "a.json")
@@ -65,22 +67,36 @@ def test_rows_come_from_the_results_and_missing_ones_are_pending(tmp_path):
     assert first.budget["steps"] == 500 and first.budget["best_val"] == 98.2
     assert first.budget["minutes"] == 15.0
     assert also_row.budget is None and also_row.trained_on == "omniglot-5w1s"
-    # below: diagnosed from the model's validation curve (+0.7 over the last fifth: rising)
-    assert also_row.diagnosis == "still rising (+0.7 points from step 250 to 500): budget"
+    # below: diagnosed from the model's 5-way validation curve, which projects nothing for 20-way
+    assert also_row.diagnosis == (
+        "still rising (+2.3 ± 0.1 points per doubling of training over the last half): budget"
+    )
     assert first.diagnosis == ""  # only a below row carries one
     assert first.second_seed is None and not first.seeds_disagree
 
 
-def test_diagnosis_reads_the_last_fifth_of_the_curve():
-    curve = [{"step": s, "mean": m} for s, m in [(100, 80.0), (200, 88.0), (400, 90.0)]]
-    rising = [*curve, {"step": 500, "mean": 91.0}]
-    assert diagnosis(rising, 500) == "still rising (+1.0 points from step 400 to 500): budget"
-    flat = [*curve, {"step": 450, "mean": 90.3}, {"step": 500, "mean": 89.0}]
-    assert (
-        diagnosis(flat, 500) == "flat (+0.3 points from step 400 to 500): not explained by budget"
+def test_diagnosis_fits_the_last_half_of_the_curve_against_log_steps():
+    early = [{"step": 100, "mean": 50.0}, {"step": 400, "mean": 80.0}]  # before the last half
+    # +2 points per doubling exactly: 90.0 at 512, 91.0 at 724.08, 91.93 at 1000
+    rising = [*early, *({"step": s, "mean": 90 + 2 * math.log2(s / 512)} for s in (512, 724, 1000))]
+    # from 91.93 at 1000 steps, +6.87 points is 3.43 doublings: 1000 * 2**3.43 = 10,809 steps
+    assert diagnosis(rising, 1000, target=98.8) == (
+        "still rising (+2.0 ± 0.0 points per doubling of training over the last half; at that rate"
+        " it reaches 98.8 after about 11,000 steps): budget"
     )
-    assert diagnosis([], 500).startswith("no validation curve")
-    assert diagnosis(curve, 500).startswith("too few validation points")
+    assert diagnosis(rising, 1000, target=91.0).endswith("last half): budget")  # already past it
+    flat = [*early, *({"step": s, "mean": m} for s, m in [(600, 90.0), (800, 90.1), (1000, 90.0)])]
+    assert diagnosis(flat, 1000) == (
+        "flat (+0.0 ± 0.2 points per doubling of training over the last half):"
+        " not explained by budget"
+    )
+    noisy = [*early, *({"step": s, "mean": m} for s, m in [(600, 90.0), (800, 93.0), (1000, 90.5)])]
+    assert diagnosis(noisy, 1000) == (
+        "within noise (+1.0 ± 4.2 points per doubling of training over the last half):"
+        " budget not ruled out"
+    )
+    assert diagnosis([], 1000).startswith("no validation curve")
+    assert diagnosis(early, 1000).startswith("too few validation points")
 
 
 def test_a_second_episode_seed_is_kept_and_a_disagreement_reported(tmp_path):
