@@ -4,7 +4,9 @@ Cells are independent (own seeds, own result file, own checkpoint folder), so a 
 not depend on which process runs it or when: with the same torch threads per process, ``--jobs N``
 writes the result files a serial run writes. Workers are started with ``spawn`` (no state copied
 from the parent) and send their progress events through a queue; the parent hands them to the
-suite's callback, one cell's lines at a time. A failing cell is recorded by its worker and the
+suite's callback, one cell's lines at a time. The runner hands the cells over largest first
+(:func:`metazoo.bench.runner.work_estimate`), so the suite does not end on one long cell while the
+other cores idle. A failing cell is recorded by its worker and the
 others go on. On Ctrl-C (or any error in the parent) every worker is stopped; a cell that was
 running left its last training checkpoint and resumes from it on the next run.
 """

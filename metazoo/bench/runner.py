@@ -149,8 +149,9 @@ def run_suite(
     if jobs > 1 and len(pending) > 1:
         from metazoo.bench.parallel import run_in_processes
 
+        largest_first = sorted(pending, key=lambda p: -work_estimate(p[1], suite.name))
         finished = run_in_processes(
-            suite, out, pending, len(cells), device, callback, jobs, threads, run_one
+            suite, out, largest_first, len(cells), device, callback, jobs, threads, run_one
         )
     else:
         if threads is not None:
@@ -161,6 +162,29 @@ def run_suite(
     for _, path, status in sorted(finished):
         (report.done if status == "ok" else report.failed).append(path)
     return report
+
+
+def work_estimate(cell: Cell, suite: str = "suite") -> float:
+    """A rough size of ``cell``'s training, to start the largest cells first when cells run side
+    by side (the last one to start is then a short one, and the suite ends soonest): training steps
+    x tasks per step x examples per task x input size. Only the order matters, not the unit."""
+    from math import prod
+
+    from metazoo.cards import benchmark_card
+
+    try:
+        run = resolve_cell(cell, suite)
+        card = benchmark_card(cell.benchmark)
+    except Exception:  # noqa: BLE001  (the cell's own run records why it cannot be resolved)
+        return 0.0
+    episode = {**card, **run.settings["sampler"], **run.settings["train_sampler"]}
+    examples = (episode.get("ways") or 1) * (
+        (episode.get("shots") or 1) + (episode.get("queries") or 1)
+    )
+    train = run.settings["train"]
+    return float(
+        train["steps"] * train["meta_batch"] * examples * prod(card.get("input_shape", [1]))
+    )
 
 
 def _counting_left(callback: Callback | None, pending: int) -> Callback | None:

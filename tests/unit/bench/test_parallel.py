@@ -84,3 +84,29 @@ def test_progress_says_already_done_and_each_finished_cells_score_time_and_the_t
     assert lines[3] == "[2/3] cnp__sinusoid__seed0: ok: mse 0.250 ± 0.010 in 1m15s"
     assert lines[4].startswith("  suite: 0m") and lines[4].endswith(" left")
     assert len(lines) == 5
+
+
+def test_cells_side_by_side_start_largest_first(monkeypatch, tmp_path):
+    """The quickstart's four Omniglot cells (CNP's 300 steps first) start before its sinusoid
+    ones, so the last cell to start is a short one and no core idles through a long tail."""
+    from metazoo.bench import parallel, runner
+    from metazoo.bench.suite import load_suite
+
+    suite = load_suite("quickstart")
+    estimates = {
+        (c.learner, c.benchmark): runner.work_estimate(c, suite.name) for c in suite.cells()
+    }
+    # steps x tasks x examples x pixels: 300 x 8 x 5*(1+15) x 784 for CNP on Omniglot
+    assert estimates["cnp", "omniglot-5w1s"] == 300 * 8 * 80 * 784
+    assert estimates["maml", "sinusoid"] == 3000 * 25 * (10 + 10) * 1
+    started = []
+
+    def record_order(suite, out, pending, *args):
+        started.extend((cell.learner, cell.benchmark) for _, cell in pending)
+        return []
+
+    monkeypatch.setattr(parallel, "run_in_processes", record_order)
+    runner.run_suite(suite, tmp_path, jobs=2, threads=1)
+    assert started[0] == ("cnp", "omniglot-5w1s")
+    assert {b for _, b in started[:4]} == {"omniglot-5w1s"}
+    assert {b for _, b in started[4:]} == {"sinusoid"}
