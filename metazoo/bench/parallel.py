@@ -67,7 +67,9 @@ def _learners_to_carry(cells: list[Cell]) -> list[LearnerEntry]:
     return [e for e in entries.values() if not e.cls.__module__.startswith(BUILTIN_PACKAGE)]
 
 
-def _start_worker(events: Any, threads: int | None, learners: list[LearnerEntry]) -> None:
+def _start_worker(
+    events: Any, threads: int | None, jobs: int, learners: list[LearnerEntry]
+) -> None:
     from metazoo.engine.threads import set_threads
 
     global _events
@@ -77,7 +79,9 @@ def _start_worker(events: Any, threads: int | None, learners: list[LearnerEntry]
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     if threads is not None:
-        set_threads(threads)
+        set_threads(
+            threads, jobs
+        )  # recorded with each result: this cell ran beside jobs - 1 others
     known = set(list_learners())
     for entry in learners:
         if entry.name not in known:
@@ -127,10 +131,11 @@ def run_in_processes(
     """
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
+    workers = min(jobs, len(pending))
     pool = ProcessPoolExecutor(
-        max_workers=min(jobs, len(pending)), mp_context=context,
+        max_workers=workers, mp_context=context,
         initializer=_start_worker,
-        initargs=(events, threads, _learners_to_carry([cell for _, cell in pending])),
+        initargs=(events, threads, workers, _learners_to_carry([cell for _, cell in pending])),
     )  # fmt: skip
     finished: list[tuple[int, Path, str]] = []
     try:

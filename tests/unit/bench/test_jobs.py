@@ -76,6 +76,10 @@ def test_two_jobs_give_the_numbers_of_one_and_ctrl_c_resumes_to_them(tmp_path):
     expected = _numbers(tmp_path / "serial")
     assert len(expected) == 2
     assert _numbers(tmp_path / "parallel") == expected
+    for folder, jobs in [("serial", 1), ("parallel", 2)]:  # each result says how its cell ran
+        for path in (tmp_path / folder).glob("*.json"):
+            threads = json.loads(path.read_text())["result"]["provenance"]["threads"]
+            assert (threads["threads"], threads["jobs"]) == (1, jobs)
 
     out = tmp_path / "interrupted"
     victim = subprocess.Popen(
