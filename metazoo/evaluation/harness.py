@@ -25,7 +25,7 @@ from metazoo.episode import Episode, collate
 from metazoo.evaluation.episodes import combine_digests, episode_digest, sampler_options
 from metazoo.evaluation.provenance import MemoryMeter, environment
 from metazoo.evaluation.stats import mean_ci95
-from metazoo.learner import adaptation_grad_mode, has_score_episodes
+from metazoo.learner import EpisodeScorer, adaptation_grad_mode
 from metazoo.metrics import episode_score
 
 __all__ = [
@@ -206,7 +206,7 @@ def _run_episode(learner: nn.Module, episode: Episode) -> float:
     # The harness, not the learner, sets grad mode: gradient steps need autograd (and build no
     # graph to the parameters in eval mode), forward-pass adaptation runs without it.
     with adaptation_grad_mode(learner):
-        state = learner.adapt(episode.support_x, episode.support_y)
+        state = learner.adapt(episode.support_x, episode.support_y, episode.ways)
     with torch.no_grad():
         prediction = learner.predict(state, episode.query_x)
     score = score_episode(prediction, episode.query_y)
@@ -217,7 +217,7 @@ def _run_episode(learner: nn.Module, episode: Episode) -> float:
 def score_block(learner: nn.Module, episodes: list[Episode]) -> list[float]:
     """Scores of episodes as :func:`evaluate` computes them: one ``score_episodes`` call where
     the learner has it, else ``adapt`` then ``predict`` per episode (learner in eval mode)."""
-    if not has_score_episodes(learner):
+    if not isinstance(learner, EpisodeScorer):
         return [_run_episode(learner, e) for e in episodes]
     with torch.no_grad():  # the learner switches autograd on where its adaptation needs it
         return learner.score_episodes(collate(episodes)).tolist()
@@ -264,7 +264,7 @@ def evaluate(
     learner.eval()
     scores, digests, busy, first = [], [], 0.0, None
     start = time.perf_counter()
-    block = EVAL_BLOCK if has_score_episodes(learner) else 1
+    block = EVAL_BLOCK if isinstance(learner, EpisodeScorer) else 1
     try:
         with MemoryMeter(device) as memory:
             indices = list(dist.episode_range(episodes))  # this rank's block (all, alone)

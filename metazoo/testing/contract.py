@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from metazoo._registry import create_learner
 from metazoo.build import fields_it_takes, learner_tasks, model_kind
 from metazoo.episode import EpisodeBatch
-from metazoo.learner import adaptation_grad_mode, adapts_by_gradient, has_outer_step
+from metazoo.learner import OuterStepLearner, adaptation_grad_mode, adapts_by_gradient
 from metazoo.metrics import episode_score
 from metazoo.models import make_backbone
 
@@ -102,7 +102,7 @@ def _check_shapes_and_purity(name: str, learner: nn.Module, batch: EpisodeBatch,
     before = _state_snapshot(learner)
     episode = batch.task(0)
     with torch.enable_grad():
-        state = learner.adapt(episode.support_x, episode.support_y)
+        state = learner.adapt(episode.support_x, episode.support_y, episode.ways)
     out = learner.predict(state, episode.query_x)
     expected = (
         (episode.query_x.shape[0], WAYS)
@@ -154,7 +154,7 @@ def _check_grad_mode(name: str, learner: nn.Module, batch: EpisodeBatch) -> None
     if forward:
         learner.train()
         with torch.no_grad():
-            state = learner.adapt(episode.support_x, episode.support_y)
+            state = learner.adapt(episode.support_x, episode.support_y, episode.ways)
         _require(
             not _attached(state, learner),
             f"{name}: declares adapts_by_gradient = False, yet adapt() under torch.no_grad() "
@@ -163,7 +163,7 @@ def _check_grad_mode(name: str, learner: nn.Module, batch: EpisodeBatch) -> None
         )
     learner.eval()
     with adaptation_grad_mode(learner):
-        state = learner.adapt(episode.support_x, episode.support_y)
+        state = learner.adapt(episode.support_x, episode.support_y, episode.ways)
     hint = (
         "detach the adapted state in eval mode (test-time adaptation builds no outer graph)"
         if forward or getattr(type(learner), "adapts_by_gradient", None) is not None
@@ -192,7 +192,7 @@ def _check_metric_agreement(name: str, learner: nn.Module, batch: EpisodeBatch) 
             "classification, mse for regression)",
         )
         with adaptation_grad_mode(learner):
-            state = learner.adapt(episode.support_x, episode.support_y)
+            state = learner.adapt(episode.support_x, episode.support_y, episode.ways)
         with torch.no_grad():
             expected = float(
                 episode_score(learner.predict(state, episode.query_x), episode.query_y)
@@ -206,15 +206,18 @@ def _check_metric_agreement(name: str, learner: nn.Module, batch: EpisodeBatch) 
 
 
 def _check_meta_gradient(name: str, learner: nn.Module, batch: EpisodeBatch) -> float:
-    if has_outer_step(learner):
+    if isinstance(learner, OuterStepLearner):
         before = _state_snapshot(learner)
         optimizer = torch.optim.SGD(learner.parameters(), lr=0.1)
-        metrics = learner.outer_step(batch, optimizer)
-        _require(isinstance(metrics, dict), f"{name}: outer_step must return a metrics dict")
+        metrics = learner.outer_step(batch, optimizer, 0)
+        _require(
+            isinstance(metrics, dict) and all(isinstance(v, float) for v in metrics.values()),
+            f"{name}: outer_step must return a dict of float metrics, got {metrics!r}",
+        )
         moved = any(not torch.equal(v, learner.state_dict()[k]) for k, v in before.items())
         _require(moved, f"{name}: outer_step did not change any parameter")
         return float(metrics.get("loss", 0.0))
-    loss, metrics = learner.meta_loss(batch)
+    loss, metrics = learner.meta_loss(batch, 0)
     _require(
         loss.dim() == 0 and bool(torch.isfinite(loss)),
         f"{name}: meta_loss must be a finite scalar, got {loss}",

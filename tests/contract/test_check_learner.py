@@ -34,16 +34,18 @@ class Undeclared(nn.Module):
         self.model = model
         self.config = config
 
-    def adapt(self, support_x: Tensor, support_y: Tensor) -> Tensor:
-        return class_means(self.model(support_x), support_y, int(support_y.max()) + 1)
+    def adapt(self, support_x: Tensor, support_y: Tensor, ways: int | None) -> Tensor:
+        return class_means(self.model(support_x), support_y, ways)
 
     def predict(self, state: Tensor, query_x: Tensor) -> Tensor:
         return -(torch.cdist(self.model(query_x), state) ** 2)
 
-    def meta_loss(self, batch) -> tuple[Tensor, dict[str, float]]:
+    def meta_loss(self, batch, step=None) -> tuple[Tensor, dict[str, float]]:
         losses, scores = [], []
         for task in batch:
-            logits = self.predict(self.adapt(task.support_x, task.support_y), task.query_x)
+            logits = self.predict(
+                self.adapt(task.support_x, task.support_y, task.ways), task.query_x
+            )
             losses.append(F.cross_entropy(logits, task.query_y))
             scores.append((logits.argmax(-1) == task.query_y).double().mean().item())
         return torch.stack(losses).mean(), {"accuracy": self.percent * sum(scores) / len(scores)}
@@ -58,9 +60,9 @@ class Prototypes(Undeclared):
 class GradInsideAdapt(Prototypes):
     """Declares a forward pass, yet switches autograd on itself."""
 
-    def adapt(self, support_x: Tensor, support_y: Tensor) -> Tensor:
+    def adapt(self, support_x: Tensor, support_y: Tensor, ways: int | None) -> Tensor:
         with torch.enable_grad():
-            return super().adapt(support_x, support_y)
+            return super().adapt(support_x, support_y, ways)
 
 
 class Fraction(Prototypes):
