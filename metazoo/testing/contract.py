@@ -5,13 +5,17 @@ learner: output shapes, ``adapt`` never mutating the learner, grad mode (in eval
 under the harness's grad mode builds no graph back to the parameters; a forward-pass learner builds
 none under ``torch.no_grad()``), ``meta_loss``'s metric in eval mode equal to the harness's score of
 ``predict(adapt(...))`` episode by episode, the meta-gradient reaching the parameters of the model
-given to it, and determinism given a seed. A broken rule raises :class:`ContractError` naming the
-learner and the rule (an exception, not an ``assert``: it also fires under ``python -O``).
+given to it, determinism given a seed, and each optional capability the learner declares
+(:mod:`metazoo.testing.capabilities`: a gradient learner's members and one step of the engine's
+training step, an outer step, block scoring, evaluation settings). A broken rule raises
+:class:`ContractError` naming the learner and the rule (an exception, not an ``assert``: it also
+fires under ``python -O``).
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -25,6 +29,7 @@ from metazoo.episode import EpisodeBatch
 from metazoo.learner import OuterStepLearner, adaptation_grad_mode, adapts_by_gradient
 from metazoo.metrics import episode_score
 from metazoo.models import make_backbone
+from metazoo.testing.capabilities import check_capabilities
 
 __all__ = ["ContractError", "check_learner", "synthetic_batch", "default_model"]
 
@@ -92,6 +97,30 @@ def _build(name: str, task: str, seed: int, model_factory: Callable | None) -> n
     shape = IMAGE_SHAPE if task == "classification" else (1,)
     filled = fields_it_takes(name, {"ways": WAYS, "input_shape": shape, "task": task})
     return create_learner(name, model, **filled)
+
+
+def _takes(method: Callable, *names: str) -> bool:
+    """Whether ``method`` can be called with ``names`` as positional arguments."""
+    try:
+        inspect.signature(method).bind(*names)
+    except TypeError:
+        return False
+    return True
+
+
+def _check_signatures(name: str, learner: nn.Module) -> None:
+    """The contract's signatures, checked first: a plugin written for an older one is told
+    what to change rather than failing inside the harness."""
+    _require(
+        _takes(learner.meta_loss, "batch", "step"),
+        f"{name}: meta_loss must take (batch, step=None): the trainer passes the 0-based "
+        "training step (ignore it when no schedule reads it)",
+    )
+    _require(
+        _takes(learner.adapt, "support_x", "support_y", "ways"),
+        f"{name}: adapt must take (support_x, support_y, ways): ways is the task's number of "
+        "classes (None for regression), which the harness passes; do not derive it from labels",
+    )
 
 
 def _state_snapshot(module: nn.Module) -> dict[str, Tensor]:
@@ -258,10 +287,12 @@ def check_learner(
     for task in learner_tasks(name):
         batch = synthetic_batch(task, seed=seed)
         learner = _build(name, task, seed, model_factory)
+        _check_signatures(name, learner)
         twin, probe = copy.deepcopy(learner), copy.deepcopy(learner)
         _check_shapes_and_purity(name, learner, batch, task)
         _check_grad_mode(name, probe, batch)
         _check_metric_agreement(name, probe, batch)
+        check_capabilities(name, learner, batch, _require)
         first = _check_meta_gradient(name, learner, batch)
         second = _check_meta_gradient(name, twin, batch)
         _require(

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from metazoo.learner import EvalSettings
 from metazoo.learners.episodic import class_means
 from metazoo.testing import ContractError, check_learner, registered
 
@@ -71,6 +72,34 @@ class Fraction(Prototypes):
     percent = 1.0
 
 
+class StillOuterStep(Prototypes):
+    """Claims its own outer step, which updates nothing."""
+
+    def outer_step(self, batch, optimizer, step) -> dict[str, float]:
+        return {"loss": 0.0}
+
+
+class ZeroScores(Prototypes):
+    """Scores blocks of episodes with numbers adapt and predict do not give."""
+
+    def score_episodes(self, batch) -> Tensor:
+        return torch.zeros(len(batch))
+
+
+class UnknownPolicy(Prototypes):
+    """Declares a BatchNorm policy the engine does not have."""
+
+    def eval_settings(self) -> EvalSettings:
+        return EvalSettings(inner_steps=None, bn_policy="batch")
+
+
+class TwoArgumentAdapt(Prototypes):
+    """Written for the old contract: adapt derives the ways from the labels."""
+
+    def adapt(self, support_x: Tensor, support_y: Tensor) -> Tensor:  # type: ignore[override]
+        return super().adapt(support_x, support_y, int(support_y.max()) + 1)
+
+
 def _check(cls: type) -> None:
     with registered(cls, family="metric") as name:
         check_learner(name)
@@ -104,6 +133,28 @@ def test_meta_loss_metric_must_match_the_harness_score_episode_by_episode():
     reported = float(message.split("reported accuracy ")[1].split(" ")[0])
     scored = float(message.split("scores ")[1].split(" ")[0])
     assert scored == pytest.approx(100.0 * reported)
+
+
+def test_an_adapt_without_ways_is_told_the_new_signature():
+    with pytest.raises(ContractError, match=r"adapt must take \(support_x, support_y, ways\)"):
+        _check(TwoArgumentAdapt)
+
+
+def test_an_outer_step_that_moves_nothing_is_caught():
+    with pytest.raises(ContractError, match="outer_step did not change any parameter"):
+        _check(StillOuterStep)
+
+
+def test_block_scores_must_be_the_harness_scores():
+    with pytest.raises(ContractError) as info:
+        _check(ZeroScores)
+    message = str(info.value)
+    assert "score_episodes gave [0.0, 0.0], but adapt then predict score the episodes" in message
+
+
+def test_declared_eval_settings_must_be_well_formed():
+    with pytest.raises(ContractError, match=r"eval_settings\(\) must return .* got EvalSettings"):
+        _check(UnknownPolicy)
 
 
 def test_the_contract_checks_use_no_assert_statement():
