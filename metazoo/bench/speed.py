@@ -43,7 +43,7 @@ from metazoo.engine.measured import choices_made, choices_mark
 from metazoo.engine.precision import tf32 as tf32_mode
 from metazoo.episode import EpisodeBatch
 from metazoo.evaluation.harness import score_block
-from metazoo.learner import has_outer_step
+from metazoo.learner import OuterStepLearner
 from metazoo.training.step import steps_by_gradient
 
 __all__ = [
@@ -86,8 +86,8 @@ class _KeepUpdate:
 def accumulate_update(learner: nn.Module, batch: EpisodeBatch, optimizer: Any) -> None:
     """Put the learner's meta-gradient of ``batch`` into ``.grad`` (Reptile: apply its outer step
     with ``optimizer``), the way the trainer does."""
-    if has_outer_step(learner):
-        learner.outer_step(batch, optimizer)
+    if isinstance(learner, OuterStepLearner):
+        learner.outer_step(batch, optimizer, None)
     elif steps_by_gradient(learner):  # the engine's step, with the trainer's executor choice
         loop = learner.inner_loop(True)
         options = FastOptions(executor=learner.config.executor, chunk=learner.config.chunk_size)
@@ -107,7 +107,7 @@ def training_step(
     learner.train()
     optimizer.zero_grad(set_to_none=True)
     accumulate_update(learner, batch, optimizer)
-    if not has_outer_step(learner):  # outer_step applies its own update
+    if not isinstance(learner, OuterStepLearner):  # outer_step applies its own update
         optimizer.step()
 
 
@@ -309,7 +309,7 @@ def measure_speed(
         train_peak_memory_mb=peak,
         memory_kind=memory_kind(device),
         meta_grad_rel_error=error,
-        checked="outer update" if has_outer_step(model) else "meta-gradient",
+        checked="outer update" if isinstance(model, OuterStepLearner) else "meta-gradient",
         precision=mode,
         executors=chosen,
     )

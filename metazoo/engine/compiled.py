@@ -12,33 +12,21 @@ the elementwise work around the convolutions. With a per-task convolution loweri
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import partial
-from typing import Protocol
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from metazoo.engine.executors import vectorized
 from metazoo.engine.functional import buffers_of
 from metazoo.engine.inner import InnerLoop
 from metazoo.engine.objective import objective_of
-from metazoo.engine.task import MetaParams
 from metazoo.engine.taskconv import batched_weight_gradients
 from metazoo.episode import EpisodeBatch
+from metazoo.learner import GradientLearner
 
-__all__ = ["GradientLearner", "compiled_meta_gradient", "check_policy"]
-
-
-class GradientLearner(Protocol):
-    """What the engine's training step needs of a MAML-family learner (``metazoo.learners.MAML``
-    provides it): its network, and its tensors mapped to :class:`MetaParams`."""
-
-    model: nn.Module
-
-    def named_parameters(self): ...
-
-    def meta_params(self, tensors: Mapping[str, Tensor] | None = None) -> MetaParams: ...
+__all__ = ["compiled_meta_gradient", "check_policy"]
 
 
 def check_policy(loop: InnerLoop) -> None:
@@ -80,7 +68,7 @@ def compiled_meta_gradient(
     chunk at a time, and returns ``(2,)``: the detached mean objective and mean query metric.
 
     Args:
-        learner: the MAML-family learner (see :class:`GradientLearner`).
+        learner: the MAML-family learner (see :class:`metazoo.learner.GradientLearner`).
         loop: inner-loop settings, ``adapt_names`` resolved (``InnerLoop.bound_to``).
         tasks: the meta-batch size T every batch has (scales the loss by ``1/T``).
         ways: N of the classification episodes, None for regression.

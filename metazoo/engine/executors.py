@@ -323,6 +323,7 @@ def adapt(
     meta: MetaParams,
     *,
     outer: bool,
+    ways: int | None,
 ) -> Weights:
     """Adapted weights for one task: :func:`run_inner_loop` alone, no query set.
 
@@ -330,6 +331,8 @@ def adapt(
         support_x: ``(N*K, *x)`` support inputs.
         support_y: ``(N*K,)`` labels or ``(N*K, *y)`` targets.
         outer: keep the graph back to ``meta``; False returns detached weights.
+        ways: N of a classification task (checked against the model's output); None for
+            regression.
 
     Returns:
         name -> tensor for every parameter.
@@ -339,7 +342,6 @@ def adapt(
     else:
         meta = _without_outer_graph(meta, loop)
     buffers = buffers_of(model, loop.bn_policy)
-    ways = int(support_y.max()) + 1 if loop.task == "classification" else None
     grad_fn = partial(autograd_grads, create_graph=outer and not loop.first_order)
     with bn_mode(model, loop.bn_policy, vectorized=False):
         trajectory, losses = run_inner_loop(

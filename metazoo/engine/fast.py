@@ -34,7 +34,6 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol
 
 import torch
 from torch import Tensor, nn
@@ -47,7 +46,7 @@ from metazoo.engine.autoselect import (
     plan_executor,
     saved_tensor_bytes,
 )
-from metazoo.engine.compiled import GradientLearner, check_policy, compiled_meta_gradient
+from metazoo.engine.compiled import check_policy, compiled_meta_gradient
 from metazoo.engine.cudagraph import GraphedMetaStep
 from metazoo.engine.executors import run_tasks
 from metazoo.engine.inner import InnerLoop
@@ -55,8 +54,9 @@ from metazoo.engine.measured import candidates, choice_key, choose_executor, com
 from metazoo.engine.objective import accumulate_meta_gradient, objective_of
 from metazoo.engine.taskconv import check_lowering
 from metazoo.episode import EpisodeBatch
+from metazoo.learner import GradientLearner
 
-__all__ = ["FastMetaStep", "FastOptions", "SteppedLearner", "plan_step"]
+__all__ = ["FastMetaStep", "FastOptions", "plan_step"]
 
 
 def _check_triton(device: torch.device) -> None:
@@ -142,14 +142,6 @@ class FastOptions:
         return "grouped" if self.batched_weight_gradients else None
 
 
-class SteppedLearner(GradientLearner, Protocol):
-    """A MAML-family learner as :class:`FastMetaStep` steps it (``metazoo.learners.MAML``)."""
-
-    def inner_loop(self, training: bool, step: int | None = None) -> InnerLoop: ...
-
-    def step_weights(self, step: int | None) -> Tensor | None: ...
-
-
 class FastMetaStep:
     """Meta-training steps of a MAML-family learner, as fast as the device allows.
 
@@ -167,7 +159,7 @@ class FastMetaStep:
 
     def __init__(
         self,
-        learner: SteppedLearner,
+        learner: GradientLearner,
         optimizer: torch.optim.Optimizer,
         example: EpisodeBatch,
         options: FastOptions | None = None,
@@ -276,7 +268,7 @@ class FastMetaStep:
 
 
 def plan_step(
-    learner: SteppedLearner,
+    learner: GradientLearner,
     loop: InnerLoop,
     example: EpisodeBatch,
     options: FastOptions,

@@ -182,6 +182,7 @@ def adapt_task(
     meta: MetaParams,
     *,
     training: bool,
+    ways: int | None,
 ) -> dict[str, Tensor]:
     """The learner-level ``adapt`` for one task.
 
@@ -189,6 +190,7 @@ def adapt_task(
         support_x: ``(N*K, *x)`` support inputs.
         support_y: ``(N*K,)`` labels or ``(N*K, *y)`` targets.
         training: the learner's mode; in eval mode no graph back to the learner is built.
+        ways: N of a classification task; None for regression.
 
     Returns:
         name -> adapted tensor for every parameter of ``model``.
@@ -196,4 +198,4 @@ def adapt_task(
     check_task_of(loop.task, torch.is_floating_point(support_y))
     outer = training and torch.is_grad_enabled()
     with torch.enable_grad():
-        return adapt(model, support_x, support_y, loop, meta, outer=outer)
+        return adapt(model, support_x, support_y, loop, meta, outer=outer, ways=ways)

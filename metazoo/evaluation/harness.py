@@ -25,7 +25,7 @@ from metazoo.episode import Episode, collate
 from metazoo.evaluation.episodes import combine_digests, episode_digest, sampler_options
 from metazoo.evaluation.provenance import MemoryMeter, environment
 from metazoo.evaluation.stats import mean_ci95
-from metazoo.learner import adaptation_grad_mode, has_score_episodes
+from metazoo.learner import EpisodeScorer, adaptation_grad_mode, eval_settings
 from metazoo.metrics import episode_score
 
 __all__ = [
@@ -42,11 +42,6 @@ __all__ = [
 
 #: Episodes a learner with ``score_episodes`` scores in one call during evaluation.
 EVAL_BLOCK = 32
-
-#: Config fields that name how many inner steps a learner takes at test time, most specific first.
-_INNER_STEP_FIELDS = ("test_inner_steps", "inner_steps", "test_steps", "steps")
-#: Config fields that name a BatchNorm policy.
-_BN_FIELDS = ("bn_policy", "batch_norm", "bn_mode", "norm_policy")
 
 
 @dataclass
@@ -69,7 +64,8 @@ class EvalResult:
         peak_memory_mb: MiB at the run's peak: CUDA's max allocated, or on the CPU the process's
             peak resident set during the run; ``provenance["memory"]`` says which, with the
             figure at the start (:class:`~metazoo.evaluation.provenance.MemoryMeter`).
-        protocol: episodes, ways, shots, queries, inner steps, BatchNorm policy, precision;
+        protocol: episodes, ways, shots, queries, the learner's declared test-time inner steps
+            and BatchNorm policy (:func:`metazoo.learner.eval_settings`), precision;
             ``sampler`` (every sampler and dataset option, see
             :func:`~metazoo.evaluation.episodes.sampler_options`) and ``episodes_digest`` (a hash
             of the episodes' contents): :func:`compare` pairs only results on which they agree.
@@ -170,21 +166,18 @@ def score_episode(prediction: Tensor, query_y: Tensor) -> float:
     return float(episode_score(prediction, query_y))
 
 
-def _first_field(config: dict[str, Any], names: tuple[str, ...]) -> Any:
-    return next((config[n] for n in names if config.get(n) is not None), None)
-
-
-def _protocol(episode: Episode, config: dict[str, Any], learner: nn.Module, episodes: int) -> dict:
+def _protocol(episode: Episode, learner: nn.Module, episodes: int) -> dict:
     n_support, n_query = episode.support_x.shape[0], episode.query_x.shape[0]
     ways = None if episode.is_regression else episode.ways
     param = next(learner.parameters(), None)
+    declared = eval_settings(learner)  # the learner's own test-time settings
     return {
         "episodes": episodes,
         "ways": ways,
         "shots": n_support // ways if ways else n_support,
         "queries": n_query // ways if ways else n_query,
-        "inner_steps": _first_field(config, _INNER_STEP_FIELDS),
-        "bn_policy": _first_field(config, _BN_FIELDS),
+        "inner_steps": declared.inner_steps,
+        "bn_policy": declared.bn_policy,
         "dtype": str(param.dtype).replace("torch.", "") if param is not None else None,
         # TF32 exists only on CUDA; on other devices the flags change nothing
         "tf32": param is not None
@@ -206,7 +199,7 @@ def _run_episode(learner: nn.Module, episode: Episode) -> float:
     # The harness, not the learner, sets grad mode: gradient steps need autograd (and build no
     # graph to the parameters in eval mode), forward-pass adaptation runs without it.
     with adaptation_grad_mode(learner):
-        state = learner.adapt(episode.support_x, episode.support_y)
+        state = learner.adapt(episode.support_x, episode.support_y, episode.ways)
     with torch.no_grad():
         prediction = learner.predict(state, episode.query_x)
     score = score_episode(prediction, episode.query_y)
@@ -217,7 +210,7 @@ def _run_episode(learner: nn.Module, episode: Episode) -> float:
 def score_block(learner: nn.Module, episodes: list[Episode]) -> list[float]:
     """Scores of episodes as :func:`evaluate` computes them: one ``score_episodes`` call where
     the learner has it, else ``adapt`` then ``predict`` per episode (learner in eval mode)."""
-    if not has_score_episodes(learner):
+    if not isinstance(learner, EpisodeScorer):
         return [_run_episode(learner, e) for e in episodes]
     with torch.no_grad():  # the learner switches autograd on where its adaptation needs it
         return learner.score_episodes(collate(episodes)).tolist()
@@ -264,7 +257,7 @@ def evaluate(
     learner.eval()
     scores, digests, busy, first = [], [], 0.0, None
     start = time.perf_counter()
-    block = EVAL_BLOCK if has_score_episodes(learner) else 1
+    block = EVAL_BLOCK if isinstance(learner, EpisodeScorer) else 1
     try:
         with MemoryMeter(device) as memory:
             indices = list(dist.episode_range(episodes))  # this rank's block (all, alone)
@@ -330,6 +323,6 @@ def _result(learner, benchmark, split, seed, scores, first, busy, start, memory,
         tasks_per_s=len(scores) / busy if busy > 0 else math.inf,
         seconds=time.perf_counter() - start,
         peak_memory_mb=memory.peak_mb,
-        protocol={**_protocol(first, config, learner, len(scores)), **_data_protocol(benchmark)},
+        protocol={**_protocol(first, learner, len(scores)), **_data_protocol(benchmark)},
         provenance=provenance,
     )

@@ -88,19 +88,19 @@ class CNP(nn.Module):
         """``x (n, *input_shape)`` -> ``(n, x_dim)`` (Conv-4 embedding for images)."""
         return self.image_encoder(x) if self.image_encoder is not None else x.flatten(1)
 
-    def adapt(self, support_x: Tensor, support_y: Tensor) -> Tensor:
+    def adapt(self, support_x: Tensor, support_y: Tensor, ways: int | None) -> Tensor:
         """The aggregated representation.
 
         Args:
             support_x: ``(n, *x)`` context inputs.
             support_y: ``(n, target_dim)`` targets, or ``(n,)`` labels in ``0..N-1``.
+            ways: N for classification; None for regression.
 
         Returns:
             ``(R,)`` mean representation (regression) or ``(N, R)`` per-class means (classification).
         """
         if self.config.task == "regression":
             return self.represent(support_x[None], support_y[None])[0]
-        ways = int(support_y.max().item()) + 1
         return class_means(self.encoder(self.features(support_x)), support_y, ways)
 
     def represent(self, support_x: Tensor, support_y: Tensor) -> Tensor:
@@ -135,7 +135,9 @@ class CNP(nn.Module):
         )
         return self.decoder(pairs).squeeze(-1)
 
-    def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
+    def meta_loss(
+        self, batch: EpisodeBatch, step: int | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
         """Mean over tasks of the query Gaussian NLL (regression) or cross-entropy (classification)."""
         if self.config.task == "regression":  # no batch statistics: all tasks at once
             mean, std = self.decode(self.represent(batch.support_x, batch.support_y), batch.query_x)

@@ -48,7 +48,7 @@ def episodic_loss(
     """``meta_loss`` of a learner whose tasks run one at a time through ``adapt`` and ``predict``.
 
     Args:
-        learner: has ``adapt(support_x, support_y)`` and ``predict(state, query_x)``.
+        learner: has ``adapt(support_x, support_y, ways)`` and ``predict(state, query_x)``.
         batch: T tasks, ``support_x (T, N*K, *x)``, ``query_x (T, N*Q, *x)``, or an
             :class:`EpisodeList` of tasks of different ways and shots.
         loss_fn: ``(predictions (N*Q, N), query_y (N*Q,)) -> scalar`` query loss of one task.
@@ -60,7 +60,8 @@ def episodic_loss(
     """
     losses, scores = [], []
     for task in batch:
-        prediction = learner.predict(learner.adapt(task.support_x, task.support_y), task.query_x)
+        state = learner.adapt(task.support_x, task.support_y, task.ways)
+        prediction = learner.predict(state, task.query_x)
         losses.append(loss_fn(prediction, task.query_y))
         scores.append(episode_score(prediction, task.query_y))
     name = "mse" if batch.is_regression else "accuracy"

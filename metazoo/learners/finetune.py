@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from metazoo import engine
 from metazoo._registry import register_learner
 from metazoo.episode import EpisodeBatch
+from metazoo.learner import EvalSettings
 from metazoo.learners.episodic import class_means, episodic_loss
 from metazoo.metrics import accuracy
 from metazoo.models import feature_dim
@@ -184,7 +185,9 @@ class FineTune(nn.Module):
         loss = F.mse_loss(out, y)
         return loss, {"mse": float(loss.detach()), "loss": float(loss.detach())}
 
-    def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
+    def meta_loss(
+        self, batch: EpisodeBatch, step: int | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
         """Training mode: the supervised pre-training loss on all tasks' images, labelled with
         dataset-wide classes. ``eval()`` mode: mean query loss after fine-tuning each task."""
         engine.check_task_of(self.config.task, batch.is_regression)
@@ -204,7 +207,11 @@ class FineTune(nn.Module):
             bn_policy=self.config.bn_policy,
         )
 
-    def adapt(self, support_x: Tensor, support_y: Tensor) -> dict[str, Tensor]:
+    def eval_settings(self) -> EvalSettings:
+        """The fine-tuning steps and the backbone's BatchNorm policy at test time."""
+        return EvalSettings(self.config.test_inner_steps, self.config.bn_policy)
+
+    def adapt(self, support_x: Tensor, support_y: Tensor, ways: int | None) -> dict[str, Tensor]:
         """Fine-tuned weights for one task (never attached to the learner's graph).
 
         Classification: an ``(N, d)`` head (zero-initialised linear, or imprinted cosine) on frozen
@@ -217,15 +224,14 @@ class FineTune(nn.Module):
                     dict(self.network.named_parameters()), self.config.inner_lr
                 )
                 return engine.adapt(
-                    self.network, support_x, support_y, self._loop(), meta, outer=False
+                    self.network, support_x, support_y, self._loop(), meta, outer=False, ways=None
                 )
             with torch.no_grad():
                 feats = self._features(support_x)
-            ways = int(support_y.max()) + 1
             head = self._head(feats.shape[-1], ways).to(feats)
             start = self._initial_head(feats, support_y, ways)
             meta = engine.MetaParams(start, self.config.inner_lr)
-            return engine.adapt(head, feats, support_y, self._loop(), meta, outer=False)
+            return engine.adapt(head, feats, support_y, self._loop(), meta, outer=False, ways=ways)
 
     def _initial_head(self, feats: Tensor, labels: Tensor, ways: int) -> dict[str, Tensor]:
         """Zeros for a linear head; the normalised class means of ``feats (N*K, D)`` for a cosine

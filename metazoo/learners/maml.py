@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from metazoo import engine
 from metazoo._registry import register_learner
 from metazoo.episode import EpisodeBatch
+from metazoo.learner import EvalSettings
 from metazoo.learners.maml_parts import (
     ADAPT_CHOICES,
     LEARNED_LRS,
@@ -169,6 +170,10 @@ class MAML(nn.Module):
             padded_head=cfg.padded_head,
         )
 
+    def eval_settings(self) -> EvalSettings:
+        """The inner steps and BatchNorm policy of ``eval()``-mode adaptation."""
+        return EvalSettings(self.test_steps, self.config.bn_policy)
+
     def step_weights(self, step: int | None) -> Tensor | None:
         """MAML++'s multi-step loss importances at training ``step``, or None for the final-step
         loss only (in eval mode, once annealed, and for ``step=None``)."""
@@ -237,16 +242,17 @@ class MAML(nn.Module):
             chunk_size=self.config.chunk_size,
         )
 
-    def adapt(self, support_x: Tensor, support_y: Tensor) -> dict[str, Tensor]:
+    def adapt(self, support_x: Tensor, support_y: Tensor, ways: int | None) -> dict[str, Tensor]:
         """Fast weights for one task (the last step's BatchNorm weights merged in).
 
         Args:
             support_x: ``(N*K, *x)``; support_y: ``(N*K,)`` or ``(N*K, *y)``.
+            ways: N of a classification task; None for regression.
         """
         loop = self.inner_loop(self.training)
         meta = self.meta_params()
         fast = engine.adapt_task(
-            self.model, support_x, support_y, loop, meta, training=self.training
+            self.model, support_x, support_y, loop, meta, training=self.training, ways=ways
         )
         if meta.overrides:
             last = engine.inner.override_at(meta.overrides, loop.steps - 1)
@@ -254,7 +260,7 @@ class MAML(nn.Module):
                 last = {n: w.detach() for n, w in last.items()}
             fast = {**fast, **last}
         if self.config.padded_head and self.config.task == "classification":
-            fast[WAYS_KEY] = torch.tensor(int(support_y.max()) + 1)  # for predict's logits
+            fast[WAYS_KEY] = torch.tensor(ways)  # for predict's logits
         return fast
 
     def predict(self, state: dict[str, Tensor], query_x: Tensor) -> Tensor:

@@ -173,7 +173,7 @@ class MANN(nn.Module):
             )
         return F.one_hot(labels, self.config.ways).to(dtype)
 
-    def adapt(self, support_x: Tensor, support_y: Tensor) -> MemoryState:
+    def adapt(self, support_x: Tensor, support_y: Tensor, ways: int | None) -> MemoryState:
         """The recurrent state after reading ``support_x (L, *x)`` with labels ``support_y (L,)``."""
         features = self.features(support_x)
         return self.read_support(features[None], self._one_hot(support_y, features.dtype)[None])
@@ -182,7 +182,9 @@ class MANN(nn.Module):
         """Logits ``(M, N)`` for ``query_x (M, *x)``, each query one step after the support."""
         return self.query_logits(state, self.features(query_x)[None])[0]
 
-    def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
+    def meta_loss(
+        self, batch: EpisodeBatch, step: int | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
         """Mean query cross-entropy over tasks (all tasks' sequences run together); accuracy (%)."""
         support = torch.stack([self.features(t.support_x) for t in batch])
         queries = torch.stack([self.features(t.query_x) for t in batch])

@@ -134,12 +134,14 @@ class MatchingNet(nn.Module):
         """``x (B, *x)`` -> ``(B, D)``."""
         return self.model(x).flatten(1)
 
-    def adapt(self, support_x: Tensor, support_y: Tensor) -> tuple[Tensor, Tensor]:
-        """``(g(S) (n, D), one-hot labels (n, N))`` from ``support_x (n, *x)``, ``support_y (n,)``."""
+    def adapt(
+        self, support_x: Tensor, support_y: Tensor, ways: int | None
+    ) -> tuple[Tensor, Tensor]:
+        """``(g(S) (n, D), one-hot labels (n, N))`` from ``support_x (n, *x)``, ``support_y (n,)``,
+        N ``ways``."""
         support = self.embed(support_x)
         if self.support_context is not None:
             support = self.support_context(support)
-        ways = int(support_y.max().item()) + 1
         return support, F.one_hot(support_y, ways).to(support.dtype)
 
     def predict(self, state: tuple[Tensor, Tensor], query_x: Tensor) -> Tensor:
@@ -153,6 +155,8 @@ class MatchingNet(nn.Module):
         # log(attention @ one_hot) summed in log space: exact where a probability underflows
         return torch.logsumexp(log_attention[:, :, None] + one_hot.log()[None], dim=1)  # (m, N)
 
-    def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
+    def meta_loss(
+        self, batch: EpisodeBatch, step: int | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
         """Mean query negative log-likelihood over tasks, and the query accuracy (%)."""
         return episodic_loss(self, batch, F.nll_loss)

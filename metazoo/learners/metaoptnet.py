@@ -73,9 +73,9 @@ class MetaOptNet(nn.Module):
         """``x (B, *x)`` -> flat features ``(B, D)``."""
         return self.model(x).flatten(1)
 
-    def adapt(self, support_x: Tensor, support_y: Tensor) -> Tensor:
-        """Class weights ``(N, D)`` of the base learner fitted to ``support_x (N*K, *x)``."""
-        ways = int(support_y.max().item()) + 1
+    def adapt(self, support_x: Tensor, support_y: Tensor, ways: int | None) -> Tensor:
+        """Class weights ``(N, D)`` of the base learner fitted to ``support_x (N*K, *x)``, N
+        ``ways``."""
         features = self.embed(support_x)
         if self.config.head == "ridge":
             return ridge_weights(features, support_y, ways, self.config.ridge_lambda)
@@ -85,6 +85,8 @@ class MetaOptNet(nn.Module):
         """Logits ``(M, N)`` for ``query_x (M, *x)`` given class weights ``state (N, D)``."""
         return self.scale * self.embed(query_x) @ state.T
 
-    def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
+    def meta_loss(
+        self, batch: EpisodeBatch, step: int | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
         """Mean query cross-entropy over the tasks of ``batch``, and the query accuracy (%)."""
         return episodic_loss(self, batch, F.cross_entropy)

@@ -62,9 +62,9 @@ class ProtoNet(nn.Module):
         """``x (B, *x)`` -> flat embeddings ``(B, D)``."""
         return self.model(x).flatten(1)
 
-    def adapt(self, support_x: Tensor, support_y: Tensor) -> Tensor:
-        """Prototypes ``(N, D)`` from ``support_x (N*K, *x)`` and ``support_y (N*K,)``."""
-        ways = int(support_y.max().item()) + 1
+    def adapt(self, support_x: Tensor, support_y: Tensor, ways: int | None) -> Tensor:
+        """Prototypes ``(N, D)`` of the N ``ways`` from ``support_x (N*K, *x)`` and
+        ``support_y (N*K,)``."""
         return class_means(self.embed(support_x), support_y, ways)
 
     def predict(self, state: Tensor, query_x: Tensor) -> Tensor:
@@ -78,6 +78,8 @@ class ProtoNet(nn.Module):
             return self.config.cosine_scale * cos
         return -(queries[:, None, :] - prototypes[None, :, :]).pow(2).sum(-1)
 
-    def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
+    def meta_loss(
+        self, batch: EpisodeBatch, step: int | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
         """Mean query cross-entropy over the tasks of ``batch``, and the query accuracy (%)."""
         return episodic_loss(self, batch, F.cross_entropy)

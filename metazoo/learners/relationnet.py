@@ -158,10 +158,10 @@ class RelationNet(nn.Module):
         out = self.model(x)
         return out.flatten(1)[:, :, None, None] if out.dim() != 4 else out
 
-    def adapt(self, support_x: Tensor, support_y: Tensor) -> Tensor:
-        """Per-class sums of the support maps ``(N, C, H, W)`` (the paper's K-shot pooling)."""
+    def adapt(self, support_x: Tensor, support_y: Tensor, ways: int | None) -> Tensor:
+        """Per-class sums of the support maps ``(N, C, H, W)`` (the paper's K-shot pooling), N
+        ``ways``."""
         maps = self.feature_maps(support_x)
-        ways = int(support_y.max().item()) + 1
         one_hot = F.one_hot(support_y, ways).to(maps.dtype)  # (n, N)
         return torch.einsum("nc,nf->cf", one_hot, maps.flatten(1)).reshape(ways, *maps.shape[1:])
 
@@ -178,7 +178,9 @@ class RelationNet(nn.Module):
         )  # (M, N, 2C, H, W)
         return self.relation(pairs.flatten(0, 1)).reshape(m, n)
 
-    def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
+    def meta_loss(
+        self, batch: EpisodeBatch, step: int | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
         """Mean over tasks of the MSE between relation scores and one-hot targets; accuracy (%)."""
         return episodic_loss(self, batch, relation_loss)
 

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from metazoo import engine
 from metazoo._registry import register_learner
 from metazoo.episode import EpisodeBatch
+from metazoo.learner import EvalSettings
 
 __all__ = ["Reptile"]
 
@@ -97,6 +98,10 @@ class Reptile(nn.Module):
             bn_policy=cfg.bn_policy,
         )
 
+    def eval_settings(self) -> EvalSettings:
+        """The inner steps and BatchNorm policy of ``eval()``-mode adaptation."""
+        return EvalSettings(self.inner_loop(False).steps, self.config.bn_policy)
+
     def meta_params(self) -> engine.MetaParams:
         """The initial weights and the inner learning rate, as the engine takes them."""
         return engine.MetaParams(engine.parameters_of(self.model), self.config.inner_lr)
@@ -161,12 +166,14 @@ class Reptile(nn.Module):
             chunk_size=self.config.chunk_size,
         )
 
-    def adapt(self, support_x: Tensor, support_y: Tensor) -> dict[str, Tensor]:
-        """Fast weights for one task: ``support_x (N*K, *x)``, ``support_y (N*K,)`` or ``(N*K, *y)``."""
+    def adapt(self, support_x: Tensor, support_y: Tensor, ways: int | None) -> dict[str, Tensor]:
+        """Fast weights for one task: ``support_x (N*K, *x)``, ``support_y (N*K,)`` or
+        ``(N*K, *y)``; ``ways`` N, None for regression."""
         loop = self.inner_loop(self.training)
         return engine.adapt_task(
-            self.model, support_x, support_y, loop, self.meta_params(), training=self.training
-        )
+            self.model, support_x, support_y, loop, self.meta_params(), training=self.training,
+            ways=ways,
+        )  # fmt: skip
 
     def predict(self, state: dict[str, Tensor], query_x: Tensor) -> Tensor:
         """Logits ``(N*Q, N)`` or outputs ``(N*Q, *y)`` for ``query_x (N*Q, *x)``."""

@@ -197,7 +197,7 @@ class SNAIL(nn.Module):
             one_hot = F.one_hot(labels, self.config.ways).to(features.dtype)
         return torch.cat([features, one_hot], dim=-1)
 
-    def adapt(self, support_x: Tensor, support_y: Tensor) -> list[Tensor]:
+    def adapt(self, support_x: Tensor, support_y: Tensor, ways: int | None) -> list[Tensor]:
         """Each layer's activations over the support sequence (a list of ``(1, N*K, C_i)``)."""
         if int(support_y.max()) >= self.config.ways:
             raise ValueError(
@@ -210,7 +210,9 @@ class SNAIL(nn.Module):
         """Logits ``(M, N)``: each query of ``query_x (M, *x)`` appended alone after the support."""
         return self.core.last_step(state, self.steps(query_x, None)[None])[0]
 
-    def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
+    def meta_loss(
+        self, batch: EpisodeBatch, step: int | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
         """Mean query cross-entropy over tasks (the core runs on all tasks at once); accuracy (%)."""
         support = torch.stack([self.steps(t.support_x, t.support_y) for t in batch])
         queries = torch.stack([self.steps(t.query_x, None) for t in batch])

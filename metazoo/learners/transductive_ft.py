@@ -10,7 +10,7 @@ Then every parameter (backbone, pre-training head, new classifier) is fine-tuned
 epoch taking one step on the support cross-entropy and one on the mean Shannon entropy of the
 unlabelled query predictions (eq. 8; 25 epochs, learning rate 5e-5 in the paper).
 
-The fine-tuning needs the queries, which ``adapt(support_x, support_y)`` does not see: ``adapt``
+The fine-tuning needs the queries, which ``adapt(support_x, support_y, ways)`` does not see: ``adapt``
 returns the support set and the initial classifier, and ``predict`` runs the fine-tuning on the
 queries it is given (on copies of the weights, under ``enable_grad``, returning detached logits).
 """
@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from metazoo import engine
 from metazoo._registry import register_learner
 from metazoo.episode import EpisodeBatch
+from metazoo.learner import EvalSettings
 from metazoo.learners.episodic import class_means, episodic_loss
 from metazoo.learners.finetune import pretraining_loss
 from metazoo.models import feature_dim
@@ -93,7 +94,9 @@ class TransductiveFineTune(nn.Module):
             "head.bias": self.pretrain_head.bias,
         }
 
-    def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
+    def meta_loss(
+        self, batch: EpisodeBatch, step: int | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
         """Training mode: the supervised pre-training loss over dataset-wide classes. ``eval()``
         mode: mean query loss after transductive fine-tuning on each task."""
         if self.training:
@@ -101,16 +104,21 @@ class TransductiveFineTune(nn.Module):
         loss, metrics = episodic_loss(self, batch, lambda out, y: F.cross_entropy(out, y).detach())
         return loss, {**metrics, "loss": float(loss)}
 
-    def adapt(self, support_x: Tensor, support_y: Tensor) -> dict[str, Tensor]:
+    def eval_settings(self) -> EvalSettings:
+        """The backbone's BatchNorm policy; the fine-tuning counts ``epochs`` (recorded with the
+        config), not inner steps."""
+        return EvalSettings(bn_policy=self.config.bn_policy)
+
+    def adapt(self, support_x: Tensor, support_y: Tensor, ways: int | None) -> dict[str, Tensor]:
         """The support set and the support-based classifier ``weight (N, C)``, ``bias (N,)``.
 
         Args:
             support_x: ``(N*K, *x)`` support images.
             support_y: ``(N*K,)`` labels in ``0..N-1``.
+            ways: N.
         """
         with torch.no_grad():
             z = _normalised(self._backbone_logits(self._weights(), support_x))
-            ways = int(support_y.max()) + 1
             weight = F.normalize(class_means(z, support_y, ways), dim=-1)
         return {
             "support_x": support_x.detach(),

@@ -42,7 +42,7 @@ def _device_and_dtype(learner: nn.Module) -> tuple[torch.device, torch.dtype]:
 
 
 def class_probabilities(
-    learner: nn.Module, support_x: Tensor, support_y: Tensor, query_x: Tensor
+    learner: nn.Module, support_x: Tensor, support_y: Tensor, query_x: Tensor, *, ways: int
 ) -> Tensor:
     """Softmax of ``learner.predict(learner.adapt(support), query_x)``, as the harness runs them.
 
@@ -51,6 +51,7 @@ def class_probabilities(
         support_x: ``(N*K, *x)`` support inputs.
         support_y: ``(N*K,)`` class indices ``0..N-1``.
         query_x: ``(n, *x)`` query inputs.
+        ways: N, the number of support classes.
 
     Returns:
         ``(n, N)`` class probabilities, on the CPU.
@@ -61,7 +62,7 @@ def class_probabilities(
     learner.eval()
     try:
         with adaptation_grad_mode(learner):
-            state = learner.adapt(support_x, support_y.to(device))
+            state = learner.adapt(support_x, support_y.to(device), ways)
         with torch.no_grad():
             logits = learner.predict(state, query_x)
     finally:
@@ -229,5 +230,5 @@ def predict_folders(
             UserWarning,
             stacklevel=2,
         )
-    probabilities = class_probabilities(learner, shots.x, shots.y, asked.x)
+    probabilities = class_probabilities(learner, shots.x, shots.y, asked.x, ways=len(shots.classes))
     return Predictions(shots.classes, asked.files, probabilities, asked.true_classes)

@@ -2,7 +2,8 @@
 
 * :mod:`metazoo.testing.contract`: :func:`check_learner`, the contract suite ``tests/contract/``
   runs over every registered learner (failures are :class:`ContractError`), and the small
-  synthetic meta-batches it uses;
+  synthetic meta-batches it uses; :mod:`metazoo.testing.capabilities`, its checks of the optional
+  capabilities a learner declares (:mod:`metazoo.learner`);
 * :mod:`metazoo.testing.gradcheck`: meta-gradients against float64 central finite differences,
   with tiny nets (BatchNorm included) and batches to run them on;
 * :mod:`metazoo.testing.synthetic`: a data-free benchmark (:class:`SyntheticBenchmark`), a tiny

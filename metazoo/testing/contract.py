@@ -5,13 +5,17 @@ learner: output shapes, ``adapt`` never mutating the learner, grad mode (in eval
 under the harness's grad mode builds no graph back to the parameters; a forward-pass learner builds
 none under ``torch.no_grad()``), ``meta_loss``'s metric in eval mode equal to the harness's score of
 ``predict(adapt(...))`` episode by episode, the meta-gradient reaching the parameters of the model
-given to it, and determinism given a seed. A broken rule raises :class:`ContractError` naming the
-learner and the rule (an exception, not an ``assert``: it also fires under ``python -O``).
+given to it, determinism given a seed, and each optional capability the learner declares
+(:mod:`metazoo.testing.capabilities`: a gradient learner's members and one step of the engine's
+training step, an outer step, block scoring, evaluation settings). A broken rule raises
+:class:`ContractError` naming the learner and the rule (an exception, not an ``assert``: it also
+fires under ``python -O``).
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -22,9 +26,10 @@ from torch import Tensor, nn
 from metazoo._registry import create_learner
 from metazoo.build import fields_it_takes, learner_tasks, model_kind
 from metazoo.episode import EpisodeBatch
-from metazoo.learner import adaptation_grad_mode, adapts_by_gradient, has_outer_step
+from metazoo.learner import OuterStepLearner, adaptation_grad_mode, adapts_by_gradient
 from metazoo.metrics import episode_score
 from metazoo.models import make_backbone
+from metazoo.testing.capabilities import check_capabilities
 
 __all__ = ["ContractError", "check_learner", "synthetic_batch", "default_model"]
 
@@ -94,6 +99,30 @@ def _build(name: str, task: str, seed: int, model_factory: Callable | None) -> n
     return create_learner(name, model, **filled)
 
 
+def _takes(method: Callable, *names: str) -> bool:
+    """Whether ``method`` can be called with ``names`` as positional arguments."""
+    try:
+        inspect.signature(method).bind(*names)
+    except TypeError:
+        return False
+    return True
+
+
+def _check_signatures(name: str, learner: nn.Module) -> None:
+    """The contract's signatures, checked first: a plugin written for an older one is told
+    what to change rather than failing inside the harness."""
+    _require(
+        _takes(learner.meta_loss, "batch", "step"),
+        f"{name}: meta_loss must take (batch, step=None): the trainer passes the 0-based "
+        "training step (ignore it when no schedule reads it)",
+    )
+    _require(
+        _takes(learner.adapt, "support_x", "support_y", "ways"),
+        f"{name}: adapt must take (support_x, support_y, ways): ways is the task's number of "
+        "classes (None for regression), which the harness passes; do not derive it from labels",
+    )
+
+
 def _state_snapshot(module: nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
@@ -102,7 +131,7 @@ def _check_shapes_and_purity(name: str, learner: nn.Module, batch: EpisodeBatch,
     before = _state_snapshot(learner)
     episode = batch.task(0)
     with torch.enable_grad():
-        state = learner.adapt(episode.support_x, episode.support_y)
+        state = learner.adapt(episode.support_x, episode.support_y, episode.ways)
     out = learner.predict(state, episode.query_x)
     expected = (
         (episode.query_x.shape[0], WAYS)
@@ -154,7 +183,7 @@ def _check_grad_mode(name: str, learner: nn.Module, batch: EpisodeBatch) -> None
     if forward:
         learner.train()
         with torch.no_grad():
-            state = learner.adapt(episode.support_x, episode.support_y)
+            state = learner.adapt(episode.support_x, episode.support_y, episode.ways)
         _require(
             not _attached(state, learner),
             f"{name}: declares adapts_by_gradient = False, yet adapt() under torch.no_grad() "
@@ -163,7 +192,7 @@ def _check_grad_mode(name: str, learner: nn.Module, batch: EpisodeBatch) -> None
         )
     learner.eval()
     with adaptation_grad_mode(learner):
-        state = learner.adapt(episode.support_x, episode.support_y)
+        state = learner.adapt(episode.support_x, episode.support_y, episode.ways)
     hint = (
         "detach the adapted state in eval mode (test-time adaptation builds no outer graph)"
         if forward or getattr(type(learner), "adapts_by_gradient", None) is not None
@@ -192,7 +221,7 @@ def _check_metric_agreement(name: str, learner: nn.Module, batch: EpisodeBatch) 
             "classification, mse for regression)",
         )
         with adaptation_grad_mode(learner):
-            state = learner.adapt(episode.support_x, episode.support_y)
+            state = learner.adapt(episode.support_x, episode.support_y, episode.ways)
         with torch.no_grad():
             expected = float(
                 episode_score(learner.predict(state, episode.query_x), episode.query_y)
@@ -206,15 +235,18 @@ def _check_metric_agreement(name: str, learner: nn.Module, batch: EpisodeBatch) 
 
 
 def _check_meta_gradient(name: str, learner: nn.Module, batch: EpisodeBatch) -> float:
-    if has_outer_step(learner):
+    if isinstance(learner, OuterStepLearner):
         before = _state_snapshot(learner)
         optimizer = torch.optim.SGD(learner.parameters(), lr=0.1)
-        metrics = learner.outer_step(batch, optimizer)
-        _require(isinstance(metrics, dict), f"{name}: outer_step must return a metrics dict")
+        metrics = learner.outer_step(batch, optimizer, 0)
+        _require(
+            isinstance(metrics, dict) and all(isinstance(v, float) for v in metrics.values()),
+            f"{name}: outer_step must return a dict of float metrics, got {metrics!r}",
+        )
         moved = any(not torch.equal(v, learner.state_dict()[k]) for k, v in before.items())
         _require(moved, f"{name}: outer_step did not change any parameter")
         return float(metrics.get("loss", 0.0))
-    loss, metrics = learner.meta_loss(batch)
+    loss, metrics = learner.meta_loss(batch, 0)
     _require(
         loss.dim() == 0 and bool(torch.isfinite(loss)),
         f"{name}: meta_loss must be a finite scalar, got {loss}",
@@ -255,10 +287,12 @@ def check_learner(
     for task in learner_tasks(name):
         batch = synthetic_batch(task, seed=seed)
         learner = _build(name, task, seed, model_factory)
+        _check_signatures(name, learner)
         twin, probe = copy.deepcopy(learner), copy.deepcopy(learner)
         _check_shapes_and_purity(name, learner, batch, task)
         _check_grad_mode(name, probe, batch)
         _check_metric_agreement(name, probe, batch)
+        check_capabilities(name, learner, batch, _require)
         first = _check_meta_gradient(name, learner, batch)
         second = _check_meta_gradient(name, twin, batch)
         _require(

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from metazoo import engine
 from metazoo._registry import register_learner, unregister_learner
 from metazoo.episode import Episode, EpisodeBatch
+from metazoo.learner import EvalSettings
 from metazoo.learners.episodic import class_means, episodic_loss
 
 __all__ = ["SyntheticBenchmark", "SyntheticSampler", "TinyLearner", "registered"]
@@ -143,18 +144,22 @@ class TinyLearner(nn.Module):
         self.model = model
         self.config = config
 
-    def adapt(self, support_x: Tensor, support_y: Tensor):
-        """Prototypes ``(N, D)``, or fast weights of ``model`` after the engine's inner SGD steps
-        (second order in training mode; detached, with no graph to the parameters, in eval mode)."""
+    def eval_settings(self) -> EvalSettings:
+        """The test-time inner steps (of regression; classification takes none)."""
+        return EvalSettings(inner_steps=self.config.test_inner_steps)
+
+    def adapt(self, support_x: Tensor, support_y: Tensor, ways: int | None):
+        """Prototypes ``(N, D)`` of the N ``ways``, or fast weights of ``model`` after the engine's
+        inner SGD steps (second order in training mode; detached, with no graph to the parameters,
+        in eval mode)."""
         if not support_y.is_floating_point():
-            ways = int(support_y.max()) + 1
             prototypes = class_means(self.model(support_x), support_y, ways)
             return prototypes if self.training else prototypes.detach()
         steps = self.config.inner_steps if self.training else self.config.test_inner_steps
         loop = engine.InnerLoop(steps=steps, task="regression")
         meta = engine.MetaParams(engine.parameters_of(self.model), self.config.inner_lr)
         outer = self.training and torch.is_grad_enabled()
-        return engine.adapt(self.model, support_x, support_y, loop, meta, outer=outer)
+        return engine.adapt(self.model, support_x, support_y, loop, meta, outer=outer, ways=None)
 
     def predict(self, state, query_x: Tensor) -> Tensor:
         """``(N*Q, N)`` negative squared distances, or ``(N*Q, 1)`` regression outputs."""
@@ -162,7 +167,9 @@ class TinyLearner(nn.Module):
             return engine.predict(self.model, state, query_x)
         return -(torch.cdist(self.model(query_x), state) ** 2)
 
-    def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
+    def meta_loss(
+        self, batch: EpisodeBatch, step: int | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
         """Mean query cross-entropy (or MSE) over tasks, and accuracy in % (or MSE)."""
         loss = nn.functional.mse_loss if batch.is_regression else nn.functional.cross_entropy
         return episodic_loss(self, batch, loss)

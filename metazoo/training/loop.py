@@ -303,7 +303,7 @@ def train(
 
     Each step is :func:`metazoo.training.step.build_train_step`'s: the engine's
     :class:`~metazoo.engine.fast.FastMetaStep` for the MAML family (one task's graph alive at a
-    time), ``learner.outer_step`` for Reptile, ``meta_loss(batch)[0].backward()`` then
+    time), ``learner.outer_step`` for Reptile, ``meta_loss(batch, step)[0].backward()`` then
     ``optimizer.step()`` for every other learner. A fresh run seeds torch's
     global RNG with ``config.seed`` (learner-internal randomness); a resumed one restores its state.
     At the end the learner holds the best-validation weights (the last ones without validation).

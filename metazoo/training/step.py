@@ -4,11 +4,11 @@
 the same output, a dict of detached 0-dim tensors (``loss``, then ``accuracy`` or ``mse`` and any
 other metric), read back by :class:`DeferredMetrics`:
 
-* the MAML family (learners with ``meta_params``): :class:`metazoo.engine.fast.FastMetaStep`, the
-  engine's step, with the options of the :class:`TrainConfig` (eager, one task's graph at a time
+* the MAML family (a :class:`~metazoo.learner.GradientLearner`):
+  :class:`metazoo.engine.fast.FastMetaStep`, the engine's step, with the options of the :class:`TrainConfig` (eager, one task's graph at a time
   on a CPU by default; with ``fast_step`` on CUDA the whole step replayed from a CUDA graph);
-* learners with an ``outer_step`` (Reptile): their own update;
-* every other learner: ``meta_loss(batch)[0].backward()`` then the optimizer step.
+* an :class:`~metazoo.learner.OuterStepLearner` (Reptile): its own ``outer_step``;
+* every other learner: ``meta_loss(batch, step)[0].backward()`` then the optimizer step.
 
 Unless the step is captured in a CUDA graph, a non-finite loss raises before the optimizer step
 (so the weights stay those of the last good step), and gradients are averaged across processes.
@@ -28,7 +28,7 @@ from metazoo import distributed as dist
 from metazoo.engine.fast import FastMetaStep, FastOptions
 from metazoo.engine.functional import metric_name
 from metazoo.episode import EpisodeBatch
-from metazoo.learner import has_outer_step
+from metazoo.learner import GradientLearner, OuterStepLearner
 from metazoo.training.config import FAST_STEP_OPTIONS, TrainConfig
 
 __all__ = ["TrainStep", "build_train_step", "steps_by_gradient", "DeferredMetrics"]
@@ -40,8 +40,9 @@ Failure = Callable[[EpisodeBatch, float], Exception]
 
 
 def steps_by_gradient(learner: nn.Module) -> bool:
-    """True for MAML-family learners, which the engine's :class:`FastMetaStep` steps."""
-    return not has_outer_step(learner) and callable(getattr(learner, "meta_params", None))
+    """True for MAML-family learners, which the engine's :class:`FastMetaStep` steps: a
+    :class:`GradientLearner` without an outer step of its own."""
+    return isinstance(learner, GradientLearner) and not isinstance(learner, OuterStepLearner)
 
 
 def _tensors(metrics: dict[str, float]) -> dict[str, Tensor]:
@@ -76,7 +77,7 @@ def build_train_step(
     """
     if config.fast_step:
         _check_fast_step(learner)
-    if has_outer_step(learner):
+    if isinstance(learner, OuterStepLearner):
         return _outer_step(learner, optimizer, meta_batch, fail)
     if steps_by_gradient(learner) and isinstance(example, EpisodeBatch):  # not varied episodes
         return _gradient_step(learner, optimizer, example, config, meta_batch, fail)
@@ -113,12 +114,12 @@ def _gradient_step(learner, optimizer, example, config, meta_batch, fail) -> Tra
     cuda_graph = None if config.fast_step else False
     options = FastOptions(
         **chosen,
-        executor=learner.config.executor,
+        executor=learner.config.executor,  # GradientConfig: the learner's declared choice
         chunk=learner.config.chunk_size,
         cuda_graph=cuda_graph,
         grad_clip=config.grad_clip,
     )
-    metric = metric_name(learner.config.task)
+    metric = metric_name(learner.inner_loop(True).task)
     current: dict[str, Any] = {}
 
     def check(out: Tensor) -> None:
@@ -140,11 +141,11 @@ def _gradient_step(learner, optimizer, example, config, meta_batch, fail) -> Tra
 
 
 def _loss_step(learner, optimizer, config, meta_batch: int, fail: Failure) -> TrainStep:
-    """Any learner: ``meta_loss(batch)[0].backward()``, then the optimizer step."""
+    """Any learner: ``meta_loss(batch, step)[0].backward()``, then the optimizer step."""
 
     def step(batch: EpisodeBatch, index: int) -> dict[str, Tensor]:
         optimizer.zero_grad(set_to_none=True)
-        loss, metrics = learner.meta_loss(batch)
+        loss, metrics = learner.meta_loss(batch, index)
         metrics = {**metrics, "loss": float(loss.detach())}
         loss.backward()
         metrics = _synchronise(learner, batch, metrics, meta_batch, fail)

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from metazoo.learner import EvalSettings
 from metazoo.learners.episodic import class_means
 from metazoo.testing import ContractError, check_learner, registered
 
@@ -34,16 +35,18 @@ class Undeclared(nn.Module):
         self.model = model
         self.config = config
 
-    def adapt(self, support_x: Tensor, support_y: Tensor) -> Tensor:
-        return class_means(self.model(support_x), support_y, int(support_y.max()) + 1)
+    def adapt(self, support_x: Tensor, support_y: Tensor, ways: int | None) -> Tensor:
+        return class_means(self.model(support_x), support_y, ways)
 
     def predict(self, state: Tensor, query_x: Tensor) -> Tensor:
         return -(torch.cdist(self.model(query_x), state) ** 2)
 
-    def meta_loss(self, batch) -> tuple[Tensor, dict[str, float]]:
+    def meta_loss(self, batch, step=None) -> tuple[Tensor, dict[str, float]]:
         losses, scores = [], []
         for task in batch:
-            logits = self.predict(self.adapt(task.support_x, task.support_y), task.query_x)
+            logits = self.predict(
+                self.adapt(task.support_x, task.support_y, task.ways), task.query_x
+            )
             losses.append(F.cross_entropy(logits, task.query_y))
             scores.append((logits.argmax(-1) == task.query_y).double().mean().item())
         return torch.stack(losses).mean(), {"accuracy": self.percent * sum(scores) / len(scores)}
@@ -58,15 +61,43 @@ class Prototypes(Undeclared):
 class GradInsideAdapt(Prototypes):
     """Declares a forward pass, yet switches autograd on itself."""
 
-    def adapt(self, support_x: Tensor, support_y: Tensor) -> Tensor:
+    def adapt(self, support_x: Tensor, support_y: Tensor, ways: int | None) -> Tensor:
         with torch.enable_grad():
-            return super().adapt(support_x, support_y)
+            return super().adapt(support_x, support_y, ways)
 
 
 class Fraction(Prototypes):
     """Reports accuracy as a fraction (0-1), as finetune's pre-training once did."""
 
     percent = 1.0
+
+
+class StillOuterStep(Prototypes):
+    """Claims its own outer step, which updates nothing."""
+
+    def outer_step(self, batch, optimizer, step) -> dict[str, float]:
+        return {"loss": 0.0}
+
+
+class ZeroScores(Prototypes):
+    """Scores blocks of episodes with numbers adapt and predict do not give."""
+
+    def score_episodes(self, batch) -> Tensor:
+        return torch.zeros(len(batch))
+
+
+class UnknownPolicy(Prototypes):
+    """Declares a BatchNorm policy the engine does not have."""
+
+    def eval_settings(self) -> EvalSettings:
+        return EvalSettings(inner_steps=None, bn_policy="batch")
+
+
+class TwoArgumentAdapt(Prototypes):
+    """Written for the old contract: adapt derives the ways from the labels."""
+
+    def adapt(self, support_x: Tensor, support_y: Tensor) -> Tensor:  # type: ignore[override]
+        return super().adapt(support_x, support_y, int(support_y.max()) + 1)
 
 
 def _check(cls: type) -> None:
@@ -102,6 +133,28 @@ def test_meta_loss_metric_must_match_the_harness_score_episode_by_episode():
     reported = float(message.split("reported accuracy ")[1].split(" ")[0])
     scored = float(message.split("scores ")[1].split(" ")[0])
     assert scored == pytest.approx(100.0 * reported)
+
+
+def test_an_adapt_without_ways_is_told_the_new_signature():
+    with pytest.raises(ContractError, match=r"adapt must take \(support_x, support_y, ways\)"):
+        _check(TwoArgumentAdapt)
+
+
+def test_an_outer_step_that_moves_nothing_is_caught():
+    with pytest.raises(ContractError, match="outer_step did not change any parameter"):
+        _check(StillOuterStep)
+
+
+def test_block_scores_must_be_the_harness_scores():
+    with pytest.raises(ContractError) as info:
+        _check(ZeroScores)
+    message = str(info.value)
+    assert "score_episodes gave [0.0, 0.0], but adapt then predict score the episodes" in message
+
+
+def test_declared_eval_settings_must_be_well_formed():
+    with pytest.raises(ContractError, match=r"eval_settings\(\) must return .* got EvalSettings"):
+        _check(UnknownPolicy)
 
 
 def test_the_contract_checks_use_no_assert_statement():

@@ -26,7 +26,7 @@ class Lookup:
     def __init__(self, logits: list[torch.Tensor]):
         self.logits = iter(logits)
 
-    def adapt(self, support_x, support_y):
+    def adapt(self, support_x, support_y, ways):
         return next(self.logits)
 
     def predict(self, state, query_x):

@@ -17,7 +17,7 @@ from metazoo.testing import TinyLearner, registered
 class BrokenLearner(TinyLearner):
     """A plugin whose meta_loss raises: its cell must fail, the suite must go on."""
 
-    def meta_loss(self, batch):
+    def meta_loss(self, batch, step=None):
         raise RuntimeError("this plugin is broken")
 
 

@@ -14,7 +14,7 @@ from metazoo.testing import TinyLearner, registered
 
 
 class Broken(TinyLearner):
-    def meta_loss(self, batch):
+    def meta_loss(self, batch, step=None):
         raise RuntimeError("broken on purpose")
 
 

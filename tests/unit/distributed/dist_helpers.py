@@ -96,7 +96,7 @@ class TinyMAML(nn.Module):
         self.config = None
         self.inner_lr = inner_lr
 
-    def adapt(self, support_x: Tensor, support_y: Tensor) -> dict[str, Tensor]:
+    def adapt(self, support_x: Tensor, support_y: Tensor, ways: int | None) -> dict[str, Tensor]:
         weights = dict(self.model.named_parameters())
         loss = F.cross_entropy(
             torch.func.functional_call(self.model, weights, support_x), support_y
@@ -107,10 +107,14 @@ class TinyMAML(nn.Module):
     def predict(self, state: dict[str, Tensor], query_x: Tensor) -> Tensor:
         return torch.func.functional_call(self.model, state, query_x)
 
-    def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
+    def meta_loss(
+        self, batch: EpisodeBatch, step: int | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
         losses, correct = [], 0.0
         for task in batch:
-            logits = self.predict(self.adapt(task.support_x, task.support_y), task.query_x)
+            logits = self.predict(
+                self.adapt(task.support_x, task.support_y, task.ways), task.query_x
+            )
             losses.append(F.cross_entropy(logits, task.query_y))
             correct += float((logits.argmax(-1) == task.query_y).double().mean())
         return torch.stack(losses).mean(), {"accuracy": 100.0 * correct / len(batch)}

@@ -163,8 +163,9 @@ def test_run_tasks_gives_each_tasks_adapted_weights():
     loop = engine.InnerLoop(steps=2, first_order=True)
     results = _run(model, batch, loop, lr, executor="vectorized")
     single = engine.adapt(
-        model, batch.support_x[3], batch.support_y[3], loop, _meta(model, lr), outer=True
-    )
+        model, batch.support_x[3], batch.support_y[3], loop, _meta(model, lr), outer=True,
+        ways=batch.ways,
+    )  # fmt: skip
     assert set(results.fast_weights) == set(single)
     for name, value in single.items():
         torch.testing.assert_close(results.fast_weights[name][3], value, rtol=1e-10, atol=1e-12)
@@ -188,9 +189,9 @@ def test_eval_adaptation_builds_no_graph_to_the_outer_weights():
     lrs = {n: torch.tensor(0.2, requires_grad=True) for n, _ in model.named_parameters()}
     loop = engine.InnerLoop(steps=2)
     sx, sy = batch.support_x[0], batch.support_y[0]
-    fast = engine.adapt(model, sx, sy, loop, _meta(model, lrs), outer=False)
+    fast = engine.adapt(model, sx, sy, loop, _meta(model, lrs), outer=False, ways=batch.ways)
     assert all(not w.requires_grad for w in fast.values())
-    reference = engine.adapt(model, sx, sy, loop, _meta(model, 0.2), outer=True)
+    reference = engine.adapt(model, sx, sy, loop, _meta(model, 0.2), outer=True, ways=batch.ways)
     assert all(w.requires_grad for w in reference.values())
     for name in fast:
         torch.testing.assert_close(fast[name], reference[name].detach())
@@ -287,4 +288,6 @@ def test_adapt_names_a_diverging_support_step():
     support_x[0, 0] = float("nan")
     loop = engine.InnerLoop(steps=2, task="regression")
     with pytest.raises(engine.InnerLoopDivergence, match=r"at inner step 0 of 2, task 0"):
-        engine.adapt(model, support_x, batch.support_y[0], loop, _meta(model, 0.01), outer=False)
+        engine.adapt(
+            model, support_x, batch.support_y[0], loop, _meta(model, 0.01), outer=False, ways=None
+        )

@@ -81,7 +81,9 @@ def test_maml_predict_uses_the_tasks_ways_and_matches_its_scores():
     learner.eval()
     scores = learner.score_episodes(_ragged())
     for t, task in enumerate(_ragged()):
-        logits = learner.predict(learner.adapt(task.support_x, task.support_y), task.query_x)
+        logits = learner.predict(
+            learner.adapt(task.support_x, task.support_y, task.ways), task.query_x
+        )
         assert logits.shape == (len(task.query_y), task.ways)
         accuracy = 100.0 * float((logits.argmax(1) == task.query_y).double().mean())
         assert accuracy == pytest.approx(float(scores[t]), abs=1e-9)

@@ -9,7 +9,7 @@ from torch import nn
 from metazoo import create_learner
 from metazoo.evaluation import evaluate
 from metazoo.evaluation.harness import EVAL_BLOCK, _run_episode
-from metazoo.learner import has_score_episodes
+from metazoo.learner import EpisodeScorer
 from metazoo.testing import SyntheticBenchmark
 
 
@@ -30,7 +30,7 @@ def test_block_scores_equal_adapt_then_predict_per_episode(name, task):
     bench = SyntheticBenchmark(task=task, features=8, ways=3)
     sampler = bench.sampler("test", 0)
     learner = _learner(name, task, sampler.episode(0).support_x.shape[-1])
-    assert has_score_episodes(learner)
+    assert isinstance(learner, EpisodeScorer)
     done = []
     result = evaluate(learner, bench, episodes=EVAL_BLOCK + 5, progress=lambda i, n: done.append(i))
     expected = [_run_episode(learner, sampler.episode(i)) for i in range(EVAL_BLOCK + 5)]

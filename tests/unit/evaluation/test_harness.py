@@ -24,10 +24,10 @@ class Recording(TinyLearner):
         self.seen: list[torch.Tensor] = []
         self.modes: list[tuple[str, bool, bool]] = []
 
-    def adapt(self, support_x, support_y):
+    def adapt(self, support_x, support_y, ways):
         self.seen.append(support_x.clone())
         self.modes.append(("adapt", torch.is_grad_enabled(), self.training))
-        return super().adapt(support_x, support_y)
+        return super().adapt(support_x, support_y, ways)
 
     def predict(self, state, query_x):
         self.modes.append(("predict", torch.is_grad_enabled(), self.training))
@@ -107,7 +107,7 @@ def test_forward_adaptation_runs_without_grad_and_builds_no_graph(make_tiny, ben
     assert learner.modes == [("adapt", False, False), ("predict", False, False)] * 2
     learner.eval()
     with metazoo.learner.adaptation_grad_mode(learner):
-        state = learner.adapt(torch.randn(6, 8), torch.arange(3).repeat(2))
+        state = learner.adapt(torch.randn(6, 8), torch.arange(3).repeat(2), 3)
     assert not state.requires_grad
 
 

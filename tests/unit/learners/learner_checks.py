@@ -36,7 +36,9 @@ def shuffle_support(batch: EpisodeBatch, seed: int) -> EpisodeBatch:
 
 def task_predictions(learner: nn.Module, batch: EpisodeBatch) -> list[Tensor]:
     """``predict(adapt(support), query_x)`` for every task of ``batch``."""
-    return [learner.predict(learner.adapt(t.support_x, t.support_y), t.query_x) for t in batch]
+    return [
+        learner.predict(learner.adapt(t.support_x, t.support_y, t.ways), t.query_x) for t in batch
+    ]
 
 
 def query_labels_unused_check() -> Callable[..., None]:
@@ -77,11 +79,11 @@ def assert_no_graph_in_eval(learner: nn.Module, batch: EpisodeBatch) -> None:
     assert adapts_by_gradient(learner) is False
     task = batch.task(0)
     with torch.enable_grad():
-        trained_state = _tensors(learner.adapt(task.support_x, task.support_y))
+        trained_state = _tensors(learner.adapt(task.support_x, task.support_y, task.ways))
     learner.eval()
     try:
         with adaptation_grad_mode(learner):
-            eval_state = _tensors(learner.adapt(task.support_x, task.support_y))
+            eval_state = _tensors(learner.adapt(task.support_x, task.support_y, task.ways))
     finally:
         learner.train()
     assert eval_state and not any(t.requires_grad for t in eval_state)

@@ -23,13 +23,13 @@ def test_only_the_head_adapts_and_the_body_still_gets_a_meta_gradient():
     learner, batch = tiny_learner("anil", "conv", 3)
     assert learner.adapt_names == ("5.weight", "5.bias")
     task = batch.task(0)
-    fast = learner.adapt(task.support_x, task.support_y)
+    fast = learner.adapt(task.support_x, task.support_y, task.ways)
     params = dict(learner.model.named_parameters())
     for name in ("0.weight", "0.bias", "1.weight", "1.bias"):
         assert fast[name] is params[name]  # untouched: the very same tensor
     assert not torch.equal(fast["5.weight"], params["5.weight"])
     learner.eval()
-    fast = learner.adapt(task.support_x, task.support_y)
+    fast = learner.adapt(task.support_x, task.support_y, task.ways)
     assert torch.equal(fast["0.weight"], params["0.weight"])
     learner.train()
     learner.meta_loss(batch)[0].backward()

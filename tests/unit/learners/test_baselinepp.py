@@ -34,13 +34,15 @@ def test_pretraining_is_scaled_cosine_cross_entropy_over_dataset_classes():
 def test_test_head_starts_from_imprinted_class_means_and_fits_the_support_set():
     learner, task = _learner(test_inner_steps=0), tiny_batch("classification").task(0)
     learner.eval()
-    state = learner.adapt(task.support_x, task.support_y)
+    state = learner.adapt(task.support_x, task.support_y, task.ways)
     feats = learner.model(task.support_x).detach()
     means = torch.stack([feats[task.support_y == k].mean(0) for k in range(3)])
     torch.testing.assert_close(state["weight"], F.normalize(means, dim=-1))
     trained = _learner(test_inner_steps=100)
     trained.eval()
-    logits = trained.predict(trained.adapt(task.support_x, task.support_y), task.support_x)
+    logits = trained.predict(
+        trained.adapt(task.support_x, task.support_y, task.ways), task.support_x
+    )
     assert bool((logits.argmax(-1) == task.support_y).all())
 
 

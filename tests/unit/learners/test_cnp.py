@@ -34,7 +34,7 @@ def test_gaussian_nll_matches_the_formula():
 def test_representation_is_the_mean_of_pair_encodings():
     learner = _regressor(encoder_sizes=(16, 8), decoder_sizes=(16,))
     x, y = torch.randn(6, 1), torch.randn(6, 1)
-    state = learner.adapt(x, y)
+    state = learner.adapt(x, y, None)
     assert state.shape == (8,)
     torch.testing.assert_close(state, learner.encoder(torch.cat([x, y], 1)).mean(0))
 
@@ -45,7 +45,7 @@ def test_regression_loss_is_nll_of_label_free_predictions_and_std_is_bounded():
     expected = []
     for task in batch:
         mean, std = learner.predict_distribution(
-            learner.adapt(task.support_x, task.support_y), task.query_x
+            learner.adapt(task.support_x, task.support_y, task.ways), task.query_x
         )
         assert bool((std >= 0.25).all())
         expected.append((mean, std))
@@ -65,7 +65,7 @@ def test_regression_queries_are_predicted_independently_and_support_order_is_irr
     learner = _regressor()
     batch = synthetic_batch("regression", tasks=1)
     task = batch.task(0)
-    state = learner.adapt(task.support_x, task.support_y)
+    state = learner.adapt(task.support_x, task.support_y, task.ways)
     full = learner.predict(state, task.query_x)
     changed = task.query_x.clone()
     changed[1:] = torch.randn(len(changed) - 1, 1)

@@ -76,7 +76,7 @@ def test_regression_adaptation_fine_tunes_the_whole_network(steps):
         F.mse_loss(reference(task.support_x), task.support_y).backward()
         optimizer.step()
     learner.eval()
-    state = learner.adapt(task.support_x, task.support_y)
+    state = learner.adapt(task.support_x, task.support_y, task.ways)
     with torch.no_grad():
         torch.testing.assert_close(learner.predict(state, task.query_x), reference(task.query_x))
 
@@ -86,7 +86,7 @@ def test_classification_adaptation_trains_a_fresh_head_on_frozen_features():
     task = batch.task(1)
     before = {k: v.clone() for k, v in learner.state_dict().items()}
     learner.eval()
-    state = learner.adapt(task.support_x, task.support_y)
+    state = learner.adapt(task.support_x, task.support_y, task.ways)
     assert state["weight"].shape == (3, 27) and not state["weight"].requires_grad
     with torch.no_grad():
         logits = learner.predict(state, task.support_x)

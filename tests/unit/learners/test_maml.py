@@ -93,7 +93,7 @@ def test_fomaml_gradient_is_the_query_gradient_at_the_adapted_weights(float64, k
     model, cfg = learner.model, learner.config
     expected = torch.zeros_like(ours)
     for task in batch:
-        fast = learner.adapt(task.support_x, task.support_y)
+        fast = learner.adapt(task.support_x, task.support_y, task.ways)
         fast = {n: w.detach().requires_grad_() for n, w in fast.items()}
         out = engine.predict(model, fast, task.query_x)
         loss = engine.task_loss(out, task.query_y, cfg.task)
@@ -143,12 +143,13 @@ def test_eval_mode_uses_test_steps_and_builds_no_graph(float64):
     learner, batch = _setup("conv", 1, test_inner_steps=4)
     task = batch.task(0)
     learner.eval()
-    state = learner.adapt(task.support_x, task.support_y)
+    state = learner.adapt(task.support_x, task.support_y, task.ways)
     assert all(not w.requires_grad for w in state.values())
     meta = engine.MetaParams(engine.parameters_of(learner.model), 0.3)
     expected = engine.adapt(
-        learner.model, task.support_x, task.support_y, engine.InnerLoop(steps=4), meta, outer=True
-    )
+        learner.model, task.support_x, task.support_y, engine.InnerLoop(steps=4), meta,
+        outer=True, ways=task.ways,
+    )  # fmt: skip
     for name, value in state.items():
         torch.testing.assert_close(value, expected[name].detach())
     with torch.no_grad():

@@ -147,7 +147,7 @@ def test_batch_norm_weights_are_per_step_and_not_adapted():
     state = {k: v.clone() for k, v in learner.state_dict().items()}
     task = batch.task(0)
     learner.eval()
-    fast = learner.adapt(task.support_x, task.support_y)
+    fast = learner.adapt(task.support_x, task.support_y, task.ways)
     torch.testing.assert_close(fast["1.weight"], learner.step_bn[0][1].detach())
     assert all(not w.requires_grad for w in fast.values())
     for key, value in learner.state_dict().items():

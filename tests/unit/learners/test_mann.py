@@ -85,8 +85,8 @@ def test_the_last_support_label_reaches_the_queries():
     sx, qx = task.support_x.double(), task.query_x.double()
     relabelled = task.support_y.clone()
     relabelled[-1] = (relabelled[-1] + 1) % WAYS
-    logits = learner.predict(learner.adapt(sx, task.support_y), qx)
-    assert not torch.allclose(logits, learner.predict(learner.adapt(sx, relabelled), qx))
+    logits = learner.predict(learner.adapt(sx, task.support_y, task.ways), qx)
+    assert not torch.allclose(logits, learner.predict(learner.adapt(sx, relabelled, task.ways), qx))
 
 
 def test_query_labels_never_enter_and_queries_are_independent(assert_query_labels_unused):
@@ -94,7 +94,7 @@ def test_query_labels_never_enter_and_queries_are_independent(assert_query_label
     batch = synthetic_batch(tasks=2)
     assert_query_labels_unused(learner, batch, F.cross_entropy)
     task = batch.task(0)
-    state = learner.adapt(task.support_x, task.support_y)
+    state = learner.adapt(task.support_x, task.support_y, task.ways)
     logits = learner.predict(state, task.query_x)
     changed = task.query_x.clone()
     changed[1:] = torch.rand_like(changed[1:])
@@ -105,7 +105,7 @@ def test_query_labels_never_enter_and_queries_are_independent(assert_query_label
 def test_labels_beyond_the_built_ways_are_an_error():
     learner = _mann()
     with pytest.raises(ValueError, match="built for 3 ways but got label 3"):
-        learner.adapt(torch.zeros(2, *IMAGE_SHAPE, dtype=torch.float64), torch.tensor([0, 3]))
+        learner.adapt(torch.zeros(2, *IMAGE_SHAPE, dtype=torch.float64), torch.tensor([0, 3]), 4)
 
 
 def test_adapt_builds_no_graph_in_eval_mode():

@@ -24,7 +24,7 @@ def test_log_probabilities_are_cosine_attention_over_support_labels():
     cosines = torch.tensor([1.0, 0.0, 1 / math.sqrt(2)])
     attention = torch.softmax(cosines, 0)
     expected = torch.stack([attention[0], attention[1] + attention[2]]).log()[None]
-    logits = learner.predict(learner.adapt(support_x, support_y), query_x)
+    logits = learner.predict(learner.adapt(support_x, support_y, 2), query_x)
     torch.testing.assert_close(logits, expected)
     torch.testing.assert_close(logits.exp().sum(1), torch.ones(1))
 
@@ -76,7 +76,7 @@ def test_default_temperature_multiplies_the_cosines_by_ten():
     learner = create_learner("matchingnet", nn.Identity())
     assert learner.config.scale == 10.0
     support_x, support_y = torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([0, 1])
-    logits = learner.predict(learner.adapt(support_x, support_y), torch.tensor([[2.0, 0.0]]))
+    logits = learner.predict(learner.adapt(support_x, support_y, 2), torch.tensor([[2.0, 0.0]]))
     # cosines (1, 0): softmax of (10, 0), where the plain cosine gives (e/(e+1), 1/(e+1))
     expected = torch.log_softmax(torch.tensor([[10.0, 0.0]]), dim=1)
     torch.testing.assert_close(logits, expected)

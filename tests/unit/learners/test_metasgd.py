@@ -40,7 +40,7 @@ def test_with_constant_rates_it_equals_maml_before_training():
 def test_eval_adaptation_detaches_the_rates():
     learner = metazoo.create_learner("metasgd", tiny_conv_net(), inner_lr=0.3).eval()
     x, y = torch.randn(6, 1, 6, 6), torch.arange(3).repeat(2)
-    fast = learner.adapt(x, y)
+    fast = learner.adapt(x, y, 3)
     assert all(w.grad_fn is None for w in fast.values())
 
 
@@ -59,7 +59,7 @@ def test_random_initial_rates_are_drawn_from_the_configured_range():
 def test_one_inner_step_scales_each_gradient_element_by_its_own_rate():
     learner, batch = tiny_learner("metasgd", "mlp", 1, random_init=True)
     task = batch.task(0)
-    fast = learner.adapt(task.support_x, task.support_y)
+    fast = learner.adapt(task.support_x, task.support_y, task.ways)
     params = dict(learner.model.named_parameters())
     loss = torch.nn.functional.mse_loss(learner.model(task.support_x), task.support_y)
     grads = dict(zip(params, torch.autograd.grad(loss, list(params.values()))))

@@ -20,7 +20,7 @@ def test_logits_are_negative_squared_distances_to_class_means():
     support_y = torch.tensor([0, 0, 1, 1])
     # prototypes: class 0 = (1, 0), class 1 = (0, 4)
     query_x = torch.tensor([[1.0, 1.0], [0.0, 0.0]])
-    logits = learner.predict(learner.adapt(support_x, support_y), query_x)
+    logits = learner.predict(learner.adapt(support_x, support_y, 2), query_x)
     expected = -torch.tensor([[0.0 + 1.0, 1.0 + 9.0], [1.0 + 0.0, 0.0 + 16.0]])
     assert torch.equal(logits, expected)
 
@@ -29,7 +29,7 @@ def test_cosine_logits_are_scaled_cosines():
     learner = create_learner("protonet", nn.Identity(), distance="cosine", cosine_scale=2.0)
     support_x = torch.tensor([[3.0, 0.0], [0.0, 1.0]])
     support_y = torch.tensor([0, 1])
-    logits = learner.predict(learner.adapt(support_x, support_y), torch.tensor([[1.0, 1.0]]))
+    logits = learner.predict(learner.adapt(support_x, support_y, 2), torch.tensor([[1.0, 1.0]]))
     half = 2.0 / 2**0.5
     torch.testing.assert_close(logits, torch.tensor([[half, half]]))
 
@@ -42,7 +42,7 @@ def test_unknown_distance_is_an_error_listing_choices():
 def test_missing_class_in_support_is_an_error():
     learner = create_learner("protonet", nn.Identity())
     with pytest.raises(ValueError, match=r"classes \[1\] have no support sample"):
-        learner.adapt(torch.zeros(2, 3), torch.tensor([0, 2]))
+        learner.adapt(torch.zeros(2, 3), torch.tensor([0, 2]), 3)
 
 
 @pytest.mark.parametrize("distance", ["euclidean", "cosine"])

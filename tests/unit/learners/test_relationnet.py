@@ -36,7 +36,7 @@ def test_scores_pair_summed_class_maps_with_each_query():
     learner = create_learner("relationnet", nn.Identity(), input_shape=(2, 1, 1))
     support_x = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).reshape(3, 2, 1, 1)
     support_y = torch.tensor([0, 1, 0])
-    state = learner.adapt(support_x, support_y)
+    state = learner.adapt(support_x, support_y, 2)
     assert torch.equal(state.flatten(1), torch.tensor([[6.0, 8.0], [3.0, 4.0]]))  # K-shot sums
     query_x = torch.tensor([[0.5, -1.0], [2.0, 0.0]]).reshape(2, 2, 1, 1)
     scores = learner.predict(state, query_x)

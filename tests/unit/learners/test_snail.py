@@ -82,7 +82,7 @@ def test_query_labels_never_enter_and_queries_are_predicted_independently(
     assert_query_labels_unused(learner, batch, F.cross_entropy)
     learner.eval()  # running BatchNorm statistics: a query's embedding ignores the other queries
     task = batch.task(0)
-    state = learner.adapt(task.support_x, task.support_y)
+    state = learner.adapt(task.support_x, task.support_y, task.ways)
     logits = learner.predict(state, task.query_x)
     others_changed = task.query_x.clone()
     others_changed[1:] = torch.rand_like(others_changed[1:])
@@ -97,7 +97,7 @@ def test_query_labels_never_enter_and_queries_are_predicted_independently(
 def test_labels_beyond_the_built_ways_are_an_error(small_embedding):
     learner = create_learner("snail", small_embedding(), ways=2, input_shape=IMAGE_SHAPE)
     with pytest.raises(ValueError, match="built for 2 ways but got label 2"):
-        learner.adapt(torch.zeros(3, *IMAGE_SHAPE), torch.tensor([0, 1, 2]))
+        learner.adapt(torch.zeros(3, *IMAGE_SHAPE), torch.tensor([0, 1, 2]), 3)
 
 
 def test_adapt_builds_no_graph_in_eval_mode(small_embedding):

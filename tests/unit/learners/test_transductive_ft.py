@@ -28,7 +28,7 @@ def _entropy(logits):
 def test_support_based_initialisation_is_the_normalised_mean_of_relu_logits():
     learner, task = _learner(epochs=0)
     learner.eval()
-    state = learner.adapt(task.support_x, task.support_y)
+    state = learner.adapt(task.support_x, task.support_y, task.ways)
     z = F.normalize(F.relu(learner.pretrain_head(learner.model(task.support_x))), dim=-1).detach()
     means = torch.stack([z[task.support_y == k].mean(0) for k in range(3)])
     torch.testing.assert_close(state["weight"], F.normalize(means, dim=-1))
@@ -41,7 +41,7 @@ def test_fine_tuning_lowers_query_entropy_and_never_touches_the_learner():
     learner, task = _learner(epochs=0)
     learner.eval()
     before = {k: v.clone() for k, v in learner.state_dict().items()}
-    state = learner.adapt(task.support_x, task.support_y)
+    state = learner.adapt(task.support_x, task.support_y, task.ways)
     start = _entropy(learner.predict(state, task.query_x))
     learner.config.epochs, learner.config.lr = 20, 1e-2
     with torch.no_grad():  # the harness's grad mode must not stop the fine-tuning

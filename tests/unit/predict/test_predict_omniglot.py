@@ -51,7 +51,9 @@ def test_load_learner_and_predict_give_the_harness_accuracy(run_dir):
     scores = []
     for i in range(EPISODES):
         episode = sampler.episode(i)
-        probs = class_probabilities(learner, episode.support_x, episode.support_y, episode.query_x)
+        probs = class_probabilities(
+            learner, episode.support_x, episode.support_y, episode.query_x, ways=episode.ways
+        )
         scores.append(float(accuracy(probs, episode.query_y)))
     assert scores == pytest.approx(harness.scores, abs=1e-9)
     assert harness.mean > 50.0  # trained: chance is 20%

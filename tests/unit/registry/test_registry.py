@@ -107,7 +107,7 @@ def test_create_learner_meta_gradient_lands_in_given_model(scratch_registry):
             super().__init__()
             self.model, self.config = model, config
 
-        def meta_loss(self, batch):
+        def meta_loss(self, batch, step=None):
             return self.model(batch.query_x).pow(2).mean(), {}
 
     register_learner("lin", family="metric")(Linear)

@@ -190,14 +190,14 @@ class WaysRecorder(TinyLearner):
         super().__init__(model, config)
         self.train_ways, self.eval_ways = set(), set()
 
-    def meta_loss(self, batch):
+    def meta_loss(self, batch, step=None):
         self.train_ways.add(batch.ways)
-        return super().meta_loss(batch)
+        return super().meta_loss(batch, step)
 
-    def adapt(self, support_x, support_y):
+    def adapt(self, support_x, support_y, ways):
         if not self.training:
-            self.eval_ways.add(int(support_y.max()) + 1)
-        return super().adapt(support_x, support_y)
+            self.eval_ways.add(ways)
+        return super().adapt(support_x, support_y, ways)
 
 
 def test_train_only_overrides_leave_validation_on_the_test_shape(tmp_path):

@@ -51,10 +51,11 @@ class R2D2(nn.Module):
         self.scale = nn.Parameter(torch.tensor(float(config.init_scale)))
         self.bias = nn.Parameter(torch.zeros(()))
 
-    def adapt(self, support_x: Tensor, support_y: Tensor) -> Tensor:
-        """Ridge weights ``(D, N)`` from ``support_x (n, *x)`` and labels ``support_y (n,)``."""
+    def adapt(self, support_x: Tensor, support_y: Tensor, ways: int | None) -> Tensor:
+        """Ridge weights ``(D, N)`` from ``support_x (n, *x)`` and labels ``support_y (n,)`` of
+        N ``ways``."""
         features = self.model(support_x).flatten(1)
-        targets = F.one_hot(support_y, int(support_y.max()) + 1).to(features.dtype)
+        targets = F.one_hot(support_y, ways).to(features.dtype)
         gram = features @ features.T
         eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
         return features.T @ torch.linalg.solve(gram + self.log_lambda.exp() * eye, targets)
@@ -63,11 +64,16 @@ class R2D2(nn.Module):
         """Logits ``(m, N)`` for ``query_x (m, *x)``."""
         return self.scale * (self.model(query_x).flatten(1) @ state) + self.bias
 
-    def meta_loss(self, batch: EpisodeBatch) -> tuple[Tensor, dict[str, float]]:
-        """Mean query cross-entropy over tasks, and the query accuracy (%)."""
+    def meta_loss(
+        self, batch: EpisodeBatch, step: int | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
+        """Mean query cross-entropy over tasks, and the query accuracy (%); no schedule reads
+        the training ``step``."""
         losses, scores = [], []
         for task in batch:
-            logits = self.predict(self.adapt(task.support_x, task.support_y), task.query_x)
+            logits = self.predict(
+                self.adapt(task.support_x, task.support_y, task.ways), task.query_x
+            )
             losses.append(F.cross_entropy(logits, task.query_y))
             scores.append(accuracy(logits, task.query_y))
         return torch.stack(losses).mean(), {"accuracy": float(torch.stack(scores).mean())}
