@@ -17,9 +17,9 @@ gradient:
   backward orders, optimizer) is captured once per schedule phase and replayed
   (:class:`GraphedMetaStep`);
 * with ``batched_weight_gradients=True`` (and ``compile``) the per-task weight gradients of the
-  convolutions are one batched matrix product (:mod:`metazoo.engine.taskconv`); the experimental
-  lowerings (``matmul_convolutions``, ``triton_convolutions``) need
-  ``import metazoo.experimental.lowerings`` first;
+  convolutions are one batched matrix product; it and the other lowerings
+  (``matmul_convolutions``, ``triton_convolutions``) are experimental
+  (:mod:`metazoo.experimental.taskconv`, imported when an option asks for them);
 * ``channels_last`` and bf16 autocast are options, reported separately by the speed lab.
 
 Schedules (MAML++'s first-order warm-up and multi-step loss) read the training step passed to
@@ -38,11 +38,10 @@ import torch
 from torch import Tensor, nn
 
 from metazoo.engine.autoselect import ExecutorPlan
-from metazoo.engine.compiled import check_policy, compiled_meta_gradient
+from metazoo.engine.compiled import check_policy, compiled_meta_gradient, experimental_lowerings
 from metazoo.engine.cudagraph import GraphedMetaStep
 from metazoo.engine.inner import InnerLoop
 from metazoo.engine.plain import SteppedLearner, accumulate_step, plan_step, step_settings
-from metazoo.engine.taskconv import check_lowering
 from metazoo.episode import EpisodeBatch
 
 __all__ = ["FastMetaStep", "FastOptions", "SteppedLearner", "FAST_STEP_OPTIONS"]
@@ -96,7 +95,8 @@ class FastOptions:
     #: inner learning rate); the first step then takes the compile time (seconds to minutes).
     compile: bool = False
     #: with ``compile``: the convolutions' per-task weight gradients as one batched matrix product
-    #: instead of ``vmap``'s grouped convolution (:mod:`metazoo.engine.taskconv`).
+    #: instead of ``vmap``'s grouped convolution (experimental:
+    #: :mod:`metazoo.experimental.taskconv`).
     batched_weight_gradients: bool = False
     #: with ``batched_weight_gradients``: the per-task convolutions and input gradients as batched
     #: matrix products too (im2col, col2im), so no grouped convolution is left.
@@ -128,7 +128,8 @@ class FastOptions:
                 "matmul_convolutions and triton_convolutions are two ways to run the same "
                 "convolutions; set one of them"
             )
-        check_lowering(self.lowering, self.triton_fp32_products)
+        if self.lowering is not None or self.triton_fp32_products != "ieee":
+            experimental_lowerings().check(self.lowering, self.triton_fp32_products)
 
     @property
     def lowering(self) -> str | None:

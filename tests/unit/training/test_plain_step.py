@@ -1,8 +1,11 @@
 """The plain step by default (issue 25): a MAML-family step on a CPU builds no graph object, its
 meta-gradient is a hand-written task loop's, the fast step is opted into through one
-``TrainConfig.fast``."""
+``TrainConfig.fast``, and neither the engine nor the trainer imports the experimental package."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -130,3 +133,29 @@ def test_former_fast_step_fields_still_resolve_and_say_the_new_spelling():
     assert block["train"] == {"lr": 0.01, "fast": {}}
     with pytest.warns(FutureWarning, match="write fast=true"):
         assert check_block({"train": {"fast_step": False}}, "x")["train"] == {}
+
+
+def test_the_engine_and_the_trainer_import_no_experimental_module():
+    code = """
+import importlib, pkgutil, sys
+import metazoo.engine as engine, metazoo.training
+for module in pkgutil.iter_modules(engine.__path__, "metazoo.engine."):
+    importlib.import_module(module.name)
+print(sorted(m for m in sys.modules if m.startswith("metazoo.experimental")))
+from metazoo.engine.fast import FastOptions
+try:
+    FastOptions(compile=True, batched_weight_gradients=True)
+except ValueError as error:
+    print(error)
+metazoo.training.TrainConfig(fast={"compile": True, "batched_weight_gradients": True})
+print("metazoo.experimental.taskconv" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    imported, refused, opted_in = done.stdout.strip().splitlines()
+    assert imported == "[]"
+    assert refused.startswith("the per-task convolution lowerings (batched_weight_gradients, ")
+    assert refused.endswith(
+        "are experimental: `import metazoo.experimental.taskconv` first "
+        "(`import metazoo.experimental.lowerings` for matmul and triton)"
+    )
+    assert opted_in == "True"  # TrainConfig imports them when its options ask for them
