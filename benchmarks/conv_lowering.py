@@ -11,7 +11,7 @@ second backward (what a second-order meta-gradient runs) for:
 * ``grouped`` / ``grouped-nhwc``: ``vmap(F.conv2d)`` in NCHW / channels-last (what the engine runs);
 * ``grouped-bench``: the same in channels-last with ``cudnn.benchmark`` on;
 * ``batched-wgrad`` / ``batched-wgrad-nhwc``: ``vmap`` under
-  :func:`metazoo.engine.taskconv.batched_weight_gradients` (grouped convolutions, weight gradients
+  :func:`metazoo.experimental.taskconv.batched_weight_gradients` (grouped convolutions, weight gradients
   as one ``bmm``; what ``FastOptions(batched_weight_gradients=True)`` runs);
 * ``matmul-conv-nhwc``: the same with the experimental ``lowering="matmul"`` (no grouped
   convolution left; :mod:`metazoo.experimental.lowerings`, imported here);
@@ -45,8 +45,8 @@ import torch.nn.functional as F  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from benchmarks.speedlab.shapes import get_shapes  # noqa: E402
-from metazoo.engine.taskconv import Settings, batched_weight_gradients  # noqa: E402
 from metazoo.experimental.lowerings import task_convolution  # noqa: E402  (registers matmul, triton)
+from metazoo.experimental.taskconv import Settings, batched_weight_gradients  # noqa: E402
 
 Conv = Callable[
     [Tensor, Tensor], Tensor

@@ -87,7 +87,7 @@ from script_tools import REPO, latest_speed_result, run_logged
 sys.path.insert(0, str(REPO))  # metazoo from a checkout without an install
 
 from benchmarks.speedlab.contenders import CONTENDERS, CUDA_VARIANTS, train_overrides  # noqa: E402
-from metazoo.training.config import FAST_STEP_OPTIONS  # noqa: E402  (profile_step's flags)
+from metazoo.engine.fast import FAST_STEP_OPTIONS  # noqa: E402  (profile_step's flags)
 
 #: Speed contenders, most important first (the speed run stops starting new ones at its budget).
 SPEED_CONTENDERS = (

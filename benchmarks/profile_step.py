@@ -28,8 +28,7 @@ from torch.profiler import ProfilerActivity, profile  # noqa: E402
 import metazoo  # noqa: E402
 import metazoo.experimental.lowerings  # noqa: E402, F401  (--matmul/--triton-convolutions)
 from benchmarks.speedlab.shapes import get_shapes, make_model, synthetic_batches  # noqa: E402
-from metazoo.engine.fast import FastMetaStep, FastOptions  # noqa: E402
-from metazoo.training.config import FAST_STEP_OPTIONS  # noqa: E402
+from metazoo.engine.fast import FAST_STEP_OPTIONS, FastMetaStep, FastOptions  # noqa: E402
 
 try:  # kernel names only; the Triton kernels' module needs triton (Linux)
     from metazoo.experimental import implicit_gemm_kernels  # noqa: E402

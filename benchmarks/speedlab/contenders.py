@@ -31,9 +31,8 @@ from metazoo.engine import (
     raise_if_diverged,
     task_scores,
 )
-from metazoo.engine.fast import FastMetaStep, FastOptions
+from metazoo.engine.fast import FAST_STEP_OPTIONS, FastMetaStep, FastOptions
 from metazoo.episode import EpisodeBatch
-from metazoo.training.config import FAST_STEP_OPTIONS
 
 __all__ = [
     "Builder",

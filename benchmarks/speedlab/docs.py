@@ -20,7 +20,7 @@ from benchmarks.speedlab.targets import (
     training_target_accuracy,
     training_target_text,
 )
-from metazoo.training.config import FAST_STEP_OPTIONS
+from metazoo.engine.fast import FAST_STEP_OPTIONS
 
 __all__ = [
     "RESULTS",
@@ -64,7 +64,10 @@ def _median_step_rate(history: list[dict]) -> float | None:
 def _training_row(name: str, run: dict) -> dict:
     trained, tested = run["train"], run["result"]
     config, learner = trained["config"], tested["provenance"]["config"]
-    options = [k for k in ("fast_step", *FAST_STEP_OPTIONS) if config.get(k)]
+    fast = config.get("fast") or {}  # TrainConfig.fast since issue 25; flat fields before
+    on = {"fast_step": config.get("fast_step") or config.get("fast") is not None}
+    on |= {k: config.get(k) or fast.get(k) for k in FAST_STEP_OPTIONS}
+    options = [k for k in ("fast_step", *FAST_STEP_OPTIONS) if on[k]]
     seconds = trained.get("total_seconds", trained["seconds"])  # resumed runs: all their calls
     minutes, mean = seconds / 60, tested["mean"]
     reached = (

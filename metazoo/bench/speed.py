@@ -3,7 +3,7 @@
 For any registered learner (built-ins and plugins alike), on this machine:
 
 * meta-training throughput (tasks/s): the learner stepped as the trainer steps it
-  (``outer_step``, the engine's MAML-family step or ``meta_loss(...).backward()``, then Adam);
+  (``outer_step``, the plain MAML-family step or ``meta_loss(...).backward()``, then Adam);
 * evaluation throughput (episodes/s): adapt and predict as the harness scores episodes;
 * peak memory of one training step (CUDA allocator peak; on a CPU, approximate);
 * the fp32 meta-gradient (Reptile: its outer update) against the same learner in float64 on the
@@ -29,7 +29,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from metazoo import engine
 from metazoo.bench.speed_episodes import (
     SYNTHETIC_CLASSES,
     benchmark_episodes,
@@ -38,8 +37,8 @@ from metazoo.bench.speed_episodes import (
 )
 from metazoo.bench.timing import Timing, memory_kind, peak_memory_mb, time_calls
 from metazoo.engine import precision_mode
-from metazoo.engine.fast import FastOptions, plan_step
 from metazoo.engine.measured import choices_made, choices_mark
+from metazoo.engine.plain import accumulate_step, plan_step, step_settings
 from metazoo.engine.precision import tf32 as tf32_mode
 from metazoo.episode import EpisodeBatch
 from metazoo.evaluation.harness import score_block
@@ -88,14 +87,11 @@ def accumulate_update(learner: nn.Module, batch: EpisodeBatch, optimizer: Any) -
     with ``optimizer``), the way the trainer does."""
     if isinstance(learner, OuterStepLearner):
         learner.outer_step(batch, optimizer, None)
-    elif steps_by_gradient(learner):  # the engine's step, with the trainer's executor choice
-        loop = learner.inner_loop(True)
-        options = FastOptions(executor=learner.config.executor, chunk=learner.config.chunk_size)
-        plan = plan_step(learner, loop, batch, options)
-        engine.accumulate_meta_gradient(
-            learner.model, batch, loop, learner.meta_params(), executor=plan.executor,
-            chunk_size=plan.chunk,
-        )  # fmt: skip
+    elif steps_by_gradient(learner):  # the trainer's plain step (metazoo.engine.plain)
+        loop, weights = step_settings(learner, None, batch.query_x)
+        cfg = learner.config
+        plan = plan_step(learner, loop, batch, executor=cfg.executor, chunk=cfg.chunk_size)
+        accumulate_step(learner, batch, loop, weights, plan)
     else:
         learner.meta_loss(batch)[0].backward()
 

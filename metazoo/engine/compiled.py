@@ -5,8 +5,10 @@ The program is ``torch.func.grad`` (outer) of the vectorized executor
 ``torch.func.grad`` inside), taken with respect to every trainable tensor of the learner: the
 initial weights and, for Meta-SGD and MAML++, the learned rates and per-step BatchNorm weights.
 The compiler sees all three differentiation orders at once and fuses the plain-ops BatchNorm and
-the elementwise work around the convolutions. With a per-task convolution lowering
-(:mod:`metazoo.engine.taskconv`) the program is first traced to ATen operations with ``make_fx``.
+the elementwise work around the convolutions. A per-task convolution lowering is experimental
+(:mod:`metazoo.experimental.taskconv`, imported only when ``lowering`` asks for one): its
+``F.conv2d`` interception and ``make_fx`` tracing stay out of the default engine until a
+committed GPU result shows them beating this plain compiled program.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from functools import partial
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -22,11 +25,52 @@ from metazoo.engine.executors import vectorized
 from metazoo.engine.functional import buffers_of
 from metazoo.engine.inner import InnerLoop
 from metazoo.engine.objective import objective_of
-from metazoo.engine.taskconv import batched_weight_gradients
 from metazoo.episode import EpisodeBatch
 from metazoo.learner import GradientLearner
 
-__all__ = ["compiled_meta_gradient", "check_policy"]
+__all__ = [
+    "Lowerings",
+    "compiled_meta_gradient",
+    "check_policy",
+    "experimental_lowerings",
+    "register_lowerings",
+]
+
+
+class Lowerings(NamedTuple):
+    """The per-task convolution lowerings: experimental, registered by
+    :mod:`metazoo.experimental.taskconv` when it is imported (the engine never imports it)."""
+
+    #: ``check(lowering, fp32_products)`` raises for an unknown or unregistered lowering.
+    check: Callable[[str | None, str], None]
+    #: ``context(lowering, fp32_products)``: the context under which a model's ``F.conv2d``
+    #: calls run per task by that lowering.
+    context: Callable[[str, str], contextlib.AbstractContextManager]
+    #: ``compile(function)``: ``function`` traced to ATen operations, then compiled.
+    compile: Callable[[Callable], Callable]
+
+
+_LOWERINGS: list[Lowerings] = []  # empty until metazoo.experimental.taskconv is imported
+
+
+def register_lowerings(lowerings: Lowerings) -> None:
+    """Make the experimental per-task convolutions available (called on their import)."""
+    _LOWERINGS[:] = [lowerings]
+
+
+def experimental_lowerings() -> Lowerings:
+    """The registered per-task convolution lowerings.
+
+    Raises:
+        ValueError: none is registered, saying what to import.
+    """
+    if not _LOWERINGS:
+        raise ValueError(
+            "the per-task convolution lowerings (batched_weight_gradients, matmul_convolutions, "
+            "triton_convolutions) are experimental: `import metazoo.experimental.taskconv` first "
+            "(`import metazoo.experimental.lowerings` for matmul and triton)"
+        )
+    return _LOWERINGS[0]
 
 
 def check_policy(loop: InnerLoop) -> None:
@@ -76,24 +120,22 @@ def compiled_meta_gradient(
         multi_step: the objective weights the query losses after every step by the
             ``(steps,)`` ``step_weights`` each call passes (MAML++), instead of the last one.
         lowering: how per-task convolutions run: None keeps ``vmap``'s grouped convolutions;
-            a name of :data:`metazoo.engine.taskconv.LOWERINGS` batches the weight gradients
+            a name of :data:`metazoo.experimental.taskconv.LOWERINGS` (experimental) batches the weight gradients
             (and more), and the program is then traced to ATen operations with ``make_fx`` on
             the first batch of each shape and that graph is compiled.
-        fp32_products: the lowering's fp32 products (:func:`metazoo.engine.taskconv.check_lowering`).
+        fp32_products: the lowering's fp32 products (:func:`metazoo.experimental.taskconv.check_lowering`).
     """
     check_policy(loop)
     named = dict(learner.named_parameters())
     trainable = {n: p for n, p in named.items() if p.requires_grad}
     frozen = {n: p.detach() for n, p in named.items() if not p.requires_grad}
     buffers = buffers_of(learner.model, loop.bn_policy)
-    convolutions = (
-        partial(batched_weight_gradients, lowering, fp32_products)
-        if lowering
-        else contextlib.nullcontext
-    )
+    convolutions, compile_ = contextlib.nullcontext, partial(torch.compile, dynamic=False)
+    if lowering:  # opted into the experimental per-task convolutions
+        convolutions = partial(experimental_lowerings().context, lowering, fp32_products)
+        compile_ = experimental_lowerings().compile
     program = partial(_program, learner, loop, frozen, ways, 1.0 / tasks, convolutions)
-    gradient = torch.func.grad(program, has_aux=True)
-    step = _traced_then_compiled(gradient) if lowering else torch.compile(gradient, dynamic=False)
+    step = compile_(torch.func.grad(program, has_aux=True))
 
     def accumulate(batch: EpisodeBatch, step_weights: Tensor | None = None) -> Tensor:
         if multi_step != (step_weights is not None):
@@ -111,23 +153,3 @@ def compiled_meta_gradient(
         return total
 
     return accumulate
-
-
-def _traced_then_compiled(function: Callable) -> Callable:
-    """``function`` traced to ATen operations (``make_fx``, fake tensors) per input shape, then
-    compiled: ``torch.compile`` cannot trace the ``vmap`` rules of ``autograd.Function`` s."""
-    from torch.fx.experimental.proxy_tensor import make_fx
-
-    compiled: dict[tuple, Callable] = {}
-
-    def call(tensors: dict, buffers: dict, step_weights, *batch: Tensor):
-        leaves = [*tensors.values(), *buffers.values(), *batch]
-        if step_weights is not None:
-            leaves.append(step_weights)
-        key = tuple((t.shape, t.stride(), t.dtype, t.device) for t in leaves)
-        if key not in compiled:
-            graph = make_fx(function, tracing_mode="fake")(tensors, buffers, step_weights, *batch)
-            compiled[key] = torch.compile(graph, dynamic=False)
-        return compiled[key](tensors, buffers, step_weights, *batch)
-
-    return call

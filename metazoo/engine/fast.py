@@ -1,25 +1,25 @@
-"""The training step of any MAML-family learner: executor, bounded memory, compilation, CUDA graph.
+"""The fast step of a MAML-family learner, an opt-in accelerator: compilation, CUDA graph.
 
-:class:`FastMetaStep` is how the engine steps a learner of the MAML family (MAML, first-order
-MAML, ANIL, Meta-SGD's and MAML++'s learned rates and per-step weights included): the meta-gradient
-of the learner's objective (the mean over tasks of the query loss after the inner loop, or
-MAML++'s multi-step loss) accumulated into ``.grad``, then the optimizer step. What the options
-change is where the time goes, never the gradient:
+By default the trainer steps the MAML family plainly (:mod:`metazoo.engine.plain`: the
+meta-gradient accumulated task by task or chunk by chunk, then the optimizer step; no graph
+object). :class:`FastMetaStep` computes the same meta-gradient of the learner's objective (the
+mean over tasks of the query loss after the inner loop, or MAML++'s multi-step loss) and is
+chosen with ``TrainConfig(fast=FastOptions(...))`` (``fast=true`` in settings). Its options,
+:class:`FastOptions`, the one home of the speed options, change where the time goes, never the
+gradient:
 
-* ``executor='auto'`` times the step with each executor (sequential, vectorized in chunks that
-  fit memory) on a copy of the learner and keeps the fastest (:mod:`metazoo.engine.measured`;
-  with ``compile`` the memory rule of :func:`metazoo.engine.autoselect.plan_executor` decides),
-  and the backward runs per task or per chunk
-  (:func:`metazoo.engine.accumulate_meta_gradient`), so at most one chunk's graph is alive;
+* the executor is the plain step's (:func:`metazoo.engine.plain.plan_step`: the one asked for,
+  or ``auto``'s fastest measured on a copy of the learner; with ``compile`` the memory rule of
+  :func:`metazoo.engine.autoselect.plan_executor` decides);
 * with ``compile=True`` the vectorized meta-gradient is one functional program handed to
   ``torch.compile`` (:mod:`metazoo.engine.compiled`);
 * nothing in the step reads a value back to the host, so on CUDA the whole step (forward, both
   backward orders, optimizer) is captured once per schedule phase and replayed
   (:class:`GraphedMetaStep`);
 * with ``batched_weight_gradients=True`` (and ``compile``) the per-task weight gradients of the
-  convolutions are one batched matrix product (:mod:`metazoo.engine.taskconv`); the experimental
-  lowerings (``matmul_convolutions``, ``triton_convolutions``) need
-  ``import metazoo.experimental.lowerings`` first;
+  convolutions are one batched matrix product; it and the other lowerings
+  (``matmul_convolutions``, ``triton_convolutions``) are experimental
+  (:mod:`metazoo.experimental.taskconv`, imported when an option asks for them);
 * ``channels_last`` and bf16 autocast are options, reported separately by the speed lab.
 
 Schedules (MAML++'s first-order warm-up and multi-step loss) read the training step passed to
@@ -29,7 +29,6 @@ each call; a change of phase builds (and on CUDA captures) the step for the new 
 from __future__ import annotations
 
 import contextlib
-import copy
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,25 +37,25 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from metazoo.engine.autoselect import (
-    MEMORY_FRACTION,
-    ExecutorPlan,
-    chunk_size,
-    free_memory_bytes,
-    plan_executor,
-    saved_tensor_bytes,
-)
-from metazoo.engine.compiled import check_policy, compiled_meta_gradient
+from metazoo.engine.autoselect import ExecutorPlan
+from metazoo.engine.compiled import check_policy, compiled_meta_gradient, experimental_lowerings
 from metazoo.engine.cudagraph import GraphedMetaStep
-from metazoo.engine.executors import run_tasks
 from metazoo.engine.inner import InnerLoop
-from metazoo.engine.measured import candidates, choice_key, choose_executor, computation_facts
-from metazoo.engine.objective import accumulate_meta_gradient, objective_of
-from metazoo.engine.taskconv import check_lowering
+from metazoo.engine.plain import accumulate_step, plan_step, step_settings
 from metazoo.episode import EpisodeBatch
 from metazoo.learner import GradientLearner
 
-__all__ = ["FastMetaStep", "FastOptions", "plan_step"]
+__all__ = ["FastMetaStep", "FastOptions", "FAST_STEP_OPTIONS"]
+
+#: The on/off switches of :class:`FastOptions` (the speed lab's flags, ``--compile`` ...).
+FAST_STEP_OPTIONS = (
+    "compile",
+    "channels_last",
+    "cudnn_benchmark",
+    "batched_weight_gradients",
+    "matmul_convolutions",
+    "triton_convolutions",
+)
 
 
 def _check_triton(device: torch.device) -> None:
@@ -97,7 +96,8 @@ class FastOptions:
     #: inner learning rate); the first step then takes the compile time (seconds to minutes).
     compile: bool = False
     #: with ``compile``: the convolutions' per-task weight gradients as one batched matrix product
-    #: instead of ``vmap``'s grouped convolution (:mod:`metazoo.engine.taskconv`).
+    #: instead of ``vmap``'s grouped convolution (experimental:
+    #: :mod:`metazoo.experimental.taskconv`).
     batched_weight_gradients: bool = False
     #: with ``batched_weight_gradients``: the per-task convolutions and input gradients as batched
     #: matrix products too (im2col, col2im), so no grouped convolution is left.
@@ -129,7 +129,8 @@ class FastOptions:
                 "matmul_convolutions and triton_convolutions are two ways to run the same "
                 "convolutions; set one of them"
             )
-        check_lowering(self.lowering, self.triton_fp32_products)
+        if self.lowering is not None or self.triton_fp32_products != "ieee":
+            experimental_lowerings().check(self.lowering, self.triton_fp32_products)
 
     @property
     def lowering(self) -> str | None:
@@ -182,12 +183,8 @@ class FastMetaStep:
 
     def _phase(self, step: int | None) -> GraphedMetaStep:
         """The step for the schedule phase at ``step`` (built on first use)."""
-        loop = self.learner.inner_loop(True, step).bound_to(
-            dict(self.learner.model.named_parameters())
-        )
-        weights = self.learner.step_weights(step)
+        loop, weights = step_settings(self.learner, step, self.example.query_x)
         if weights is not None:
-            weights = weights.to(self.example.query_x.device, self.example.query_x.dtype)
             if self.weights_buffer is None:
                 self.weights_buffer = weights.clone()
             self.weights_buffer.copy_(weights)
@@ -221,16 +218,16 @@ class FastMetaStep:
         )
 
     def _plan(self, loop: InnerLoop, multi_step: bool) -> ExecutorPlan:
-        weights = self.weights_buffer if multi_step else None
-        return plan_step(self.learner, loop, self.example, self.options, weights, self._accumulate)
+        o = self.options
+        return plan_step(
+            self.learner, loop, self.example, executor=o.executor, chunk=o.chunk,
+            compile=o.compile, channels_last=o.channels_last, autocast=o.autocast,
+            step_weights=self.weights_buffer if multi_step else None, within=self._accumulate,
+        )  # fmt: skip
 
     def _eager(self, loop: InnerLoop, plan: ExecutorPlan, multi_step: bool, batch) -> Tensor:
         weights = self.weights_buffer if multi_step else None
-        results = accumulate_meta_gradient(
-            self.learner.model, batch, loop, self.learner.meta_params(), step_weights=weights,
-            executor=plan.executor, chunk_size=plan.chunk,
-        )  # fmt: skip
-        return torch.stack([objective_of(results, weights).mean(), results.metric.mean()])
+        return accumulate_step(self.learner, batch, loop, weights, plan)
 
     def _compiled(self, compiled, multi_step: bool, batch: EpisodeBatch) -> Tensor:
         return compiled(batch, self.weights_buffer if multi_step else None)
@@ -267,74 +264,6 @@ class FastMetaStep:
         return self._phase(step).meta_gradient(batch)
 
 
-def plan_step(
-    learner: GradientLearner,
-    loop: InnerLoop,
-    example: EpisodeBatch,
-    options: FastOptions,
-    step_weights: Tensor | None = None,
-    within: Callable[[Callable[[EpisodeBatch], None], EpisodeBatch], object] | None = None,
-) -> ExecutorPlan:
-    """The executor of a training step: the one asked for, or ``auto``'s fastest, timed on a
-    copy of the learner (no optimizer step; random numbers restored), so the run's numbers are
-    those of a run forced to it.
-
-    Args:
-        learner: the learner stepped (not changed).
-        loop: the step's inner-loop settings; example: a batch of the step's shapes.
-        options: ``executor``, ``chunk``, ``compile`` and the contexts that key the choice.
-        step_weights: the multi-step loss weights, or None.
-        within: ``within(gradient, batch)`` runs ``gradient(batch)`` in the step's contexts
-            (autocast, cuDNN settings); None: as is.
-    """
-    if options.executor in ("sequential", "vectorized"):
-        return ExecutorPlan(options.executor, options.chunk, "requested")
-    if options.executor != "auto":
-        raise ValueError(
-            f"executor must be auto, sequential or vectorized, got {options.executor!r}"
-        )
-    device = example.query_x.device
-    if options.compile:  # the compiled program is not the eager step the candidates time
-        task_bytes = None
-        if device.type == "cuda":  # bound the chunk by memory: one task's saved tensors
-            task_bytes = saved_tensor_bytes(partial(_one_task_loss, learner, example, loop))
-        return plan_executor(len(example), device, task_bytes=task_bytes)
-    largest = _largest_chunk(learner, loop, example, options.chunk)
-    twin = copy.deepcopy(learner)
-
-    def run(executor: str, chunk: int | None) -> None:
-        def gradient(batch: EpisodeBatch) -> None:
-            accumulate_meta_gradient(
-                twin.model, batch, loop, twin.meta_params(), step_weights=step_weights,
-                executor=executor, chunk_size=chunk,
-            )  # fmt: skip
-
-        (within or (lambda g, b: g(b)))(gradient, example)
-
-    facts = computation_facts(learner.model, loop, example)
-    key = choice_key(
-        "train", device, example.query_x.dtype, **facts, multi_step=step_weights is not None,
-        channels_last=options.channels_last, autocast=options.autocast,
-    )  # fmt: skip
-    options_ = candidates(len(example), largest, largest != 0)
-    choice, _ = choose_executor(key, "train", options_, run, device)
-    return ExecutorPlan(choice.executor, choice.chunk, f"measured: {choice.timings_ms} ms")
-
-
-def _largest_chunk(learner, loop: InnerLoop, example: EpisodeBatch, asked: int | None) -> int:
-    """The most tasks one vectorized chunk may hold: ``asked`` (a user's ``chunk_size``), on a
-    GPU what fits :data:`~.autoselect.MEMORY_FRACTION` of the free memory (0: not even one
-    task, or ``bn_policy='running'``, which ``vmap`` cannot train), else the whole meta-batch."""
-    if loop.bn_policy == "running":
-        return 0
-    device, tasks = example.query_x.device, len(example)
-    if asked is not None or device.type != "cuda":
-        return min(asked or tasks, tasks)
-    task_bytes = saved_tensor_bytes(partial(_one_task_loss, learner, example, loop))
-    budget = int(free_memory_bytes(device) * MEMORY_FRACTION)
-    return chunk_size(tasks, task_bytes, budget) if budget >= task_bytes else 0
-
-
 def _cudnn_benchmark(on: bool) -> contextlib.AbstractContextManager:
     """cuDNN's algorithm timing switched on (other cuDNN settings kept), or nothing."""
     if not on:
@@ -346,14 +275,3 @@ def _cudnn_benchmark(on: bool) -> contextlib.AbstractContextManager:
         deterministic=cudnn.deterministic,
         allow_tf32=cudnn.allow_tf32,
     )
-
-
-def _one_task_loss(learner, batch: EpisodeBatch, loop: InnerLoop) -> Tensor:
-    """The objective of the first task of ``batch`` as one graph (for memory estimation).
-
-    Built on a copy of the learner: a graph on the real parameters would create their gradient
-    accumulators on the current stream, which a later CUDA graph capture must not inherit.
-    """
-    twin = copy.deepcopy(learner)
-    one = batch.split(1)[0]
-    return run_tasks(twin.model, one, loop, twin.meta_params()).query_loss.sum()

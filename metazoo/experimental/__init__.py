@@ -4,5 +4,5 @@ Nothing here is imported by ``import metazoo`` or by the engine; a module here m
 engine, never the reverse. Each module says what result would bring it onto the default path.
 
 * :mod:`metazoo.experimental.lowerings`: the ``matmul`` and ``triton`` lowerings of per-task
-  convolutions, registered with :func:`metazoo.engine.taskconv.register_lowering` on import.
+  convolutions, registered with :func:`metazoo.experimental.taskconv.register_lowering` on import.
 """

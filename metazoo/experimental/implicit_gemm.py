@@ -20,12 +20,12 @@ Shapes: ``x`` ``(T, N, Cin, H, W)``, ``w`` ``(T, Cout, Cin, kh, kw)``, ``y`` ``(
 Wo)``, any strides (channels-last, or a task axis expanded with stride 0); outputs keep the
 input's layout. Accumulation is in the input's precision or fp32 (bf16); fp32 products use
 TF32 only when ``torch.backends.cudnn.allow_tf32`` is set, as cuDNN's convolutions do, and are
-otherwise plain fp32 or, asked for, 3xTF32 (:data:`metazoo.engine.taskconv.FP32_PRODUCTS`). On
+otherwise plain fp32 or, asked for, 3xTF32 (:data:`metazoo.experimental.taskconv.FP32_PRODUCTS`). On
 CUDA the tile sizes are autotuned per shape; CPU tensors run Triton's interpreter (exact, slow:
 for tests; checked with Triton 3.8, whose interpreter runs kernels without ``TRITON_INTERPRET``;
 3.6's fails on their loops, while its compiler builds them for sm_90).
 The three are registered as ``torch.library`` operators so ``make_fx`` and ``torch.compile``
-treat them as opaque calls; derivatives come from :mod:`metazoo.engine.taskconv`, which writes
+treat them as opaque calls; derivatives come from :mod:`metazoo.experimental.taskconv`, which writes
 each operation's backward with the other two (the ``triton`` lowering of
 :mod:`metazoo.experimental.lowerings` calls the functions here). The kernels themselves are in
 :mod:`metazoo.experimental.implicit_gemm_kernels`. Experimental: see the lowerings module for
@@ -40,16 +40,16 @@ import triton.language as tl
 from torch import Tensor
 from triton.runtime.interpreter import InterpretedFunction
 
-from metazoo.engine.taskconv import FP32_PRODUCTS, Settings
 from metazoo.experimental.implicit_gemm_kernels import (
     convolution_kernel,
     input_gradient_kernel,
     weight_gradient_kernel,
 )
+from metazoo.experimental.taskconv import FP32_PRODUCTS, Settings
 
 __all__ = ["convolution", "input_gradient", "weight_gradient"]
 
-#: ``((sh, sw), (ph, pw), (dh, dw))``, as :attr:`metazoo.engine.taskconv.Settings.geometry`.
+#: ``((sh, sw), (ph, pw), (dh, dw))``, as :attr:`metazoo.experimental.taskconv.Settings.geometry`.
 Geometry = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
 
 
@@ -236,7 +236,7 @@ def _products(t: Tensor, fp32_products: str) -> str:
 def convolution(x: Tensor, w: Tensor, geometry: Geometry, fp32_products: str = "ieee") -> Tensor:
     """Each task's ``conv2d`` without bias: x ``(T, N, Cin, H, W)``, w ``(T, Cout, Cin, kh, kw)``
     -> ``(T, N, Cout, Ho, Wo)``, in ``x``'s layout. ``fp32_products``: one of
-    :data:`metazoo.engine.taskconv.FP32_PRODUCTS`."""
+    :data:`metazoo.experimental.taskconv.FP32_PRODUCTS`."""
     return _convolution_op(x, w, _flat(geometry), _products(x, fp32_products))
 
 

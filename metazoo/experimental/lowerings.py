@@ -1,7 +1,7 @@
 """Per-task convolution lowerings not yet proven on a GPU: ``matmul`` and ``triton``.
 
 Importing this module registers two lowerings with
-:func:`metazoo.engine.taskconv.register_lowering`, so that
+:func:`metazoo.experimental.taskconv.register_lowering`, so that
 ``batched_weight_gradients("matmul")`` or ``("triton")`` (and the options that lead there) work:
 
 * ``matmul``: each task's convolution and input gradient as batched matrix products over im2col
@@ -10,7 +10,7 @@ Importing this module registers two lowerings with
 * ``triton``: all three per-task operations as implicit-GEMM Triton kernels
   (:mod:`metazoo.experimental.implicit_gemm`; CUDA, or Triton's interpreter on CPU tensors for
   tests), with no im2col buffer either. Its fp32 products with TF32 off are ``ieee`` or
-  ``tf32x3`` (:data:`metazoo.engine.taskconv.FP32_PRODUCTS`). Triton comes with the ``kernels``
+  ``tf32x3`` (:data:`metazoo.experimental.taskconv.FP32_PRODUCTS`). Triton comes with the ``kernels``
   extra (``pip install 'metazoo[kernels]'``, Linux) and is imported only when a kernel first runs,
   so this module (and ``matmul``) work without it.
 
@@ -21,7 +21,7 @@ default because it was measured faster than plain ``vmap`` on an H200.
 When a lowering here rejoins the default path: only when a committed GPU result (under
 ``benchmarks/results/``) shows it beating cuDNN, i.e. the ``grouped`` lowering, at fp32
 exactness (its fp32 meta-gradient inside the same gate against float64). It then moves into
-:mod:`metazoo.engine.taskconv`. ``benchmarks/conv_lowering.py`` times each lowering per layer;
+:mod:`metazoo.experimental.taskconv`. ``benchmarks/conv_lowering.py`` times each lowering per layer;
 ``benchmarks/speedlab`` times whole steps.
 """
 
@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from metazoo.engine.taskconv import (
+from metazoo.experimental.taskconv import (
     FP32_PRODUCTS,
     Lowering,
     Settings,
@@ -50,7 +50,7 @@ def task_convolution(x: Tensor, w: Tensor, settings: Settings) -> Tensor:
     Args:
         x: ``(T, N, Cin, H, W)`` each task's inputs.
         w: ``(T, Cout, Cin, kh, kw)`` each task's weights.
-        settings: the convolution's :class:`~metazoo.engine.taskconv.Settings`.
+        settings: the convolution's :class:`~metazoo.experimental.taskconv.Settings`.
 
     Returns:
         ``(T, N, Cout, Ho, Wo)``, channels-last in memory.
@@ -71,7 +71,7 @@ def task_input_gradient(grad_y: Tensor, w: Tensor, x_shape, settings: Settings) 
         grad_y: ``(T, N, Cout, Ho, Wo)`` the gradient of each task's outputs.
         w: ``(T, Cout, Cin, kh, kw)`` each task's weights.
         x_shape: one task's input shape ``(N, Cin, H, W)``.
-        settings: the convolution's :class:`~metazoo.engine.taskconv.Settings`.
+        settings: the convolution's :class:`~metazoo.experimental.taskconv.Settings`.
 
     Returns:
         ``(T, N, Cin, H, W)``.

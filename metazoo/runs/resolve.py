@@ -40,7 +40,7 @@ from metazoo.data.benchmarks import SAMPLER_OPTIONS
 from metazoo.data.sampler import SamplerConfig
 from metazoo.overrides import split_overrides
 from metazoo.runs.settings import RUN_FACTS, SAMPLER_KEYS, SECTIONS, check_block, load_run_block
-from metazoo.training.config import TrainConfig
+from metazoo.training.config import MOVED_TO_FAST, TrainConfig, with_moved_settings
 
 __all__ = ["ResolvedRun", "resolve_run", "setting_targets", "backbone_name"]
 
@@ -49,6 +49,8 @@ FILLED_BY_BENCHMARK = ("ways", "input_shape", "task", "num_classes", "padded_hea
 #: Backbone constructor arguments the builder fills in.
 _BUILT_IN_ARGUMENTS = ("self", "in_channels", "image_size", "in_features", "out_features", "return")
 _LABELS = {"train": "training", "sampler": "the sampler", "backbone": "the backbone"}
+#: Former TrainConfig fields, still read (with a warning) as options of ``fast``.
+_MOVED_HINTS = dict.fromkeys(MOVED_TO_FAST, bool)
 
 
 @dataclass
@@ -176,8 +178,10 @@ def _command_line(
     """The ``key=value`` overrides sorted into settings sections, every value typed."""
     pairs = list(overrides.items()) if isinstance(overrides, Mapping) else list(overrides)
     targets = setting_targets(learner, backbone_name(learner, benchmark, backbone))
-    found = split_overrides(pairs, targets, {"learner": f"learner {learner!r}", **_LABELS})
-    block = {"config": found["learner"], "train": found["train"], "sampler": found["sampler"]}
+    moved_targets = {**targets, "train": {**targets["train"], **_MOVED_HINTS}}
+    found = split_overrides(pairs, moved_targets, {"learner": f"learner {learner!r}", **_LABELS})
+    train = with_moved_settings(found["train"], "key=value settings")
+    block = {"config": found["learner"], "train": train, "sampler": found["sampler"]}
     if found["backbone"]:
         block["build"] = {"backbone_options": found["backbone"]}
     return block

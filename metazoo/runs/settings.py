@@ -11,7 +11,7 @@ from typing import Any
 
 from metazoo.data.sampler import SamplerConfig
 from metazoo.overrides import load_yaml_text, typed_values
-from metazoo.training.config import TrainConfig
+from metazoo.training.config import TrainConfig, with_moved_settings
 
 __all__ = [
     "SECTIONS",
@@ -57,6 +57,8 @@ def check_block(block: Any, where: str) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {list(SECTIONS)}")
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    if block.get("train"):  # former fields, with a warning saying the new spelling
+        block = {**block, "train": with_moved_settings(block["train"], f"{where}.train")}
     for name, allowed in (("train", train_fields), ("eval", EVAL_KEYS), ("build", BUILD_KEYS)):
         bad = sorted(set(block.get(name) or {}) - set(allowed))
         if bad:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from metazoo.engine.fast import FastOptions
 
 __all__ = [
     "TrainConfig",
@@ -13,21 +18,57 @@ __all__ = [
     "TrainingInterrupted",
     "OPTIMIZERS",
     "SCHEDULES",
-    "FAST_STEP_OPTIONS",
+    "MOVED_TO_FAST",
+    "moved_setting",
+    "with_moved_settings",
 ]
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = (None, "step", "cosine")
-#: The options of ``fast_step``: fields of both :class:`TrainConfig` and ``FastOptions`` (the
-#: engine step's, :mod:`metazoo.engine.fast`), passed through by :mod:`metazoo.training.step`.
-FAST_STEP_OPTIONS = (
-    "compile",
-    "channels_last",
-    "cudnn_benchmark",
-    "batched_weight_gradients",
-    "matmul_convolutions",
-    "triton_convolutions",
-)
+#: Former TrainConfig fields, options of ``fast`` now: name -> how to write it instead.
+MOVED_TO_FAST = {
+    "fast_step": "fast=true (Python: TrainConfig(fast=FastOptions()))",
+    **{
+        name: f"fast={{{name}: true}} (Python: TrainConfig(fast=FastOptions({name}=True)))"
+        for name in (
+            "compile",
+            "cudnn_benchmark",
+            "batched_weight_gradients",
+            "matmul_convolutions",
+            "triton_convolutions",
+        )
+    },
+}
+#: FastOptions fields the trainer fills: from the learner's config (``executor``, ``chunk``:
+#: its ``chunk_size``) and from TrainConfig (``grad_clip``, ``channels_last``).
+FILLED_BY_TRAINER = ("executor", "chunk", "grad_clip", "channels_last")
+
+
+def moved_setting(key: str) -> str | None:
+    """What to write instead of a former TrainConfig field ``key`` (None: not one of them)."""
+    if key not in MOVED_TO_FAST:
+        return None
+    return (
+        f"training setting {key!r} is an option of the opt-in fast step now (TrainConfig.fast, "
+        f"the one home of its options): write {MOVED_TO_FAST[key]}"
+    )
+
+
+def with_moved_settings(train: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Training settings with former TrainConfig fields (:data:`MOVED_TO_FAST`, typed values)
+    turned into ``fast``, each with a ``FutureWarning`` saying the new spelling.
+
+    ``fast_step: true`` becomes ``fast: {}``, ``compile: true`` ``fast: {compile: true}``; all
+    off, ``fast`` is not set. A ``fast`` given beside them wins.
+    """
+    moved = [key for key in train if key in MOVED_TO_FAST]
+    for key in moved:
+        warnings.warn(f"{where}: {moved_setting(key)}", FutureWarning, stacklevel=2)
+    kept = {k: v for k, v in train.items() if k not in MOVED_TO_FAST}
+    switches = {k: True for k in moved if k != "fast_step" and train[k]}
+    if (train.get("fast_step") or switches) and "fast" not in kept:
+        kept["fast"] = switches
+    return kept
 
 
 @dataclass
@@ -84,29 +125,19 @@ class TrainConfig:
     #: stop after this many minutes of training (then validate and checkpoint, and say so in the
     #: result's ``stopped``); None: run all ``steps``. For fixed time budgets (Slurm limits).
     max_minutes: float | None = None
-    #: the fast step for the MAML family (every variant; the engine's ``FastMetaStep`` steps them
-    #: always): metrics read back every ``log_every`` steps, not every step, and on CUDA the
-    #: whole step replayed from one CUDA graph. The same meta-gradient. Unlocks the options below.
-    fast_step: bool = False
-    #: with ``fast_step``: ``torch.compile`` the meta-gradient (the first step pays the compile).
-    compile: bool = False
-    #: channels-last (NHWC) convolution weights, and with ``fast_step`` images too: faster
-    #: convolution kernels on CPUs (oneDNN: 1.5-1.7x for Conv-4 on Omniglot here) and on some
-    #: GPUs (``metazoo speed`` measures it). Not bit-identical to the default layout.
+    #: channels-last (NHWC) convolution weights, for every learner (and with ``fast``, the
+    #: images too): faster convolution kernels on CPUs (oneDNN: 1.5-1.7x for Conv-4 on Omniglot
+    #: here) and on some GPUs (``metazoo speed`` measures it). Not bit-identical to the default.
     channels_last: bool = False
-    #: with ``fast_step``: let cuDNN time its convolution algorithms for the (static) shapes.
-    cudnn_benchmark: bool = False
-    #: with ``fast_step`` and ``compile``: the convolutions' per-task weight gradients as one
-    #: batched matrix product instead of ``vmap``'s grouped convolution
-    #: (``metazoo.engine.taskconv``).
-    batched_weight_gradients: bool = False
-    #: with ``batched_weight_gradients``: the per-task convolutions and input gradients as
-    #: batched matrix products too (experimental: ``metazoo.experimental.lowerings``).
-    matmul_convolutions: bool = False
-    #: with ``batched_weight_gradients``: the per-task convolutions, input and weight gradients
-    #: as implicit-GEMM Triton kernels (experimental, CUDA only, ``pip install 'metazoo[kernels]'``;
-    #: ``metazoo.experimental.implicit_gemm``).
-    triton_convolutions: bool = False
+    #: the fast step, an opt-in accelerator for the MAML family: None (the default) trains with
+    #: the plain step (``metazoo.engine.plain``: the meta-gradient accumulated task by task, no
+    #: graph object); a :class:`~metazoo.engine.fast.FastOptions` trains with
+    #: ``FastMetaStep``: the same meta-gradient, metrics read back every ``log_every`` steps, on
+    #: CUDA the whole step replayed from one CUDA graph, and its options (``compile``,
+    #: ``cudnn_benchmark``, the experimental convolution lowerings...). In settings:
+    #: ``fast: true`` or ``fast: {compile: true}``. Its ``executor`` and ``chunk`` come from the
+    #: learner's config, ``grad_clip`` and ``channels_last`` from this one.
+    fast: FastOptions | None = None
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -119,17 +150,7 @@ class TrainConfig:
             raise ValueError(
                 f"TrainConfig.lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}"
             )
-        for option in FAST_STEP_OPTIONS:
-            if getattr(self, option) and not self.fast_step and option != "channels_last":
-                raise ValueError(
-                    f"TrainConfig.{option}=True needs fast_step=True (an option of it)"
-                )
-        if self.fast_step:  # how the options combine is FastOptions' rule
-            from metazoo.engine.fast import FastOptions
-
-            if self.matmul_convolutions or self.triton_convolutions:
-                import metazoo.experimental.lowerings  # noqa: F401  (registers them)
-            FastOptions(**{option: getattr(self, option) for option in FAST_STEP_OPTIONS})
+        self.fast = _fast_options(self.fast)
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"TrainConfig.max_minutes must be > 0 or None, got {self.max_minutes}")
         if self.resume and not self.checkpoint_dir:
@@ -149,6 +170,42 @@ class TrainConfig:
         if self.checkpoint_every:
             return self.checkpoint_every
         return self.val_every if self.val_every > 0 else max(1, self.steps // 10)
+
+
+def _fast_options(value: Any) -> FastOptions | None:
+    """``TrainConfig.fast`` as given in settings (``true``, ``false``, a mapping of
+    :class:`FastOptions` fields) or in Python, checked."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return FastOptions()
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {f.name for f in dataclasses.fields(FastOptions)})
+        if unknown:
+            raise ValueError(
+                f"TrainConfig.fast: unknown option(s) {unknown}; FastOptions has "
+                f"{[f.name for f in dataclasses.fields(FastOptions)]}"
+            )
+        if any(value.get(k) for k in _LOWERING_OPTIONS):  # opted into the experimental ones
+            import metazoo.experimental.lowerings  # noqa: F401  (registers every lowering)
+        value = FastOptions(**value)
+    if not isinstance(value, FastOptions):
+        raise TypeError(
+            f"TrainConfig.fast must be None, true or FastOptions (a mapping of its options in "
+            f"settings), got {value!r}"
+        )
+    filled = [n for n in FILLED_BY_TRAINER if getattr(value, n) != _FAST_DEFAULTS[n]]
+    if filled:
+        raise ValueError(
+            f"TrainConfig.fast sets {filled}, which the trainer fills: set executor and "
+            "chunk_size in the learner's config, grad_clip and channels_last in TrainConfig"
+        )
+    return value
+
+
+_FAST_DEFAULTS = {f.name: f.default for f in dataclasses.fields(FastOptions)}
+#: FastOptions fields that opt into the experimental per-task convolutions.
+_LOWERING_OPTIONS = ("batched_weight_gradients", "matmul_convolutions", "triton_convolutions")
 
 
 @dataclass

@@ -42,12 +42,7 @@ from metazoo.training.checkpoint import (
     save_checkpoint,
     stop_requests,
 )
-from metazoo.training.config import (
-    FAST_STEP_OPTIONS,
-    TrainConfig,
-    TrainingInterrupted,
-    TrainResult,
-)
+from metazoo.training.config import TrainConfig, TrainingInterrupted, TrainResult
 from metazoo.training.divergence import diverged
 from metazoo.training.optim import make_optimizer, make_scheduler
 from metazoo.training.step import DeferredMetrics, build_train_step
@@ -65,8 +60,8 @@ _RESUMABLE_CHANGES = {
     "checkpoint_every",
     "log_every",
     "max_minutes",
-    "fast_step",
-    *FAST_STEP_OPTIONS,
+    "fast",
+    "channels_last",
     "sample_on_device",
 }
 
@@ -301,9 +296,10 @@ def train(
 ) -> TrainResult:
     """Meta-train ``learner`` on ``benchmark``'s train split; validate on fixed ``val`` episodes.
 
-    Each step is :func:`metazoo.training.step.build_train_step`'s: the engine's
-    :class:`~metazoo.engine.fast.FastMetaStep` for the MAML family (one task's graph alive at a
-    time), ``learner.outer_step`` for Reptile, ``meta_loss(batch, step)[0].backward()`` then
+    Each step is :func:`metazoo.training.step.build_train_step`'s: for the MAML family the
+    plain step (the meta-gradient accumulated task by task, one task's graph alive at a time;
+    with ``config.fast`` the opt-in :class:`~metazoo.engine.fast.FastMetaStep`),
+    ``learner.outer_step`` for Reptile, ``meta_loss(batch, step)[0].backward()`` then
     ``optimizer.step()`` for every other learner. A fresh run seeds torch's
     global RNG with ``config.seed`` (learner-internal randomness); a resumed one restores its state.
     At the end the learner holds the best-validation weights (the last ones without validation).
@@ -406,7 +402,7 @@ def _loop(run: _Run, sampler: Any, device: torch.device, stop: Any) -> str | Non
         validate = config.val_every > 0 and (run.step % config.val_every == 0 or last)
         save = run.step % config.save_every == 0 or last
         # a graphed fast step is read back every log_every steps; any other step every step
-        if not config.fast_step or validate or save or run.step % config.log_every == 0:
+        if config.fast is None or validate or save or run.step % config.log_every == 0:
             _log_pending(run, deferred, sampler, device)  # before anything is validated or saved
         if validate:
             _validate(run)

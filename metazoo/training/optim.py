@@ -14,14 +14,14 @@ __all__ = ["make_optimizer", "make_scheduler"]
 def make_optimizer(learner: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """The outer optimizer over the learner's trainable parameters.
 
-    With ``fast_step`` on CUDA it is capturable (its state and learning rate live on the device,
+    With ``fast`` (the fast step) on CUDA it is capturable (its state and learning rate live on the device,
     so the optimizer step can be part of a CUDA graph and a schedule still changes the rate).
     """
     params = [p for p in learner.parameters() if p.requires_grad]
     if not params:
         raise ValueError(f"{learner_name(learner)} has no trainable parameters to meta-train")
     lr, extra = config.lr, {}
-    if config.fast_step and params[0].device.type == "cuda":
+    if config.fast is not None and params[0].device.type == "cuda":
         lr, extra = torch.tensor(config.lr, device=params[0].device), {"capturable": True}
     if config.optimizer == "sgd":  # no host reads in its step: capturable as it is
         return torch.optim.SGD(

@@ -4,9 +4,12 @@
 the same output, a dict of detached 0-dim tensors (``loss``, then ``accuracy`` or ``mse`` and any
 other metric), read back by :class:`DeferredMetrics`:
 
-* the MAML family (a :class:`~metazoo.learner.GradientLearner`):
-  :class:`metazoo.engine.fast.FastMetaStep`, the engine's step, with the options of the :class:`TrainConfig` (eager, one task's graph at a time
-  on a CPU by default; with ``fast_step`` on CUDA the whole step replayed from a CUDA graph);
+* the MAML family (a :class:`~metazoo.learner.GradientLearner`), by default the plain step
+  (:mod:`metazoo.engine.plain`): the meta-gradient of ``meta_loss`` accumulated into ``.grad``
+  task by task (or chunk by chunk with the vectorized executor), so one task's graph is alive at
+  a time, then the optimizer step; no graph object, no copy of the batch. With
+  ``TrainConfig.fast`` the opt-in :class:`metazoo.engine.fast.FastMetaStep` instead (compiled,
+  on CUDA replayed from a CUDA graph; the same meta-gradient);
 * an :class:`~metazoo.learner.OuterStepLearner` (Reptile): its own ``outer_step``;
 * every other learner: ``meta_loss(batch, step)[0].backward()`` then the optimizer step.
 
@@ -16,6 +19,7 @@ Unless the step is captured in a CUDA graph, a non-finite loss raises before the
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -25,11 +29,13 @@ import torch
 from torch import Tensor, nn
 
 from metazoo import distributed as dist
-from metazoo.engine.fast import FastMetaStep, FastOptions
+from metazoo.engine.autoselect import ExecutorPlan
+from metazoo.engine.fast import FastMetaStep
 from metazoo.engine.functional import metric_name
+from metazoo.engine.plain import accumulate_step, plan_step, step_settings
 from metazoo.episode import EpisodeBatch
 from metazoo.learner import GradientLearner, OuterStepLearner
-from metazoo.training.config import FAST_STEP_OPTIONS, TrainConfig
+from metazoo.training.config import TrainConfig
 
 __all__ = ["TrainStep", "build_train_step", "steps_by_gradient", "DeferredMetrics"]
 
@@ -40,7 +46,7 @@ Failure = Callable[[EpisodeBatch, float], Exception]
 
 
 def steps_by_gradient(learner: nn.Module) -> bool:
-    """True for MAML-family learners, which the engine's :class:`FastMetaStep` steps: a
+    """True for MAML-family learners, which the engine's plain (or fast) step steps: a
     :class:`GradientLearner` without an outer step of its own."""
     return isinstance(learner, GradientLearner) and not isinstance(learner, OuterStepLearner)
 
@@ -50,15 +56,17 @@ def _tensors(metrics: dict[str, float]) -> dict[str, Tensor]:
 
 
 def _check_fast_step(learner: nn.Module) -> None:
-    """Raise a ValueError naming why ``learner`` cannot train with ``fast_step``."""
+    """Raise a ValueError naming why ``learner`` cannot train with ``TrainConfig.fast``."""
     name = getattr(learner, "registered_name", type(learner).__name__)
-    fix = "train it with fast_step=False (the default)"
+    fix = "train it without TrainConfig.fast (the plain step, the default)"
     if not steps_by_gradient(learner):
-        raise ValueError(f"fast_step runs MAML-style meta-gradients; {name} has none: {fix}")
+        raise ValueError(f"the fast step runs MAML-style meta-gradients; {name} has none: {fix}")
     if learner.inner_loop(training=True).bn_policy == "running":
-        raise ValueError(f"fast_step uses batch statistics; {name} has bn_policy='running': {fix}")
+        raise ValueError(
+            f"the fast step uses batch statistics; {name} has bn_policy='running': {fix}"
+        )
     if dist.is_distributed():
-        raise ValueError(f"fast_step runs in one process; this run has several: {fix}")
+        raise ValueError(f"the fast step runs in one process; this run has several: {fix}")
 
 
 def build_train_step(
@@ -75,12 +83,13 @@ def build_train_step(
         meta_batch: tasks of the global meta-batch (all processes), for averaging.
         fail: builds the error raised for a non-finite loss (naming the step and the tasks).
     """
-    if config.fast_step:
+    if config.fast is not None:
         _check_fast_step(learner)
+        return _fast_step(learner, optimizer, example, config, meta_batch, fail)
     if isinstance(learner, OuterStepLearner):
         return _outer_step(learner, optimizer, meta_batch, fail)
     if steps_by_gradient(learner) and isinstance(example, EpisodeBatch):  # not varied episodes
-        return _gradient_step(learner, optimizer, example, config, meta_batch, fail)
+        return _plain_gradient_step(learner, optimizer, example, config, meta_batch, fail)
     return _loss_step(learner, optimizer, config, meta_batch, fail)
 
 
@@ -108,15 +117,37 @@ def _synchronise(learner, batch, metrics, meta_batch: int, fail: Failure) -> dic
     return metrics
 
 
-def _gradient_step(learner, optimizer, example, config, meta_batch, fail) -> TrainStep:
-    """The MAML family: the engine's :class:`FastMetaStep` with the config's options."""
-    chosen = {option: getattr(config, option) for option in FAST_STEP_OPTIONS}
-    cuda_graph = None if config.fast_step else False
-    options = FastOptions(
-        **chosen,
-        executor=learner.config.executor,  # GradientConfig: the learner's declared choice
+def _plain_gradient_step(learner, optimizer, example, config, meta_batch, fail) -> TrainStep:
+    """The MAML family by default: the meta-gradient accumulated into ``.grad`` by the learner's
+    executor (:mod:`metazoo.engine.plain`), then :func:`_update`."""
+    metric = metric_name(learner.inner_loop(True).task)
+    plans: dict[tuple, ExecutorPlan] = {}  # per schedule phase; ``auto`` measured once each
+
+    def step(batch: EpisodeBatch, index: int) -> dict[str, Tensor]:
+        loop, weights = step_settings(learner, index, example.query_x)
+        phase = (loop, weights is not None)
+        if phase not in plans:
+            plans[phase] = plan_step(
+                learner, loop, example, executor=learner.config.executor,
+                chunk=learner.config.chunk_size, channels_last=config.channels_last,
+                step_weights=weights,
+            )  # fmt: skip
+        optimizer.zero_grad(set_to_none=True)
+        loss, value = accumulate_step(learner, batch, loop, weights, plans[phase]).tolist()
+        metrics = {"loss": loss, metric: value}
+        return _update(learner, optimizer, batch, metrics, config, meta_batch, fail)
+
+    return step
+
+
+def _fast_step(learner, optimizer, example, config, meta_batch, fail) -> TrainStep:
+    """The opt-in fast step: :class:`FastMetaStep` with ``config.fast``, the learner's executor
+    and the config's ``grad_clip`` and ``channels_last``."""
+    options = dataclasses.replace(
+        config.fast,
+        executor=learner.config.executor,
         chunk=learner.config.chunk_size,
-        cuda_graph=cuda_graph,
+        channels_last=config.channels_last,
         grad_clip=config.grad_clip,
     )
     metric = metric_name(learner.inner_loop(True).task)
@@ -127,7 +158,8 @@ def _gradient_step(learner, optimizer, example, config, meta_batch, fail) -> Tra
         metrics = {"loss": loss, metric: value}
         current["metrics"] = _synchronise(learner, current["batch"], metrics, meta_batch, fail)
 
-    graphed = cuda_graph is None and next(learner.parameters()).device.type == "cuda"
+    device = next(learner.parameters()).device
+    graphed = device.type == "cuda" if options.cuda_graph is None else options.cuda_graph
     fast = FastMetaStep(learner, optimizer, example, options, None if graphed else check)
 
     def step(batch: EpisodeBatch, index: int) -> dict[str, Tensor]:
@@ -141,20 +173,25 @@ def _gradient_step(learner, optimizer, example, config, meta_batch, fail) -> Tra
 
 
 def _loss_step(learner, optimizer, config, meta_batch: int, fail: Failure) -> TrainStep:
-    """Any learner: ``meta_loss(batch, step)[0].backward()``, then the optimizer step."""
+    """Any learner: ``meta_loss(batch, step)[0].backward()``, then :func:`_update`."""
 
     def step(batch: EpisodeBatch, index: int) -> dict[str, Tensor]:
         optimizer.zero_grad(set_to_none=True)
         loss, metrics = learner.meta_loss(batch, index)
         metrics = {**metrics, "loss": float(loss.detach())}
         loss.backward()
-        metrics = _synchronise(learner, batch, metrics, meta_batch, fail)
-        if config.grad_clip is not None:
-            nn.utils.clip_grad_norm_(learner.parameters(), config.grad_clip)
-        optimizer.step()
-        return _tensors(metrics)
+        return _update(learner, optimizer, batch, metrics, config, meta_batch, fail)
 
     return step
+
+
+def _update(learner, optimizer, batch, metrics, config, meta_batch: int, fail: Failure):
+    """After the backward: synchronise (raising on a non-finite loss), clip, optimizer step."""
+    metrics = _synchronise(learner, batch, metrics, meta_batch, fail)
+    if config.grad_clip is not None:
+        nn.utils.clip_grad_norm_(learner.parameters(), config.grad_clip)
+    optimizer.step()
+    return _tensors(metrics)
 
 
 class DeferredMetrics:

@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from metazoo.engine.fast import FastOptions
 from metazoo.learner import EvalSettings, GradientLearner
 from metazoo.testing import ContractError, SyntheticBenchmark, check_learner, registered
 from metazoo.training import TrainConfig, train
@@ -79,14 +80,15 @@ def test_the_gradient_plugin_declares_its_capabilities():
     assert learner.adapt_names == ("0.weight", "1.weight", "1.bias")  # the body, not 3.*
 
 
-@pytest.mark.parametrize("fast_step", [False, True])
-def test_the_engines_step_trains_the_plugin_as_its_meta_loss_does(fast_step):
-    """On a CPU the trainer's default step for a GradientLearner is the engine's FastMetaStep
-    (eager); ``fast_step=True`` is the opt-in (a CUDA graph on a GPU, here the same eager step)."""
+@pytest.mark.parametrize("fast", [None, FastOptions()])
+def test_the_engines_step_trains_the_plugin_as_its_meta_loss_does(fast):
+    """The trainer's default step for a GradientLearner is the engine's plain step
+    (``metazoo.engine.plain``); ``fast=FastOptions()`` opts into its FastMetaStep (a CUDA graph
+    on a GPU, here the same eager step)."""
     config = dict(steps=5, lr=1e-2, val_every=0, log_every=1)
     engine_step, plain = _learner(BOIL), _learner(PlainBOIL)
     start = _weights(engine_step)
-    got = train(engine_step, BENCH, TrainConfig(**config, fast_step=fast_step))
+    got = train(engine_step, BENCH, TrainConfig(**config, fast=fast))
     ran = train(plain, BENCH, TrainConfig(**config))
     assert not torch.equal(_weights(engine_step), start)
     torch.testing.assert_close(_weights(engine_step), _weights(plain), rtol=1e-5, atol=1e-6)

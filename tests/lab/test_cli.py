@@ -132,7 +132,7 @@ def test_gpu_session_dry_run_checks_times_trains_and_reports(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "## MAML, Omniglot 5-way 1-shot, fast step 'metazoo-auto'" in done.stdout
     result = json.loads((tmp_path / "out" / "train-result.json").read_text())
-    assert result["train"]["config"]["fast_step"] and result["train"]["final_step"] == 3
+    assert result["train"]["config"]["fast"] is not None and result["train"]["final_step"] == 3
     assert len(result["result"]["scores"]) == 20
     assert (tmp_path / "out" / "speed.log").is_file()
     assert cache.is_dir() and (tmp_path / "out" / "compile-cache.tar.gz").is_file()

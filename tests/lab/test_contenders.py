@@ -180,8 +180,9 @@ def test_train_overrides_set_up_the_contenders_own_step():
         precision_of,
         train_overrides,
     )
+    from metazoo.engine.fast import FAST_STEP_OPTIONS
     from metazoo.training import TrainConfig
-    from metazoo.training.config import FAST_STEP_OPTIONS
+    from metazoo.training.config import with_moved_settings
 
     assert train_overrides("torch-loop+graph") is None  # a forced executor and graph
     assert train_overrides("metazoo-auto+bf16") is None  # autocast: not a training setting
@@ -198,9 +199,11 @@ def test_train_overrides_set_up_the_contenders_own_step():
             continue
         trainable += 1
         values = {k: v == "true" for k, v in (o.split("=") for o in overrides)}
-        config = TrainConfig(fast_step=True, **values)
-        assert {k: getattr(config, k) for k in FAST_STEP_OPTIONS} == {
-            k: getattr(builder.options, k) for k in FAST_STEP_OPTIONS
-        }, name
+        with pytest.warns(FutureWarning, match="option of the opt-in fast step"):
+            settings = with_moved_settings({"fast_step": True, **values}, "the lab")
+        config = TrainConfig(**settings)
+        chosen = {k: getattr(config.fast, k) for k in FAST_STEP_OPTIONS}
+        chosen["channels_last"] = config.channels_last  # a setting of every learner's training
+        assert chosen == {k: getattr(builder.options, k) for k in FAST_STEP_OPTIONS}, name
         assert (config.tf32 is True) == name.endswith("+tf32"), name
     assert trainable >= 5

@@ -86,7 +86,7 @@ def test_dry_run_checks_the_step_runs_a_cell_under_a_time_limit_and_tables_it(tm
     record = json.loads(path.read_text())
     assert record["status"] == "ok" and record["train"]["final_step"] == 2
     config = record["train"]["config"]
-    assert config["fast_step"] and config["max_minutes"] == 0.25 and config["tf32"] is False
+    assert config["fast"] is not None and config["max_minutes"] == 0.25 and config["tf32"] is False
     assert len(record["result"]["scores"]) == 4
     lines = done.stdout.strip().splitlines()
     assert lines[-3].startswith("| learner | benchmark | ours (95% CI) | paper | status |")

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import metazoo.experimental.lowerings  # noqa: F401  (registers the 'triton' lowering)
-from metazoo.engine.taskconv import FP32_PRODUCTS, batched_weight_gradients
+from metazoo.experimental.taskconv import FP32_PRODUCTS, batched_weight_gradients
 
 # Triton ships for Linux only: elsewhere this module is skipped as a whole (the dev extra installs
 # it on Linux, where CI runs it)

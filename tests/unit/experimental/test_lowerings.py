@@ -12,8 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from metazoo.engine.taskconv import LOWERINGS, Settings, batched_weight_gradients
 from metazoo.experimental.lowerings import task_convolution, task_input_gradient
+from metazoo.experimental.taskconv import LOWERINGS, Settings, batched_weight_gradients
 
 #: The experimental lowerings; the Triton one needs the triton package (``triton`` marker).
 EXPERIMENTAL = ["matmul", pytest.param("triton", marks=pytest.mark.triton)]

@@ -84,8 +84,9 @@ def test_print_config_names_every_value_and_its_source(capsys):
     assert main(["train", "maml", "omniglot-5w1s", "inner_lr=0.4", "--print-config"]) == 0
     out = capsys.readouterr().out
     for line in ("  inner_lr            = 0.4            (command line)",
-                 "  steps                    = 60000          (learner card maml (benchmark_train.omniglot-5w1s))",
-                 "  val_every                = 500            (default)",
+                 "  steps            = 60000          (learner card maml (benchmark_train.omniglot-5w1s))",
+                 "  val_every        = 500            (default)",
+                 "  fast             = None           (default)",
                  "  episodes = 600            (benchmark card omniglot-5w1s)"):  # fmt: skip
         assert line in out.splitlines(), line
 

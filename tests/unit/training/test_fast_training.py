@@ -1,4 +1,5 @@
-"""train(fast_step=True): the same weights as the standard step, the time limit, clear refusals."""
+"""train with TrainConfig.fast (the opt-in fast step): the weights of the plain step, the time
+limit, clear refusals."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import torch
 from torch import nn
 
 from metazoo import create_learner
+from metazoo.engine.fast import FastOptions
 from metazoo.testing import SyntheticBenchmark
 from metazoo.training import NonFiniteLossError, TrainConfig, load_checkpoint, train
-from metazoo.training.config import FAST_STEP_OPTIONS
 
 BENCH = SyntheticBenchmark(features=8, ways=3)
 
@@ -25,12 +26,12 @@ def _weights(learner) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("name", ["maml", "fomaml", "anil", "metasgd", "mamlpp"])
-def test_fast_step_trains_to_the_weights_of_the_standard_step(name):
+def test_fast_step_trains_to_the_weights_of_the_plain_step(name):
     config = dict(steps=6, lr=1e-2, val_every=3, val_episodes=8, log_every=1, grad_clip=1.0)
-    standard, fast = _maml(name), _maml(name)
-    ran = train(standard, BENCH, TrainConfig(**config))
-    got = train(fast, BENCH, TrainConfig(**config, fast_step=True))
-    assert torch.allclose(_weights(fast), _weights(standard), rtol=1e-5, atol=1e-6)
+    plain, fast = _maml(name), _maml(name)
+    ran = train(plain, BENCH, TrainConfig(**config))
+    got = train(fast, BENCH, TrainConfig(**config, fast=FastOptions()))
+    assert torch.allclose(_weights(fast), _weights(plain), rtol=1e-5, atol=1e-6)
     losses = [h["loss"] for h in got.history if h["kind"] == "train"]
     expected = [h["loss"] for h in ran.history if h["kind"] == "train"]
     assert losses == pytest.approx(expected, rel=1e-5)
@@ -38,18 +39,18 @@ def test_fast_step_trains_to_the_weights_of_the_standard_step(name):
     assert got.best_val == pytest.approx(ran.best_val)
 
 
-def test_fast_step_metrics_read_back_in_windows_match_the_standard_step():
+def test_fast_step_metrics_read_back_in_windows_match_the_plain_step():
     """Read every log_every steps, not every step: the same history and per-step events."""
     config = dict(steps=10, lr=1e-2, lr_schedule="cosine", val_every=5, val_episodes=4, log_every=4)
-    events = {"standard": [], "fast": []}
-    ran = train(_maml(), BENCH, TrainConfig(**config), callback=events["standard"].append)
+    events = {"plain": [], "fast": []}
+    ran = train(_maml(), BENCH, TrainConfig(**config), callback=events["plain"].append)
     got = train(
-        _maml(), BENCH, TrainConfig(**config, fast_step=True), callback=events["fast"].append
+        _maml(), BENCH, TrainConfig(**config, fast=FastOptions()), callback=events["fast"].append
     )
     steps = {k: [e for e in v if e["kind"] == "step"] for k, v in events.items()}
     assert [e["step"] for e in steps["fast"]] == list(range(1, 11))
     for key in ("loss", "accuracy", "lr"):
-        expected = [e[key] for e in steps["standard"]]
+        expected = [e[key] for e in steps["plain"]]
         assert [e[key] for e in steps["fast"]] == pytest.approx(expected, rel=1e-5), key
     assert [h["step"] for h in got.history] == [h["step"] for h in ran.history]
 
@@ -63,7 +64,7 @@ def test_fast_step_non_finite_loss_names_the_step_before_any_checkpoint(tmp_path
         log_every=5,
         checkpoint_dir=str(tmp_path),
         checkpoint_every=2,  # read back at step 2 (finite, saved), then at 4: the NaN of step 2
-        fast_step=True,
+        fast=FastOptions(),
     )
     with pytest.raises(NonFiniteLossError) as info:
         train(_maml(), poisoned, config)
@@ -98,24 +99,8 @@ def test_time_limit_stops_validates_and_says_so(tmp_path):
 )
 def test_fast_step_refuses_what_it_cannot_run(name, config, match):
     with pytest.raises(ValueError, match=match) as error:
-        train(_maml(name, **config), BENCH, TrainConfig(steps=1, val_every=0, fast_step=True))
-    assert "fast_step=False" in str(error.value)
-
-
-# channels_last also applies to the plain step (NHWC weights), so it alone needs no fast_step
-@pytest.mark.parametrize("option", [o for o in FAST_STEP_OPTIONS if o != "channels_last"])
-def test_fast_step_options_need_the_fast_step(option):
-    with pytest.raises(ValueError, match=f"{option}=True needs fast_step=True"):
-        TrainConfig(**{option: True})
-
-
-def test_batched_weight_gradients_need_compile():
-    with pytest.raises(ValueError, match="batched_weight_gradients=True needs compile=True"):
-        TrainConfig(fast_step=True, batched_weight_gradients=True)
-    with pytest.raises(ValueError, match="matmul_convolutions=True needs batched_weight_gradients"):
-        TrainConfig(fast_step=True, compile=True, matmul_convolutions=True)
-    with pytest.raises(ValueError, match="triton_convolutions=True needs batched_weight_gradients"):
-        TrainConfig(fast_step=True, compile=True, triton_convolutions=True)
+        train(_maml(name, **config), BENCH, TrainConfig(steps=1, val_every=0, fast=FastOptions()))
+    assert "train it without TrainConfig.fast (the plain step, the default)" in str(error.value)
 
 
 @pytest.mark.parametrize("setting", [False, True])

@@ -20,9 +20,13 @@ differentiation: second-order MAML through any lowering equals plain ``vmap`` to
 in float64).
 
 ``torch.compile`` cannot trace ``autograd.Function`` s with custom ``vmap`` rules inside
-``torch.func`` transforms, so :func:`metazoo.engine.compiled.compiled_meta_gradient` first
-traces the whole program to ATen operations (and any custom operators a lowering calls) with
-``make_fx`` and compiles that graph.
+``torch.func`` transforms, so :func:`metazoo.engine.compiled.compiled_meta_gradient` with a
+lowering first traces the whole program to ATen operations (and any custom operators a lowering
+calls) with ``make_fx`` and compiles that graph (:func:`traced_then_compiled`).
+
+Experimental (issue 25): the ``F.conv2d`` interception (a ``TorchFunctionMode``) and the
+``make_fx`` path join the default engine when a committed GPU result shows them beating the
+plain compiled step (``FastOptions(compile=True)`` without a lowering).
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
+from metazoo.engine.compiled import Lowerings, register_lowerings
+
 __all__ = [
     "batched_weight_gradients",
     "task_weight_gradient",
@@ -46,6 +52,7 @@ __all__ = [
     "LOWERINGS",
     "FP32_PRODUCTS",
     "check_lowering",
+    "traced_then_compiled",
 ]
 
 #: The ways a lowering may multiply fp32 operands when TF32 is off: ``ieee`` (plain fp32, what
@@ -423,3 +430,26 @@ def batched_weight_gradients(
     """
     check_lowering(lowering, fp32_products)
     return _BatchedWeightGradients(lowering, fp32_products)
+
+
+def traced_then_compiled(function: Callable) -> Callable:
+    """``function`` traced to ATen operations (``make_fx``, fake tensors) per input shape, then
+    compiled: ``torch.compile`` cannot trace the ``vmap`` rules of ``autograd.Function`` s."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    compiled: dict[tuple, Callable] = {}
+
+    def call(tensors: dict, buffers: dict, step_weights, *batch: Tensor):
+        leaves = [*tensors.values(), *buffers.values(), *batch]
+        if step_weights is not None:
+            leaves.append(step_weights)
+        key = tuple((t.shape, t.stride(), t.dtype, t.device) for t in leaves)
+        if key not in compiled:
+            graph = make_fx(function, tracing_mode="fake")(tensors, buffers, step_weights, *batch)
+            compiled[key] = torch.compile(graph, dynamic=False)
+        return compiled[key](tensors, buffers, step_weights, *batch)
+
+    return call
+
+
+register_lowerings(Lowerings(check_lowering, batched_weight_gradients, traced_then_compiled))
