@@ -1,5 +1,5 @@
 """What the benchmark scripts share: a logged child process under a hard time limit, and the
-result document a speed-lab run (``python -m benchmarks.speedlab``) left in a folder."""
+result document a speed-lab run (``python -m lab.speed``) left in a folder."""
 
 from __future__ import annotations
 

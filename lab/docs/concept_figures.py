@@ -1,6 +1,6 @@
 """The two pictures of the Concepts page, as SVG text: one episode, and a meta-batch of them.
 
-``python tools/docs.py`` writes them to ``docs/assets/`` (:func:`tools.site_docs.site_pages`); a
+``python -m lab.docs.generate`` writes them to ``docs/assets/`` (:func:`lab.docs.site_docs.site_pages`); a
 test keeps the committed files equal to what this module draws.
 """
 

@@ -1,11 +1,11 @@
-"""``python tools/docs.py [--check] [FILE ...]``: regenerate this repository's generated Markdown.
+"""``python -m lab.docs.generate [--check] [FILE ...]``: regenerate this repository's generated Markdown.
 
 Nothing between ``<!-- metazoo:NAME -->`` and ``<!-- /metazoo:NAME -->`` is typed by hand: the
 README's learner table comes from the cards, its measured results and the pages' paper, results
 and speed tables from the committed result files in ``benchmarks/results``, the extras table from
 ``pyproject.toml``, the suites from ``registry/suites``, and each speed run's own table
 ``benchmarks/tables/speed-*.md`` from its result file. Whole pages of the documentation site are
-generated too (one per learner, the API reference: :mod:`tools.site_docs`). Without FILE, README.md,
+generated too (one per learner, the API reference: :mod:`lab.docs.site_docs`). Without FILE, README.md,
 every ``docs/**/*.md``, those pages and tables are rewritten; ``--check`` changes nothing and exits 1
 when one is stale (the tests check the same). A development tool: it edits this checkout, not a
 user's. The site itself is built with ``mkdocs build --strict`` (``mkdocs.yml``).
@@ -20,31 +20,19 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 if __package__ in (None, ""):  # run as a script: import the lab from this checkout
     sys.path.insert(0, str(REPO))
 
 import metazoo  # noqa: E402
-from benchmarks.reproductions.common import record_versions  # noqa: E402
-from benchmarks.speedlab.docs import (  # noqa: E402
-    RESULTS,
-    load_results,
-    readme_speed_table,
-    speed_sections,
-)
-from benchmarks.speedlab.report import render_markdown, result_stem  # noqa: E402
-from metazoo.bench.results import collect  # noqa: E402
-from metazoo.bench.study import contrasts, findings, to_markdown  # noqa: E402
-from metazoo.cards import CardError, learner_card  # noqa: E402
-from metazoo.evaluation.provenance import check_one_version, machine_label  # noqa: E402
-from tools.paper_docs import (  # noqa: E402
+from lab.docs.paper_docs import (  # noqa: E402
     curve_figures,
     measured_table,
     paper_table,
     paper_text,
     presets_table,
 )
-from tools.site_docs import (  # noqa: E402
+from lab.docs.site_docs import (  # noqa: E402
     benchmarks_table,
     extras_table,
     learning_run,
@@ -52,6 +40,18 @@ from tools.site_docs import (  # noqa: E402
     suites_table,
     write_pages,
 )  # noqa: E402
+from lab.docs.study import contrasts, findings, to_markdown  # noqa: E402
+from lab.reproductions.common import record_versions  # noqa: E402
+from lab.speed.docs import (  # noqa: E402
+    RESULTS,
+    load_results,
+    readme_speed_table,
+    speed_sections,
+)
+from lab.speed.report import render_markdown, result_stem  # noqa: E402
+from metazoo.bench.results import collect  # noqa: E402
+from metazoo.cards import CardError, learner_card  # noqa: E402
+from metazoo.evaluation.provenance import check_one_version, machine_label  # noqa: E402
 
 __all__ = [
     "learner_table",
@@ -276,7 +276,7 @@ def write_speed_tables(
 
 def main(argv: list[str] | None = None) -> int:
     """Regenerate (or ``--check``) the files; 1 when ``--check`` finds one stale."""
-    parser = argparse.ArgumentParser(prog="python tools/docs.py", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lab.docs.generate", description=__doc__)
     parser.add_argument("files", nargs="*", type=Path, help="default: README.md and docs/**/*.md")
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if stale")
     args = parser.parse_args(argv)
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in stale:
         print(f"{path}: {'stale' if args.check else 'updated'}")
     if args.check and stale:
-        print("run `python tools/docs.py` and commit the result")
+        print("run `python -m lab.docs.generate` and commit the result")
         return 1
     print(f"{len(files)} files checked: {'all up to date' if not stale else f'{len(stale)} stale'}")
     return 0

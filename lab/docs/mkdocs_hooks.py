@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mkdocs.structure.files import File, Files
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 #: A Markdown link or image target: ``](target)`` or ``](target "title")``.
 LINK = re.compile(r"\]\(([^)\s]+)((?:\s+\"[^\"]*\")?)\)")
 _LINKED: dict[str, str] = {}  # repository path -> its path in the site (filled by on_files)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from metazoo.bench.paper import PaperRow, first_reached, paper_presets, paper_rows
+from lab.docs.paper_rows import PaperRow, first_reached, paper_presets, paper_rows
 from metazoo.bench.suite import load_suite
 from metazoo.evaluation.provenance import machine_label
 
@@ -24,10 +24,10 @@ __all__ = [
     "GPU_COMMAND",
 ]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PAPER_RESULTS = REPO / "benchmarks" / "results" / "paper"
 #: The one command that runs the GPU rows (the MAML family on Omniglot) on one H100/H200.
-GPU_COMMAND = "python benchmarks/gpu_paper_rows.py"
+GPU_COMMAND = "python lab/gpu/gpu_paper_rows.py"
 #: The MAML family on Omniglot: the GPU script runs them (``--preset NAME``).
 GPU_SCRIPT_PRESETS = (
     "paper-maml-omniglot",

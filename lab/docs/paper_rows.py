@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from metazoo.bench.results import Aggregate, collect, training_seconds
-from metazoo.bench.suite import Suite, load_suite, suite_dir
-from metazoo.cards import CardError, learner_card, yaml_files
+from metazoo.bench.suite import Suite, load_suite, paper_presets
+from metazoo.cards import CardError, learner_card
 
 __all__ = [
     "PaperRow",
@@ -161,12 +161,6 @@ def diagnosis(
     if trend.gain + 2 * trend.error < RISING_POINTS:
         return f"flat ({gain} over the last half): not explained by budget"
     return f"within noise ({gain} over the last half): budget not ruled out"
-
-
-def paper_presets() -> list[str]:
-    """Names of the built-in paper presets (``registry/suites/paper-*.yaml``)."""
-    names = (f.name.removesuffix(".yaml") for f in yaml_files(suite_dir()))
-    return sorted(name for name in names if name.startswith("paper-"))
 
 
 def _paper_number(learner: str, benchmark: str) -> dict[str, Any] | None:

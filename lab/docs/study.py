@@ -4,7 +4,7 @@ A study suite (e.g. ``registry/suites/study-tasks.yaml``) names its runs' varian
 ``<condition>@<budget>`` (``train-train@300``). Every cell is evaluated on the same test episodes,
 so each condition is compared with the reference condition of the same learner, benchmark and
 budget by a paired t-test over episodes (:func:`metazoo.evaluation.compare`). Run as
-``python -m metazoo.bench.study RESULTS [--reference COND] [--out DIR]`` to print the table and
+``python -m lab.docs.study RESULTS [--reference COND] [--out DIR]`` to print the table and
 write ``study.md`` and ``study.png`` (the figure needs the ``plotting`` extra).
 """
 
@@ -147,8 +147,8 @@ def plot_study(rows: list[Contrast], out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m metazoo.bench.study RESULTS [--reference COND] [--out DIR] [--no-figure]``."""
-    parser = argparse.ArgumentParser(prog="python -m metazoo.bench.study", description=__doc__)
+    """``python -m lab.docs.study RESULTS [--reference COND] [--out DIR] [--no-figure]``."""
+    parser = argparse.ArgumentParser(prog="python -m lab.docs.study", description=__doc__)
     parser.add_argument("results", help="a study suite's results folder (metazoo bench --out)")
     parser.add_argument("--reference", default="train-val", help="the condition compared against")
     parser.add_argument(

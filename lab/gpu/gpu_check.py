@@ -1,8 +1,8 @@
 """One script for a lent GPU: correctness first, then the speed table, a short table last.
 
-    python benchmarks/gpu_check.py             # on the GPU machine (< 7 minutes, installs nothing)
-    python benchmarks/gpu_check.py --minutes 4 # a tighter hard limit for the three shapes
-    python benchmarks/gpu_check.py --dry-run   # on a CPU: the same steps, tiny and fast
+    python lab/gpu/gpu_check.py             # on the GPU machine (< 7 minutes, installs nothing)
+    python lab/gpu/gpu_check.py --minutes 4 # a tighter hard limit for the three shapes
+    python lab/gpu/gpu_check.py --dry-run   # on a CPU: the same steps, tiny and fast
 
 Each shape runs in its own speed-lab process with a hard time limit, so a contender that
 hangs or breaks the CUDA context costs one shape, not the session. Inside a shape every contender's
@@ -20,11 +20,11 @@ import sys
 import time
 from pathlib import Path
 
-from script_tools import REPO, latest_speed_result, run_logged
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # the lab and metazoo from this checkout, without an install
 
-sys.path.insert(0, str(REPO))
-
-from benchmarks.speedlab.report import (  # noqa: E402
+from lab.script_tools import latest_speed_result, run_logged  # noqa: E402
+from lab.speed.report import (  # noqa: E402
     merge_documents,
     render_markdown,
     short_table,
@@ -38,7 +38,7 @@ DRY_CONTENDERS = ("torch-loop", "metazoo-auto", "metazoo-vectorized+graph", "met
 
 
 def _command(shape: str, limit: float, dry_run: bool, out: Path) -> list[str]:
-    command = [sys.executable, "-m", "benchmarks.speedlab", "--shapes", shape, "--out", str(out)]
+    command = [sys.executable, "-m", "lab.speed", "--shapes", shape, "--out", str(out)]
     if dry_run:
         rehearsal = "--device cpu --threads 1 --quick --tasks 1 --contenders"
         return [*command, *rehearsal.split(), *DRY_CONTENDERS]

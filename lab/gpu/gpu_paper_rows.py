@@ -1,9 +1,9 @@
 """Issue 15's GPU rows: the MAML family's Omniglot paper rows on one H100/H200 in about ten minutes.
 
-    python benchmarks/gpu_paper_rows.py                    # on the GPU machine; installs nothing
-    python benchmarks/gpu_paper_rows.py --dry-run          # on a CPU: the same steps, tiny
+    python lab/gpu/gpu_paper_rows.py                    # on the GPU machine; installs nothing
+    python lab/gpu/gpu_paper_rows.py --dry-run          # on a CPU: the same steps, tiny
 
-1. Correctness first. ``python -m benchmarks.speedlab`` at the speed shapes of the cells to run
+1. Correctness first. ``python -m lab.speed`` at the speed shapes of the cells to run
    (``omniglot-5w1s`` for the 5-way cells, ``omniglot-20w1s`` for the 20-way ones: the same
    network and inner loop; the 5-shot support is not a separate shape) with the fast-step
    contenders of ``--contenders``: each contender's meta-gradient is checked against float64
@@ -20,17 +20,17 @@
 
 Result files go to ``$OUT/<preset>-<environment>/`` (``$OUT`` unset:
 ``benchmarks/results/paper/<preset>-<environment>/``, e.g. ``...-cuda-h100-torch2.11.0``); move
-them to ``benchmarks/results/paper/<preset>/`` to put the rows in the README (``tools/docs.py``),
+them to ``benchmarks/results/paper/<preset>/`` to put the rows in the README (``lab/docs/generate.py``),
 which accepts results of one clean commit only. A second call on the still-warm machine with the
 same ``$OUT`` skips the finished cells and resumes an interrupted one from its checkpoint.
 
 On a lent machine without the Omniglot PNGs, carry the decoded cache and a file list and pass
-``--data-skeleton``, exactly as for ``benchmarks/gpu_session.py`` (see its docstring): the
+``--data-skeleton``, exactly as for ``lab/gpu/gpu_session.py`` (see its docstring): the
 decoded-Omniglot cache key reads every PNG's name, size and mtime, so the skeleton recreates the
 files sparse with those sizes and mtimes (``os.truncate`` + ``os.utime``)::
 
-    python benchmarks/gpu_session.py --write-skeleton .gpu_extra/omniglot-files.txt.gz   # here
-    PYTHONPATH=$PWD METAZOO_CACHE=$PWD/.gpu_extra/cache python3 benchmarks/gpu_paper_rows.py \\
+    python lab/gpu/gpu_session.py --write-skeleton .gpu_extra/omniglot-files.txt.gz   # here
+    PYTHONPATH=$PWD METAZOO_CACHE=$PWD/.gpu_extra/cache python3 lab/gpu/gpu_paper_rows.py \\
         --data-skeleton .gpu_extra/omniglot-files.txt.gz                                 # there
 """
 
@@ -44,12 +44,13 @@ import time
 from pathlib import Path
 
 import yaml
-from gpu_session import TRAIN_OPTIONS, _best_fast_step, _usable, make_skeleton
-from script_tools import REPO, latest_speed_result, run_logged
 
-sys.path.insert(0, str(REPO))  # metazoo from a checkout without an install
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # the lab and metazoo from this checkout, without an install
 
-from metazoo.bench.paper import paper_status  # noqa: E402
+from lab.docs.paper_rows import paper_status  # noqa: E402
+from lab.gpu.gpu_session import TRAIN_OPTIONS, _best_fast_step, _usable, make_skeleton  # noqa: E402
+from lab.script_tools import latest_speed_result, run_logged  # noqa: E402
 from metazoo.bench.results import load_results  # noqa: E402
 from metazoo.bench.suite import Cell, load_suite  # noqa: E402
 from metazoo.cards import learner_card  # noqa: E402
@@ -101,7 +102,7 @@ def _check(args: argparse.Namespace, cells: list[Cell], out: Path, device: str) 
     chosen = {}
     for ways in sorted({_ways(c.benchmark) for c in cells}):
         shape = CHECK_SHAPE[ways]
-        speed = [sys.executable, "-m", "benchmarks.speedlab", "--device", device, "--shapes", shape]
+        speed = [sys.executable, "-m", "lab.speed", "--device", device, "--shapes", shape]
         speed += ["--out", str(out / f"check-{shape}")]
         if args.dry_run:
             speed += ["--quick", "--tasks", "2", "--threads", "1", "--contenders", "metazoo-auto"]
@@ -146,7 +147,7 @@ def _suite_file(
     data["deviations"] = [
         *data.get("deviations", []),
         f"Trained for at most {minutes:g} minutes per cell on one GPU "
-        f"(benchmarks/gpu_paper_rows.py), the paper's iterations where they fit.",
+        f"(lab/gpu/gpu_paper_rows.py), the paper's iterations where they fit.",
     ]
     path = out / f"{args.preset}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")

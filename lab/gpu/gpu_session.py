@@ -1,9 +1,9 @@
 """Issue 7's GPU session in one command: the speed check at omniglot-5w1s, then a timed MAML run.
 
-    python benchmarks/gpu_session.py                       # on the GPU machine; installs nothing
-    python benchmarks/gpu_session.py --dry-run             # on a CPU: the same steps, tiny
+    python lab/gpu/gpu_session.py                       # on the GPU machine; installs nothing
+    python lab/gpu/gpu_session.py --dry-run             # on a CPU: the same steps, tiny
 
-1. ``python -m benchmarks.speedlab`` at ``omniglot-5w1s`` (fp32, TF32 off unless a row says otherwise): every
+1. ``python -m lab.speed`` at ``omniglot-5w1s`` (fp32, TF32 off unless a row says otherwise): every
    contender's meta-gradient is checked against float64 first, then timed.
 2. The fastest fp32 fast-step configuration that passed the check (or ``--fast-step NAME``, which
    skips step 1) trains MAML on Omniglot 5-way 1-shot with ``metazoo train`` for
@@ -11,7 +11,7 @@
    3 inner steps at test), then tests it on the card's 600 episodes. ``--resume`` goes on with the
    run in ``--run-dir`` (outside the carried folders, so a second call on the still-warm machine
    finds it): one run longer than a call's time limit, its time summed over the calls.
-3. With time left, ``benchmarks/profile_step.py`` on the step that trained.
+3. With time left, ``lab/speed/profile_step.py`` on the step that trained.
 4. A short table last. Outputs go to ``$OUT`` (else ``benchmarks/gpu-session``).
 
 ``--data-skeleton LIST`` is for a machine without the Omniglot PNG tree but with the decoded
@@ -28,16 +28,16 @@ carries an ignored folder of at most 64 MiB), from the repository root here::
     mkdir -p .gpu_extra/site .gpu_extra/cache
     cp -r "$(python -c 'import higher, os; print(os.path.dirname(higher.__file__))')" .gpu_extra/site/
     cp -r "$METAZOO_CACHE/omniglot" .gpu_extra/cache/          # after any Omniglot run here
-    python benchmarks/gpu_session.py --write-skeleton .gpu_extra/omniglot-files.txt.gz
+    python lab/gpu/gpu_session.py --write-skeleton .gpu_extra/omniglot-files.txt.gz
 
 and there (carrying ``.gpu_extra``)::
 
     PYTHONPATH=$PWD/.gpu_extra/site:$PWD METAZOO_CACHE=$PWD/.gpu_extra/cache \
-        python3 benchmarks/gpu_session.py --data-skeleton .gpu_extra/omniglot-files.txt.gz
+        python3 lab/gpu/gpu_session.py --data-skeleton .gpu_extra/omniglot-files.txt.gz
 
 then, right after (same machine, same environment), to train on::
 
-    python3 benchmarks/gpu_session.py --data-skeleton .gpu_extra/omniglot-files.txt.gz \
+    python3 lab/gpu/gpu_session.py --data-skeleton .gpu_extra/omniglot-files.txt.gz \
         --resume --train-minutes 3 --total 280
 
 ``--compile-cache .gpu_extra/compile-cache`` keeps TorchInductor's compiled programs in the
@@ -82,11 +82,11 @@ import sys
 import time
 from pathlib import Path
 
-from script_tools import REPO, latest_speed_result, run_logged
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # the lab and metazoo from this checkout, without an install
 
-sys.path.insert(0, str(REPO))  # metazoo from a checkout without an install
-
-from benchmarks.speedlab.contenders import CONTENDERS, CUDA_VARIANTS, train_overrides  # noqa: E402
+from lab.script_tools import latest_speed_result, run_logged  # noqa: E402
+from lab.speed.contenders import CONTENDERS, CUDA_VARIANTS, train_overrides  # noqa: E402
 from metazoo.training.config import FAST_STEP_OPTIONS  # noqa: E402  (profile_step's flags)
 
 #: Speed contenders, most important first (the speed run stops starting new ones at its budget).
@@ -143,7 +143,7 @@ def make_skeleton(listing: Path, root: Path) -> None:
             if len(fields) != 3:
                 raise ValueError(
                     f"{listing}:{number}: expected 'size mtime_ns name', got {line!r}; write the "
-                    "list with `python benchmarks/gpu_session.py --write-skeleton LIST`"
+                    "list with `python lab/gpu/gpu_session.py --write-skeleton LIST`"
                 )
             size, mtime_ns, name = int(fields[0]), int(fields[1]), fields[2]
             path = root / name
@@ -225,7 +225,7 @@ def _speed(args: argparse.Namespace, out: Path, device: str) -> dict:
     """Step 1: the speed check and timing; the result document (empty when skipped)."""
     if args.resume or args.fast_step:
         return {"shapes": []}
-    speed = [sys.executable, "-m", "benchmarks.speedlab", "--device", device]
+    speed = [sys.executable, "-m", "lab.speed", "--device", device]
     speed += ["--shapes", "omniglot-5w1s", "--out", str(out / "speed")]
     if args.dry_run:
         speed += ["--quick", "--tasks", "2", "--threads", "1"]
@@ -266,7 +266,7 @@ def _report_speed(document: dict) -> int:
     if not document["shapes"]:
         print("\nthe speed check produced no result; see speed.log")
         return 1
-    from benchmarks.speedlab.report import short_table
+    from lab.speed.report import short_table
 
     print(f"\n## Speed, omniglot-5w1s ({document['environment']['device']})\n")
     print(short_table(document))
@@ -329,10 +329,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _profile(best: str, limit: float, out: Path) -> None:
-    """Step 3: ``benchmarks/profile_step.py`` on the step that trained."""
+    """Step 3: ``lab/speed/profile_step.py`` on the step that trained."""
     switches = [o.split("=")[0] for o in TRAIN_OPTIONS[best] if o.endswith("=true")]
     flags = ["--" + o.replace("_", "-") for o in switches if o in FAST_STEP_OPTIONS]
-    run_logged([sys.executable, "benchmarks/profile_step.py", *flags], limit, out / "profile.log")
+    run_logged([sys.executable, "lab/speed/profile_step.py", *flags], limit, out / "profile.log")
 
 
 def _pack(folder: Path, archive: Path, limit_mb: float = 36.0) -> None:

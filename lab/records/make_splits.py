@@ -1,4 +1,4 @@
-"""How the shipped Omniglot class-split files were produced (``python -m tools.make_splits [ROOT]``).
+"""How the shipped Omniglot class-split files were produced (``python -m lab.records.make_splits [ROOT]``).
 
 Both procedures are deterministic functions of the sorted list of the 1623 character folders; the
 result is frozen into ``metazoo/data/splits/omniglot/<split>/{train,val,test}.txt`` and the sampler
@@ -67,7 +67,7 @@ def write_splits(out: Path, root: str | None = None) -> None:
             path.write_text("\n".join(names) + "\n")
 
 
-SPLITS = Path(__file__).resolve().parent.parent / "metazoo" / "data" / "splits" / "omniglot"
+SPLITS = Path(__file__).resolve().parents[2] / "metazoo" / "data" / "splits" / "omniglot"
 
 if __name__ == "__main__":
     write_splits(SPLITS, *sys.argv[1:2])

@@ -1,6 +1,6 @@
 """Run the learning protocols and write ``benchmarks/results/learning-<learner>-<machine>.json``.
 
-Usage: ``python benchmarks/record_learning.py [--machine cpu] [learner ...]`` from the
+Usage: ``python lab/records/record_learning.py [--machine cpu] [learner ...]`` from the
 repository root (``METAZOO_DATA`` must point at the data). One file per learner; CNP's file holds
 both its Omniglot and its sinusoid run.
 """
@@ -13,11 +13,13 @@ import platform
 import sys
 from pathlib import Path
 
-from learning_protocol import PROTOCOLS, run_protocol
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # the protocol of tests/learning and metazoo from this checkout
 
-from metazoo.evaluation.provenance import code_version
+from metazoo.evaluation.provenance import code_version  # noqa: E402
+from tests.learning.protocol import PROTOCOLS, run_protocol  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = REPO / "benchmarks" / "results"
 
 
 def main(argv: list[str] | None = None) -> int:

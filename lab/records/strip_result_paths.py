@@ -1,6 +1,6 @@
 """Rewrite result files so that they hold no absolute path of the machine that made them.
 
-    python -m tools.strip_result_paths [FILE|FOLDER ...] [--check]
+    python -m lab.records.strip_result_paths [FILE|FOLDER ...] [--check]
 
 By default every ``*.json`` file git tracks under ``benchmarks/results``. The values that name paths
 are rewritten as metazoo records them now (:mod:`metazoo.evaluation.provenance`): ``command`` as
@@ -30,7 +30,7 @@ from metazoo.bench.suite import suite_dir
 from metazoo.cards import yaml_files
 from metazoo.evaluation.provenance import portable_argv, portable_command, portable_path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = "benchmarks/results"
 #: where a checkout's path shows in a recorded path: the folder before these is where it ran.
 _CHECKOUT_MARKERS = ("/registry/suites/", "/metazoo/")

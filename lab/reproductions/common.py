@@ -1,6 +1,6 @@
 """Shared driver of the reproduction scripts: a flat YAML config -> train -> evaluate -> a record.
 
-A config (``benchmarks/configs/<learner>-<benchmark>*.yaml``) holds::
+A config (``lab/reproductions/configs/<learner>-<benchmark>*.yaml``) holds::
 
     name: maml-sinusoid
     learner: maml
@@ -40,12 +40,12 @@ from metazoo.evaluation.provenance import (
 from metazoo.training import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIGS = REPO / "benchmarks" / "configs"
+CONFIGS = Path(__file__).resolve().parent / "configs"
 RESULTS = REPO / "benchmarks" / "results"
 
 
 def load_config(name: str) -> dict[str, Any]:
-    """The config ``benchmarks/configs/<name>.yaml``."""
+    """The config ``lab/reproductions/configs/<name>.yaml``."""
     return yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
 
 
@@ -139,7 +139,7 @@ def _run(cfg: dict[str, Any]) -> dict[str, Any]:
         print(f"  {cfg['name']}: {res}  (test_inner_steps={steps})", flush=True)
     return {
         "name": cfg["name"],
-        "config_file": f"benchmarks/configs/{cfg['name']}.yaml",
+        "config_file": f"lab/reproductions/configs/{cfg['name']}.yaml",
         "config": cfg,
         "learner_config": {
             k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(learner.config).items()

@@ -8,7 +8,7 @@
 3. Seconds per meta-gradient of both executors on that workload (TF32 off).
 
 Writes ``benchmarks/results/engine-gpu-check-<environment>.json`` (or ``$OUT/...`` when set).
-Run: ``python benchmarks/reproductions/gpu_engine_check.py`` on a CUDA machine (about a minute).
+Run: ``python lab/reproductions/gpu_engine_check.py`` on a CUDA machine (about a minute).
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """Smoke reproduction of MAML and first-order MAML on Omniglot 5-way 1-shot, on the CPU, beside
 the fine-tuning baseline trained on the same episodes.
 
-Short runs (300 meta-iterations of 8 tasks each; see ``benchmarks/configs/{maml,fomaml}-
+Short runs (300 meta-iterations of 8 tasks each; see ``lab/reproductions/configs/{maml,fomaml}-
 omniglot-5w1s-cpu.yaml`` for every deviation from the paper's 60k iterations of 32 tasks),
 evaluated with 3 inner steps on 600 fixed test episodes (mean ± 95% CI). They show that both
 learners learn on the real data with the paper's inner loop; the paper's 98.7% / 98.3% need the
 full-length run on a GPU. Writes ``benchmarks/results/reproduction-omniglot-5w1s-smoke-<env>.json``.
 
-Run: ``METAZOO_DATA=/path/to/data python benchmarks/reproductions/omniglot_smoke.py``
+Run: ``METAZOO_DATA=/path/to/data python lab/reproductions/omniglot_smoke.py``
 (about 10 minutes on 2 shared CPU cores).
 """
 
@@ -16,11 +16,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import load_config, run, write  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout
 
 import metazoo  # noqa: E402
+from lab.reproductions.common import load_config, run, write  # noqa: E402
 
 
 def main() -> None:

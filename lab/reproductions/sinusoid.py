@@ -2,13 +2,13 @@
 
 MAML (K=10, one inner step alpha=0.01, meta-batch 25, Adam) and the pretrained baseline
 (``finetune``: one network regressed on all tasks, then fine-tuned by gradient descent) are
-trained with the configs ``benchmarks/configs/{maml,finetune}-sinusoid.yaml`` and evaluated
+trained with the configs ``lab/reproductions/configs/{maml,finetune}-sinusoid.yaml`` and evaluated
 5-shot on 600 fixed test tasks after 1, 5 and 10 gradient steps. The result file
 ``benchmarks/results/reproduction-sinusoid-<environment>.json`` holds both runs (configs,
 learning curves, per-episode scores), the paper's numbers, the relative gaps and, for gaps over
 20%, what explains them.
 
-Run: ``python benchmarks/reproductions/sinusoid.py`` (about 12 minutes on 2 shared CPU cores).
+Run: ``python lab/reproductions/sinusoid.py`` (about 12 minutes on 2 shared CPU cores).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout
 
-from common import compare_with_paper, load_config, run, write  # noqa: E402
+from lab.reproductions.common import compare_with_paper, load_config, run, write  # noqa: E402
 
 PAPER_ITERATIONS = 70_000  # Finn et al. 2017, appendix: 70k meta-training iterations
 

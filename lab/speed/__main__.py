@@ -1,5 +1,5 @@
-"""``python -m benchmarks.speedlab``: see :mod:`benchmarks.speedlab.cli`."""
+"""``python -m lab.speed``: see :mod:`lab.speed.cli`."""
 
-from benchmarks.speedlab.cli import main
+from lab.speed.cli import main
 
 raise SystemExit(main())

@@ -1,10 +1,10 @@
-"""``python -m benchmarks.speedlab``: MAML meta-training and evaluation throughput of metazoo's
+"""``python -m lab.speed``: MAML meta-training and evaluation throughput of metazoo's
 executors against ``higher``, learn2learn and a plain task loop, and the speed targets.
 
 Run from the repository root. Writes ``<out>/results/<stem>.json`` and ``<out>/tables/<stem>.md``,
 the stem naming the device and the torch version (``speed-cpu-2core-torch2.14.1``);
 ``--update-docs`` then regenerates the tables in ``docs/speed.md`` from every committed result
-file (as ``python tools/docs.py`` does).
+file (as ``python -m lab.docs.generate`` does).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import sys
 
 import torch
 
-from benchmarks.speedlab.learners import learner_contenders
-from benchmarks.speedlab.report import write_partial, write_result
-from benchmarks.speedlab.runner import SpeedConfig, run_speed
-from benchmarks.speedlab.shapes import SHAPES
-from tools.docs import update_speed_docs, write_speed_tables
+from lab.docs.generate import update_speed_docs, write_speed_tables
+from lab.speed.learners import learner_contenders
+from lab.speed.report import write_partial, write_result
+from lab.speed.runner import SpeedConfig, run_speed
+from lab.speed.shapes import SHAPES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -112,9 +112,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m benchmarks.speedlab [options]``; the exit status (130 when interrupted, 2 on
+    """``python -m lab.speed [options]``; the exit status (130 when interrupted, 2 on
     a usage error such as an unknown contender or shape)."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.speedlab", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lab.speed", description=__doc__)
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

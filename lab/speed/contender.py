@@ -1,8 +1,8 @@
 """What every contender of the speed lab is: :class:`Contender`, its :data:`Builder`, and
 :class:`Unavailable` for one that cannot run here (learn2learn absent, CUDA-only on a CPU).
 
-Kept apart from :mod:`~benchmarks.speedlab.contenders` (the implementations) so that
-:mod:`~benchmarks.speedlab.learners` builds on it without an import cycle.
+Kept apart from :mod:`~lab.speed.contenders` (the implementations) so that
+:mod:`~lab.speed.learners` builds on it without an import cycle.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from torch import Tensor, nn
 
-from benchmarks.speedlab.shapes import SpeedShape
+from lab.speed.shapes import SpeedShape
 from metazoo.engine.precision import tf32
 from metazoo.episode import EpisodeBatch
 

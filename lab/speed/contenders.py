@@ -1,6 +1,6 @@
 """The implementations the speed lab races: the peers' task loops and metazoo's executors.
 
-A :class:`~benchmarks.speedlab.contender.Contender` owns a copy of the shape's model and an Adam outer optimizer, and offers a
+A :class:`~lab.speed.contender.Contender` owns a copy of the shape's model and an Adam outer optimizer, and offers a
 meta-training step, the meta-gradient at the current weights (for the correctness pre-check) and
 an evaluation of a meta-batch. Builders raise :class:`Unavailable` with the reason when a
 contender cannot run here (learn2learn not installed, CUDA-only variants on a CPU).
@@ -18,11 +18,11 @@ from torch import Tensor, nn
 
 import metazoo
 import metazoo.experimental.lowerings  # noqa: F401  (the matmul and triton contenders)
-from benchmarks.speedlab import loops
-from benchmarks.speedlab.contender import Builder, Contender, Unavailable, precision
-from benchmarks.speedlab.learners import as_contender
-from benchmarks.speedlab.report import package_version
-from benchmarks.speedlab.shapes import SpeedShape
+from lab.speed import loops
+from lab.speed.contender import Builder, Contender, Unavailable, precision
+from lab.speed.learners import as_contender
+from lab.speed.report import package_version
+from lab.speed.shapes import SpeedShape
 from metazoo.engine import (
     InnerLoop,
     MetaParams,

@@ -1,7 +1,7 @@
 """Which lowering of a per-task convolution is fastest, to second order: a diagnosis for issue 7.
 
-    python benchmarks/conv_lowering.py                         # CUDA, omniglot-5w1s's Conv-4
-    python benchmarks/conv_lowering.py --device cpu --tasks 2  # a rehearsal on the CPU
+    python lab/speed/conv_lowering.py                         # CUDA, omniglot-5w1s's Conv-4
+    python lab/speed/conv_lowering.py --device cpu --tasks 2  # a rehearsal on the CPU
 
 After one inner step every task has its own weights, so the query pass of a vectorized MAML step
 convolves task t's images with task t's weights. ``vmap`` lowers that to one grouped convolution
@@ -38,13 +38,13 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from benchmarks.speedlab.shapes import get_shapes  # noqa: E402
+from lab.speed.shapes import get_shapes  # noqa: E402
 from metazoo.engine.taskconv import Settings, batched_weight_gradients  # noqa: E402
 from metazoo.experimental.lowerings import task_convolution  # noqa: E402  (registers matmul, triton)
 
@@ -130,7 +130,7 @@ def _error(got: list[Tensor], want: list[Tensor]) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--shape", default="omniglot-5w1s", help="a speed-lab shape (benchmarks/speedlab/shapes.py)"
+        "--shape", default="omniglot-5w1s", help="a speed-lab shape (lab/speed/shapes.py)"
     )
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--tasks", type=int, help="override the meta-batch size")

@@ -1,6 +1,6 @@
 """What makes a metric learner's training step fast on a small CPU: threads and memory layout.
 
-    python benchmarks/cpu_layout.py           # about 3 minutes on 2 cores
+    python lab/speed/cpu_layout.py           # about 3 minutes on 2 cores
 
 Times ProtoNet's paper step on Omniglot (60-way 1-shot, 5 queries per class: 360 images through
 Conv-4 with 64 filters, forward and backward) in the default NCHW layout and channels-last, with 1
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 import metazoo  # noqa: E402

@@ -1,12 +1,12 @@
 """The committed CPU speed table: every shape in its own speed-lab process, then merged.
 
-    python benchmarks/cpu_speed.py            # about 20 minutes on 2 cores; writes benchmarks/
-    python benchmarks/cpu_speed.py --out DIR  # elsewhere
+    python lab/speed/cpu_speed.py            # about 20 minutes on 2 cores; writes benchmarks/
+    python lab/speed/cpu_speed.py --out DIR  # elsewhere
 
 One process per shape keeps one shape's memory high-water mark out of the next one's figures. At
 ``omniglot-20w1s`` the engine's unchunked ``vmap`` executor is left out: all 16 tasks' graphs at
 once need more than this machine's 24 GB (the kernel killed it). Then
-``python tools/docs.py`` regenerates ``docs/speed.md``.
+``python -m lab.docs.generate`` regenerates ``docs/speed.md``.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from script_tools import REPO, latest_speed_result, run_logged
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # the lab and metazoo from this checkout, without an install
 
-sys.path.insert(0, str(REPO))
-
-from benchmarks.speedlab.report import merge_documents, short_table, write_result  # noqa: E402
+from lab.script_tools import latest_speed_result, run_logged  # noqa: E402
+from lab.speed.report import merge_documents, short_table, write_result  # noqa: E402
 
 #: (shape, contenders or None for all): the vectorized executor does not fit 24 GB at 20-way.
 CPU_PLAN = (
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         command = [
             sys.executable,
             "-m",
-            "benchmarks.speedlab",
+            "lab.speed",
             "--shapes",
             shape,
             "--out",

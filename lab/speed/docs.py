@@ -1,6 +1,6 @@
 """The speed lab's generated Markdown, rendered from the committed speed result files.
 
-Renderers only: ``tools/docs.py`` puts them between the markers (``<!-- metazoo:NAME -->`` ...
+Renderers only: ``lab/docs/generate.py`` puts them between the markers (``<!-- metazoo:NAME -->`` ...
 ``<!-- /metazoo:NAME -->``) of ``docs/speed.md`` (``speed-summary``: headline figures of every
 full run; ``speed-targets``: where each speed target stands, per run; ``speed-training``:
 the timed training runs; ``speed``: :func:`readme_speed_table`, the status of every target).
@@ -12,8 +12,8 @@ import json
 import statistics
 from pathlib import Path
 
-from benchmarks.speedlab.report import result_stem, summary_table, targets_table
-from benchmarks.speedlab.targets import (
+from lab.speed.report import result_stem, summary_table, targets_table
+from lab.speed.targets import (
     TRAINING_TARGET_BENCHMARK,
     TRAINING_TARGET_MINUTES,
     evaluate_targets,
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 #: The committed result files (``benchmarks/results``).
-RESULTS = Path(__file__).resolve().parent.parent / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
 
 def load_results(results_dir: str | Path) -> list[dict]:

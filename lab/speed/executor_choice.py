@@ -1,7 +1,7 @@
 """Does ``executor='auto'`` pick the fastest executor? ms per MAML training step, side by side.
 
-    python benchmarks/executor_choice.py              # one thread, 20 timed steps per executor
-    python benchmarks/executor_choice.py --steps 5 --rounds 3 --threads 2
+    python lab/speed/executor_choice.py              # one thread, 20 timed steps per executor
+    python lab/speed/executor_choice.py --steps 5 --rounds 3 --threads 2
 
 For MAML on the quickstart's two shapes (sinusoid: meta-batch 25, MLP 1-40-40-1; Omniglot
 5-way 1-shot: Conv-4 with 32 filters, meta-batch 8; synthetic episodes of the cards' shapes),

@@ -1,6 +1,6 @@
 """How far fp32 meta-gradients are from float64 on several batches of one shape, per executor.
 
-    python benchmarks/fp32_spread.py --shape miniimagenet-5w1s --batches 6
+    python lab/speed/fp32_spread.py --shape miniimagenet-5w1s --batches 6
 
 For each synthetic batch of a speed-lab shape (seeds 0, 1, ...), prints the relative error
 of the sequential and the vectorized executors' fp32 meta-gradients against the sequential float64
@@ -16,11 +16,11 @@ import copy
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout
 
 import torch  # noqa: E402
 
-from benchmarks.speedlab.shapes import get_shapes, make_model, synthetic_batches  # noqa: E402
+from lab.speed.shapes import get_shapes, make_model, synthetic_batches  # noqa: E402
 from metazoo.engine import (  # noqa: E402
     InnerLoop,
     MetaParams,
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--shape",
         default="miniimagenet-5w1s",
-        help="a speed-lab shape (benchmarks/speedlab/shapes.py)",
+        help="a speed-lab shape (lab/speed/shapes.py)",
     )
     parser.add_argument("--batches", type=int, default=6, help="batches (seeds 0..N-1)")
     parser.add_argument("--threads", type=int, default=2)

@@ -7,8 +7,8 @@ the trainer steps it (``outer_step``, the engine's MAML-family step or
 (``score_episodes`` or ``adapt`` then ``predict``). Each learner has its own objective, so its meta-gradient is checked against the
 same learner in float64 on the same batch, not against MAML's.
 
-    python -m benchmarks.speedlab --learners all             # every learner, every shape
-    python -m benchmarks.speedlab --learners protonet maml   # some of them
+    python -m lab.speed --learners all             # every learner, every shape
+    python -m lab.speed --learners protonet maml   # some of them
 
 How one learner is stepped, scored and checked is :mod:`metazoo.bench.speed`'s (what a user's
 ``metazoo speed LEARNER BENCHMARK`` runs); this module only races it on the lab's shapes.
@@ -23,8 +23,8 @@ import torch
 from torch import Tensor, nn
 
 import metazoo
-from benchmarks.speedlab.contender import Builder, Contender, Unavailable
-from benchmarks.speedlab.shapes import SpeedShape
+from lab.speed.contender import Builder, Contender, Unavailable
+from lab.speed.shapes import SpeedShape
 from metazoo.bench.speed import meta_gradient, training_step
 from metazoo.build import config_fields
 from metazoo.episode import EpisodeBatch

@@ -1,8 +1,8 @@
 """Where the time of one fast meta-training step goes: the top kernels (or CPU ops) by total time.
 
-    python benchmarks/profile_step.py                              # CUDA, omniglot-5w1s
-    python benchmarks/profile_step.py --compile --channels-last    # the fastest configuration
-    python benchmarks/profile_step.py --device cpu --tasks 2       # a rehearsal on the CPU
+    python lab/speed/profile_step.py                              # CUDA, omniglot-5w1s
+    python lab/speed/profile_step.py --compile --channels-last    # the fastest configuration
+    python lab/speed/profile_step.py --device cpu --tasks 2       # a rehearsal on the CPU
 
 Builds a :class:`metazoo.engine.fast.FastMetaStep` for a speed-lab shape (synthetic
 episodes, the speed benchmark's model), runs the warm-up steps, then profiles ``--steps`` steps with
@@ -20,14 +20,14 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout
 
 import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 import metazoo  # noqa: E402
 import metazoo.experimental.lowerings  # noqa: E402, F401  (--matmul/--triton-convolutions)
-from benchmarks.speedlab.shapes import get_shapes, make_model, synthetic_batches  # noqa: E402
+from lab.speed.shapes import get_shapes, make_model, synthetic_batches  # noqa: E402
 from metazoo.engine.fast import FastMetaStep, FastOptions  # noqa: E402
 from metazoo.training.config import FAST_STEP_OPTIONS  # noqa: E402
 
@@ -74,7 +74,7 @@ SWITCHES = FAST_STEP_OPTIONS
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--shape", default="omniglot-5w1s", help="a speed-lab shape (benchmarks/speedlab/shapes.py)"
+        "--shape", default="omniglot-5w1s", help="a speed-lab shape (lab/speed/shapes.py)"
     )
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu")
     parser.add_argument("--tasks", type=int, help="override the meta-batch size")

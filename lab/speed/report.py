@@ -1,7 +1,7 @@
 """Result files of the speed lab: environment, file names, Markdown tables (the targets they
-report are judged in :mod:`benchmarks.speedlab.targets`).
+report are judged in :mod:`lab.speed.targets`).
 
-Everything here reads the result document that :func:`benchmarks.speedlab.runner.run_speed` returns (or
+Everything here reads the result document that :func:`lab.speed.runner.run_speed` returns (or
 a JSON file of it); no number is typed by hand.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.speedlab.targets import (
+from lab.speed.targets import (
     FP32_FLOOR_FACTOR,
     LOOP,
     by_name,
@@ -215,7 +215,7 @@ def write_result(document: dict, out_dir: str | Path) -> tuple[Path, Path]:
 
 def partial_path(document: dict, out_dir: str | Path) -> Path:
     """``<out>/results/<stem>.json.partial``: a run's document so far, beside where the whole one
-    will go, under a name that result globs (``*.json``) and ``tools/docs.py`` do not read."""
+    will go, under a name that result globs (``*.json``) and ``lab/docs/generate.py`` do not read."""
     return Path(out_dir) / "results" / f"{result_stem(document)}.json.partial"
 
 

@@ -21,11 +21,11 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from benchmarks.speedlab.contender import Builder, Contender, Unavailable, precision
-from benchmarks.speedlab.contenders import CONTENDERS, CUDA_VARIANTS, build_contender, precision_of
-from benchmarks.speedlab.report import environment
-from benchmarks.speedlab.shapes import SpeedShape, get_shapes, make_model, synthetic_batches
-from benchmarks.speedlab.targets import evaluate_targets
+from lab.speed.contender import Builder, Contender, Unavailable, precision
+from lab.speed.contenders import CONTENDERS, CUDA_VARIANTS, build_contender, precision_of
+from lab.speed.report import environment
+from lab.speed.shapes import SpeedShape, get_shapes, make_model, synthetic_batches
+from lab.speed.targets import evaluate_targets
 from metazoo.bench.speed import relative_error
 from metazoo.bench.timing import keep_freed_memory, memory_kind, peak_memory_mb, time_calls
 from metazoo.engine import InnerLoop, MetaParams, accumulate_meta_gradient, parameters_of
@@ -41,7 +41,7 @@ class SpeedConfig:
 
     #: ``cpu`` or ``cuda`` (``cuda:1``...).
     device: str = "cpu"
-    #: shape names (:data:`benchmarks.speedlab.shapes.SHAPES`) or :class:`SpeedShape` objects; None for
+    #: shape names (:data:`lab.speed.shapes.SHAPES`) or :class:`SpeedShape` objects; None for
     #: all (``quick``: the first, reduced).
     shapes: list[str | SpeedShape] | None = None
     #: CI mode: the reduced first shape, one warm-up call, three single-call rounds.
@@ -50,7 +50,7 @@ class SpeedConfig:
     tasks: int | None = None
     #: contender names; None for all, plus the CUDA variants on a GPU.
     contenders: list[str] | None = None
-    #: your own implementations to race, name -> builder (see :data:`~benchmarks.speedlab.contenders.Builder`);
+    #: your own implementations to race, name -> builder (see :data:`~lab.speed.contenders.Builder`);
     #: they run after the built-in contenders unless ``contenders`` orders them.
     extra_contenders: dict[str, Builder] = field(default_factory=dict)
     #: untimed calls per contender before timing (at least two; the last measures peak memory
@@ -283,7 +283,7 @@ def _timestamped(log: Log, began: float) -> Log:
 def run_speed(
     config: SpeedConfig, log: Log = print, progress: Callable[[dict], None] | None = None
 ) -> dict:
-    """Run every shape of ``config`` and return the result document (see :mod:`benchmarks.speedlab.report`).
+    """Run every shape of ``config`` and return the result document (see :mod:`lab.speed.report`).
 
     ``progress``, if given, receives the document as far as it has run (``"partial": true``)
     after each contender's build and check and after each timing round, so a caller can keep

@@ -1,6 +1,6 @@
 """Sampler speed: milliseconds per meta-batch (median of many, after warm-up), and the Omniglot decode.
 
-Run ``python benchmarks/sampler_speed.py`` (CPU, one thread: the target is a 32-task 5-way 1-shot
+Run ``python lab/speed/sampler_speed.py`` (CPU, one thread: the target is a 32-task 5-way 1-shot
 15-query Omniglot meta-batch in under 2 ms) or ``--device cuda``. Results go to
 ``benchmarks/results/sampler-speed-<environment>.json`` and a Markdown table generated from that file
 to ``benchmarks/tables/sampler-speed-<environment>.md`` (``--table FILE.json`` regenerates a table).
@@ -26,7 +26,7 @@ from metazoo.data.omniglot import load_omniglot
 from metazoo.data.paths import data_root
 from metazoo.evaluation.provenance import environment, environment_tag
 
-HERE = Path(__file__).resolve().parent
+DATA = Path(__file__).resolve().parents[2] / "benchmarks"  # results/ and tables/
 
 # (row name, benchmark, tasks per meta-batch, sampler overrides)
 CASES = [
@@ -218,7 +218,7 @@ def main() -> None:
     parser.add_argument("--loader-batches", type=int, default=200)
     parser.add_argument("--decode", action="store_true", help="also time a cold Omniglot decode")
     parser.add_argument(
-        "--out", type=Path, default=HERE, help="folder holding results/ and tables/"
+        "--out", type=Path, default=DATA, help="folder holding results/ and tables/"
     )
     parser.add_argument("--table", type=Path, help="only regenerate the table of this result file")
     args = parser.parse_args()

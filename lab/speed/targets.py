@@ -5,7 +5,7 @@ The thresholds are the issue's; the training target's accuracy is read from the 
 
 from __future__ import annotations
 
-from benchmarks.speedlab.shapes import SHAPES
+from lab.speed.shapes import SHAPES
 
 __all__ = [
     "GPU_TARGET_TASKS_PER_S",

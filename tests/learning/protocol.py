@@ -1,4 +1,4 @@
-"""The short CPU learning protocol shared by tests/learning and ``benchmarks/record_learning.py``.
+"""The short CPU learning protocol shared by tests/learning and ``lab/records/record_learning.py``.
 
 Each learner is meta-trained for a fixed number of steps on Omniglot 5-way 1-shot (train split,
 Vinyals classes) with the project's trainer, then evaluated by the project's harness on fixed

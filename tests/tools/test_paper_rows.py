@@ -6,8 +6,8 @@ import math
 
 import pytest
 
+from lab.docs.paper_rows import diagnosis, first_reached, paper_presets, paper_rows, paper_status
 from metazoo.bench import parse_suite, write_json_atomic
-from metazoo.bench.paper import diagnosis, first_reached, paper_presets, paper_rows, paper_status
 from tests.helpers.records import record
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from lab.docs.study import contrasts, findings, to_markdown
 from metazoo.bench import load_suite, parse_suite, write_json_atomic
-from metazoo.bench.study import contrasts, findings, to_markdown
 from tests.helpers.records import study_record
 
 
