@@ -25,6 +25,7 @@ if __package__ in (None, ""):  # run as a script: import the lab from this check
     sys.path.insert(0, str(REPO))
 
 import metazoo  # noqa: E402
+from lab.docs import reproductions_section  # noqa: E402
 from lab.docs.paper_docs import (  # noqa: E402
     curve_figures,
     measured_table,
@@ -215,6 +216,7 @@ def sections(results_dir: str | Path = RESULTS) -> dict[str, Callable[[], str]]:
         "presets": lambda: presets_table(Path(results_dir) / "paper"),
         "curves": lambda: curve_figures(Path(results_dir) / "paper", root="../"),
         "results": lambda: results_table(Path(results_dir)),
+        "reproductions": reproductions_section.render,
         "paper": lambda: paper_table(Path(results_dir) / "paper", root="../"),
         "study": lambda: study_section(Path(results_dir) / "study-tasks"),
         "speed": readme_speed_table,
