@@ -1,4 +1,5 @@
-"""Study suites: variants of one learner as separate cells, and paired contrasts between them."""
+"""The task study (``lab/docs/study.py``): paired contrasts between a study suite's conditions
+and the sentences the docs page shows. The suites themselves: ``tests/unit/bench/test_study_suites.py``."""
 
 from __future__ import annotations
 
@@ -7,30 +8,8 @@ from pathlib import Path
 import pytest
 
 from lab.docs.study import contrasts, findings, to_markdown
-from metazoo.bench import load_suite, parse_suite, write_json_atomic
+from metazoo.bench import write_json_atomic
 from tests.helpers.records import study_record
-
-
-def test_variants_of_one_learner_are_separate_cells_with_their_own_train_sampler():
-    suite = parse_suite({"seeds": [0], "runs": [
-        {"benchmark": "omniglot-5w1s", "learners": ["maml"], "variant": "train-val@10"},
-        {"benchmark": "omniglot-5w1s", "learners": ["maml"], "variant": "train-train@10",
-         "train_sampler": {"mode": "train-train"}},
-    ]})  # fmt: skip
-    first, second = suite.cells()
-    assert first.key == "maml+train-val@10__omniglot-5w1s__seed0"
-    assert second.key == "maml+train-train@10__omniglot-5w1s__seed0"
-    assert second.learner == "maml" and second.section("train_sampler") == {"mode": "train-train"}
-
-
-def test_built_in_study_suite_pairs_every_condition_with_its_reference():
-    cells = load_suite("study-tasks").cells()
-    labels = {(c.label, c.benchmark) for c in cells}
-    for cell in cells:
-        budget = cell.variant.rpartition("@")[2]
-        assert (f"{cell.learner}+train-val@{budget}", cell.benchmark) in labels
-        assert "mode" not in cell.section("sampler")  # conditions change training episodes only
-    assert len(cells) == 20
 
 
 def test_contrasts_are_paired_t_tests_against_the_reference(tmp_path: Path):
