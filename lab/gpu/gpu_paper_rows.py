@@ -8,7 +8,7 @@
    network and inner loop; the 5-shot support is not a separate shape) with the fast-step
    contenders of ``--contenders``: each contender's meta-gradient is checked against float64
    before it is timed. Each benchmark then trains with the fastest contender that passed at its
-   shape (:func:`benchmarks.gpu_session._best_fast_step`: fp32 only, or with ``--tf32`` also a
+   shape (:func:`lab.gpu.gpu_session._best_fast_step`: fp32 only, or with ``--tf32`` also a
    TF32 step within 5% of float64, which the table labels ``tf32``).
 2. The preset (``--preset``, default ``paper-maml-omniglot``) as a suite file ``$OUT/<preset>.yaml``:
    its cells in order, as many as fit the time left at ``--minutes-per-cell`` of training each
