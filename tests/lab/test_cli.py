@@ -169,7 +169,7 @@ def test_gpu_session_speed_only_ends_with_the_speed_table_and_trains_nothing(tmp
 def test_gpu_diagnosis_scripts_rehearse_on_the_cpu(script, args):
     """The scripts a GPU session runs to see where time goes: they run, and the lowerings agree."""
     done = subprocess.run(
-        [sys.executable, f"benchmarks/{script}", *args],
+        [sys.executable, f"lab/speed/{script}", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -218,11 +218,10 @@ def test_every_contender_the_gpu_session_names_is_registered(monkeypatch):
 
 
 @pytest.mark.triton  # the kernels' names come from their module, which needs triton
-def test_the_profile_counts_metazoos_triton_kernels_apart_from_cudnn(monkeypatch):
+def test_the_profile_counts_metazoos_triton_kernels_apart_from_cudnn():
     from types import SimpleNamespace
 
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    import profile_step
+    from lab.speed import profile_step
 
     rows = [
         SimpleNamespace(key=name, self_device_time_total=us)

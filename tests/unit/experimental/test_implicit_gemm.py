@@ -198,7 +198,7 @@ def test_the_kernels_compile_for_an_h100_without_spilling_in_the_hot_loop():
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[3] / "benchmarks" / "triton_kernels.py"
+    script = Path(__file__).resolve().parents[3] / "lab" / "gpu" / "triton_kernels.py"
     done = subprocess.run(
         [sys.executable, str(script), "--dtypes", "fp32"],
         capture_output=True,
