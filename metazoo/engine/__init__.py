@@ -77,6 +77,7 @@ __all__ = [
     "TaskResults",
     "accumulate_meta_gradient",
     "adapt",
+    "adapt_task",
     "adapt_weights",
     "backward_in_chunks",
     "buffers_of",
