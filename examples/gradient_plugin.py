@@ -131,10 +131,9 @@ def main() -> None:
     """Check the contract, then meta-train a few steps with the engine's training step."""
     import torch
 
-    from metazoo.evaluation import evaluate
+    from metazoo import TrainConfig, evaluate, train
     from metazoo.learner import GradientLearner
     from metazoo.testing import SyntheticBenchmark, check_learner, registered
-    from metazoo.training import TrainConfig, train
 
     with registered(BOIL) as name:
         check_learner(name)

@@ -22,8 +22,8 @@ os.environ.setdefault("METAZOO_CACHE", str(REPO / ".cache" / "metazoo"))
 # Folders (under tests/) whose every test belongs to an expensive tier: marked here, so a test added
 # there later cannot land in the fast tier by mistake. Elsewhere a module marks its expensive tests.
 FOLDER_TIERS = {
-    "lab": "lab",  # the speed lab and the GPU scripts of benchmarks/
-    "tools": "lab",  # the README and docs generators of tools/
+    "lab": "lab",  # the speed lab and the GPU scripts (lab/speed, lab/gpu)
+    "tools": "lab",  # the docs generators and record scripts (lab/docs, lab/records)
 }
 
 

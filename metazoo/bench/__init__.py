@@ -3,6 +3,8 @@
 >>> suite = load_suite("quickstart")
 >>> run_suite(suite, "results/quickstart")
 >>> write_tables(collect("results/quickstart"), "tables/quickstart")
+
+Internal: not part of metazoo's public API ("Public names" in docs/design.md).
 """
 
 from metazoo.bench.render import to_bib, to_csv, to_latex, to_markdown

@@ -48,6 +48,7 @@ __all__ = [
     "Suite",
     "load_suite",
     "suite_dir",
+    "paper_presets",
     "parse_shard",
 ]
 
@@ -69,6 +70,12 @@ def suite_dir() -> Traversable:
     """The built-in suites: ``suites/`` of the registry shipped in the package (see
     :func:`metazoo.cards.registry_dir`), the checkout's ``registry/suites`` in an editable install."""
     return registry_dir() / "suites"
+
+
+def paper_presets() -> list[str]:
+    """Names of the built-in paper presets (``registry/suites/paper-*.yaml``)."""
+    names = (f.name.removesuffix(".yaml") for f in yaml_files(suite_dir()))
+    return sorted(name for name in names if name.startswith("paper-"))
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,4 @@
-"""The ``metazoo`` command line: one module per subcommand, each with ``register(subparsers)``."""
+"""The ``metazoo`` command line: one module per subcommand, each with ``register(subparsers)``.
+
+Internal: not part of metazoo's public API ("Public names" in docs/design.md).
+"""

@@ -3,7 +3,7 @@
 Any registered learner (plugins included) is built for the benchmark as ``build_learner`` builds
 it and timed on synthetic episodes of the benchmark's shape (no dataset needed); its fp32
 meta-gradient is compared with the same learner's in float64 on the same batch. Comparisons with
-other libraries and the project's speed targets are the lab's: ``python -m benchmarks.speedlab``
+other libraries and the project's speed targets are the lab's: ``python -m lab.speed``
 in a checkout (docs/speed.md).
 """
 

@@ -2,6 +2,8 @@
 
 ``make_sampler(benchmark, split, seed, **overrides)`` gives a sampler whose ``episode(i)`` and
 ``batch(i, meta_batch)`` are the same on every run, worker count and machine. See ``docs/data.md``.
+
+Internal: not part of metazoo's public API ("Public names" in docs/design.md).
 """
 
 from metazoo.data.benchmarks import LOADERS, list_benchmarks, load_split, make_sampler

@@ -12,6 +12,8 @@ Training step on ``W`` ranks with global meta-batch ``m``::
     optimizer.step()
 
 Reptile-like learners: ``dist.outer_step(learner, batch, optimizer, m, step)``.
+
+Internal: not part of metazoo's public API ("Public names" in docs/design.md).
 """
 
 from metazoo.distributed.env import (

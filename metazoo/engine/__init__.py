@@ -22,6 +22,10 @@ way of running a meta-batch calls it:
   for their own training loop (learn2learn's ``clone``/``adapt``, higher's ``innerloop_ctx``);
 * :class:`BatchNormMode` and :data:`BN_POLICIES` (``transductive``, ``per_step``, ``running``);
 * :func:`reproducible` and :func:`precision_mode` (TF32 off, deterministic cuDNN, recorded).
+
+Public for people writing their own loops: the names in ``__all__``. The other names imported
+here (checks, reductions the learners share) and the submodules (the fast step, compile, CUDA
+graphs, lowerings, executor measurement) are internal to metazoo and may change.
 """
 
 from metazoo.engine.adapt_api import FastModel, adapt_weights
@@ -63,7 +67,6 @@ from metazoo.engine.task import MetaParams, TaskOutput, task_objective
 __all__ = [
     "BN_POLICIES",
     "EXECUTORS",
-    "INNER_OPTIMIZERS",
     "BatchNormMode",
     "FastModel",
     "InnerLoop",
@@ -77,26 +80,12 @@ __all__ = [
     "adapt_task",
     "adapt_weights",
     "backward_in_chunks",
-    "batch_norm_plain",
     "buffers_of",
-    "check_bn_policy",
-    "check_task_of",
-    "forward",
-    "infer_task",
     "meta_objective",
-    "metric_name",
-    "objective_of",
     "parameters_of",
     "precision_mode",
     "predict",
-    "raise_if_diverged",
     "reproducible",
-    "resolve_executor",
     "run_tasks",
-    "summarize",
-    "task_loss",
-    "task_metric",
-    "visible_logits",
     "task_objective",
-    "task_scores",
 ]

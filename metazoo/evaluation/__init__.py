@@ -2,6 +2,8 @@
 
 >>> result = metazoo.evaluate(learner, "omniglot-5w1s", episodes=600, seed=0)
 >>> print(result, metazoo.compare(result, other))
+
+Internal: not part of metazoo's public API ("Public names" in docs/design.md).
 """
 
 from metazoo.evaluation.compare import PairedComparison, compare

@@ -5,4 +5,6 @@ engine, never the reverse. Each module says what result would bring it onto the 
 
 * :mod:`metazoo.experimental.lowerings`: the ``matmul`` and ``triton`` lowerings of per-task
   convolutions, registered with :func:`metazoo.experimental.taskconv.register_lowering` on import.
+
+Internal: not part of metazoo's public API ("Public names" in docs/design.md).
 """

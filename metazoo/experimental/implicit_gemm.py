@@ -56,7 +56,7 @@ Geometry = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
 def _configs() -> list[triton.Config]:
     """Tile sizes tried per shape on CUDA: fp32 products without TF32 run on the FMA units and
     hold their operands in registers, so these are tiles that compile for sm_90 without spilling
-    in the hot loop (``benchmarks/triton_kernels.py`` checks, without a GPU)."""
+    in the hot loop (``lab/gpu/triton_kernels.py`` checks, without a GPU)."""
     tiles = ((64, 64, 16, 8), (64, 64, 32, 8), (32, 64, 32, 4), (128, 64, 32, 8))
     return [
         triton.Config({"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k}, num_warps=warps, num_stages=3)

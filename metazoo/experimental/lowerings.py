@@ -21,8 +21,8 @@ default because it was measured faster than plain ``vmap`` on an H200.
 When a lowering here rejoins the default path: only when a committed GPU result (under
 ``benchmarks/results/``) shows it beating cuDNN, i.e. the ``grouped`` lowering, at fp32
 exactness (its fp32 meta-gradient inside the same gate against float64). It then moves into
-:mod:`metazoo.experimental.taskconv`. ``benchmarks/conv_lowering.py`` times each lowering per layer;
-``benchmarks/speedlab`` times whole steps.
+:mod:`metazoo.experimental.taskconv`. ``lab/speed/conv_lowering.py`` times each lowering per layer;
+``lab/speed`` times whole steps.
 """
 
 from __future__ import annotations

@@ -2,4 +2,6 @@
 
 Every public module here is imported on first use of the registry, so adding a module registers
 its learners; no list to keep in sync.
+
+Internal: not part of metazoo's public API ("Public names" in docs/design.md).
 """

@@ -3,6 +3,8 @@
 Every backbone takes its input shape, so every learner runs on every benchmark. With
 ``out_features`` set it ends in a linear classifier head (MAML family); without, it is an
 embedding (metric and model-based learners).
+
+Internal: not part of metazoo's public API ("Public names" in docs/design.md).
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ images, classify new images.
 * :func:`class_probabilities`: the same on tensors.
 
 ``metazoo predict RUN --support DIR --query DIR|FILE...`` is the command line of it.
+
+Internal: not part of metazoo's public API ("Public names" in docs/design.md).
 """
 
 from metazoo.predict.images import ImageFormat, image_format, read_queries, read_support

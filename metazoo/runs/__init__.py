@@ -8,6 +8,8 @@ From Python, the learner and the :class:`~metazoo.training.TrainConfig` a table 
     config = run.train_config(checkpoint_dir="runs/reptile")
     metazoo.train(learner, run.benchmark, config,
                   train_overrides=run.section("train_sampler"), **run.section("sampler"))
+
+Internal: not part of metazoo's public API ("Public names" in docs/design.md).
 """
 
 from metazoo.runs.execute import RESULT_SCHEMA, new_record, train_and_test

@@ -1,4 +1,4 @@
-"""``python -m benchmarks.speedlab --quick`` and the GPU script's CPU rehearsal, end to end."""
+"""``python -m lab.speed --quick`` and the GPU script's CPU rehearsal, end to end."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.speedlab import cli as speedlab
-from benchmarks.speedlab.cli import main
-from benchmarks.speedlab.report import render_markdown
+from lab.speed import cli as speedlab
+from lab.speed.cli import main
+from lab.speed.report import render_markdown
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,7 +48,7 @@ def test_quick_speed_run_writes_checked_results(tmp_path, capsys):
 
 def test_a_killed_speed_run_leaves_what_it_measured(tmp_path, monkeypatch, capsys):
     """Each progress report replaces the partial file; a run stopped before its end keeps the
-    last one, marked partial, where result globs and ``tools/docs.py`` do not read it."""
+    last one, marked partial, where result globs and ``lab/docs/generate.py`` do not read it."""
 
     def killed_after_two_reports(config, log, progress):
         for rounds in (1, 2):
@@ -73,8 +73,7 @@ def test_a_killed_speed_run_leaves_what_it_measured(tmp_path, monkeypatch, capsy
     assert not list(results.glob("*.json"))
     kept = json.loads((results / "speed-cpu-2core-torch2.14.1.json.partial").read_text())
     assert kept["partial"] is True and kept["shapes"] == [{"rounds": 2}]
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from script_tools import latest_speed_result
+    from lab.script_tools import latest_speed_result
 
     assert latest_speed_result(tmp_path) == kept  # what gpu_session reports when killed
 
@@ -82,7 +81,7 @@ def test_a_killed_speed_run_leaves_what_it_measured(tmp_path, monkeypatch, capsy
 @pytest.mark.slow
 def test_gpu_check_dry_run_ends_with_the_short_table(tmp_path):
     done = subprocess.run(
-        [sys.executable, "benchmarks/gpu_check.py", "--dry-run", "--out", str(tmp_path)],
+        [sys.executable, "lab/gpu/gpu_check.py", "--dry-run", "--out", str(tmp_path)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -104,16 +103,16 @@ def test_gpu_check_dry_run_ends_with_the_short_table(tmp_path):
 
 def test_gpu_check_refuses_to_run_without_cuda_unless_rehearsing():
     done = subprocess.run(
-        [sys.executable, "benchmarks/gpu_check.py"], cwd=REPO, capture_output=True, text=True
+        [sys.executable, "lab/gpu/gpu_check.py"], cwd=REPO, capture_output=True, text=True
     )
     assert done.returncode == 2
     assert "no CUDA device here: use --dry-run to rehearse on the CPU" in done.stderr
 
 
 def _gpu_session(tmp_path, *args: str) -> subprocess.CompletedProcess:
-    """``benchmarks/gpu_session.py --dry-run`` with its run and outputs under ``tmp_path``."""
+    """``lab/gpu/gpu_session.py --dry-run`` with its run and outputs under ``tmp_path``."""
     return subprocess.run(
-        [sys.executable, "benchmarks/gpu_session.py", "--dry-run", *args]
+        [sys.executable, "lab/gpu/gpu_session.py", "--dry-run", *args]
         + ["--run-dir", str(tmp_path / "run")],
         cwd=REPO,
         capture_output=True,
@@ -138,7 +137,7 @@ def test_gpu_session_dry_run_checks_times_trains_and_reports(tmp_path):
     assert cache.is_dir() and (tmp_path / "out" / "compile-cache.tar.gz").is_file()
     resumed = _gpu_session(tmp_path, "--resume", "--steps", "5")  # the same run goes on
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    assert "-m benchmarks.speedlab" not in resumed.stdout and "-m metazoo train" in resumed.stdout
+    assert "-m lab.speed" not in resumed.stdout and "-m metazoo train" in resumed.stdout
     again = json.loads((tmp_path / "out" / "train-result.json").read_text())["train"]
     assert again["final_step"] == 5 and again["config"]["resume"]
     assert again["total_seconds"] > again["seconds"] + result["train"]["seconds"] * 0.5
@@ -149,7 +148,7 @@ def test_gpu_session_speed_only_ends_with_the_speed_table_and_trains_nothing(tmp
     cache = tmp_path / "compile-cache"
     done = _gpu_session(tmp_path, "--speed-only", "--compile-cache", str(cache))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "-m benchmarks.speedlab" in done.stdout and "-m metazoo train" not in done.stdout
+    assert "-m lab.speed" in done.stdout and "-m metazoo train" not in done.stdout
     lines = done.stdout.strip().splitlines()
     assert (
         lines[-5] == "| shape | contender | precision | rel. error | tasks/s | × loop | eval ep/s |"
@@ -170,7 +169,7 @@ def test_gpu_session_speed_only_ends_with_the_speed_table_and_trains_nothing(tmp
 def test_gpu_diagnosis_scripts_rehearse_on_the_cpu(script, args):
     """The scripts a GPU session runs to see where time goes: they run, and the lowerings agree."""
     done = subprocess.run(
-        [sys.executable, f"benchmarks/{script}", *args],
+        [sys.executable, f"lab/speed/{script}", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -186,8 +185,7 @@ def test_gpu_diagnosis_scripts_rehearse_on_the_cpu(script, args):
 
 
 def test_gpu_session_trains_the_fastest_checked_step_tf32_only_when_allowed(monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    import gpu_session
+    from lab.gpu import gpu_session
 
     def row(name, precision, error, rate, ok):
         return {"name": name, "precision": precision, "meta_grad_rel_error": error,
@@ -210,10 +208,8 @@ def test_every_contender_the_gpu_session_names_is_registered(monkeypatch):
     in its recipes are all contenders the speed lab knows on CUDA."""
     import re
 
-    from benchmarks.speedlab.runner import SpeedConfig
-
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    import gpu_session
+    from lab.gpu import gpu_session
+    from lab.speed.runner import SpeedConfig
 
     named = re.findall(r"(?<![\w-])(torch-loop|metazoo-[\w+.-]*\w)", gpu_session.__doc__)
     assert "metazoo-compiled+channels-last+triton-conv+3xtf32" in named
@@ -222,11 +218,10 @@ def test_every_contender_the_gpu_session_names_is_registered(monkeypatch):
 
 
 @pytest.mark.triton  # the kernels' names come from their module, which needs triton
-def test_the_profile_counts_metazoos_triton_kernels_apart_from_cudnn(monkeypatch):
+def test_the_profile_counts_metazoos_triton_kernels_apart_from_cudnn():
     from types import SimpleNamespace
 
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    import profile_step
+    from lab.speed import profile_step
 
     rows = [
         SimpleNamespace(key=name, self_device_time_total=us)

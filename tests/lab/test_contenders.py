@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from benchmarks.speedlab.contenders import CONTENDERS, Unavailable, build_contender
-from benchmarks.speedlab.report import render_markdown, result_stem, write_result
-from benchmarks.speedlab.runner import SpeedConfig, reference_gradient, relative_error, run_speed
-from benchmarks.speedlab.shapes import SpeedShape, make_model, synthetic_batches
-from tools.docs import update_speed_docs
+from lab.docs.generate import update_speed_docs
+from lab.speed.contenders import CONTENDERS, Unavailable, build_contender
+from lab.speed.report import render_markdown, result_stem, write_result
+from lab.speed.runner import SpeedConfig, reference_gradient, relative_error, run_speed
+from lab.speed.shapes import SpeedShape, make_model, synthetic_batches
 
 TINY = SpeedShape("tiny", 3, 1, 2, (1, 16, 16), 4, 3, 2, 2, 0.3)
 
@@ -79,7 +79,7 @@ def test_cuda_variants_are_skipped_on_the_cpu(setup):
 
 
 def _broken(model, shape, example):
-    from benchmarks.speedlab.contenders import Contender
+    from lab.speed.contenders import Contender
 
     def explode(batch):
         raise RuntimeError("this implementation is broken")
@@ -174,7 +174,7 @@ def test_speed_docs_are_generated_from_full_result_files(tiny_run, tmp_path):
 
 
 def test_train_overrides_set_up_the_contenders_own_step():
-    from benchmarks.speedlab.contenders import (
+    from lab.speed.contenders import (
         CONTENDERS,
         CUDA_VARIANTS,
         precision_of,

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.speedlab.docs import readme_speed_table, training_table
-from benchmarks.speedlab.report import _peak_memory
-from benchmarks.speedlab.targets import fp32_tolerance, gradient_correct
-from tools.docs import update_speed_docs, write_speed_tables
+from lab.docs.generate import update_speed_docs, write_speed_tables
+from lab.speed.docs import readme_speed_table, training_table
+from lab.speed.report import _peak_memory
+from lab.speed.targets import fp32_tolerance, gradient_correct
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_speed_page_is_generated_from_the_committed_results():
     assert update_speed_docs(
         REPO / "docs" / "speed.md", REPO / "benchmarks" / "results", check=True
-    ), "docs/speed.md is stale: run `python tools/docs.py` and commit it"
+    ), "docs/speed.md is stale: run `python -m lab.docs.generate` and commit it"
 
 
 def test_each_runs_table_is_generated_from_its_result_file():

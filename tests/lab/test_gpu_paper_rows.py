@@ -1,4 +1,4 @@
-"""``benchmarks/gpu_paper_rows.py`` rehearsed on the CPU, the data skeleton it carries, and the
+"""``lab/gpu/gpu_paper_rows.py`` rehearsed on the CPU, the data skeleton it carries, and the
 README's GPU preset list."""
 
 from __future__ import annotations
@@ -13,15 +13,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from metazoo.bench.paper import paper_presets
+from lab.docs.paper_docs import GPU_PRESETS, GPU_SCRIPT_PRESETS
+from lab.docs.paper_rows import paper_presets
+from lab.gpu import gpu_session
 from metazoo.bench.suite import load_suite
 from metazoo.data.cache import content_key, file_stamps
-from tools.paper_docs import GPU_PRESETS, GPU_SCRIPT_PRESETS
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "benchmarks"))  # the scripts import their neighbours by name
-
-import gpu_session  # noqa: E402
 
 
 def _stamps(root: Path, names: list[str]) -> list[str]:
@@ -69,7 +67,7 @@ def test_gpu_presets_exist_and_every_other_preset_runs_on_this_machines_data():
 @pytest.mark.slow
 def test_dry_run_checks_the_step_runs_a_cell_under_a_time_limit_and_tables_it(tmp_path):
     done = subprocess.run(
-        [sys.executable, "benchmarks/gpu_paper_rows.py", "--dry-run"],
+        [sys.executable, "lab/gpu/gpu_paper_rows.py", "--dry-run"],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -1,14 +1,14 @@
-"""``python -m benchmarks.speedlab --learners``: registered learners raced as the trainer and harness run them."""
+"""``python -m lab.speed --learners``: registered learners raced as the trainer and harness run them."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from benchmarks.speedlab.learners import learner_contenders
-from benchmarks.speedlab.report import render_markdown
-from benchmarks.speedlab.runner import SpeedConfig, run_speed
-from benchmarks.speedlab.shapes import get_shapes, make_model, synthetic_batches
+from lab.speed.learners import learner_contenders
+from lab.speed.report import render_markdown
+from lab.speed.runner import SpeedConfig, run_speed
+from lab.speed.shapes import get_shapes, make_model, synthetic_batches
 
 SHAPE = get_shapes(["omniglot-5w1s"])[0].scaled(2)
 

@@ -6,10 +6,10 @@ here: with ANIL at the sinusoid step size 0.01, or Reptile tested with SGD at 0.
 training steps, both stayed near chance (20.9% and 26.7% on these episodes).
 
 Omniglot 5-way 1-shot (chance: 20%): meta-train for the fixed step budget in
-``benchmarks/learning_protocol.py`` (about 10-90 CPU-seconds each on one thread; Conv-4 with 32
+``tests/learning/protocol.py`` (about 10-90 CPU-seconds each on one thread; Conv-4 with 32
 filters, 5 queries per class, Adam), then evaluate on 100 fixed episodes of the held-out *test*
 classes. Each threshold's margin over chance is stated beside its protocol; the thresholds sit 9-20
-points under the accuracies recorded by ``benchmarks/record_learning.py`` (in
+points under the accuracies recorded by ``lab/records/record_learning.py`` (in
 ``benchmarks/results/learning-<learner>-cpu.json``). CNP on sinusoid 10-shot must reach a test MSE
 under a quarter of the targets' mean square on the same episodes (the MSE of predicting 0).
 """
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.learning_protocol import PROTOCOLS, run_protocol
 from metazoo import make_sampler
+from tests.learning.protocol import PROTOCOLS, run_protocol
 
 needs_omniglot = pytest.mark.usefixtures("omniglot_data")  # skips, or fails in CI, without it
 CLASSIFICATION = [key for key, p in PROTOCOLS.items() if p.benchmark == "omniglot-5w1s"]

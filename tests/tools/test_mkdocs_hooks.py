@@ -1,4 +1,4 @@
-"""``tools/mkdocs_hooks.py``: a page's link to a repository file outside ``docs/`` points at the
+"""``lab/docs/mkdocs_hooks.py``: a page's link to a repository file outside ``docs/`` points at the
 copy the site carries; other links are left alone."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 pytest.importorskip("mkdocs")
-from tools import mkdocs_hooks  # noqa: E402
+from lab.docs import mkdocs_hooks  # noqa: E402
 
 pytestmark = pytest.mark.lab
 

@@ -1,4 +1,4 @@
-"""``tools/docs.py``: the README's generated sections and the site's generated pages are current,
+"""``lab/docs/generate.py``: the README's generated sections and the site's generated pages are current,
 the generator checks and rewrites marked sections, and the Quickstart holds exactly two commands."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import tomllib
 
+from lab.docs.generate import main, render_sections, study_section
+from lab.docs.site_docs import extras_table, site_pages, write_pages
 from metazoo.bench import write_json_atomic
 from tests.helpers.records import study_record
-from tools.docs import main, render_sections, study_section
-from tools.site_docs import extras_table, site_pages, write_pages
 
 pytestmark = pytest.mark.lab
 
@@ -23,7 +23,7 @@ def test_generated_sections_are_current():
     text = README.read_text()
     assert "<!-- metazoo:learners -->" in text
     assert render_sections(text) == text, (
-        "README is stale: run `python tools/docs.py` and commit README.md"
+        "README is stale: run `python -m lab.docs.generate` and commit README.md"
     )
 
 
@@ -59,7 +59,7 @@ def test_readme_and_docs_use_no_internal_vocabulary():
 
 
 def test_the_generated_pages_of_the_site_are_current():
-    assert write_pages(check=True) == [], "run `python tools/docs.py` and commit docs/"
+    assert write_pages(check=True) == [], "run `python -m lab.docs.generate` and commit docs/"
     pages = site_pages()
     maml = pages[README.parent / "docs" / "learners" / "maml.md"]
     assert "| omniglot-5w1s | 98.7 ± 0.4 | Finn et al. 2017, Table 1 |" in maml
@@ -128,7 +128,7 @@ def test_metazoo_has_no_docs_subcommand():
 
 def test_paper_numbers_keep_intervals_deviations_and_secondary_marks_apart():
     """± is a 95% interval, (σ …) a standard deviation over seeds, ² a secondary source."""
-    from tools.docs import learner_table
+    from lab.docs.generate import learner_table
 
     rows = {
         match.group(1): row
@@ -157,11 +157,11 @@ def test_the_study_section_renders_contrasts_and_says_pending_without_results(tm
 
 
 def test_pending_rows_name_where_they_run():
-    from tools.paper_docs import paper_table
+    from lab.docs.paper_docs import paper_table
 
     lines = {tuple(r.split(" | ")[:2]): r for r in paper_table(Path("/nonexistent")).splitlines()}
     assert (
-        "pending (GPU): `python benchmarks/gpu_paper_rows.py --preset paper-maml-omniglot`"
+        "pending (GPU): `python lab/gpu/gpu_paper_rows.py --preset paper-maml-omniglot`"
         in (lines[("| `maml`", "omniglot-5w1s")])
     )
     snail = lines[("| `snail`", "omniglot-20w1s")]  # the 20-way cell trains on 16 tasks a step

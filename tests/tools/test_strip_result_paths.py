@@ -1,4 +1,4 @@
-"""``tools/strip_result_paths.py``: committed result files lose the machine's paths, nothing else."""
+"""``lab/records/strip_result_paths.py``: committed result files lose the machine's paths, nothing else."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from lab.records.strip_result_paths import NumbersChangedError, main, numbers, ran_in, rewrite
 from metazoo._atomic import write_json_atomic
-from tools.strip_result_paths import NumbersChangedError, main, numbers, ran_in, rewrite
 
 pytestmark = pytest.mark.lab
 

@@ -13,9 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-from metazoo.bench.paper import paper_presets
 from metazoo.bench.runner import resolve_cell
-from metazoo.bench.suite import load_suite
+from metazoo.bench.suite import load_suite, paper_presets
 from metazoo.cards import benchmark_card
 from metazoo.data.paths import MissingDataError
 

@@ -191,14 +191,14 @@ def test_on_cuda_the_autotuned_kernels_agree_with_cudnn(channels, layout, produc
         torch.testing.assert_close(value, reference, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.lab  # runs benchmarks/triton_kernels.py
+@pytest.mark.lab  # runs lab/gpu/triton_kernels.py
 def test_the_kernels_compile_for_an_h100_without_spilling_in_the_hot_loop():
     """Ahead-of-time compilation for sm_90 with Triton's own ptxas: no GPU needed."""
     import subprocess
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[3] / "benchmarks" / "triton_kernels.py"
+    script = Path(__file__).resolve().parents[3] / "lab" / "gpu" / "triton_kernels.py"
     done = subprocess.run(
         [sys.executable, str(script), "--dtypes", "fp32"],
         capture_output=True,

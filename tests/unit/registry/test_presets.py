@@ -9,8 +9,7 @@ from collections import Counter
 import pytest
 
 from metazoo._registry import get_learner, list_learners
-from metazoo.bench.paper import paper_presets
-from metazoo.bench.suite import load_suite
+from metazoo.bench.suite import load_suite, paper_presets
 from metazoo.cards import learner_card, list_benchmark_cards, list_learner_cards
 from metazoo.models import BACKBONES
 

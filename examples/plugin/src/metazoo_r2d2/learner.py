@@ -16,8 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from metazoo import EpisodeBatch
-from metazoo.metrics import accuracy
+from metazoo import EpisodeBatch, accuracy
 
 
 class R2D2(nn.Module):

@@ -1,1 +1,0 @@
-"""Development tools that edit this repository (``python tools/docs.py``); not part of the package."""
