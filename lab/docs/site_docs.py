@@ -67,20 +67,20 @@ def extras_table(pyproject: Path = REPO / "pyproject.toml") -> str:
 
 
 def quickstart_time(folder: Path = RESULTS / "quickstart") -> str:
-    """One sentence: the committed quickstart run's wall time (its cells' ``seconds`` summed),
-    the machine and the commit."""
-    from metazoo.evaluation.provenance import machine_label
+    """One sentence: the committed quickstart run's wall time (first cell's start to last cell's
+    end, so cells side by side count once), how many ran side by side, the machine and commit."""
+    from lab.records.quickstart_timing import run_summary
 
-    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-    if not records:
+    if not list(folder.glob("*.json")):
         return "No committed quickstart run yet."
-    minutes = sum(r["seconds"] for r in records) / 60
-    env = records[0]["environment"]
-    sha = (env.get("git") or {}).get("sha", "unknown")[:10]
+    run = run_summary("quickstart", folder)
+    side = f", {run['jobs']} cells side by side" if run["jobs"] > 1 else ", one cell at a time"
     return (
-        f"Our run of its {len(records)} cells took {minutes:.0f} minutes of wall time in all, at "
-        f"git {sha} on {machine_label(env['machine'])}; each cell's training time is in the notes "
-        "of [its table](benchmarks/tables/quickstart/table.md)."
+        f"Our run of its {len(run['cells'])} cells took {run['wall_s'] / 60:.0f} minutes of wall "
+        f"time{side}, at git {run['commit']} on {run['machine']}; [the timing]"
+        "(benchmarks/tables/quickstart-timing.md) compares it with one cell at a time and with the "
+        "version before cells ran side by side. Each cell's training time is in the notes of "
+        "[its table](benchmarks/tables/quickstart/table.md)."
     )
 
 
