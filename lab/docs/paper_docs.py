@@ -158,6 +158,17 @@ def _line(row: PaperRow, folder: Path, root: str = "") -> str:
     )
 
 
+def _reached(row: PaperRow) -> str:
+    """``; the paper's number at episode N (M min)`` when the row's validation curve reached it."""
+    if not (row.budget and row.paper and row.budget.get("curve")):
+        return ""
+    hit = first_reached(row.budget["curve"], float(row.paper["value"]))
+    if hit is None:
+        return ""
+    minutes = (hit.get("seconds") or math.nan) / 60
+    return f"; the paper's {row.paper['value']} on validation at episode {hit['step']} ({minutes:.0f} min)"
+
+
 def _time_to_target(rows: list[PaperRow]) -> list[str]:
     """For each trained row whose validation is its own benchmark: when it first reached the paper."""
     lines = []
@@ -231,7 +242,7 @@ def measured_table(folder: Path = PAPER_RESULTS, root: str = "", pages: str = ""
         machines.add(machine_label(env["machine"]) if env.get("machine") else env["device_name"])
         budget = row.budget or {}
         trained = (
-            f"{budget['steps']} episodes, {budget.get('minutes', 0):.0f} min"
+            f"{budget['steps']} episodes, {budget.get('minutes', 0):.0f} min{_reached(row)}"
             if budget
             else f"the {row.trained_on} model"
         )

@@ -112,3 +112,25 @@ def test_a_second_episode_seed_is_kept_and_a_disagreement_reported(tmp_path):
 
 def test_the_built_in_presets_are_listed():
     assert {"paper-protonet-omniglot", "paper-matchingnet-omniglot"} <= set(paper_presets())
+
+
+def test_the_readme_row_says_when_validation_first_reached_the_paper(tmp_path):
+    from lab.docs.paper_docs import measured_table
+
+    data = record("protonet", "omniglot-5w1s", 0, [98.0] * 5 + [100.0] * 5)
+    data["train"] = {
+        "final_step": 3000,
+        "seconds": 1800.0,
+        "history": [
+            {"kind": "val", "step": 300, "mean": 97.0, "seconds": 200.0},
+            {"kind": "val", "step": 600, "mean": 98.9, "seconds": 610.0},  # paper: 98.8
+            {"kind": "val", "step": 3000, "mean": 99.0, "seconds": 1790.0},
+        ],
+    }
+    folder = tmp_path / "paper-protonet-omniglot"
+    folder.mkdir()
+    write_json_atomic(data, folder / "a.json")
+    row = next(line for line in measured_table(tmp_path).splitlines() if "omniglot-5w1s" in line)
+    assert (
+        "| 3000 episodes, 30 min; the paper's 98.8 on validation at episode 600 (10 min) |" in row
+    )
