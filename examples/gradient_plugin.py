@@ -4,14 +4,14 @@ Oh, Yoo, Kim and Yun. "BOIL: Towards Representation Change for Few-shot Learning
 BOIL is MAML with the roles of ANIL swapped: the inner loop adapts the body (every layer but the
 head) and the head stays at its meta-learned initialisation during adaptation.
 
-The learner implements :class:`metazoo.MetaLearner` and declares the optional capabilities of
-:mod:`metazoo.learner` by having their members (nothing to subclass or register with them):
+The learner implements :class:`metazoo.MetaLearner` and declares the optional capabilities
+beside it by having their members (nothing to subclass or register with them):
 
-* :class:`~metazoo.learner.GradientLearner` (``inner_loop``, ``meta_params``, ``step_weights``,
-  a config with ``executor`` and ``chunk_size``): the trainer then steps it with the engine's
-  training step (``metazoo.engine.fast.FastMetaStep``; ``TrainConfig(fast_step=True)`` for the
-  CUDA-graphed and compiled variants), exactly as it steps ``maml``;
-* :class:`~metazoo.learner.EvalSettingsLearner` (``eval_settings``): the test-time inner steps
+* :class:`metazoo.GradientLearner` (``inner_loop``, ``meta_params``, ``step_weights``, a config
+  with ``executor`` and ``chunk_size``): the trainer then steps it with the engine's plain step
+  (``metazoo.engine.plain``; ``TrainConfig(fast=FastOptions(...))`` for the engine's compiled
+  and CUDA-graphed ``FastMetaStep``), exactly as it steps ``maml``;
+* :class:`metazoo.EvalSettingsLearner` (``eval_settings``): the test-time inner steps
   and BatchNorm policy recorded with every result.
 
 Run it (a contract check, then a short training run on a data-free benchmark)::
@@ -28,8 +28,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from metazoo import EpisodeBatch, engine
-from metazoo.learner import EvalSettings
+from metazoo import EpisodeBatch, EvalSettings, engine
 
 
 class BOIL(nn.Module):
@@ -131,8 +130,7 @@ def main() -> None:
     """Check the contract, then meta-train a few steps with the engine's training step."""
     import torch
 
-    from metazoo import TrainConfig, evaluate, train
-    from metazoo.learner import GradientLearner
+    from metazoo import GradientLearner, TrainConfig, evaluate, train
     from metazoo.testing import SyntheticBenchmark, check_learner, registered
 
     with registered(BOIL) as name:
