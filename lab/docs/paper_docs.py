@@ -158,26 +158,32 @@ def _line(row: PaperRow, folder: Path, root: str = "") -> str:
     )
 
 
+def _paper_hit(row: PaperRow) -> tuple[float, dict | None] | None:
+    """``(paper's number, first validation entry at it or None)`` for a row trained on its own
+    benchmark; None for a row without a curve or a paper number."""
+    if not (row.budget and row.paper and row.budget.get("curve")):
+        return None
+    target = float(row.paper["value"])
+    return target, first_reached(row.budget["curve"], target)
+
+
 def _reached(row: PaperRow) -> str:
     """``; the paper's number at episode N (M min)`` when the row's validation curve reached it."""
-    if not (row.budget and row.paper and row.budget.get("curve")):
-        return ""
-    hit = first_reached(row.budget["curve"], float(row.paper["value"]))
+    target, hit = _paper_hit(row) or (None, None)
     if hit is None:
         return ""
     minutes = (hit.get("seconds") or math.nan) / 60
-    return f"; the paper's {row.paper['value']} on validation at episode {hit['step']} ({minutes:.0f} min)"
+    return f"; the paper's {target:g} on validation at episode {hit['step']} ({minutes:.0f} min)"
 
 
 def _time_to_target(rows: list[PaperRow]) -> list[str]:
     """For each trained row whose validation is its own benchmark: when it first reached the paper."""
     lines = []
     for row in rows:
-        if not (row.budget and row.paper and row.budget.get("curve")):
+        if (found := _paper_hit(row)) is None:
             continue
+        target, hit = found
         history = row.budget["curve"]
-        target = float(row.paper["value"])
-        hit = first_reached(history, target)
         name = f"`{row.learner}` on {row.benchmark}"
         if hit is None:
             best = max(history, key=lambda h: h["mean"])
